@@ -1,0 +1,471 @@
+"""`Memory`: the synchronous public API. Everything else (CLI, REST, MCP, the
+async twin, the benchmarks) goes through this class.
+
+Three lines to long-term memory:
+
+    from engramdb import Memory
+    mem = Memory("agent.db")
+    mem.add("I moved to Berlin last month", user_id="alice")
+    mem.search("where does alice live?", user_id="alice")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from pydantic import BaseModel
+
+from ..config import MemoryConfig
+from ..embed import make_embedder
+from ..embed.base import Embedder
+from ..embed.local import DEFAULT_MODEL, is_default_model
+from ..errors import ConfigError, ModelMismatchError, NotFoundError, ValidationError
+from ..index.vector import VectorIndex
+from ..ingest.keys import build_keys
+from ..ingest.normalize import check_id, check_metadata, check_text, normalize
+from ..model import EPISODE, MemoryRecord, SearchResult, check_kind
+from ..retrieve.context import ContextBlock, assemble
+from ..retrieve.search import Retriever
+from ..retrieve.tokens import get_counter
+from ..store.base import Filters, Store
+from ..timeutil import now, parse_time
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class Page(BaseModel):
+    """One page of `list`: items, and the offset of the next page (None at the end)."""
+
+    items: list[MemoryRecord]
+    total: int
+    offset: int
+    next_offset: int | None
+
+
+def open_store(path: str | os.PathLike[str] | None, url: str | None) -> tuple[Store, str | None]:
+    """Pick a backend from a path or URL. Returns (store, ann sidecar path or None)."""
+    if url and path:
+        raise ConfigError("pass either path= or url=, not both")
+    url = url or (None if path else os.environ.get("ENGRAMDB_URL"))
+    if url:
+        if url.startswith(("postgresql://", "postgres://")):
+            from ..store.postgres import PostgresStore
+
+            return PostgresStore(url), None
+        if url.startswith("sqlite:///"):
+            path = url[len("sqlite:///") :]
+        else:
+            raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+    from ..config import default_path
+    from ..store.sqlite import SQLiteStore
+
+    path = str(path or default_path())
+    return SQLiteStore(path), (None if path == ":memory:" else path + ".usearch")
+
+
+class Memory:
+    """Long-term memory over one store. Thread-safe; use one instance per process."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        url: str | None = None,
+        embedder: str | Embedder | None = None,
+        config: MemoryConfig | None = None,
+        allow_model_change: bool = False,
+    ) -> None:
+        self.config = config or MemoryConfig()
+        if embedder is not None and not isinstance(embedder, Embedder):
+            self.config = self.config.model_copy(update={"embedder": embedder})
+        self.store, self._ann_path = open_store(path, url)
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._vectors: VectorIndex | None = None
+        self._allow_model_change = allow_model_change
+        try:
+            self._check_model_name()
+        except BaseException:
+            self.store.close()
+            raise
+
+    # -- plumbing ----------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        if self._embedder is not None:
+            return self._embedder.name
+        spec = self.config.embedder
+        return DEFAULT_MODEL if is_default_model(spec) else spec
+
+    def _check_model_name(self) -> None:
+        stored = self.store.get_meta("embed_model")
+        if stored and stored != self.model_name and not self._allow_model_change:
+            raise ModelMismatchError(
+                f"this store was embedded with {stored!r} (dim {self.store.get_meta('embed_dim')}), "
+                f"but it was opened with {self.model_name!r}. Open it with the same model, or re-embed "
+                f"everything: engramdb reindex --model {self.model_name}"
+            )
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use (CLI reads that never embed stay fast)."""
+        if self._embedder is None:
+            self._embedder = make_embedder(self.config.embedder)
+        emb = self._embedder
+        stored_dim = self.store.get_meta("embed_dim")
+        if stored_dim is None:
+            with self.store.transaction():
+                self.store.set_meta("embed_model", emb.name)
+                self.store.set_meta("embed_dim", str(emb.dim))
+        elif int(stored_dim) != emb.dim and not self._allow_model_change:
+            raise ModelMismatchError(
+                f"this store holds {stored_dim}-d vectors but {emb.name!r} makes {emb.dim}-d ones; "
+                f"run: engramdb reindex --model {emb.name}"
+            )
+        return emb
+
+    @property
+    def vectors(self) -> VectorIndex:
+        if self._vectors is None:
+            self._vectors = VectorIndex(
+                self.store,
+                self.embedder.dim,
+                ann_path=self._ann_path,
+                exact_max=self.config.exact_max,
+                model_name=self.embedder.name,
+            )
+        return self._vectors
+
+    def _retriever(self) -> Retriever:
+        return Retriever(self.store, self.vectors, self.embedder, self.config.retrieval_config())
+
+    def close(self) -> None:
+        if self._vectors is not None:
+            self._vectors.close()
+        self.store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- write -------------------------------------------------------------------
+    def add(
+        self,
+        messages: str | dict[str, Any] | Sequence[str | dict[str, Any]],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        kind: str = EPISODE,
+        source_ref: str | None = None,
+        importance: float | None = None,
+        expires_at: datetime | str | None = None,
+    ) -> list[MemoryRecord]:
+        """Store one or more turns as memories, in one transaction. Returns the new records."""
+        scope = _scope(user_id, agent_id, session_id, required=True)
+        turns = normalize(messages, max_chars=self.config.max_text_chars)
+        try:
+            kind = check_kind(kind)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        base_meta = check_metadata(metadata)
+        when = parse_time(timestamp, field="timestamp")
+        expires = parse_time(expires_at, field="expires_at")
+        source_ref = check_id(source_ref, where="source_ref")
+        if importance is not None and (not isinstance(importance, (int, float)) or not 0 <= importance <= 1):
+            raise ValidationError("importance must be a number between 0 and 1")
+        recorded = now()
+        records = [
+            MemoryRecord(
+                **scope,
+                kind=kind,
+                text=t.text,
+                speaker=t.speaker,
+                role=t.role,
+                metadata={**base_meta, **t.metadata},
+                occurred_at=t.occurred_at or when or recorded,
+                recorded_at=recorded,
+                valid_from=(t.occurred_at or when or recorded) if kind != EPISODE else None,
+                expires_at=expires,
+                source_ref=t.source_ref or (source_ref if len(turns) == 1 else None),
+                importance=0.5 if importance is None else float(importance),
+            )
+            for t in turns
+        ]
+        return self.add_records(records)
+
+    def add_records(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """Insert prepared records (embedding them in batches) in one transaction."""
+        if not records:
+            return []
+        index_texts, embed_texts = build_keys(records)
+        vecs = self.embedder.embed(embed_texts)  # before the transaction: a model failure writes nothing
+        self.store.insert(records, vecs, index_texts)
+        return records
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        expires_at: datetime | str | None = None,
+        occurred_at: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
+    ) -> MemoryRecord:
+        """Change a memory; the old version goes to history. Returns the new version."""
+        rec = self.get(memory_id)
+        changes: dict[str, Any] = {}
+        if text is not None:
+            changes["text"] = check_text(text, max_chars=self.config.max_text_chars)
+        if metadata is not None:
+            changes["metadata"] = check_metadata(metadata)
+        if importance is not None:
+            if not isinstance(importance, (int, float)) or not 0 <= importance <= 1:
+                raise ValidationError("importance must be a number between 0 and 1")
+            changes["importance"] = float(importance)
+        if expires_at is not None:
+            changes["expires_at"] = parse_time(expires_at, field="expires_at")
+        if occurred_at is not None:
+            changes["occurred_at"] = parse_time(occurred_at, field="occurred_at")
+        if valid_to is not None:
+            changes["valid_to"] = parse_time(valid_to, field="valid_to")
+        if not changes:
+            raise ValidationError("update: nothing to change")
+        new = rec.model_copy(update=changes)
+        vector = index_text = None
+        if "text" in changes:
+            index_texts, embed_texts = build_keys([new])
+            index_text = index_texts[0]
+            vector = self.embedder.embed(embed_texts)[0]
+        self.store.update(new, vector=vector, index_text=index_text)
+        return self.get(memory_id)
+
+    def delete(self, memory_id: str) -> None:
+        """Soft-delete: the memory disappears from reads; history keeps it."""
+        self.get(memory_id)
+        self.store.soft_delete([memory_id], at=now())
+
+    # -- read --------------------------------------------------------------------
+    def get(self, memory_id: str) -> MemoryRecord:
+        if not isinstance(memory_id, str) or not memory_id:
+            raise ValidationError(f"memory id must be a non-empty string, got {memory_id!r}")
+        got = self.store.get([memory_id])
+        if not got:
+            raise NotFoundError(f"no memory with id {memory_id!r}")
+        if self.config.track_access:
+            self.store.touch([memory_id], now())
+        return got[0]
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        filters: dict[str, Any] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        order: str = "occurred_at",
+    ) -> Page:
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValidationError("limit must be an integer between 1 and 10000")
+        if not isinstance(offset, int) or offset < 0:
+            raise ValidationError("offset must be a non-negative integer")
+        f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
+        try:
+            items = self.store.list(f, limit=limit, offset=offset, order=order)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        total = self.store.count(f)
+        nxt = offset + len(items)
+        return Page(items=items, total=total, offset=offset, next_offset=nxt if nxt < total else None)
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 10,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        mode: str = "default",
+    ) -> list[SearchResult]:
+        """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at."""
+        query = check_text(query, where="query", max_chars=self.config.max_text_chars)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValidationError("limit must be an integer between 1 and 1000")
+        f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
+        try:
+            results = self._retriever().search(query, f, limit, mode=mode)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        if self.config.track_access and results:
+            self.store.touch([r.memory.id for r in results], now())
+        return results
+
+    def context(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        max_tokens: int = 1000,
+        limit: int = 50,
+        filters: dict[str, Any] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> ContextBlock:
+        """A prompt-ready block of the most relevant memories, oldest first, within `max_tokens`."""
+        if not isinstance(max_tokens, int) or max_tokens < 16:
+            raise ValidationError("max_tokens must be an integer of at least 16")
+        results = self.search(
+            query,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            limit=limit,
+            filters=filters,
+            since=since,
+            until=until,
+        )
+        return assemble(results, get_counter(self.config.tokenizer), max_tokens)
+
+    def history(self, memory_id: str) -> list:
+        entries = self.store.history(memory_id)
+        if not entries:
+            raise NotFoundError(f"no memory with id {memory_id!r}")
+        return entries
+
+    def stats(self) -> dict[str, Any]:
+        out = self.store.stats()
+        out["embed_model"] = self.store.get_meta("embed_model")
+        out["embed_dim"] = int(self.store.get_meta("embed_dim") or 0) or None
+        return out
+
+    # -- maintenance -------------------------------------------------------------
+    def reindex(self, *, progress: Progress | None = None, batch: int = 256) -> int:
+        """Re-embed and re-key every memory with the current model (after a model change)."""
+        emb = self.embedder
+        f = Filters(include_deleted=True, include_expired=True)
+        total = self.store.count(f)
+        done = 0
+        with self.store.transaction():
+            offset = 0
+            while True:
+                page = self.store.list(f, limit=batch, offset=offset, order="recorded_at")
+                if not page:
+                    break
+                index_texts, embed_texts = build_keys(page)
+                vecs = emb.embed(embed_texts)
+                self.store.replace_keys([r.id for r in page], index_texts, vecs)
+                offset += len(page)
+                done += len(page)
+                if progress:
+                    progress(done, total)
+            self.store.set_meta("embed_model", emb.name)
+            self.store.set_meta("embed_dim", str(emb.dim))
+        self._allow_model_change = False
+        self._vectors = None
+        if self._ann_path:
+            for p in (self._ann_path, self._ann_path + ".json"):
+                if os.path.exists(p):
+                    os.remove(p)
+        return done
+
+    # -- export / import ---------------------------------------------------------
+    def export(
+        self,
+        out: str | os.PathLike[str] | IO[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        include_embeddings: bool = True,
+        include_deleted: bool = True,
+    ) -> int:
+        """Write memories as JSONL (one record per line, with history); returns the count."""
+        from .jsonl import export_jsonl
+
+        return export_jsonl(
+            self,
+            out,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            include_embeddings=include_embeddings,
+            include_deleted=include_deleted,
+        )
+
+    def import_(
+        self,
+        src: str | os.PathLike[str] | IO[str] | Iterable[str],
+        *,
+        recompute_embeddings: bool = False,
+        skip_bad: bool = False,
+        progress: Progress | None = None,
+    ):  # noqa: ANN201 - returns ImportReport
+        """Read JSONL written by `export`. All or nothing, unless `skip_bad` skips invalid lines."""
+        from .jsonl import import_jsonl
+
+        return import_jsonl(self, src, recompute_embeddings=recompute_embeddings, skip_bad=skip_bad, progress=progress)
+
+    # -- helpers -----------------------------------------------------------------
+    def _filters(
+        self,
+        user_id: str | None,
+        agent_id: str | None,
+        session_id: str | None,
+        kinds: Sequence[str] | None,
+        since: datetime | str | None,
+        until: datetime | str | None,
+        filters: dict[str, Any] | None,
+        **extra: Any,
+    ) -> Filters:
+        scope = _scope(user_id, agent_id, session_id, required=False)
+        meta = dict(check_metadata(filters, where="filters"))
+        kind_filter = meta.pop("kind", None)
+        if kind_filter is not None:
+            kinds = [*(kinds or []), kind_filter] if isinstance(kind_filter, str) else list(kind_filter)
+        if kinds is not None:
+            if isinstance(kinds, str):
+                kinds = [kinds]
+            for k in kinds:
+                try:
+                    check_kind(k)
+                except ValueError as exc:
+                    raise ValidationError(str(exc)) from exc
+        return Filters(
+            **scope,
+            kinds=kinds,
+            since=parse_time(since, field="since"),
+            until=parse_time(until, field="until"),
+            metadata=meta,
+            **extra,
+        )
+
+
+def _scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> dict[str, str | None]:
+    scope = {
+        "user_id": check_id(user_id, where="user_id"),
+        "agent_id": check_id(agent_id, where="agent_id"),
+        "session_id": check_id(session_id, where="session_id"),
+    }
+    if required and not any(scope.values()):
+        raise ValidationError("a scope is required: pass user_id, agent_id or session_id")
+    return scope

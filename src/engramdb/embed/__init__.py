@@ -1,0 +1,26 @@
+"""Embedding providers and the factory that picks one from a spec string."""
+
+from __future__ import annotations
+
+from .base import Embedder
+from .hashing import HashingEmbedder
+from .local import DEFAULT_MODEL
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "make_embedder"]
+
+
+def make_embedder(spec: str | Embedder | None = None) -> Embedder:
+    """'all-MiniLM-L6-v2' (default, offline), any sentence-transformers name/path,
+    'openai:<model>' for an OpenAI-compatible endpoint, or 'hashing-<dim>' (tests)."""
+    if isinstance(spec, Embedder):
+        return spec
+    spec = spec or DEFAULT_MODEL
+    if spec.startswith("hashing-"):
+        return HashingEmbedder(int(spec.split("-", 1)[1]))
+    if spec.startswith("openai:"):
+        from .remote import OpenAIEmbedder, parse_embedder_spec
+
+        return OpenAIEmbedder(parse_embedder_spec(spec)[1])
+    from .local import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(spec)

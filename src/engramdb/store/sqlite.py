@@ -1,0 +1,516 @@
+"""SQLite backend: one file, WAL, FTS5 for keywords, vectors as float32 BLOBs.
+
+Concurrency: one connection per `SQLiteStore`, guarded by a re-entrant lock so
+threads (and the async twin) can share it. Writes take `BEGIN IMMEDIATE` so two
+processes queue on the busy timeout instead of dead-locking on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from ..model import HistoryEntry, MemoryRecord
+from ..timeutil import from_store, now, to_store
+from . import sqlite_schema
+from .base import Filters, Link, Store
+from .codec import (
+    COLUMNS,
+    blob_to_vector,
+    keyword_terms,
+    record_json,
+    record_to_row,
+    row_to_record,
+    vector_to_blob,
+)
+
+BUSY_TIMEOUT_MS = 30_000
+_SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
+
+
+def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]]:
+    """SQL WHERE (on alias m) and parameters for a Filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for col in ("user_id", "agent_id", "session_id", "source_ref"):
+        value = getattr(f, col)
+        if value is not None:
+            clauses.append(f"m.{col} = ?")
+            params.append(value)
+    if f.kinds:
+        clauses.append(f"m.kind IN ({','.join('?' * len(f.kinds))})")
+        params.extend(f.kinds)
+    if f.ids is not None:
+        clauses.append(f"m.id IN ({','.join('?' * len(f.ids))})" if f.ids else "0")
+        params.extend(f.ids)
+    if f.since is not None:
+        clauses.append("m.occurred_at >= ?")
+        params.append(to_store(f.since))
+    if f.until is not None:
+        clauses.append("m.occurred_at < ?")
+        params.append(to_store(f.until))
+    for key, value in f.metadata.items():
+        if value is None:
+            clauses.append(f"json_extract(m.metadata, '$.{key}') IS NULL")
+        else:
+            clauses.append(f"json_extract(m.metadata, '$.{key}') = ?")
+            params.append(int(value) if isinstance(value, bool) else value)
+    if f.as_of is not None:
+        t = to_store(f.as_of)
+        clauses.append("(m.valid_from IS NULL OR m.valid_from <= ?) AND (m.valid_to IS NULL OR m.valid_to > ?)")
+        clauses.append("m.recorded_at <= ?")
+        params.extend([t, t, t])
+    if f.current_only:
+        clauses.append("m.valid_to IS NULL")
+    if not f.include_deleted:
+        clauses.append("m.deleted_at IS NULL")
+    if not f.include_expired:
+        clauses.append("(m.expires_at IS NULL OR m.expires_at > ?)")
+        params.append(to_store(f.now or at or now()))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            # Overwrite deleted content with zeros, so purge leaves no readable bytes behind.
+            self._conn.execute("PRAGMA secure_delete = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path!r} is not a usable EngramDB SQLite file: {exc}") from exc
+
+    # -- plumbing ----------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.transaction():
+            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > sqlite_schema.LATEST:
+                raise StoreError(
+                    f"{self.path!r} has schema v{current}, newer than this EngramDB (v{sqlite_schema.LATEST}); upgrade"
+                )
+            for version, script in sqlite_schema.MIGRATIONS:
+                if version > current:
+                    for statement in _split_sql(script):
+                        self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"database is busy or locked: {exc}") from exc
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._depth = 0
+                self._conn.execute("COMMIT")
+
+    def _bump(self, *, vectors_changed: bool = False) -> None:
+        keys = "('data_version', 'vector_epoch')" if vectors_changed else "('data_version')"
+        self._conn.execute(f"UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key IN {keys}")
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- metadata ----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._q("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def data_version(self) -> int:
+        return int(self.get_meta("data_version") or 0)
+
+    # -- writes ------------------------------------------------------------------
+    def insert(
+        self,
+        records: Sequence[MemoryRecord],
+        vectors: np.ndarray | None,
+        index_texts: Sequence[str],
+        *,
+        histories: Sequence[Sequence[HistoryEntry]] | None = None,
+    ) -> list[int]:
+        cols = ", ".join(COLUMNS) + ", index_text"
+        marks = ", ".join("?" * (len(COLUMNS) + 1))
+        keys: list[int] = []
+        with self.transaction():
+            for i, rec in enumerate(records):
+                row = record_to_row(rec)
+                cur = self._conn.execute(
+                    f"INSERT INTO memories ({cols}) VALUES ({marks})", [*row.values(), index_texts[i]]
+                )
+                key = int(cur.lastrowid)
+                keys.append(key)
+                if vectors is not None:
+                    self._conn.execute(
+                        "INSERT INTO vectors(key, vector) VALUES (?, ?)", (key, vector_to_blob(vectors[i]))
+                    )
+                if histories is None:
+                    self._history(rec, rec.version, "add", None, rec)
+                else:
+                    for h in histories[i]:
+                        self._conn.execute(
+                            "INSERT INTO history(memory_id, user_id, agent_id, session_id, version, action,"
+                            " before, after, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                rec.id,
+                                rec.user_id,
+                                rec.agent_id,
+                                rec.session_id,
+                                h.version,
+                                h.action,
+                                json.dumps(h.before) if h.before is not None else None,
+                                json.dumps(h.after) if h.after is not None else None,
+                                to_store(h.at),
+                            ),
+                        )
+            self._bump()
+        return keys
+
+    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
+        with self.transaction():
+            for mid, text, vec in zip(ids, index_texts, vectors, strict=True):
+                row = self._conn.execute("SELECT key FROM memories WHERE id = ?", (mid,)).fetchone()
+                if row is None:
+                    continue
+                self._conn.execute("UPDATE memories SET index_text = ? WHERE key = ?", (text, row[0]))
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (row[0], vector_to_blob(vec))
+                )
+            self._bump(vectors_changed=True)
+
+    def _history(
+        self, rec: MemoryRecord, version: int, action: str, before: MemoryRecord | None, after: MemoryRecord | None
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO history(memory_id, user_id, agent_id, session_id, version, action, before, after, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.id,
+                rec.user_id,
+                rec.agent_id,
+                rec.session_id,
+                version,
+                action,
+                record_json(before),
+                record_json(after),
+                to_store(now()),
+            ),
+        )
+
+    def update(
+        self,
+        record: MemoryRecord,
+        *,
+        vector: np.ndarray | None = None,
+        index_text: str | None = None,
+        action: str = "update",
+    ) -> None:
+        with self.transaction():
+            rows = self._conn.execute(_SELECT + " WHERE m.id = ?", (record.id,)).fetchall()
+            if not rows:
+                raise StoreError(f"memory {record.id} vanished during update")
+            before = row_to_record(rows[0])
+            key = rows[0]["key"]
+            after = record.model_copy(update={"version": before.version + 1})
+            row = record_to_row(after)
+            sets = ", ".join(f"{c} = ?" for c in row)
+            params = list(row.values())
+            if index_text is not None:
+                sets += ", index_text = ?"
+                params.append(index_text)
+            self._conn.execute(f"UPDATE memories SET {sets} WHERE key = ?", [*params, key])
+            if vector is not None:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (key, vector_to_blob(vector))
+                )
+            self._history(after, after.version, action, before, after)
+            self._bump(vectors_changed=vector is not None)
+
+    def soft_delete(self, ids: Sequence[str], *, at: datetime, action: str = "delete") -> int:
+        n = 0
+        with self.transaction():
+            for rec in self.get(ids):
+                after = rec.model_copy(update={"deleted_at": at, "version": rec.version + 1})
+                self._conn.execute(
+                    "UPDATE memories SET deleted_at = ?, version = ? WHERE id = ?",
+                    (to_store(at), after.version, rec.id),
+                )
+                self._history(rec, after.version, action, rec, after)
+                n += 1
+            if n:
+                self._bump()
+        return n
+
+    def hard_delete(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        with self.transaction():
+            n = 0
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                self._conn.execute(
+                    f"DELETE FROM vectors WHERE key IN (SELECT key FROM memories WHERE id IN ({marks}))", chunk
+                )
+                n += self._conn.execute(f"DELETE FROM memories WHERE id IN ({marks})", chunk).rowcount
+                self._conn.execute(f"DELETE FROM history WHERE memory_id IN ({marks})", chunk)
+                self._conn.execute(f"DELETE FROM links WHERE src_id IN ({marks}) OR dst_id IN ({marks})", chunk + chunk)
+            self._bump(vectors_changed=True)
+        return n
+
+    def touch(self, ids: Sequence[str], at: datetime) -> None:
+        if not ids:
+            return
+        with self.transaction():
+            marks = ",".join("?" * len(ids))
+            self._conn.execute(
+                f"UPDATE memories SET access_count = access_count + 1, last_accessed_at = ? WHERE id IN ({marks})",
+                [to_store(at), *ids],
+            )
+
+    # -- reads -------------------------------------------------------------------
+    def get(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
+        out: dict[str, MemoryRecord] = {}
+        for chunk in _chunks(list(ids), 500):
+            sql = _SELECT + f" WHERE m.id IN ({','.join('?' * len(chunk))})"
+            if not include_deleted:
+                sql += " AND m.deleted_at IS NULL"
+            for row in self._q(sql, chunk):
+                out[row["id"]] = row_to_record(row)
+        return [out[i] for i in ids if i in out]
+
+    def list(
+        self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
+    ) -> list[MemoryRecord]:
+        orders = {
+            "occurred_at": "m.occurred_at, m.key",
+            "-occurred_at": "m.occurred_at DESC, m.key DESC",
+            "recorded_at": "m.key",
+            "-recorded_at": "m.key DESC",
+        }
+        if order not in orders:
+            raise ValueError(f"order must be one of {sorted(orders)}")
+        where, params = where_clause(filters)
+        rows = self._q(f"{_SELECT}{where} ORDER BY {orders[order]} LIMIT ? OFFSET ?", [*params, limit, offset])
+        return [row_to_record(r) for r in rows]
+
+    def count(self, filters: Filters) -> int:
+        where, params = where_clause(filters)
+        return int(self._q(f"SELECT COUNT(*) FROM memories m{where}", params)[0][0])
+
+    def history(self, memory_id: str) -> list[HistoryEntry]:
+        rows = self._q(
+            "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = ? ORDER BY seq",
+            (memory_id,),
+        )
+        return [
+            HistoryEntry(
+                memory_id=r["memory_id"],
+                version=r["version"],
+                action=r["action"],
+                before=json.loads(r["before"]) if r["before"] else None,
+                after=json.loads(r["after"]) if r["after"] else None,
+                at=from_store(r["at"]),
+            )
+            for r in rows
+        ]
+
+    def keys_for(self, ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(ids), 500):
+            rows = self._q(f"SELECT id, key FROM memories WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def ids_for(self, keys: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for chunk in _chunks([int(k) for k in keys], 500):
+            rows = self._q(f"SELECT key, id FROM memories WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    # -- index support -----------------------------------------------------------
+    def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+        terms = keyword_terms(query)
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        sql = (
+            "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts"
+            " JOIN memories m ON m.key = memories_fts.rowid"
+            f" WHERE memories_fts MATCH ?{where} ORDER BY bm25(memories_fts) LIMIT ?"
+        )
+        return [(r[0], float(r[1])) for r in self._q(sql, [match, *params, limit])]
+
+    def candidate_keys(self, filters: Filters) -> np.ndarray:
+        where, params = where_clause(filters)
+        rows = self._q(f"SELECT m.key FROM memories m{where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        out: list[int] = []
+        for chunk in _chunks([int(k) for k in keys], 500):
+            sql = f"SELECT m.key FROM memories m WHERE m.key IN ({','.join('?' * len(chunk))}){where}"
+            out.extend(r[0] for r in self._q(sql, [*chunk, *params]))
+        return np.asarray(out, dtype=np.int64)
+
+    def iter_vectors(self, *, after_key: int = 0, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = after_key
+        while True:
+            rows = self._q("SELECT key, vector FROM vectors WHERE key > ? ORDER BY key LIMIT ?", (last, batch))
+            if not rows:
+                return
+            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            mat = np.vstack([blob_to_vector(r[1]) for r in rows])
+            last = int(keys[-1])
+            yield keys, mat
+
+    def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        got_keys: list[int] = []
+        vecs: list[np.ndarray] = []
+        for chunk in _chunks([int(k) for k in keys], 500):
+            rows = self._q(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for r in rows:
+                got_keys.append(r[0])
+                vecs.append(blob_to_vector(r[1]))
+        if not vecs:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(got_keys, dtype=np.int64), np.vstack(vecs)
+
+    def index_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(ids), 500):
+            rows = self._q(f"SELECT id, index_text FROM memories WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    # -- links -------------------------------------------------------------------
+    def add_links(self, links: Sequence[Link]) -> None:
+        if not links:
+            return
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO links(src_id, dst_id, type, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+                [(lk.src_id, lk.dst_id, lk.type, lk.reason, to_store(lk.created_at or now())) for lk in links],
+            )
+            self._bump()
+
+    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]:
+        conds = {"out": "src_id = ?", "in": "dst_id = ?", "both": "(src_id = ? OR dst_id = ?)"}[direction]
+        params: list[Any] = [memory_id] * (2 if direction == "both" else 1)
+        if type:
+            conds += " AND type = ?"
+            params.append(type)
+        rows = self._q(f"SELECT src_id, dst_id, type, reason, created_at FROM links WHERE {conds}", params)
+        return [Link(r[0], r[1], r[2], r[3], from_store(r[4])) for r in rows]
+
+    # -- maintenance -------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        rows = self._q("SELECT kind, COUNT(*), SUM(deleted_at IS NOT NULL) FROM memories GROUP BY kind ORDER BY kind")
+        size = sum(
+            os.path.getsize(p) for p in (self.path, self.path + "-wal") if self.path != ":memory:" and os.path.exists(p)
+        )
+        return {
+            "backend": "sqlite",
+            "path": self.path,
+            "schema_version": int(self._q("PRAGMA user_version")[0][0]),
+            "memories": sum(r[1] for r in rows) - sum(r[2] or 0 for r in rows),
+            "deleted": sum(r[2] or 0 for r in rows),
+            "by_kind": {r[0]: r[1] - (r[2] or 0) for r in rows},
+            "vectors": int(self._q("SELECT COUNT(*) FROM vectors")[0][0]),
+            "history_entries": int(self._q("SELECT COUNT(*) FROM history")[0][0]),
+            "links": int(self._q("SELECT COUNT(*) FROM links")[0][0]),
+            "users": int(self._q("SELECT COUNT(DISTINCT user_id) FROM memories")[0][0]),
+            "bytes_on_disk": size,
+        }
+
+    def compact(self) -> None:
+        with self._lock:
+            self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (BEGIN ... END;) whole."""
+    out: list[str] = []
+    buf: list[str] = []
+    in_trigger = False
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        buf.append(line)
+        upper = stripped.upper()
+        if upper.startswith("CREATE TRIGGER"):
+            in_trigger = True
+        if in_trigger:
+            if upper == "END;":
+                out.append("\n".join(buf))
+                buf, in_trigger = [], False
+        elif stripped.endswith(";"):
+            out.append("\n".join(buf))
+            buf = []
+    if buf:
+        out.append("\n".join(buf))
+    return out

@@ -1,0 +1,77 @@
+"""Versioned SQLite schema. Each migration runs once, in order, inside a transaction;
+`PRAGMA user_version` records how far a file has come. Never edit a shipped step: add one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta(key, value) VALUES ('data_version', '0'), ('vector_epoch', '0');
+
+        CREATE TABLE memories (
+            key INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_id TEXT, agent_id TEXT, session_id TEXT,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            index_text TEXT NOT NULL,
+            speaker TEXT, role TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            occurred_at TEXT, recorded_at TEXT NOT NULL,
+            valid_from TEXT, valid_to TEXT, expires_at TEXT, deleted_at TEXT,
+            source_ids TEXT NOT NULL DEFAULT '[]', source_ref TEXT,
+            importance REAL NOT NULL DEFAULT 0.5,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            last_accessed_at TEXT,
+            version INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX memories_user ON memories(user_id, occurred_at);
+        CREATE INDEX memories_agent ON memories(agent_id, occurred_at);
+        CREATE INDEX memories_session ON memories(session_id, occurred_at);
+        CREATE INDEX memories_kind ON memories(kind);
+        CREATE INDEX memories_source_ref ON memories(source_ref);
+        CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
+
+        -- vectors live apart so scans of memories stay narrow
+        CREATE TABLE vectors (key INTEGER PRIMARY KEY REFERENCES memories(key) ON DELETE CASCADE,
+                              vector BLOB NOT NULL);
+
+        CREATE VIRTUAL TABLE memories_fts USING fts5(
+            index_text, content='memories', content_rowid='key', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+            INSERT INTO memories_fts(rowid, index_text) VALUES (new.key, new.index_text);
+        END;
+        CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+            INSERT INTO memories_fts(memories_fts, rowid, index_text) VALUES ('delete', old.key, old.index_text);
+        END;
+        CREATE TRIGGER memories_au AFTER UPDATE OF index_text ON memories BEGIN
+            INSERT INTO memories_fts(memories_fts, rowid, index_text) VALUES ('delete', old.key, old.index_text);
+            INSERT INTO memories_fts(rowid, index_text) VALUES (new.key, new.index_text);
+        END;
+
+        CREATE TABLE history (
+            seq INTEGER PRIMARY KEY,
+            memory_id TEXT NOT NULL,
+            user_id TEXT, agent_id TEXT, session_id TEXT,
+            version INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            before TEXT, after TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX history_memory ON history(memory_id, seq);
+        CREATE INDEX history_user ON history(user_id);
+
+        CREATE TABLE links (
+            src_id TEXT NOT NULL, dst_id TEXT NOT NULL, type TEXT NOT NULL,
+            reason TEXT, created_at TEXT NOT NULL,
+            PRIMARY KEY (src_id, dst_id, type)
+        );
+        CREATE INDEX links_dst ON links(dst_id, type);
+        """,
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]
