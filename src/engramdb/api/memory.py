@@ -32,6 +32,8 @@ from ..retrieve.search import Retriever
 from ..retrieve.tokens import get_counter
 from ..store.base import Filters, Store
 from ..timeutil import now, parse_time
+from .lifecycle import LifecycleMixin
+from .procedural import ProceduralMixin
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -66,7 +68,7 @@ def open_store(path: str | os.PathLike[str] | None, url: str | None) -> tuple[St
     return SQLiteStore(path), (None if path == ":memory:" else path + ".usearch")
 
 
-class Memory:
+class Memory(LifecycleMixin, ProceduralMixin):
     """Long-term memory over one store. Thread-safe; use one instance per process."""
 
     def __init__(
