@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from pgserver import pg_server, pg_url  # noqa: F401 - a real PostgreSQL 18 + pgvector, for the postgres backend tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -13,6 +13,7 @@ import os
 
 from pydantic import BaseModel, Field
 
+from .index.vector import EXACT_MAX
 from .model import MAX_TEXT_CHARS
 from .retrieve.search import RetrievalConfig
 
@@ -21,9 +22,13 @@ class MemoryConfig(BaseModel):
     embedder: str = Field(default_factory=lambda: os.environ.get("ENGRAMDB_EMBEDDER", "all-MiniLM-L6-v2"))
     tokenizer: str = Field(default_factory=lambda: os.environ.get("ENGRAMDB_TOKENIZER", "minilm"))
     max_text_chars: int = MAX_TEXT_CHARS
-    exact_max: int = 50_000  # vector search is exact up to this many candidates, ANN beyond
+    exact_max: int = EXACT_MAX  # vector search is exact up to this many candidates, ANN beyond (docs/ann.md)
     track_access: bool = True  # count reads (access_count, last_accessed_at) for decay policies
     retrieval: dict = Field(default_factory=dict)  # overrides for RetrievalConfig fields
+    # Fact extraction on add: auto (LLM when one is configured, else rules) | rules | llm | off.
+    extraction: str = Field(default_factory=lambda: os.environ.get("ENGRAMDB_EXTRACTION", "auto"))
+    llm: dict | None = None  # LLMConfig fields; None = ENGRAMDB_LLM_* environment or config file (see docs/llm.md)
+    lifecycle: dict = Field(default_factory=dict)  # {"consolidate": {...}, "decay": {...}, "derived_weight": 0.x}
 
     def retrieval_config(self) -> RetrievalConfig:
         return RetrievalConfig(**self.retrieval)

@@ -64,6 +64,45 @@ class AsyncMemory:
     async def reindex(self, **kwargs: Any) -> int:
         return await self._run(self._sync.reindex, **kwargs)
 
+    # -- procedural memory (explicit twins: see api/procedural.py for the signatures) --
+    async def add_trajectory(self, task: Any, steps: Any = None, outcome: Any = None, **kwargs: Any) -> Any:
+        return await self._run(self._sync.add_trajectory, task, steps, outcome, **kwargs)
+
+    async def add_trajectories(self, trajectories: Any, **kwargs: Any) -> Any:
+        return await self._run(self._sync.add_trajectories, trajectories, **kwargs)
+
+    async def trajectories(self, **kwargs: Any) -> Any:
+        return await self._run(self._sync.trajectories, **kwargs)
+
+    async def learn_tips(self, **kwargs: Any) -> Any:
+        return await self._run(self._sync.learn_tips, **kwargs)
+
+    async def tips(self, task_description: str, **kwargs: Any) -> Any:
+        return await self._run(self._sync.tips, task_description, **kwargs)
+
+    async def report_outcome(self, tip_ids: Any, outcome: str, **kwargs: Any) -> Any:
+        return await self._run(self._sync.report_outcome, tip_ids, outcome, **kwargs)
+
+    async def tip_provenance(self, tip_id: str) -> dict[str, Any]:
+        return await self._run(self._sync.tip_provenance, tip_id)
+
+    async def list_tips(self, **kwargs: Any) -> Any:
+        return await self._run(self._sync.list_tips, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other public `Memory` method (lifecycle, procedural...) as a coroutine, so the twin never lags."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._sync, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self._run(attr, *args, **kwargs)
+
+        return call
+
     async def close(self) -> None:
         await self._run(self._sync.close)
 

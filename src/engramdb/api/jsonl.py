@@ -22,9 +22,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import ValidationError
 from ..ingest.keys import build_keys
-from ..ingest.normalize import check_text
+from ..ingest.normalize import check_id, check_metadata, check_text
 from ..model import HistoryEntry, MemoryRecord
 from ..store.base import Filters
+from ..timeutil import now
 
 if TYPE_CHECKING:
     from .memory import Memory
@@ -54,7 +55,10 @@ def export_jsonl(
         user_id=user_id, agent_id=agent_id, session_id=session_id, include_deleted=include_deleted, include_expired=True
     )
     with ExitStack() as stack:
-        fh = out if hasattr(out, "write") else stack.enter_context(open(out, "w", encoding="utf-8"))
+        try:
+            fh = out if hasattr(out, "write") else stack.enter_context(open(out, "w", encoding="utf-8"))
+        except OSError as exc:
+            raise ValidationError(f"cannot write {out}: {exc.strerror}") from exc
         header = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -131,6 +135,9 @@ def import_jsonl(
             errors.append(f"line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})")
             continue
         if header is None and isinstance(obj, dict) and obj.get("format") == FORMAT:
+            if not isinstance(obj.get("version"), int) or obj["version"] > FORMAT_VERSION:
+                errors.append(f"line {lineno}: format version {obj.get('version')!r} is newer than this EngramDB")
+                break
             header = obj
             continue
         try:
@@ -156,9 +163,9 @@ def import_jsonl(
         parsed = [p for p in parsed if p[0].id not in clash]
         records = [p[0] for p in parsed]
     need = recompute_embeddings or any(p[3] is None for p in parsed)
-    index_texts, embed_texts = build_keys(records)
+    index_texts, _ = build_keys(records)
     if need:
-        vecs = mem.embedder.embed(embed_texts)
+        index_texts, vecs = mem._keys(records)  # noqa: SLF001 - the one place keys are computed
     else:
         mem.embedder  # noqa: B018 - records model name/dim in a fresh store
         vecs = np.vstack([p[3] for p in parsed])
@@ -175,7 +182,10 @@ def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: A
     if not isinstance(obj, dict) or "record" not in obj:
         raise ValidationError("expected an object with a 'record' field")
     rec = MemoryRecord.model_validate(obj["record"])
-    check_text(rec.text)
+    check_text(rec.text, max_chars=mem.config.max_text_chars)
+    for name in ("user_id", "agent_id", "session_id", "source_ref", "speaker", "role"):
+        check_id(getattr(rec, name), where=name)
+    check_metadata(rec.metadata)
     if not (rec.user_id or rec.agent_id or rec.session_id):
         raise ValidationError("record has no scope (user_id, agent_id or session_id)")
     if rec.id in seen:
@@ -186,6 +196,12 @@ def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: A
         if value is not None and value.tzinfo is None:
             raise ValidationError(f"{field} has no time zone")
     history = [HistoryEntry.model_validate(h) for h in obj.get("history") or []]
+    if not history:  # a hand-written line: its arrival is still a change worth recording
+        history = [
+            HistoryEntry(
+                memory_id=rec.id, version=rec.version, action="add", after=json.loads(rec.model_dump_json()), at=now()
+            )
+        ]
     vec = None
     if obj.get("embedding") and not recompute:
         model = (header or {}).get("embed_model")
@@ -198,6 +214,11 @@ def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: A
         dim = int((header or {}).get("embed_dim") or len(vec))
         if len(vec) != dim:
             raise ValidationError(f"embedding has {len(vec)} dimensions, header says {dim}")
+        stored_dim = mem.store.get_meta("embed_dim")
+        if stored_dim and int(stored_dim) != len(vec):
+            raise ValidationError(f"embedding has {len(vec)} dimensions, the store holds {stored_dim}")
+        if not np.all(np.isfinite(vec)):
+            raise ValidationError("embedding holds NaN or infinite values")
     links = [
         Link(lk["src_id"], lk["dst_id"], lk["type"], lk.get("reason"), parse_time(lk.get("created_at")))
         for lk in obj.get("links") or []

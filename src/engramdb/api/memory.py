@@ -24,7 +24,7 @@ from ..embed.base import Embedder
 from ..embed.local import DEFAULT_MODEL, is_default_model
 from ..errors import ConfigError, ModelMismatchError, NotFoundError, ValidationError
 from ..index.vector import VectorIndex
-from ..ingest.keys import build_keys
+from ..ingest.keys import compute_keys
 from ..ingest.normalize import check_id, check_metadata, check_text, normalize
 from ..model import EPISODE, MemoryRecord, SearchResult, check_kind
 from ..retrieve.context import ContextBlock, assemble
@@ -79,11 +79,13 @@ class Memory(LifecycleMixin, ProceduralMixin):
         embedder: str | Embedder | None = None,
         config: MemoryConfig | None = None,
         allow_model_change: bool = False,
+        store: Store | None = None,
     ) -> None:
         self.config = config or MemoryConfig()
         if embedder is not None and not isinstance(embedder, Embedder):
             self.config = self.config.model_copy(update={"embedder": embedder})
-        self.store, self._ann_path = open_store(path, url)
+        # `store=` takes an already-open backend (the server opens one per tenant, e.g. a Postgres schema).
+        self.store, self._ann_path = (store, None) if store is not None else open_store(path, url)
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._vectors: VectorIndex | None = None
         self._allow_model_change = allow_model_change
@@ -140,6 +142,11 @@ class Memory(LifecycleMixin, ProceduralMixin):
             )
         return self._vectors
 
+    def _keys(self, records: list[MemoryRecord]) -> tuple[list[str], Any]:
+        """Index texts and vectors for records written together (ingest.keys decides what they hold)."""
+        rc = self.config.retrieval_config()
+        return compute_keys(records, self.embedder, self.store, context=rc.context_keys, dates=rc.date_keys)
+
     def _retriever(self) -> Retriever:
         return Retriever(self.store, self.vectors, self.embedder, self.config.retrieval_config())
 
@@ -195,19 +202,18 @@ class Memory(LifecycleMixin, ProceduralMixin):
                 recorded_at=recorded,
                 valid_from=(t.occurred_at or when or recorded) if kind != EPISODE else None,
                 expires_at=expires,
-                source_ref=t.source_ref or (source_ref if len(turns) == 1 else None),
+                source_ref=t.source_ref or source_ref,  # a batch-level ref (e.g. a dialogue id) applies to every turn
                 importance=0.5 if importance is None else float(importance),
             )
             for t in turns
         ]
-        return self.add_records(records)
+        return self._after_add(self.add_records(records))  # + fact extraction (api/lifecycle.py)
 
     def add_records(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Insert prepared records (embedding them in batches) in one transaction."""
         if not records:
             return []
-        index_texts, embed_texts = build_keys(records)
-        vecs = self.embedder.embed(embed_texts)  # before the transaction: a model failure writes nothing
+        index_texts, vecs = self._keys(records)  # before the transaction: a model failure writes nothing
         self.store.insert(records, vecs, index_texts)
         return records
 
@@ -223,7 +229,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         valid_to: datetime | str | None = None,
     ) -> MemoryRecord:
         """Change a memory; the old version goes to history. Returns the new version."""
-        rec = self.get(memory_id)
+        rec = self._require(memory_id)  # no access count: a rejected update must change nothing
         changes: dict[str, Any] = {}
         if text is not None:
             changes["text"] = check_text(text, max_chars=self.config.max_text_chars)
@@ -244,26 +250,32 @@ class Memory(LifecycleMixin, ProceduralMixin):
         new = rec.model_copy(update=changes)
         vector = index_text = None
         if "text" in changes:
-            index_texts, embed_texts = build_keys([new])
-            index_text = index_texts[0]
-            vector = self.embedder.embed(embed_texts)[0]
+            index_texts, vecs = self._keys([new])
+            index_text, vector = index_texts[0], vecs[0]
         self.store.update(new, vector=vector, index_text=index_text)
-        return self.get(memory_id)
+        return self._require(memory_id)
 
     def delete(self, memory_id: str) -> None:
         """Soft-delete: the memory disappears from reads; history keeps it."""
-        self.get(memory_id)
+        self._require(memory_id)
         self.store.soft_delete([memory_id], at=now())
 
     # -- read --------------------------------------------------------------------
     def get(self, memory_id: str) -> MemoryRecord:
+        rec = self._require(memory_id)
+        if self.config.track_access:
+            self.store.touch([memory_id], now())
+        return rec
+
+    def _require(self, memory_id: object) -> MemoryRecord:
+        """The live record with this id, or a clear error; reads only."""
         if not isinstance(memory_id, str) or not memory_id:
             raise ValidationError(f"memory id must be a non-empty string, got {memory_id!r}")
         got = self.store.get([memory_id])
         if not got:
             raise NotFoundError(f"no memory with id {memory_id!r}")
-        if self.config.track_access:
-            self.store.touch([memory_id], now())
+        if got[0].expires_at is not None and got[0].expires_at <= now():  # TTL: expired reads as gone
+            raise NotFoundError(f"memory {memory_id!r} has expired")
         return got[0]
 
     def list(
@@ -306,14 +318,20 @@ class Memory(LifecycleMixin, ProceduralMixin):
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         mode: str = "default",
+        as_of: datetime | str | None = None,
     ) -> list[SearchResult]:
-        """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at."""
+        """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
+
+        Superseded facts are left out; `as_of=` answers what was valid (and said) at that time."""
         query = check_text(query, where="query", max_chars=self.config.max_text_chars)
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer between 1 and 1000")
-        f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
+        when = parse_time(as_of, field="as_of")
+        validity = {"as_of": when} if when is not None else {"current_only": True}
+        f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters, **validity)
         try:
-            results = self._retriever().search(query, f, limit, mode=mode)
+            fetch = self._lifecycle_fetch(limit)  # derived-memory weighting re-ranks a wider candidate list
+            results = self._lifecycle_rerank(self._retriever().search(query, f, fetch, mode=mode), limit)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
         if self.config.track_access and results:
@@ -332,6 +350,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         filters: dict[str, Any] | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        as_of: datetime | str | None = None,
     ) -> ContextBlock:
         """A prompt-ready block of the most relevant memories, oldest first, within `max_tokens`."""
         if not isinstance(max_tokens, int) or max_tokens < 16:
@@ -345,10 +364,13 @@ class Memory(LifecycleMixin, ProceduralMixin):
             filters=filters,
             since=since,
             until=until,
+            as_of=as_of,
         )
         return assemble(results, get_counter(self.config.tokenizer), max_tokens)
 
     def history(self, memory_id: str) -> list:
+        if not isinstance(memory_id, str) or not memory_id:
+            raise ValidationError(f"memory id must be a non-empty string, got {memory_id!r}")
         entries = self.store.history(memory_id)
         if not entries:
             raise NotFoundError(f"no memory with id {memory_id!r}")
@@ -358,6 +380,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         out = self.store.stats()
         out["embed_model"] = self.store.get_meta("embed_model")
         out["embed_dim"] = int(self.store.get_meta("embed_dim") or 0) or None
+        out.update(self.lifecycle_stats())
         return out
 
     # -- maintenance -------------------------------------------------------------
@@ -373,8 +396,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
                 page = self.store.list(f, limit=batch, offset=offset, order="recorded_at")
                 if not page:
                     break
-                index_texts, embed_texts = build_keys(page)
-                vecs = emb.embed(embed_texts)
+                index_texts, vecs = self._keys(page)
                 self.store.replace_keys([r.id for r in page], index_texts, vecs)
                 offset += len(page)
                 done += len(page)

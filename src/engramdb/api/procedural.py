@@ -1,10 +1,221 @@
 """Procedural-memory methods of `Memory` (trajectories, tips, outcomes).
 
-Mixed into `Memory`; see issue "Procedural memory".
+Mixed into `Memory`; the work is done in `engramdb.procedural.engine`. See docs/procedural.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from ..procedural.engine import LearnReport
+    from ..procedural.model import Guidance, Tip, Trajectory
+
 
 class ProceduralMixin:
-    """Filled in by the procedural-memory work: add_trajectory(), tips(), report_outcome()..."""
+    """add_trajectory(), learn_tips(), tips(), report_outcome(), tip_provenance(), trajectories()."""
+
+    def _proc_scope(self, user_id: Any, agent_id: Any, session_id: Any, *, required: bool) -> dict[str, str | None]:
+        from .memory import _scope
+
+        return _scope(user_id, agent_id, session_id, required=required)
+
+    def add_trajectory(
+        self,
+        task: str | dict[str, Any] | list[Any],
+        steps: Sequence[Any] | None = None,
+        outcome: str | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        format: str = "auto",
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source_ref: str | None = None,
+        embed_steps: bool = False,
+    ) -> Trajectory:
+        """Store one trajectory. Either `task` (a string) with `steps` and `outcome`, or `task` is framework JSON
+        (native dict, OpenAI/Anthropic message list, LangChain intermediate steps) and `outcome` is given here
+        if the data lacks it. Returns the trajectory with its stored ids."""
+        return self.add_trajectories(
+            [_parse_one(task, steps, outcome, metrics, format)],
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            timestamp=timestamp,
+            metadata=metadata,
+            source_ref=source_ref,
+            embed_steps=embed_steps,
+        )[0]
+
+    def add_trajectories(
+        self,
+        trajectories: Sequence[Trajectory | dict[str, Any] | list[Any]],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source_ref: str | None = None,
+        embed_steps: bool = False,
+    ) -> list[Trajectory]:
+        """Store many trajectories in one transaction (all checked first: one bad one writes nothing).
+        Headers are embedded; steps are keyword-indexed, and embedded too with `embed_steps=True`."""
+        from ..ingest.normalize import check_id
+        from ..procedural.engine import ingest
+        from ..procedural.model import Trajectory as _T
+
+        scope = self._proc_scope(user_id, agent_id, session_id, required=True)
+        if isinstance(trajectories, (str, dict)) or not isinstance(trajectories, Sequence):
+            raise ValidationError("trajectories: expected a list")
+        parsed = []
+        for i, t in enumerate(trajectories):
+            try:
+                parsed.append(t.model_copy(deep=True) if isinstance(t, _T) else _parse_one(t, None, None, None, "auto"))
+            except ValidationError as exc:
+                raise ValidationError(f"trajectories[{i}]: {exc}") from exc
+        return ingest(
+            self,
+            parsed,
+            scope,
+            timestamp=timestamp,
+            metadata=metadata,  # type: ignore[arg-type]
+            source_ref=check_id(source_ref, where="source_ref"),
+            embed_steps=bool(embed_steps),
+        )
+
+    def trajectories(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        ids: list[str] | None = None,
+    ) -> list[Trajectory]:
+        """Stored trajectories in scope, rebuilt with their steps and step ids."""
+        from ..procedural.engine import load_trajectories
+
+        return load_trajectories(self, self._proc_scope(user_id, agent_id, session_id, required=False), ids)  # type: ignore[arg-type]
+
+    def learn_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        min_support: int = 2,
+        validator: Any = None,
+        llm: Any = None,
+        merge_threshold: float | None = 0.92,
+    ) -> LearnReport:
+        """Mine tips from every stored trajectory in scope (rules; plus `llm` if given: an engramdb.llm.LLMClient
+        or a callable prompt -> JSON), validate, merge with the tips already stored, and consolidate."""
+        from ..procedural.engine import learn
+
+        if not isinstance(min_support, int) or min_support < 1:
+            raise ValidationError("min_support must be a positive integer")
+        if merge_threshold is not None and not 0 < merge_threshold <= 1:
+            raise ValidationError("merge_threshold must be in (0, 1], or None to skip merging")
+        scope = self._proc_scope(user_id, agent_id, session_id, required=True)
+        return learn(
+            self,
+            scope,
+            min_support=min_support,
+            validator=validator,
+            llm=llm,  # type: ignore[arg-type]
+            merge_threshold=merge_threshold,
+        )
+
+    def tips(
+        self,
+        task_description: str,
+        *,
+        tools: Sequence[str] | None = None,
+        errors: Sequence[str] | None = None,
+        limit: int = 5,
+        types: Sequence[str] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        track: bool = True,
+    ) -> Guidance:
+        """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
+        prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
+        from ..ingest.normalize import check_text
+        from ..procedural.engine import serve
+        from ..procedural.model import TIP_TYPES
+
+        task_description = check_text(task_description, where="task_description")
+        if not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValidationError("limit must be an integer between 1 and 100")
+        for name, seq in (("tools", tools), ("errors", errors), ("types", types)):
+            if seq is not None and (isinstance(seq, str) or not all(isinstance(x, str) for x in seq)):
+                raise ValidationError(f"{name} must be a list of strings")
+        bad = [t for t in types or [] if t not in TIP_TYPES]
+        if bad:
+            raise ValidationError(f"unknown tip type {bad[0]!r}: use {', '.join(TIP_TYPES)}")
+        scope = self._proc_scope(user_id, agent_id, session_id, required=False)
+        return serve(
+            self,
+            task_description,
+            scope,
+            tools=list(tools or []),
+            errors=list(errors or []),  # type: ignore[arg-type]
+            limit=limit,
+            types=list(types) if types else None,
+            track=track,
+        )
+
+    def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> list[Tip]:
+        """Close the loop: what happened on the task the tips were served for (success, failure or partial).
+        Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
+        from ..procedural.engine import report_outcome
+
+        return report_outcome(
+            self,
+            list(tip_ids) if not isinstance(tip_ids, str) else tip_ids,  # type: ignore[arg-type]
+            outcome,
+            validator=validator,
+        )
+
+    def tip_provenance(self, tip_id: str) -> dict[str, Any]:
+        """The tip, the exact step episodes it was drawn from, and their trajectories."""
+        from ..procedural.engine import provenance
+
+        return provenance(self, tip_id)  # type: ignore[arg-type]
+
+    def list_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        status: str | None = "active",
+    ) -> list[Tip]:
+        from ..procedural.engine import load_tip_records, tip_from_record
+
+        if status not in (None, "active", "retired"):
+            raise ValidationError("status must be 'active', 'retired' or None (both)")
+        scope = self._proc_scope(user_id, agent_id, session_id, required=False)
+        return [tip_from_record(r) for r in load_tip_records(self, scope, status=status)]  # type: ignore[arg-type]
+
+
+def _parse_one(task: Any, steps: Any, outcome: Any, metrics: Any, format: str) -> Trajectory:
+    from ..procedural.parse import make_trajectory, parse_trajectory
+
+    if isinstance(task, str):
+        if steps is None:
+            raise ValidationError("add_trajectory: give steps with a task string (or pass framework JSON)")
+        if outcome is None:
+            raise ValidationError("trajectory.outcome: missing (success, failure or partial)")
+        return make_trajectory(task, list(steps) if not isinstance(steps, list) else steps, outcome, metrics)
+    if steps is not None:
+        raise ValidationError("add_trajectory: steps are given inside the JSON; do not pass them twice")
+    return parse_trajectory(task, outcome=outcome, metrics=metrics, format=format)

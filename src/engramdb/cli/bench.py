@@ -3,6 +3,8 @@ this module only wires them into the CLI."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 bench_app = typer.Typer(help="Benchmarks: LoCoMo, LongMemEval, scale, ANN.", no_args_is_help=True)
@@ -10,3 +12,189 @@ bench_app = typer.Typer(help="Benchmarks: LoCoMo, LongMemEval, scale, ANN.", no_
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+
+
+# -- engine benchmarks: ANN library choice and scale (issue 2) ----------------------------------
+@bench_app.command("ann")
+def bench_ann(
+    n: int = typer.Option(100_000, help="Vectors to index."),
+    dim: int = typer.Option(384, help="Dimensions (MiniLM: 384)."),
+    queries: int = typer.Option(300, help="Single queries to time."),
+    data: str = typer.Option("lowrank", help="random | clustered | lowrank (sentence-embedding-like)."),
+    libraries: str = typer.Option(",".join(("numpy", "usearch", "hnswlib", "faiss", "sqlite-vec")), help="Comma list."),
+    seed: int = typer.Option(7),
+    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Compare ANN libraries (build, latency, recall@10 vs exact, memory, save/load) on seeded vectors."""
+    from ..bench import ann
+    from ..errors import ValidationError
+    from .output import emit_json, err_console
+
+    libs = tuple(x.strip() for x in libraries.split(",") if x.strip())
+    unknown = set(libs) - set(ann.LIBRARIES)
+    if unknown or data not in ("random", "clustered", "lowrank") or n < 100 or dim < 2 or queries < 1:
+        raise ValidationError(
+            f"bench ann: libraries from {', '.join(ann.LIBRARIES)}; data random|clustered|lowrank; n >= 100"
+        )
+    report = ann.run(
+        n=n,
+        dim=dim,
+        n_queries=queries,
+        seed=seed,
+        data=data,
+        libraries=libs,
+        progress=None if as_json else lambda name: err_console.print(f"[dim]measuring {name}...[/dim]"),
+    )
+    jpath, mpath = ann.save(report, out)
+    if as_json:
+        emit_json(report)
+    else:
+        sys.stdout.write(ann.markdown(report))  # plain: a markdown table must not be wrapped to the terminal
+        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+
+
+# -- retrieval-quality benchmarks: LoCoMo and LongMemEval (issue 3) ----------------------------
+@bench_app.command("locomo")
+def bench_locomo(
+    path: str = typer.Argument(..., help="LoCoMo JSON (e.g. locomo10.json)."),
+    conversations: str | None = typer.Option(None, help="Comma list of sample ids (or indexes) to run; default all."),
+    compare: bool = typer.Option(False, "--compare", help="Also run the baselines bm25, dense and rrf."),
+    limit: int = typer.Option(20, help="Results per question."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON, markdown and SVG report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """LoCoMo retrieval: turn/session recall@k, MRR, NDCG@10, latency; overall and by category. No LLM."""
+    from ..bench import locomo
+    from ..bench.report import locomo_markdown, write_report
+    from ..errors import ValidationError
+    from .output import console, emit_json, err_console
+
+    if not 1 <= limit <= 1000:
+        raise ValidationError("--limit must be between 1 and 1000")
+    convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
+    report = locomo.run_locomo(path, conversations=convs, compare=compare, limit=limit, progress=not as_json)
+    paths = write_report(report, out, "locomo")
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(locomo_markdown(report, chart_name=paths["chart"]), markup=False, highlight=False)
+        err_console.print(f"[dim]wrote {paths['json']}, {paths['markdown']} and {paths['chart']}[/dim]")
+
+
+@bench_app.command("longmemeval")
+def bench_longmemeval(
+    path: str = typer.Argument(..., help="LongMemEval JSON (e.g. longmemeval_s.json)."),
+    compare: bool = typer.Option(False, "--compare", help="Also run the baselines bm25, dense and rrf."),
+    all_roles: bool = typer.Option(False, "--all-roles", help="Index assistant turns too (LongMemEval: user only)."),
+    max_questions: int | None = typer.Option(None, help="Only the first N questions (after skipping _abs)."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON, markdown and SVG report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """LongMemEval retrieval: session/turn recall_any, recall_all, ndcg_any @ 1,3,5,10,30,50 (its own definitions)."""
+    from ..bench import longmemeval
+    from ..bench.report import write_report
+    from ..errors import ValidationError
+    from .output import console, emit_json, err_console
+
+    if max_questions is not None and max_questions < 1:
+        raise ValidationError("--max-questions must be at least 1")
+    report = longmemeval.run_longmemeval(
+        path,
+        methods=("default", "bm25", "dense", "rrf") if compare else ("default",),
+        roles=("user", "assistant") if all_roles else ("user",),
+        max_questions=max_questions,
+        progress=not as_json,
+    )
+    paths = write_report(report, out, "longmemeval")
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(longmemeval.longmemeval_markdown(report, chart_name=paths["chart"]), markup=False,
+                      highlight=False)
+        err_console.print(f"[dim]wrote {paths['json']}, {paths['markdown']} and {paths['chart']}[/dim]")
+
+
+@bench_app.command("scale")
+def bench_scale(
+    sizes: str = typer.Option("10000,100000", help="Comma list of store sizes, e.g. 10000,100000,1000000."),
+    minilm_max: int = typer.Option(10_000, help="Use MiniLM up to this size, the hashing embedder beyond."),
+    queries: int = typer.Option(200, help="Search queries per size."),
+    seed: int = typer.Option(11),
+    workdir: str | None = typer.Option(None, help="Where to build the stores (default: a temp dir, removed)."),
+    keep: bool = typer.Option(False, help="Keep the stores built in the temp dir."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Ingest throughput, search latency (vs exact brute force, same run), RSS and disk per memory, by size."""
+    from ..bench import scale
+    from ..errors import ValidationError
+    from .main import progress_bar
+    from .output import emit_json, err_console
+
+    try:
+        size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError as exc:
+        raise ValidationError(f"--sizes: expected comma-separated integers, got {sizes!r}") from exc
+    if not size_list or any(n < 100 for n in size_list) or queries < 1:
+        raise ValidationError("--sizes: each size must be at least 100; --queries at least 1")
+    with progress_bar("scale", enabled=not as_json) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks.clear()
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total, description=stage)
+
+        report = scale.run(
+            size_list, minilm_max=minilm_max, n_queries=queries, seed=seed, workdir=workdir, keep=keep,
+            progress=progress,
+        )
+    jpath, mpath = scale.save(report, out)
+    if as_json:
+        emit_json(report)
+    else:
+        sys.stdout.write(scale.markdown(report))
+        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+
+
+# -- procedural memory: held-out toy-shop tasks with and without tips (issue 5) ------------------
+@bench_app.command("procedural")
+def bench_procedural(
+    curve: str = typer.Option("2,5,10,20,40,80,160", help="Comma list of past-trajectory counts (0 is always run)."),
+    seeds: int = typer.Option(3, help="Independent seeds (training data, test tasks, exploration)."),
+    test: int = typer.Option(50, help="Held-out test tasks per seed and point."),
+    embedder: str = typer.Option("default", help="default (MiniLM) or hashing (fast, no model)."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Success rate and steps of a scripted agent on held-out tasks, with and without procedural memory."""
+    from ..bench import procedural
+    from ..errors import ValidationError
+    from .main import progress_bar
+    from .output import console, emit_json, err_console
+
+    try:
+        points = [int(x) for x in curve.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ValidationError(f"--curve: expected comma-separated integers, got {curve!r}") from exc
+    if not points or any(n < 0 or n > 5000 for n in points) or not 1 <= seeds <= 20 or not 1 <= test <= 1000:
+        raise ValidationError("--curve counts 0..5000, --seeds 1..20, --test 1..1000")
+    if embedder not in ("default", "hashing"):
+        raise ValidationError("--embedder: default or hashing")
+    emb = None
+    if embedder == "hashing":
+        from ..embed import HashingEmbedder
+
+        emb = HashingEmbedder(64)
+    with progress_bar("procedural", enabled=not as_json) as bar:
+        task = bar.add_task("procedural", total=None)
+        report = procedural.run(curve=points, seeds=seeds, n_test=test, embedder=emb,
+                                progress=lambda d, t: bar.update(task, completed=d, total=t))
+    jpath, mpath = procedural.save(report, out)
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(procedural.markdown(report), markup=False, highlight=False)
+        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")

@@ -14,11 +14,27 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from ..errors import EngramError, ValidationError
 from .output import console, emit_json, err_console, records_table, results_table
 
+
+class _EngramGroup(TyperGroup):
+    """Turns expected errors into one line on stderr and exit code 2, for every command and sub-group.
+
+    Here rather than only in `main()` so that the same holds when the app is driven in-process (CliRunner)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EngramError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_EngramGroup,
     name="engramdb",
     help="EngramDB: long-term memory for LLM agents, in one SQLite file.",
     no_args_is_help=True,
@@ -376,13 +392,18 @@ def _register_extensions() -> None:
         mod.register(app)
 
 
-_register_extensions()
+# Under `python -m engramdb.cli.main` this file runs as __main__, a second copy of the module: the extensions
+# import `engramdb.cli.main`, so register them there (below) instead of on this copy.
+if __name__ != "__main__":
+    _register_extensions()
 
 
 def main() -> None:
     """Entry point: run the app, turning expected errors into one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:  # non-standalone click returns the code of an Exit instead of raising
+            sys.exit(rc)
     except EngramError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
@@ -394,11 +415,10 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
-        import click
-
-        if isinstance(exc, click.ClickException):
+        # typer vendors click: usage errors (bad option values...) are its ClickException, exit code 2.
+        if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         if os.environ.get("ENGRAMDB_DEBUG"):
             raise
         err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set ENGRAMDB_DEBUG=1 for details)")
@@ -406,4 +426,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from engramdb.cli.main import main as _main
+
+    _main()

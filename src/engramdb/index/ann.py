@@ -1,8 +1,14 @@
-"""Approximate nearest-neighbour backends, persisted beside the database.
+"""Approximate nearest-neighbour index, persisted beside the database.
 
-usearch was chosen by measurement (see docs/ann.md and `engramdb bench ann`):
-on this machine it builds faster and answers faster than hnswlib and faiss-HNSW
-at equal recall, and it saves/loads (memory-mapped) in one file.
+usearch was chosen by measurement (docs/ann.md, `engramdb bench ann`): at equal
+recall@10 it answers about as fast as hnswlib and faiss-HNSW, builds in the same
+time, removes keys in place (faiss HNSW cannot), returns stored vectors by key
+(so a stale file can be checked and patched instead of rebuilt), and saves and
+loads one file.
+
+The sidecar is two files: `<db>.usearch` (the graph) and `<db>.usearch.json`
+(what it covers: store id, vector epoch, model, highest key, count). Both are
+written to a temporary name and renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -10,16 +16,21 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 
+CONNECTIVITY = 16  # M: graph degree
+EXPANSION_ADD = 128  # ef_construction
+EXPANSION_SEARCH = 128  # ef at query time (raised to the number of hits asked for)
+
 
 class UsearchANN:
-    """Cosine HNSW over normalised vectors, keyed by the store's integer keys."""
+    """Inner-product HNSW over unit vectors (so score = cosine), keyed by the store's integer keys."""
 
-    def __init__(self, dim: int, *, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 96):
+    def __init__(self, dim: int, *, connectivity: int = CONNECTIVITY, expansion_add: int = EXPANSION_ADD) -> None:
         try:
             from usearch.index import Index
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -31,7 +42,7 @@ class UsearchANN:
             dtype="f32",
             connectivity=connectivity,
             expansion_add=expansion_add,
-            expansion_search=expansion_search,
+            expansion_search=EXPANSION_SEARCH,
         )
 
     def __len__(self) -> int:
@@ -39,29 +50,44 @@ class UsearchANN:
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         if len(keys):
-            self._index.add(np.asarray(keys, dtype=np.uint64), np.asarray(vectors, dtype=np.float32))
+            self._index.add(np.asarray(keys, dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32))
 
     def remove(self, keys: np.ndarray) -> None:
-        for k in keys:
-            if int(k) in self._index:
-                self._index.remove(int(k))
+        present = [int(k) for k in keys if int(k) in self._index]
+        if present:
+            self._index.remove(np.asarray(present, dtype=np.uint64))
+
+    def keys(self) -> np.ndarray:
+        return np.sort(np.asarray(self._index.keys, dtype=np.int64))
+
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        """Stored vectors for keys that are all present (used to check a loaded file against the store)."""
+        if not len(keys):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        got = self._index.get(np.asarray(keys, dtype=np.uint64))
+        return np.asarray(got, dtype=np.float32).reshape(len(keys), self.dim)
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self._index))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        matches = self._index.search(np.asarray(query, dtype=np.float32), k)
+        # The beam must be at least as wide as the answer, or recall collapses for large k.
+        self._index.expansion_search = max(EXPANSION_SEARCH, k)
+        matches = self._index.search(np.asarray(query, dtype=np.float32), k, threads=1)
         # usearch 'ip' distance is 1 - dot
         return matches.keys.astype(np.int64), (1.0 - matches.distances).astype(np.float32)
 
-    def save(self, path: str, meta: dict) -> None:
-        tmp = path + ".tmp"
+    def save(self, path: str, meta: dict[str, Any]) -> None:
+        tmp = f"{path}.{os.getpid()}.tmp"
         self._index.save(tmp)
         os.replace(tmp, path)
-        Path(path + ".json").write_text(json.dumps(meta))
+        meta_tmp = f"{path}.json.{os.getpid()}.tmp"
+        Path(meta_tmp).write_text(json.dumps(meta))
+        os.replace(meta_tmp, path + ".json")
 
     @classmethod
-    def load(cls, path: str, dim: int) -> tuple[UsearchANN, dict] | None:
+    def load(cls, path: str, dim: int) -> tuple[UsearchANN, dict[str, Any]] | None:
+        """The saved index and its metadata, or None when missing or unreadable (the caller rebuilds)."""
         meta_path = Path(path + ".json")
         if not (os.path.exists(path) and meta_path.exists()):
             return None
@@ -71,4 +97,12 @@ class UsearchANN:
             ann._index.load(path)
         except Exception:  # noqa: BLE001 - a broken sidecar is rebuilt, never trusted
             return None
+        if ann._index.ndim != dim or not isinstance(meta, dict):
+            return None
         return ann, meta
+
+
+def remove_files(path: str) -> None:
+    for p in (path, path + ".json"):
+        if os.path.exists(p):
+            os.remove(p)

@@ -55,8 +55,12 @@ def check_metadata(metadata: object, *, where: str = "metadata") -> dict[str, An
         return {}
     if not isinstance(metadata, dict):
         raise ValidationError(f"{where}: expected a JSON object (dict), got {type(metadata).__name__}")
+    bad_keys = [k for k in metadata if not isinstance(k, str)]
+    if bad_keys:
+        raise ValidationError(f"{where}: keys must be strings, got {bad_keys[0]!r}")
     try:
-        raw = json.dumps(metadata, ensure_ascii=False)
+        # allow_nan=False: NaN/Infinity are not JSON, and one such row would break SQLite's json_extract filters.
+        raw = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
         raw.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise ValidationError(f"{where}: must be JSON-serialisable UTF-8: {exc}") from exc

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 
 def rrf(
     ranked: Mapping[str, Sequence[tuple[str, float]]],
@@ -30,3 +32,33 @@ def rrf(
             sig[f"{name}_rank"] = float(rank)
     order = sorted(fused, key=lambda m: -fused[m])
     return [(m, fused[m], signals[m]) for m in order]
+
+
+def score_fusion(
+    ids: Sequence[str],
+    bm25: Mapping[str, float],
+    dense: Mapping[str, float],
+    *,
+    dense_weight: float,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Fuse by score over one candidate set: BM25 / best BM25, plus dense_weight x z-score(cosine) / 4.
+
+    Unlike RRF this keeps margins (a clear BM25 winner stays ahead). The z-score
+    puts cosines from any model on one scale; /4 maps roughly +-2 sd onto BM25's
+    0..1. The result is shifted so the weakest candidate scores 0, which keeps
+    additive lifts (context, session) from rewarding negative scores."""
+    top_bm = max((bm25.get(i, 0.0) for i in ids), default=0.0)
+    cos = np.array([dense.get(i, 0.0) for i in ids], dtype=np.float64)
+    z = (cos - cos.mean()) / (cos.std() + 1e-9) if len(ids) > 1 else np.zeros(len(ids))
+    raw = {}
+    signals: dict[str, dict[str, float]] = {}
+    for n, i in enumerate(ids):
+        b = bm25.get(i, 0.0) / top_bm if top_bm > 0 else 0.0
+        raw[i] = b + dense_weight * float(z[n]) / 4
+        sig = signals.setdefault(i, {})
+        if i in bm25:
+            sig["bm25"] = float(bm25[i])
+        if i in dense:
+            sig["dense"] = float(dense[i])
+    floor = min(raw.values(), default=0.0)
+    return {i: v - floor for i, v in raw.items()}, signals

@@ -1,4 +1,16 @@
-"""Hybrid search: BM25 (store's keyword index) + dense (vector index), fused.
+"""Hybrid search: BM25 (store's keyword index) + dense (vector index), fused, then lifted by structure.
+
+The default pipeline (no LLM, measured on LoCoMo in docs/retrieval.md):
+
+1. candidates: the top `candidates` of BM25 and of the dense index (keys carry
+   the previous turn and resolved dates, see ingest/keys.py);
+2. fusion by score: BM25 scaled by its best hit, plus `dense_weight` x the
+   cosine as a z-score over the candidates (scales differ, ranks lose margins);
+3. context: a candidate gains `neighbor_weight` x the score of the turns just
+   before and after it in the same session (an answer and its question);
+4. session: each candidate gains `session_weight` x the mean of the best
+   `session_top` scores of its session (a relevant conversation lifts its turns);
+5. who: turns spoken by someone the query names gain `speaker_boost`.
 
 `mode` exists so the benchmark can run the baselines (bm25, dense, rrf) through
 the same code path as the default pipeline; users get `default`.
@@ -8,11 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..embed.base import Embedder
 from ..index.vector import VectorIndex
-from ..model import SearchResult
+from ..model import MemoryRecord, SearchResult
 from ..store.base import Filters, Store
-from .fuse import rrf
+from .fuse import rrf, score_fusion
+from .query import analyze
 
 MODES = ("default", "bm25", "dense", "rrf")
 
@@ -21,7 +36,15 @@ MODES = ("default", "bm25", "dense", "rrf")
 class RetrievalConfig:
     candidates: int = 100  # per signal, before fusion
     rrf_k: int = 60
-    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})  # rrf mode
+    dense_weight: float = 0.6
+    neighbor_weight: float = 0.3
+    session_weight: float = 0.6
+    session_top: int = 3
+    speaker_boost: float = 0.1
+    # write-time keys (ingest/keys.py); changing them needs `reindex`
+    context_keys: bool = True
+    date_keys: bool = True
 
 
 class Retriever:
@@ -34,16 +57,91 @@ class Retriever:
     def search(self, query: str, filters: Filters, limit: int, *, mode: str = "default") -> list[SearchResult]:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        if mode == "default":
+            return self._search_default(query, filters, limit)
         n = max(self.config.candidates, limit)
         ranked: dict[str, list[tuple[str, float]]] = {}
-        if mode in ("default", "bm25", "rrf"):
+        if mode in ("bm25", "rrf"):
             ranked["bm25"] = self.store.keyword_search(query, filters, n)
-        if mode in ("default", "dense", "rrf"):
+        if mode in ("dense", "rrf"):
             qvec = self.embedder.embed_one(query)
             hits = self.vectors.search(qvec, filters, n)
             ids = self.store.ids_for([k for k, _ in hits])
             ranked["dense"] = [(ids[k], s) for k, s in hits if k in ids]
-        weights = self.config.weights if mode == "default" else None
-        fused = rrf(ranked, weights=weights, k=self.config.rrf_k)[:limit]
+        fused = rrf(ranked, k=self.config.rrf_k)[:limit]
         records = {r.id: r for r in self.store.get([m for m, _, _ in fused])}
         return [SearchResult(memory=records[m], score=score, signals=sig) for m, score, sig in fused if m in records]
+
+    def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
+        cfg = self.config
+        n = max(cfg.candidates, limit)
+        bm = self.store.keyword_search(query, filters, n)
+        qvec = self.embedder.embed_one(query)
+        hits = self.vectors.search(qvec, filters, n)
+        id_of = self.store.ids_for([k for k, _ in hits])
+        dense = {id_of[k]: float(s) for k, s in hits if k in id_of}
+        key_of = {v: k for k, v in id_of.items()}
+        missing = [i for i, _ in bm if i not in dense]
+        if missing:  # BM25-only candidates still get a cosine, so fusion sees both signals for all
+            key_of.update(self.store.keys_for(missing))
+            keys, mat = self.store.vectors_for([key_of[i] for i in missing if i in key_of])
+            id_by_key = {k: i for i, k in key_of.items()}
+            if len(keys):
+                for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
+                    dense[id_by_key[k]] = float(s)
+        records = {r.id: r for r in self.store.get(list(dict.fromkeys([*dense, *(i for i, _ in bm)])))}
+        if not records:
+            return []
+        ids = list(records)
+        bm_score = dict(bm)
+        base, signals = score_fusion(ids, bm_score, dense, dense_weight=cfg.dense_weight)
+        scores = dict(base)
+        self._lift(ids, records, key_of, base, scores, signals, query)
+        order = sorted(ids, key=lambda i: -scores[i])[:limit]
+        return [SearchResult(memory=records[i], score=scores[i], signals=signals[i]) for i in order]
+
+    def _lift(
+        self,
+        ids: list[str],
+        records: dict[str, MemoryRecord],
+        key_of: dict[str, int],
+        base: dict[str, float],
+        scores: dict[str, float],
+        signals: dict[str, dict[str, float]],
+        query: str,
+    ) -> None:
+        """Context, session and speaker lifts (in place), all from the fused base scores."""
+        cfg = self.config
+
+        def thread(r: MemoryRecord) -> tuple[str | None, str | None, str | None]:
+            return r.user_id, r.agent_id, r.session_id
+
+        if cfg.neighbor_weight:
+            # neighbours: consecutive keys (write order) in the same session
+            by_key = {key_of[i]: i for i in ids if i in key_of and records[i].session_id}
+            for k, i in by_key.items():
+                lift = 0.0
+                for nk in (k - 1, k + 1):
+                    j = by_key.get(nk)
+                    if j is not None and thread(records[j]) == thread(records[i]):
+                        lift += base[j]
+                if lift:
+                    scores[i] += cfg.neighbor_weight * lift
+                    signals[i]["context"] = cfg.neighbor_weight * lift
+        if cfg.session_weight:
+            groups: dict[tuple[str | None, str | None, str | None], list[float]] = {}
+            for i in ids:
+                if records[i].session_id:
+                    groups.setdefault(thread(records[i]), []).append(base[i])
+            top = {g: float(np.mean(sorted(v, reverse=True)[: cfg.session_top])) for g, v in groups.items()}
+            for i in ids:
+                if records[i].session_id:
+                    lift = cfg.session_weight * top[thread(records[i])]
+                    scores[i] += lift
+                    signals[i]["session"] = lift
+        if cfg.speaker_boost:
+            info = analyze(query, {r.speaker for r in records.values() if r.speaker})
+            for i in ids:
+                if records[i].speaker in info.speakers:
+                    scores[i] += cfg.speaker_boost
+                    signals[i]["speaker"] = cfg.speaker_boost

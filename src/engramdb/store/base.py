@@ -36,7 +36,7 @@ class Filters:
     metadata: dict[str, Any] = field(default_factory=dict)  # equality on top-level keys
     ids: Sequence[str] | None = None
     source_ref: str | None = None
-    as_of: datetime | None = None  # only memories valid at this time (and recorded by then)
+    as_of: datetime | None = None  # valid then: valid_from <= as_of < valid_to, and occurred_at <= as_of
     current_only: bool = False  # only memories whose validity is still open
     include_expired: bool = False
     include_deleted: bool = False
@@ -183,3 +183,13 @@ class Store(ABC):
     @abstractmethod
     def compact(self) -> None:
         """Reclaim space and scrub deleted bytes (VACUUM and friends)."""
+
+    def all_meta(self) -> dict[str, str]:
+        """Every meta key and value, for `engramdb migrate` (counters like data_version excluded)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its meta keys")
+
+    # -- optional native search --------------------------------------------------
+    def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:
+        """Top-k (key, cosine) computed by the backend itself, best first; None = not supported,
+        and the in-process VectorIndex searches instead (SQLite)."""
+        return None

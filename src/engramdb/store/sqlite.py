@@ -68,7 +68,8 @@ def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]
     if f.as_of is not None:
         t = to_store(f.as_of)
         clauses.append("(m.valid_from IS NULL OR m.valid_from <= ?) AND (m.valid_to IS NULL OR m.valid_to > ?)")
-        clauses.append("m.recorded_at <= ?")
+        # Valid time, not transaction time: back-filled histories (recorded today about 2023) must answer too.
+        clauses.append("(m.occurred_at IS NULL OR m.occurred_at <= ?)")
         params.extend([t, t, t])
     if f.current_only:
         clauses.append("m.valid_to IS NULL")
@@ -137,6 +138,10 @@ class SQLiteStore(Store):
             self._depth = 1
             try:
                 yield
+            except sqlite3.IntegrityError as exc:  # e.g. a duplicate id: a clear error, and nothing written
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"write refused by the database, nothing written: {exc}") from exc
             except BaseException:
                 self._depth = 0
                 self._conn.execute("ROLLBACK")
@@ -171,6 +176,10 @@ class SQLiteStore(Store):
 
     def data_version(self) -> int:
         return int(self.get_meta("data_version") or 0)
+
+    def all_meta(self) -> dict[str, str]:
+        rows = self._q("SELECT key, value FROM meta WHERE key NOT IN ('data_version', 'vector_epoch') ORDER BY key")
+        return {r[0]: r[1] for r in rows}
 
     # -- writes ------------------------------------------------------------------
     def insert(

@@ -1,0 +1,303 @@
+"""LoCoMo retrieval benchmark (Maharana et al., ACL 2024), no LLM anywhere.
+
+Each conversation is ingested into its own scope (`user_id` = sample id) through
+the public `Memory` API only: one `add` per session, every turn with its speaker,
+the session's date as timestamp, `blip_caption` appended for shared images and
+the `dia_id` as `source_ref`. Then every question that has evidence is asked
+with `Memory.search`, and the ranked memories are mapped back to dialogue ids
+(derived memories through their `source_ids`).
+
+Separation of concerns: `load_conversations` reads only the dialogue; questions,
+answers and evidence are read by `load_questions` and used after search, to
+score. Nothing the engine sees is derived from answers or evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import ValidationError
+from .metrics import average, dedupe, hit_all_at, ndcg_at, percentile, recall_at, reciprocal_rank
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+TURN_K = (1, 5, 10, 20)
+HIT_K = (5, 10, 20)
+SESSION_K = (1, 3, 5)
+BASELINES = ("bm25", "dense", "rrf")
+_DATE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*([ap]m)\s+on\s+(\d{1,2})\s+([A-Za-z]+),?\s+(\d{4})\s*$", re.I)
+_MONTHS = {m: i for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december"], start=1)}
+_DIA_RE = re.compile(r"D(\d+):(\d+)")
+
+
+@dataclass
+class Turn:
+    dia_id: str
+    speaker: str
+    text: str
+
+
+@dataclass
+class Session:
+    number: int
+    when: datetime
+    turns: list[Turn]
+
+
+@dataclass
+class Conversation:
+    sample_id: str
+    speakers: tuple[str, str]
+    sessions: list[Session]
+
+
+@dataclass
+class Question:
+    sample_id: str
+    question: str
+    category: int
+    evidence: list[str]
+
+
+@dataclass
+class Method:
+    """One retrieval configuration to measure: a `Memory.search` mode plus retrieval overrides."""
+
+    name: str
+    mode: str = "default"
+    retrieval: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_session_time(text: str) -> datetime:
+    """'1:56 pm on 8 May, 2023' -> an aware datetime (LoCoMo gives no zone; UTC is assumed)."""
+    m = _DATE_RE.match(text or "")
+    if not m:
+        raise ValidationError(f"LoCoMo: cannot parse session date {text!r}")
+    hour, minute, ampm, day, month, year = m.groups()
+    mon = _MONTHS.get(month.lower())
+    if mon is None:
+        raise ValidationError(f"LoCoMo: unknown month in {text!r}")
+    h = int(hour) % 12 + (12 if ampm.lower() == "pm" else 0)
+    return datetime(int(year), mon, int(day), h, int(minute), tzinfo=UTC)
+
+
+def _read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationError(f"LoCoMo file not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"LoCoMo file {p} is not readable JSON: {exc}") from exc
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
+        raise ValidationError(f"{p}: expected a JSON list of LoCoMo samples with 'conversation'")
+    return data
+
+
+def _select(data: list[dict[str, Any]], conversations: Sequence[str] | None) -> list[dict[str, Any]]:
+    if not conversations:
+        return data
+    ids = [str(s.get("sample_id")) for s in data]
+    wanted: list[dict[str, Any]] = []
+    for c in conversations:
+        if c in ids:
+            wanted.append(data[ids.index(c)])
+        elif c.isdigit() and int(c) < len(data):  # an index into the file
+            wanted.append(data[int(c)])
+        else:
+            raise ValidationError(f"unknown conversation {c!r}; the file has {', '.join(ids)}")
+    return wanted
+
+
+def load_conversations(path: str | os.PathLike[str], conversations: Sequence[str] | None = None) -> list[Conversation]:
+    """The dialogues only (never `qa`)."""
+    out = []
+    for s in _select(_read(path), conversations):
+        c = s["conversation"]
+        sessions = []
+        n = 1
+        while f"session_{n}" in c:
+            turns = []
+            for t in c[f"session_{n}"]:
+                text = str(t.get("text", "")).strip()
+                if t.get("blip_caption"):
+                    text = f"{text} [shares an image: {t['blip_caption']}]".strip()
+                if text:
+                    turns.append(Turn(dia_id=str(t["dia_id"]), speaker=str(t["speaker"]), text=text))
+            if turns:
+                sessions.append(Session(number=n, when=parse_session_time(c[f"session_{n}_date_time"]), turns=turns))
+            n += 1
+        out.append(Conversation(str(s["sample_id"]), (str(c.get("speaker_a")), str(c.get("speaker_b"))), sessions))
+    return out
+
+
+def _norm_evidence(raw: Any) -> list[str]:
+    """Evidence ids as 'D<s>:<t>'; LoCoMo has a few malformed ones ('D8:6; D9:17', 'D:11:26')."""
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[str] = []
+    for item in items:
+        for s, t in _DIA_RE.findall(str(item).replace("D:", "D")):
+            out.append(f"D{int(s)}:{int(t)}")
+    return dedupe(out)
+
+
+def load_questions(path: str | os.PathLike[str], conversations: Sequence[str] | None = None) -> list[Question]:
+    """Questions with evidence (scoring side only)."""
+    out = []
+    for s in _select(_read(path), conversations):
+        for q in s.get("qa", []):
+            ev = _norm_evidence(q.get("evidence", []))
+            if ev and q.get("question"):
+                out.append(Question(str(s["sample_id"]), str(q["question"]), int(q.get("category", 0)), ev))
+    return out
+
+
+def session_of(dia_id: str) -> str:
+    return dia_id.split(":")[0]
+
+
+def ingest(mem: Any, conv: Conversation, on_session: Callable[[int], None] | None = None) -> dict[str, str]:
+    """Add one conversation to `mem` (scope user_id=sample_id); returns memory id -> dia_id."""
+    ids: dict[str, str] = {}
+    for sess in conv.sessions:
+        # one add per session: the session is one write batch; turns keep their order
+        # through a one-second step (LoCoMo dates sessions, not turns)
+        turns = [
+            {
+                "speaker": t.speaker,
+                "text": t.text,
+                "timestamp": (sess.when + timedelta(seconds=i)).isoformat(),
+                "source_ref": t.dia_id,
+            }
+            for i, t in enumerate(sess.turns)
+        ]
+        recs = mem.add(turns, user_id=conv.sample_id, session_id=f"{conv.sample_id}/session_{sess.number}")
+        for r in recs:
+            if r.source_ref:
+                ids[r.id] = r.source_ref
+        if on_session:
+            on_session(len(sess.turns))
+    return ids
+
+
+def to_dia_ids(results: Sequence[Any], ids: dict[str, str]) -> list[str]:
+    """Ranked dialogue ids: episodes by their own id, derived memories by their sources (provenance)."""
+    out: list[str] = []
+    for r in results:
+        m = r.memory
+        if m.id in ids:
+            out.append(ids[m.id])
+        elif m.source_ref and _DIA_RE.fullmatch(m.source_ref) and m.kind == "episode":
+            out.append(m.source_ref)
+        else:
+            out.extend(ids[s] for s in m.source_ids if s in ids)
+    return dedupe(out)
+
+
+def score_question(ranked: list[str], gold: list[str]) -> dict[str, float]:
+    g = set(gold)
+    sess_ranked = dedupe([session_of(d) for d in ranked])
+    sess_gold = {session_of(d) for d in gold}
+    row = {f"recall@{k}": recall_at(ranked, g, k) for k in TURN_K}
+    row.update({f"hit_all@{k}": hit_all_at(ranked, g, k) for k in HIT_K})
+    row.update({f"session_recall@{k}": recall_at(sess_ranked, sess_gold, k) for k in SESSION_K})
+    row["mrr"] = reciprocal_rank(ranked, g)
+    row["ndcg@10"] = ndcg_at(ranked, g, 10)
+    return row
+
+
+def summarize(rows: list[dict[str, float]], cats: list[int], latencies: list[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(rows), "overall": average(rows), "by_category": {}}
+    for c in sorted(set(cats)):
+        sub = [r for r, k in zip(rows, cats, strict=True) if k == c]
+        out["by_category"][str(c)] = {"name": CATEGORIES.get(c, str(c)), "n": len(sub), **average(sub)}
+    out["latency_ms"] = {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)}
+    return out
+
+
+def run_locomo(
+    path: str | os.PathLike[str],
+    *,
+    conversations: Sequence[str] | None = None,
+    compare: bool = False,
+    methods: Sequence[Method] | None = None,
+    embedder: Any = None,
+    db_path: str | os.PathLike[str] | None = None,
+    limit: int = 20,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Ingest, ask, score. Returns the report dict (see `report.locomo_markdown`)."""
+    from .. import Memory
+    from ..config import MemoryConfig
+
+    convs = load_conversations(path, conversations)
+    if not convs:
+        raise ValidationError("no conversations selected")
+    if methods is None:
+        methods = [Method("default")] + ([Method(b, mode=b) for b in BASELINES] if compare else [])
+    tmp = None
+    if db_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="engramdb-locomo-")
+        db_path = os.path.join(tmp.name, "locomo.db")
+    try:
+        mem = Memory(db_path, embedder=embedder)
+        ids: dict[str, str] = {}
+        n_turns = sum(len(s.turns) for c in convs for s in c.sessions)
+        _ = mem.embedder  # load the model before the clock starts
+        t0 = time.perf_counter()
+        if progress:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("ingesting LoCoMo turns", total=n_turns)
+                for conv in convs:
+                    ids.update(ingest(mem, conv, lambda n: bar.advance(task, n)))
+        else:
+            for conv in convs:
+                ids.update(ingest(mem, conv))
+        ingest_s = time.perf_counter() - t0
+        mem.close()
+
+        # scoring side: questions are read only now
+        questions = load_questions(path, [c.sample_id for c in convs])
+        report: dict[str, Any] = {
+            "benchmark": "locomo",
+            "file": str(path),
+            "conversations": [c.sample_id for c in convs],
+            "turns": n_turns,
+            "sessions": sum(len(c.sessions) for c in convs),
+            "questions": len(questions),
+            "ingest_s": ingest_s,
+            "ingest_turns_per_s": n_turns / ingest_s if ingest_s else 0.0,
+            "limit": limit,
+            "methods": {},
+        }
+        for meth in methods:
+            m = Memory(db_path, embedder=embedder, config=MemoryConfig(retrieval=dict(meth.retrieval)))
+            try:
+                m.search("warm up", user_id=convs[0].sample_id, limit=limit, mode=meth.mode)
+                rows, cats, lat = [], [], []
+                for q in questions:
+                    t = time.perf_counter()
+                    res = m.search(q.question, user_id=q.sample_id, limit=limit, mode=meth.mode)
+                    lat.append((time.perf_counter() - t) * 1000)
+                    rows.append(score_question(to_dia_ids(res, ids), q.evidence))
+                    cats.append(q.category)
+                report["methods"][meth.name] = {"mode": meth.mode, "retrieval": meth.retrieval,
+                                                **summarize(rows, cats, lat)}
+            finally:
+                m.close()
+        return report
+    finally:
+        if tmp is not None:
+            tmp.cleanup()

@@ -1,0 +1,78 @@
+"""LLM extraction: the same Fact output as the rules, from any OpenAI-compatible model.
+
+Batches the turns of one call into a numbered list; each returned fact names its
+turn, so provenance (source_ids) points at the exact episode. A model that answers
+nonsense raises LLMError (counted in stats); the caller keeps the raw episodes and
+retries later, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+from ..llm import LLMClient
+from ..model import MemoryRecord
+from .base import Fact, render, subject_of
+from .prompts import render_prompt
+
+KNOWN_ATTRIBUTES = (
+    "name, age, lives_in, lived_in, from, born_in, works_at, job_title, relationship_status, studies, education, "
+    "learning, diet, allergy, pet, sister, brother, mother, father, wife, husband, partner, son, daughter, friend"
+)
+
+
+class LLMFact(BaseModel):
+    subject: str = Field(min_length=1, max_length=256)
+    attribute: str = Field(min_length=1, max_length=128)
+    value: str = Field(min_length=1, max_length=500)
+    ends: bool = False
+    turn: int = Field(ge=1)
+
+    @field_validator("attribute")
+    @classmethod
+    def _attr(cls, v: str) -> str:
+        return v.strip().lower().replace(" ", "_")
+
+
+class LLMFacts(BaseModel):
+    facts: list[LLMFact] = Field(default_factory=list, max_length=200)
+
+
+class LLMExtractor:
+    name = "llm"
+
+    def __init__(self, client: LLMClient, *, batch: int = 20) -> None:
+        self.client = client
+        self.batch = batch
+
+    def extract(self, episodes: list[MemoryRecord]) -> list[Fact]:
+        usable = [e for e in episodes if subject_of(e) is not None]
+        out: list[Fact] = []
+        for i in range(0, len(usable), self.batch):
+            out.extend(self._extract_batch(usable[i : i + self.batch]))
+        return out
+
+    def _extract_batch(self, eps: list[MemoryRecord]) -> list[Fact]:
+        lines = []
+        for n, ep in enumerate(eps, 1):
+            when = f" ({ep.occurred_at:%Y-%m-%d})" if ep.occurred_at else ""
+            lines.append(f"{n}. [{subject_of(ep)}]{when}: {ep.text}")
+        prompt = render_prompt("extract_facts", attributes=KNOWN_ATTRIBUTES, turns="\n".join(lines))
+        result = self.client.complete_json(prompt, LLMFacts, op="extract")
+        facts: list[Fact] = []
+        for f in result.facts:
+            if f.turn > len(eps):
+                continue  # a turn number the model made up: no provenance, no fact
+            ep = eps[f.turn - 1]
+            facts.append(
+                Fact(
+                    subject=f.subject,
+                    attribute=f.attribute,
+                    value=f.value,
+                    ends=f.ends,
+                    text=render(f.subject, f.attribute, f.value, ends=f.ends),
+                    confidence=0.8,
+                    source_ids=[ep.id],
+                )
+            )
+        return facts

@@ -1,0 +1,306 @@
+"""The MCP server: EngramDB's memory as tools an agent can call.
+
+Two transports:
+- stdio (`engramdb mcp --db agent.db`): one store, no keys — the client owns the process;
+- streamable HTTP (`engramdb mcp --transport http`, or `/mcp` on `engramdb serve`): every
+  HTTP request must carry an API key (`Authorization: Bearer edb_...`), checked before
+  the MCP layer sees it; each tool call then resolves the key's tenant again and opens
+  only that tenant's store, so tools can never cross tenants either.
+
+Tool descriptions are written for the model that decides when to call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import Field
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..api.memory import Memory
+from ..errors import EngramError
+from ..server.auth import RateLimited, authenticate, key_from_headers
+from ..server.keys import ForbiddenError, KeyStore, permits
+from ..server.ratelimit import RateLimiter
+from ..server.tenants import TenantRegistry
+
+try:
+    from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
+except ImportError as exc:  # pragma: no cover - depends on the optional extra
+    from ..errors import ConfigError
+
+    raise ConfigError("the MCP server needs the 'mcp' package: pip install 'engramdb[server]'") from exc
+
+# (ctx, permission) -> the caller's Memory; raises EngramError when the caller may not.
+Resolver = Callable[[Context | None, str], Memory]
+
+INSTRUCTIONS = (
+    "EngramDB gives you long-term memory across conversations. Use `recall` (or `get_context`) before answering "
+    "anything that may depend on what you were told earlier; use `remember` to save durable facts, preferences, "
+    "decisions and events as short self-contained statements; fix stale memories with `update_memory` instead of "
+    "adding contradictions; `forget` what the user asks you to forget. Pass the same user_id every time for the "
+    "same person."
+)
+
+UserId = Annotated[
+    str | None,
+    Field(description="Who the memory is about or belongs to (stable id of the end user). Reuse the same value."),
+]
+AgentId = Annotated[str | None, Field(description="Optional: which agent the memory belongs to.")]
+SessionId = Annotated[str | None, Field(description="Optional: the conversation/session it came from.")]
+MemId = Annotated[str, Field(description="A memory id, as returned by recall or remember.", min_length=1)]
+
+
+def _brief(rec: Any) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "text": rec.text,
+        "kind": rec.kind,
+        "speaker": rec.speaker,
+        "occurred_at": rec.occurred_at.isoformat() if rec.occurred_at else None,
+        "user_id": rec.user_id,
+        "version": rec.version,
+    }
+
+
+def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | None = None) -> MCPServer:
+    """An MCPServer whose tools act on the Memory that `resolve` returns for each call."""
+    defaults = {k: v for k, v in (default_scope or {}).items() if v}
+    # WARNING: the SDK installs a root log handler at this level; INFO would echo every HTTP call.
+    mcp = MCPServer("engramdb", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
+
+    def scoped(user_id: str | None, agent_id: str | None, session_id: str | None) -> dict[str, str | None]:
+        given = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+        return given if any(given.values()) else {**given, **defaults}
+
+    def call(ctx: Context | None, permission: str, fn: Callable[[Memory], Any]) -> Any:
+        # Expected errors become tool errors the model can read and act on (not protocol failures).
+        try:
+            return fn(resolve(ctx, permission))
+        except EngramError as exc:
+            raise ToolError(str(exc)) from exc
+        except RateLimited as exc:
+            raise ToolError(str(exc)) from exc
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Remember", read_only_hint=False, destructive_hint=False),
+        description=(
+            "Save something to long-term memory so it can be recalled in future conversations. Call this when you "
+            "learn a durable fact, preference, plan, decision or event (e.g. 'Alice is vegetarian', 'Bob's flight to "
+            "Lisbon is on 3 June'). Write one short, self-contained statement per call, naming who it is about; "
+            "skip small talk and anything already remembered (recall first if unsure). Returns the stored ids."
+        ),
+    )
+    def remember(
+        text: Annotated[str, Field(description="The statement to remember, self-contained.", min_length=1)],
+        ctx: Context,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        speaker: Annotated[str | None, Field(description="Who said it, if it was said (e.g. 'user').")] = None,
+        timestamp: Annotated[
+            str | None, Field(description="When it happened, ISO-8601 with time zone (default: now).")
+        ] = None,
+        kind: Annotated[
+            str, Field(description="episode (something said/done), fact, profile, summary or procedure.")
+        ] = "episode",
+        metadata: Annotated[dict[str, Any] | None, Field(description="Optional tags, e.g. {'topic': 'travel'}.")] = None,
+    ) -> dict[str, Any]:
+        message: Any = {"text": text, "speaker": speaker} if speaker else text
+        recs = call(
+            ctx,
+            "write",
+            lambda m: m.add(
+                message, **scoped(user_id, agent_id, session_id), timestamp=timestamp, kind=kind, metadata=metadata
+            ),
+        )
+        return {"stored": [_brief(r) for r in recs]}
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Recall", read_only_hint=True),
+        description=(
+            "Search long-term memory. Call this before answering anything that may depend on earlier conversations "
+            "(the user's preferences, personal facts, past decisions, what happened when) and before `remember`, "
+            "to avoid duplicates. Phrase the query as the question you need answered. Returns the best matches, "
+            "best first, with ids (for update_memory / forget / memory_history), dates and relevance scores."
+        ),
+    )
+    def recall(
+        query: Annotated[str, Field(description="What you want to know, in natural language.", min_length=1)],
+        ctx: Context,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        limit: Annotated[int, Field(description="How many memories to return.", ge=1, le=50)] = 5,
+        since: Annotated[str | None, Field(description="Only memories from this time on (ISO-8601).")] = None,
+        until: Annotated[str | None, Field(description="Only memories before this time (ISO-8601).")] = None,
+    ) -> dict[str, Any]:
+        results = call(
+            ctx,
+            "read",
+            lambda m: m.search(
+                query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until
+            ),
+        )
+        return {"results": [{**_brief(r.memory), "score": round(r.score, 4)} for r in results]}
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Get memory context", read_only_hint=True),
+        description=(
+            "Get a ready-to-use block of the memories most relevant to a query: oldest first, with dates and "
+            "speakers, trimmed to a token budget. Prefer this over `recall` when you want to read memory straight "
+            "into your reasoning (e.g. at the start of a conversation or before a personalised answer) rather "
+            "than inspect or edit individual memories."
+        ),
+    )
+    def get_context(
+        query: Annotated[str, Field(description="The topic or question the context is for.", min_length=1)],
+        ctx: Context,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        max_tokens: Annotated[int, Field(description="Token budget of the block.", ge=16, le=8000)] = 800,
+    ) -> str:
+        block = call(
+            ctx,
+            "read",
+            lambda m: m.context(query, **scoped(user_id, agent_id, session_id), max_tokens=max_tokens),
+        )
+        return block.text or "(no relevant memories)"
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Forget", read_only_hint=False, destructive_hint=True, idempotent_hint=True),
+        description=(
+            "Forget one memory by id (get the id from `recall`). Call this when the user asks you to forget "
+            "something, or a memory is wrong and must no longer be used. It disappears from recall and context; "
+            "its history is kept for audit. To correct a memory rather than drop it, use `update_memory`."
+        ),
+    )
+    def forget(memory_id: MemId, ctx: Context) -> dict[str, Any]:
+        call(ctx, "write", lambda m: m.delete(memory_id))
+        return {"forgotten": memory_id}
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Update memory", read_only_hint=False, destructive_hint=False),
+        description=(
+            "Correct or refine an existing memory by id when new information changes it (the user moved, a plan "
+            "changed, a preference was wrong). The previous version is kept and shown by `memory_history`. Prefer "
+            "this over remembering a new statement that contradicts an old one. Give at least one of text, "
+            "metadata or importance."
+        ),
+    )
+    def update_memory(
+        memory_id: MemId,
+        ctx: Context,
+        text: Annotated[str | None, Field(description="The corrected statement (replaces the old text).")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Replacement metadata object.")] = None,
+        importance: Annotated[float | None, Field(description="0 (trivial) to 1 (critical).", ge=0, le=1)] = None,
+    ) -> dict[str, Any]:
+        rec = call(ctx, "write", lambda m: m.update(memory_id, text=text, metadata=metadata, importance=importance))
+        return {"updated": _brief(rec)}
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Memory history", read_only_hint=True),
+        description=(
+            "Show every version of one memory: what it said before, what changed, and when (add, update, delete). "
+            "Use it when asked how or when something you remember changed, or to check a memory before relying on it."
+        ),
+    )
+    def memory_history(memory_id: MemId, ctx: Context) -> dict[str, Any]:
+        entries = call(ctx, "read", lambda m: m.history(memory_id))
+        return {
+            "memory_id": memory_id,
+            "versions": [
+                {
+                    "version": h.version,
+                    "action": h.action,
+                    "at": h.at.isoformat(),
+                    "text_before": (h.before or {}).get("text"),
+                    "text_after": (h.after or {}).get("text"),
+                }
+                for h in entries
+            ],
+        }
+
+    return mcp
+
+
+def stdio_server(mem: Memory, *, read_only: bool = False, default_scope: dict[str, str | None] | None = None) -> MCPServer:
+    """A server over one store, for `engramdb mcp` on stdio (the client owns the process)."""
+
+    def resolve(_ctx: Context | None, permission: str) -> Memory:
+        if read_only and permission != "read":
+            raise ForbiddenError("this MCP server was started read-only (--read-only)")
+        return mem
+
+    return build_server(resolve, default_scope=default_scope)
+
+
+def key_resolver(registry: TenantRegistry, keys: KeyStore) -> Resolver:
+    """Resolve each tool call to the tenant of the API key on its HTTP request."""
+
+    def resolve(ctx: Context | None, permission: str) -> Memory:
+        headers = (ctx.headers if ctx is not None else None) or {}
+        key = key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        principal = authenticate(keys, None, key)
+        if not permits(principal.permissions, permission):
+            raise ForbiddenError(f"this key lacks the '{permission}' permission")
+        return registry.get(principal.tenant)
+
+    return resolve
+
+
+class KeyAuthMiddleware:
+    """Refuse any HTTP request without a valid key (401) or over its rate (429) before MCP sees it."""
+
+    def __init__(self, app: ASGIApp, keys: KeyStore, limiter: RateLimiter | None) -> None:
+        self.app = app
+        self.keys = keys
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        try:
+            key = key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+            principal = authenticate(self.keys, self.limiter, key)
+        except EngramError as exc:
+            resp = JSONResponse(
+                {"error": {"code": "unauthorized", "message": str(exc)}},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await resp(scope, receive, send)
+            return
+        except RateLimited as exc:
+            resp = JSONResponse(
+                {"error": {"code": "rate_limited", "message": str(exc)}},
+                status_code=429,
+                headers={"Retry-After": str(max(1, round(exc.retry_after)))},
+            )
+            await resp(scope, receive, send)
+            return
+        scope.setdefault("state", {}).update(tenant=principal.tenant, key_id=principal.key_id)
+        await self.app(scope, receive, send)
+
+
+def http_app(
+    registry: TenantRegistry,
+    keys: KeyStore,
+    *,
+    limiter: RateLimiter | None = None,
+    path: str = "/mcp",
+    host: str = "127.0.0.1",
+) -> Starlette:
+    """Streamable HTTP (stateless, JSON responses: any worker can answer any request) behind key auth."""
+    server = build_server(key_resolver(registry, keys))
+    app = server.streamable_http_app(streamable_http_path=path, stateless_http=True, json_response=True, host=host)
+    app.add_middleware(KeyAuthMiddleware, keys=keys, limiter=limiter)
+    return app

@@ -1,0 +1,465 @@
+"""The REST server: `create_app(settings)` builds the FastAPI application.
+
+Every route is a thin shell over a `Memory` method of the caller's tenant (see
+tenants.py), so the REST API, the CLI and the library behave the same. Routes are
+plain `def`s: FastAPI runs them in a worker thread, so SQLite and the embedding model
+never block the event loop. Each write is one store transaction, so a client that
+disconnects mid-request leaves either all of its write or none of it.
+
+Run it with `engramdb serve` (see docs/server.md), or `uvicorn --factory
+engramdb.server.app:create_app_from_env` with the settings in ENGRAMDB_SERVER_SETTINGS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__ as engram_version
+from ..api.memory import Memory
+from ..errors import (
+    ConfigError,
+    EngramError,
+    ModelMismatchError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
+from ..model import MAX_ID_CHARS, MemoryRecord
+from ..retrieve.context import ContextBlock
+from .auth import Principal, RateLimited, require
+from .keys import AuthError, ForbiddenError, KeyStore
+from .models import (
+    AddRequest,
+    AddResponse,
+    ContextRequest,
+    DeleteResponse,
+    ErrorResponse,
+    Health,
+    HistoryResponse,
+    PageResponse,
+    PurgeRequest,
+    PurgeResponse,
+    SearchRequest,
+    SearchResponse,
+    StatsResponse,
+    UpdateRequest,
+    WhoAmI,
+)
+from .ratelimit import EdgeMiddleware, RateLimiter, configure_logging
+from .tenants import TenantRegistry
+
+log = logging.getLogger("engramdb.server")
+
+SETTINGS_ENV = "ENGRAMDB_SERVER_SETTINGS"
+
+
+class ServerSettings(BaseModel):
+    """Everything the server needs; `engramdb serve` fills it from flags and the environment."""
+
+    data_dir: str = Field(default_factory=lambda: os.environ.get("ENGRAMDB_DATA_DIR", "engramdb-data"))
+    url: str | None = Field(None, description="postgresql://... to keep tenants as schemas in one database")
+    embedder: str | None = Field(None, description="embedding model spec (default: the configured one)")
+    rate_limit: float = Field(100.0, ge=0, description="requests per second per key (0 = unlimited)")
+    rate_burst: int | None = Field(None, ge=1)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    mcp: bool = Field(True, description="also serve MCP (streamable HTTP) at /mcp with the same keys")
+    log_level: str = "info"
+    host: str = Field("127.0.0.1", description="the address served on (loopback turns on MCP's DNS-rebinding guard)")
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        raw = os.environ.get(SETTINGS_ENV)
+        return cls.model_validate_json(raw) if raw else cls()
+
+
+_ERRORS = {
+    400: "malformed request (e.g. invalid JSON)",
+    401: "missing, invalid, expired or revoked API key",
+    403: "the key lacks the permission",
+    404: "no such memory in this tenant",
+    413: "request body too large",
+    422: "invalid input",
+    429: "rate limit exceeded (see Retry-After)",
+    503: "storage unavailable",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": desc} for code, desc in _ERRORS.items()
+}
+
+MemoryId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, description="A memory id.")]
+ScopeQ = Annotated[str | None, Query(max_length=MAX_ID_CHARS)]
+
+
+def _error(status: int, code: str, message: str, request: Request, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": _rid(request)}
+    body.update({k: v for k, v in extra.items() if k != "headers"})
+    return JSONResponse({"error": body}, status_code=status, headers=extra.get("headers"))
+
+
+def _rid(request: Request) -> str | None:
+    return (request.scope.get("state") or {}).get("request_id")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    mapping: list[tuple[type[Exception], int, str]] = [
+        (AuthError, 401, "unauthorized"),
+        (ForbiddenError, 403, "forbidden"),
+        (NotFoundError, 404, "not_found"),
+        (ValidationError, 422, "validation_error"),
+        (ModelMismatchError, 409, "model_mismatch"),
+        (StoreError, 503, "store_unavailable"),
+        (ConfigError, 500, "config_error"),
+    ]
+
+    async def engram_error(request: Request, exc: Exception) -> JSONResponse:
+        for cls, status, code in mapping:
+            if isinstance(exc, cls):
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                if status >= 500:
+                    log.error("server error", extra={"fields": {"request_id": _rid(request), "error": str(exc)}})
+                return _error(status, code, str(exc), request, headers=headers)
+        return _error(400, "bad_request", str(exc), request)
+
+    async def rate_limited(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RateLimited)
+        return _error(429, "rate_limited", str(exc), request, headers={"Retry-After": str(max(1, round(exc.retry_after)))})
+
+    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "malformed_json", "request body is not valid JSON", request)
+        details = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+            for e in errors
+        ]
+        return _error(422, "validation_error", _summary(details), request, details=details)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), request,
+                      headers=getattr(exc, "headers", None))
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"fields": {"request_id": _rid(request)}})
+        return _error(500, "internal_error", "internal server error (see the server log for this request id)", request)
+
+    app.add_exception_handler(EngramError, engram_error)
+    app.add_exception_handler(RateLimited, rate_limited)
+    app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    registry: TenantRegistry | None = None,
+    keys: KeyStore | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass a `registry` (e.g. with the hashing embedder) and a `keys` store."""
+    settings = settings or ServerSettings()
+    configure_logging(settings.log_level)
+    # Close at shutdown only what this function opened; a caller that passes its own keeps ownership.
+    own_registry, own_keys = registry is None, keys is None
+    registry = registry or TenantRegistry(settings.data_dir, url=settings.url, embedder=settings.embedder)
+    keys = keys or KeyStore(os.path.join(settings.data_dir, "keys.db"))
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+    # The MCP session manager runs once per instance, so each lifespan (server start) builds a fresh one.
+    mcp_current: dict[str, Any] = {"app": None}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if settings.mcp:
+                from ..mcp.server import http_app
+
+                mcp_app = http_app(registry, keys, limiter=limiter, path="/", host=settings.host)
+                await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
+                mcp_current["app"] = mcp_app
+            log.info("started", extra={"fields": {"data_dir": settings.data_dir, "backend": _backend(settings)}})
+            try:
+                yield
+            finally:
+                # Graceful shutdown: uvicorn has stopped accepting and drained in-flight requests by now.
+                mcp_current["app"] = None
+                if own_registry:
+                    registry.close()
+                if own_keys:
+                    keys.close()
+                log.info("stopped")
+
+    app = FastAPI(
+        title="EngramDB",
+        version=engram_version,
+        description="Long-term memory for LLM agents. Every call is scoped to the tenant of its API key.",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.keys = keys
+    app.state.limiter = limiter
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+
+    reader = Depends(require("read"))
+    writer = Depends(require("write"))
+    admin = Depends(require("admin"))
+
+    def memory(p: Principal) -> Memory:
+        return registry.get(p.tenant)
+
+    # -- health ----------------------------------------------------------------
+    @app.get("/healthz", response_model=Health, tags=["health"], responses={})
+    def healthz() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"])
+    def readyz() -> Any:
+        """Readiness: the key store and the storage backend answer."""
+        try:
+            keys.list(tenant=None)
+            registry.ready()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with the reason
+            return JSONResponse({"status": f"not ready: {type(exc).__name__}: {exc}"}, status_code=503)
+        return Health(status="ready")
+
+    @app.get("/v1/whoami", response_model=WhoAmI, tags=["auth"])
+    def whoami(p: Principal = reader) -> WhoAmI:
+        """The tenant and permissions of the calling key."""
+        return WhoAmI(tenant=p.tenant, key_id=p.key_id, permissions=p.permissions, expires_at=p.expires_at)
+
+    # -- write -----------------------------------------------------------------
+    @app.post("/v1/memories", response_model=AddResponse, status_code=201, tags=["memories"])
+    def add(req: AddRequest, p: Principal = writer) -> AddResponse:
+        """Store text, a message, or a list of messages/turns, in one transaction."""
+        msgs = req.messages
+        messages: Any = (
+            [m if isinstance(m, str) else m.model_dump(exclude_none=True) for m in msgs]
+            if isinstance(msgs, list)
+            else msgs if isinstance(msgs, str) else msgs.model_dump(exclude_none=True)
+        )
+        recs = memory(p).add(
+            messages,
+            user_id=req.user_id,
+            agent_id=req.agent_id,
+            session_id=req.session_id,
+            timestamp=req.timestamp,
+            metadata=req.metadata,
+            kind=req.kind,
+            source_ref=req.source_ref,
+            importance=req.importance,
+            expires_at=req.expires_at,
+        )
+        return AddResponse(memories=recs)
+
+    @app.patch("/v1/memories/{memory_id}", response_model=MemoryRecord, tags=["memories"])
+    def update(memory_id: MemoryId, req: UpdateRequest, p: Principal = writer) -> MemoryRecord:
+        """Change a memory; the previous version is kept in its history."""
+        return memory(p).update(memory_id, **req.model_dump(exclude_none=True))
+
+    @app.delete("/v1/memories/{memory_id}", response_model=DeleteResponse, tags=["memories"])
+    def delete(memory_id: MemoryId, p: Principal = writer) -> DeleteResponse:
+        """Soft-delete a memory: it leaves every read; its history keeps it."""
+        memory(p).delete(memory_id)
+        return DeleteResponse(deleted=memory_id)
+
+    @app.post("/v1/purge", response_model=PurgeResponse, tags=["admin"])
+    def purge(req: PurgeRequest, p: Principal = admin) -> PurgeResponse:
+        """Hard-delete (erase) a scope's memories, or the given ids, with history and vectors. Needs admin."""
+        return _purge(memory(p), req)
+
+    # -- read ------------------------------------------------------------------
+    @app.get("/v1/memories/{memory_id}", response_model=MemoryRecord, tags=["memories"])
+    def get(memory_id: MemoryId, p: Principal = reader) -> MemoryRecord:
+        """One memory by id."""
+        return memory(p).get(memory_id)
+
+    @app.get("/v1/memories", response_model=PageResponse, tags=["memories"])
+    def list_memories(
+        p: Principal = reader,
+        user_id: ScopeQ = None,
+        agent_id: ScopeQ = None,
+        session_id: ScopeQ = None,
+        kind: Annotated[list[str] | None, Query(max_length=20)] = None,
+        since: Annotated[str | None, Query(max_length=64)] = None,
+        until: Annotated[str | None, Query(max_length=64)] = None,
+        filters: Annotated[str | None, Query(max_length=64_000, description="metadata filter as a JSON object")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        order: Literal["occurred_at", "-occurred_at", "recorded_at", "-recorded_at"] = "occurred_at",
+    ) -> PageResponse:
+        """A page of memories (default oldest first)."""
+        page = memory(p).list(
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            kinds=kind,
+            since=since,
+            until=until,
+            filters=_json_query(filters, "filters"),
+            limit=limit,
+            offset=offset,
+            order=order,
+        )
+        return PageResponse(**page.model_dump())
+
+    @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
+    def search(req: SearchRequest, p: Principal = reader) -> SearchResponse:
+        """Hybrid (keyword + vector) search, with the signals behind each hit."""
+        results = memory(p).search(
+            req.query,
+            user_id=req.user_id,
+            agent_id=req.agent_id,
+            session_id=req.session_id,
+            limit=req.limit,
+            filters=req.filters,
+            kinds=req.kinds,
+            since=req.since,
+            until=req.until,
+        )
+        return SearchResponse(results=results)
+
+    @app.post("/v1/context", response_model=ContextBlock, tags=["search"])
+    def context(req: ContextRequest, p: Principal = reader) -> ContextBlock:
+        """A prompt-ready block of the most relevant memories, oldest first, within max_tokens."""
+        return memory(p).context(
+            req.query,
+            user_id=req.user_id,
+            agent_id=req.agent_id,
+            session_id=req.session_id,
+            max_tokens=req.max_tokens,
+            limit=req.limit,
+            filters=req.filters,
+            since=req.since,
+            until=req.until,
+        )
+
+    @app.get("/v1/memories/{memory_id}/history", response_model=HistoryResponse, tags=["memories"])
+    def history(memory_id: MemoryId, p: Principal = reader) -> HistoryResponse:
+        """Every change to a memory: before, after, when."""
+        return HistoryResponse(memory_id=memory_id, entries=memory(p).history(memory_id))
+
+    @app.get(
+        "/v1/export",
+        tags=["admin"],
+        response_class=Response,
+        responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    )
+    def export(
+        p: Principal = reader,
+        user_id: ScopeQ = None,
+        agent_id: ScopeQ = None,
+        session_id: ScopeQ = None,
+        include_embeddings: bool = False,
+    ) -> Response:
+        """The tenant's memories (or one scope's) as JSONL: the same format as `engramdb export`."""
+        buf = io.StringIO()
+        memory(p).export(
+            buf, user_id=user_id, agent_id=agent_id, session_id=session_id, include_embeddings=include_embeddings
+        )
+        return Response(buf.getvalue(), media_type="application/x-ndjson")
+
+    @app.get("/v1/stats", response_model=StatsResponse, tags=["admin"])
+    def stats(p: Principal = reader) -> StatsResponse:
+        """Counts and sizes of the tenant's store."""
+        st = {k: v for k, v in memory(p).stats().items() if k != "path"}  # server paths are not the tenant's business
+        return StatsResponse(tenant=p.tenant, stats=_jsonable(st))
+
+    if settings.mcp:
+
+        async def mcp_endpoint(scope: Any, receive: Any, send: Any) -> None:
+            current = mcp_current["app"]
+            if current is None:  # only between shutdown and exit
+                await JSONResponse({"error": {"code": "unavailable", "message": "shutting down"}}, 503)(
+                    scope, receive, send
+                )
+                return
+            await current(scope, receive, send)
+
+        app.mount("/mcp", mcp_endpoint)
+    return app
+
+
+def _summary(details: list[dict[str, Any]]) -> str:
+    """One readable line: 'body.limit: Input should be ...'. Union-member tags (str, Turn, list[...]) are dropped,
+    and the alternatives of a union are joined with 'or'."""
+    if not details:
+        return "invalid request"
+
+    def where(loc: list[str]) -> str:
+        parts = [p for p in loc if not (p in ("str", "int", "float", "bool") or "[" in p or p[:1].isupper())]
+        return ".".join(parts[1:] if len(parts) > 1 else parts)
+
+    first = where(details[0]["loc"])
+    msgs = list(dict.fromkeys(d["msg"] for d in details if where(d["loc"]) == first))
+    return f"{first}: {' or '.join(msgs)}" if first else msgs[0]
+
+
+def _backend(settings: ServerSettings) -> str:
+    return "postgresql" if settings.url else "sqlite"
+
+
+def _json_query(raw: str | None, name: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{name}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise ValidationError(f"{name}: expected a JSON object")
+    return value
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _purge(mem: Memory, req: PurgeRequest) -> PurgeResponse:
+    """Erase for real. A user/agent scope goes through `Memory.purge` (rows, index, vectors, history, derived
+    memories, then VACUUM); a session scope or a list of ids is hard-deleted row by row."""
+    scope = {k: v for k, v in req.model_dump(include={"user_id", "agent_id", "session_id"}).items() if v}
+    if not scope and not req.memory_ids:
+        raise ValidationError("purge needs a scope (user_id, agent_id, session_id) or memory_ids")
+    if scope and req.memory_ids:
+        raise ValidationError("purge takes either a scope or memory_ids, not both")
+    purge_fn = getattr(mem, "purge", None)
+    if callable(purge_fn) and scope and "session_id" not in scope:
+        report = purge_fn(**scope)
+        return PurgeResponse(purged=int(report.memories), report=_jsonable(report.model_dump()))
+    from ..store.base import Filters
+
+    if req.memory_ids:
+        ids = [r.id for r in mem.store.get(req.memory_ids, include_deleted=True)]
+    else:
+        f = Filters(**scope, include_deleted=True, include_expired=True)
+        ids = []
+        while True:
+            page = mem.store.list(f, limit=1000, offset=len(ids), order="recorded_at")
+            if not page:
+                break
+            ids.extend(r.id for r in page)
+    n = mem.store.hard_delete(ids)
+    mem._vectors = None  # the in-memory vector copy still holds them: rebuilt on next use
+    return PurgeResponse(purged=n)
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory for multi-worker runs: each worker rebuilds the app from ENGRAMDB_SERVER_SETTINGS."""
+    return create_app(ServerSettings.from_env())

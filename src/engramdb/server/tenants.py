@@ -1,0 +1,97 @@
+"""One store per tenant: the isolation boundary.
+
+Scopes (`user_id`, `agent_id`, `session_id`) live inside a tenant; tenants never
+share a table. With SQLite each tenant is its own file `<data_dir>/tenants/<tenant>.db`;
+with PostgreSQL each tenant is its own schema `engram_<tenant>` in one database. A
+request reaches a tenant only through `TenantRegistry.get(key_info.tenant)`, so an id,
+filter or query from one tenant is simply never looked up in another tenant's store.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ..api.memory import Memory
+from ..config import MemoryConfig
+from ..embed import make_embedder
+from ..embed.base import Embedder
+from .keys import check_tenant
+
+
+def pg_schema(tenant: str) -> str:
+    return f"engram_{check_tenant(tenant)}"
+
+
+class TenantRegistry:
+    """Opens each tenant's `Memory` on first use and keeps it open (thread-safe)."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        url: str | None = None,
+        embedder: str | Embedder | None = None,
+        config: MemoryConfig | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.url = url
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            from ..errors import ConfigError
+
+            raise ConfigError("the server takes a postgresql:// URL (one schema per tenant) or a data directory")
+        self.config = config or MemoryConfig()
+        # One embedding model shared by every tenant: loading it per tenant would cost memory and seconds.
+        self._embedder_spec = embedder
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._lock = threading.Lock()
+        self._open: dict[str, Memory] = {}
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                spec = self._embedder_spec if isinstance(self._embedder_spec, str) else self.config.embedder
+                self._embedder = make_embedder(spec)
+            return self._embedder
+
+    def sqlite_path(self, tenant: str) -> Path:
+        return self.data_dir / "tenants" / f"{check_tenant(tenant)}.db"
+
+    def get(self, tenant: str) -> Memory:
+        tenant = check_tenant(tenant)
+        mem = self._open.get(tenant)
+        if mem is not None:
+            return mem
+        embedder = self.embedder
+        with self._lock:
+            mem = self._open.get(tenant)
+            if mem is None:
+                if self.url:
+                    from ..store.postgres import PostgresStore
+
+                    store = PostgresStore(self.url, schema=pg_schema(tenant))
+                    mem = Memory(store=store, embedder=embedder, config=self.config)
+                else:
+                    mem = Memory(self.sqlite_path(tenant), embedder=embedder, config=self.config)
+                self._open[tenant] = mem
+            return mem
+
+    def ready(self) -> None:
+        """Raise if the backend cannot be reached (used by /readyz)."""
+        if self.url:
+            import psycopg
+
+            with psycopg.connect(self.url, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        else:
+            (self.data_dir / "tenants").mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / "tenants" / ".readyz"
+            probe.write_text("ok")
+            probe.unlink()
+
+    def close(self) -> None:
+        with self._lock:
+            for mem in self._open.values():
+                mem.close()
+            self._open.clear()

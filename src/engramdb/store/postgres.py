@@ -1,0 +1,823 @@
+"""PostgreSQL + pgvector backend: the same `Store` as SQLite, for when one machine is not enough.
+
+    Memory(url="postgresql://user:pw@host/db")              # schema "engramdb"
+    Memory(url="postgresql://user:pw@host/db?schema=t_acme") # one schema per tenant
+
+- Connections come from a psycopg_pool pool; every connection sets search_path to the store's schema
+  plus the schema pgvector lives in. A `transaction()` pins one connection to the calling thread.
+- Keyword search is BM25 computed in SQL over a GIN-indexed tsvector, with the same formula and constants
+  as SQLite FTS5 (k1=1.2, b=0.75, idf clamped at 1e-6), so both backends rank alike; the analyzers differ
+  (english snowball vs FTS5 porter), so ties and a few stems can differ.
+- Dense search runs in the database (`vector_search`): exact when the filtered candidate set is small (as
+  the SQLite path does), else an HNSW index with pgvector's iterative scan so filters do not starve it.
+- data_version / vector_epoch are sequences advanced after commit: readers that cache on them never see
+  a new version before the data it announces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from ..errors import ConfigError, StoreError, ValidationError
+from ..model import HistoryEntry, MemoryRecord
+from ..timeutil import now
+from . import postgres_schema
+from .base import Filters, Link, Store
+from .codec import COLUMNS, TIME_FIELDS, keyword_terms, record_json
+
+try:
+    import psycopg
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.pq import Format
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    raise ConfigError("the PostgreSQL backend needs: pip install 'engramdb[postgres]'") from _exc
+
+DEFAULT_SCHEMA = "engramdb"
+EXACT_MAX = 50_000  # same threshold as the in-process index: exact below it, HNSW above
+STATS_TTL_S = 30.0  # BM25 corpus stats (N, avgdl) of a large store may lag this long
+STATS_EXACT_ROWS = 50_000  # below this, recompute them on every data change (exact parity with FTS5)
+BM25_K1, BM25_B = 1.2, 0.75
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)  # what FTS5 unicode61 counts as a token
+_OUR_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout")
+_ORDERS = {
+    "occurred_at": "m.occurred_at ASC NULLS FIRST, m.key",  # NULLS FIRST/LAST: SQLite's order
+    "-occurred_at": "m.occurred_at DESC NULLS LAST, m.key DESC",
+    "recorded_at": "m.key",
+    "-recorded_at": "m.key DESC",
+}
+_SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
+
+
+def parse_url(url: str, schema: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Split our own query parameters (schema, pool_*) off a libpq URL, which would reject them."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"not a PostgreSQL URL: {redact(url)!r}")
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in params if k in _OUR_PARAMS}
+    rest = [(k, v) for k, v in params if k not in _OUR_PARAMS]
+    conninfo = urlunsplit(parts._replace(query=urlencode(rest, safe="/")))
+    name = schema or ours.get("schema") or DEFAULT_SCHEMA
+    if not _SCHEMA_RE.match(name):
+        raise ConfigError(f"schema {name!r} must be a lowercase identifier (letters, digits, _; at most 63)")
+    try:
+        opts = {
+            "schema": name,
+            "pool_min": int(ours.get("pool_min", 1)),
+            "pool_max": int(ours.get("pool_max", 10)),
+            "pool_timeout": float(ours.get("pool_timeout", 30)),
+        }
+    except ValueError as exc:
+        raise ConfigError(f"bad pool parameter in database URL: {exc}") from exc
+    if not 0 <= opts["pool_min"] <= opts["pool_max"] or opts["pool_max"] < 1:
+        raise ConfigError("pool_min/pool_max: need 0 <= pool_min <= pool_max and pool_max >= 1")
+    return conninfo, opts
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and stats."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]]:
+    """SQL WHERE (on alias m) and parameters for a Filters: sqlite.where_clause, in PostgreSQL."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for col in ("user_id", "agent_id", "session_id", "source_ref"):
+        value = getattr(f, col)
+        if value is not None:
+            clauses.append(f"m.{col} = %s")
+            params.append(value)
+    if f.kinds:
+        clauses.append("m.kind = ANY(%s)")
+        params.append(list(f.kinds))
+    if f.ids is not None:
+        clauses.append("m.id = ANY(%s)" if f.ids else "FALSE")
+        if f.ids:
+            params.append(list(f.ids))
+    if f.since is not None:
+        clauses.append("m.occurred_at >= %s")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("m.occurred_at < %s")
+        params.append(f.until)
+    for key, value in f.metadata.items():
+        # Containment (@>) uses the GIN index. SQLite's json_extract reads true as 1 and a JSON null
+        # like a missing key; mirror both.
+        if value is None:
+            clauses.append("COALESCE(m.metadata -> %s, 'null'::jsonb) = 'null'::jsonb")
+            params.append(key)
+        elif isinstance(value, bool):
+            clauses.append("(m.metadata @> %s::jsonb OR m.metadata @> %s::jsonb)")
+            params.extend([json.dumps({key: value}), json.dumps({key: int(value)})])
+        else:
+            clauses.append("m.metadata @> %s::jsonb")
+            params.append(json.dumps({key: value}, ensure_ascii=False))
+    if f.as_of is not None:
+        clauses.append("(m.valid_from IS NULL OR m.valid_from <= %s) AND (m.valid_to IS NULL OR m.valid_to > %s)")
+        # Valid time, not transaction time (docs/STORE_CHANGES.md): back-filled histories must answer too.
+        clauses.append("(m.occurred_at IS NULL OR m.occurred_at <= %s)")
+        params.extend([f.as_of, f.as_of, f.as_of])
+    if f.current_only:
+        clauses.append("m.valid_to IS NULL")
+    if not f.include_deleted:
+        clauses.append("m.deleted_at IS NULL")
+    if not f.include_expired:
+        clauses.append("(m.expires_at IS NULL OR m.expires_at > %s)")
+        params.append(f.now or at or now())
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def doc_len(text: str) -> int:
+    """Tokens in an index text, counted as FTS5's unicode61 tokenizer does (BM25 length normalisation)."""
+    return len(_TOKEN_RE.findall(text))
+
+
+def _tsquery_text(terms: Sequence[str]) -> str:
+    """An OR of quoted terms for to_tsquery: each term is analysed as a phrase, as FTS5 does."""
+    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _row_to_record(row: dict[str, Any]) -> MemoryRecord:
+    data = {col: row[col] for col in COLUMNS}
+    for col in TIME_FIELDS:
+        data[col] = _utc(data[col])
+    data["metadata"] = data["metadata"] or {}
+    data["source_ids"] = data["source_ids"] or []
+    return MemoryRecord.model_construct(**data)
+
+
+def _record_params(rec: MemoryRecord) -> list[Any]:
+    out: list[Any] = []
+    for col in COLUMNS:
+        value = getattr(rec, col)
+        if col in ("metadata", "source_ids"):
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        out.append(value)
+    return out
+
+
+_COLS_SQL = ", ".join(COLUMNS)
+_MARKS_SQL = ", ".join("%s::jsonb" if c in ("metadata", "source_ids") else "%s" for c in COLUMNS)
+
+
+def _vector_adapters(oid: int) -> tuple[type, type, type]:
+    """psycopg adapters for pgvector's binary format (int16 dim, int16 unused, float4 big-endian)."""
+
+    class VectorDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj: Any) -> bytes:
+            arr = np.asarray(obj, dtype=">f4").ravel()
+            return struct.pack(">HH", arr.size, 0) + arr.tobytes()
+
+    VectorDumper.oid = oid
+
+    class VectorBinaryLoader(Loader):
+        format = Format.BINARY
+
+        def load(self, data: Any) -> np.ndarray:
+            dim = struct.unpack_from(">H", data, 0)[0]
+            return np.frombuffer(bytes(data), dtype=">f4", count=dim, offset=4).astype(np.float32)
+
+    class VectorTextLoader(Loader):
+        def load(self, data: Any) -> np.ndarray:
+            text = bytes(data).decode()[1:-1]
+            return np.array([float(x) for x in text.split(",")] if text else [], dtype=np.float32)
+
+    return VectorDumper, VectorBinaryLoader, VectorTextLoader
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, schema: str | None = None, pool_max: int | None = None) -> None:
+        self.url = url
+        self.conninfo, opts = parse_url(url, schema)
+        self.schema: str = opts["schema"]
+        self._local = threading.local()
+        self._indexed_dims: set[int] = set()
+        self._stats_cache: tuple[int, float, int, float] | None = None  # (version, at, N, avgdl)
+        self._ext_schema, vector_oid = self._bootstrap()
+        dumper, bin_loader, text_loader = _vector_adapters(vector_oid)
+        search_path = f'"{self.schema}", "{self._ext_schema}"'
+
+        def configure(conn: psycopg.Connection) -> None:
+            conn.execute(f"SET search_path TO {search_path}")
+            conn.execute("SET TIME ZONE 'UTC'")
+            conn.adapters.register_dumper(np.ndarray, dumper)
+            conn.adapters.register_loader(vector_oid, bin_loader)
+            conn.adapters.register_loader(vector_oid, text_loader)
+
+        self._pool = ConnectionPool(
+            self.conninfo,
+            min_size=opts["pool_min"],
+            max_size=pool_max or opts["pool_max"],
+            timeout=opts["pool_timeout"],
+            kwargs={"autocommit": True},
+            configure=configure,
+            open=False,
+            name=f"engramdb-{self.schema}",
+        )
+        try:
+            self._pool.open(wait=True, timeout=opts["pool_timeout"])
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreError(f"cannot connect to {redact(url)}: pool did not fill in time") from exc
+
+    # -- plumbing ----------------------------------------------------------------
+    def _bootstrap(self) -> tuple[str, int]:
+        """Make sure pgvector, the schema and every migration are in place. Returns (pgvector's schema, oid)."""
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {redact(self.url)}: {_first_line(exc)}") from exc
+        with conn:
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('engramdb:extension'))")
+                    row = conn.execute(
+                        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'"
+                    ).fetchone()
+                    if row is None:
+                        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                        row = conn.execute(
+                            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'"
+                        ).fetchone()
+            except psycopg.Error as exc:
+                raise StoreError(
+                    "the pgvector extension is missing and could not be created "
+                    f"({_first_line(exc)}); as an admin run: CREATE EXTENSION vector;"
+                ) from exc
+            ext_schema = str(row[0]).strip('"')
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"engramdb:migrate:{self.schema}",))
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                    conn.execute(f'SET LOCAL search_path TO "{self.schema}", "{ext_schema}"')
+                    conn.execute(postgres_schema.BOOTSTRAP)
+                    current = conn.execute("SELECT COALESCE(max(version), 0) FROM engramdb_migrations").fetchone()[0]
+                    if current > postgres_schema.LATEST:
+                        raise StoreError(
+                            f"schema {self.schema!r} is at v{current}, newer than this EngramDB "
+                            f"(v{postgres_schema.LATEST}); upgrade"
+                        )
+                    for version, name, script in postgres_schema.MIGRATIONS:
+                        if version > current:
+                            conn.execute(script)
+                            conn.execute(
+                                "INSERT INTO engramdb_migrations (version, name) VALUES (%s, %s)", (version, name)
+                            )
+                    oid = conn.execute("SELECT %s::regtype::oid", (f'"{ext_schema}".vector',)).fetchone()[0]
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot prepare schema {self.schema!r}: {_first_line(exc)}") from exc
+        return ext_schema, int(oid)
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        """The thread's transaction connection when inside one, else a pooled connection."""
+        tx = getattr(self._local, "conn", None)
+        if tx is not None:
+            yield tx
+            return
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreError(f"no database connection free within {self._pool.timeout}s (pool exhausted)") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"database unreachable: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        local = self._local
+        if getattr(local, "conn", None) is not None:
+            yield  # re-entrant: the outer transaction commits
+            return
+        local.dirty = local.vectors_dirty = False
+        with self._conn() as conn:
+            try:
+                with conn.transaction():
+                    local.conn = conn
+                    try:
+                        yield
+                    finally:
+                        local.conn = None
+            except psycopg.errors.DataError as exc:
+                raise ValidationError(f"rejected by the database: {_first_line(exc)}") from exc
+            except psycopg.errors.IntegrityError as exc:
+                raise StoreError(f"conflict: {_first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"database error: {_first_line(exc)}") from exc
+            # After commit, so a reader never caches old data under a new version.
+            if local.dirty:
+                conn.execute("SELECT nextval('data_version_seq')")
+            if local.vectors_dirty:
+                conn.execute("SELECT nextval('vector_epoch_seq')")
+
+    def _mark(self, *, vectors: bool = False) -> None:
+        self._local.dirty = True
+        if vectors:
+            self._local.vectors_dirty = True
+
+    def _q(self, sql: str, params: Sequence[Any] = (), *, dict_rows: bool = False, binary: bool = False) -> list[Any]:
+        with self._conn() as conn:
+            try:
+                cur = conn.cursor(row_factory=psycopg.rows.dict_row) if dict_rows else conn.cursor()
+                with cur:
+                    cur.execute(sql, params, binary=binary)
+                    return cur.fetchall() if cur.description else []
+            except psycopg.errors.DataError as exc:
+                raise ValidationError(f"rejected by the database: {_first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError) and getattr(self._local, "conn", None) is None:
+                    raise StoreError(f"database unreachable: {_first_line(exc)}") from exc
+                if getattr(self._local, "conn", None) is not None:
+                    raise  # let transaction() map it after rolling back
+                raise StoreError(f"database error: {_first_line(exc)}") from exc
+
+    def _x(self, conn: psycopg.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- metadata ----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        if key in ("data_version", "vector_epoch"):
+            return str(self._seq(f"{key}_seq"))
+        rows = self._q("SELECT value FROM meta WHERE key = %s", (key,))
+        return rows[0][0] if rows else None
+
+    def _seq(self, name: str) -> int:
+        return int(self._q(f"SELECT last_value - (NOT is_called)::int FROM {name}")[0][0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction(), self._conn() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def data_version(self) -> int:
+        return self._seq("data_version_seq")
+
+    def all_meta(self) -> dict[str, str]:
+        return dict(self._q("SELECT key, value FROM meta ORDER BY key"))
+
+    # -- writes ------------------------------------------------------------------
+    def insert(
+        self,
+        records: Sequence[MemoryRecord],
+        vectors: np.ndarray | None,
+        index_texts: Sequence[str],
+        *,
+        histories: Sequence[Sequence[HistoryEntry]] | None = None,
+    ) -> list[int]:
+        if not records:
+            return []
+        if vectors is not None and len(vectors) != len(records):
+            raise ValidationError(f"{len(records)} records but {len(vectors)} vectors")
+        sql = f"INSERT INTO memories ({_COLS_SQL}, index_text, doc_len) VALUES ({_MARKS_SQL}, %s, %s) RETURNING key"
+        keys: list[int] = []
+        with self.transaction(), self._conn() as conn:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    sql,
+                    [[*_record_params(r), index_texts[i], doc_len(index_texts[i])] for i, r in enumerate(records)],
+                    returning=True,
+                )
+                while True:
+                    keys.append(int(cur.fetchone()[0]))
+                    if not cur.nextset():
+                        break
+            if vectors is not None:
+                self._ensure_vector_index(conn, int(np.asarray(vectors).shape[1]))
+                self._x(
+                    conn,
+                    "INSERT INTO vectors (key, embedding) VALUES (%s, %b)",
+                    [(k, np.asarray(vectors[i], dtype=np.float32)) for i, k in enumerate(keys)],
+                )
+            hist: list[tuple[Any, ...]] = []
+            for i, rec in enumerate(records):
+                if histories is None:
+                    hist.append(_history_row(rec, rec.version, "add", None, rec, now()))
+                else:
+                    for h in histories[i]:
+                        hist.append(
+                            (rec.id, rec.user_id, rec.agent_id, rec.session_id, h.version, h.action,
+                             _json(h.before), _json(h.after), h.at)
+                        )  # fmt: skip
+            self._x(conn, _HISTORY_SQL, hist)
+            self._mark()
+        return keys
+
+    def _ensure_vector_index(self, conn: psycopg.Connection, dim: int) -> None:
+        """One HNSW index per dimension in use, over the rows of that dimension (a partial expression index)."""
+        if dim in self._indexed_dims:
+            return
+        name = f"vectors_hnsw_{dim}"
+        exists = conn.execute(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s", (self.schema, name)
+        ).fetchone()
+        if not exists:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"engramdb:index:{self.schema}",))
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} ON vectors USING hnsw ((embedding::vector({dim})) "
+                f"vector_cosine_ops) WHERE vector_dims(embedding) = {dim}"
+            )
+        self._indexed_dims.add(dim)
+
+    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
+        with self.transaction(), self._conn() as conn:
+            if len(vectors):
+                self._ensure_vector_index(conn, int(np.asarray(vectors).shape[1]))
+            for mid, text, vec in zip(ids, index_texts, vectors, strict=True):
+                row = conn.execute(
+                    "UPDATE memories SET index_text = %s, doc_len = %s WHERE id = %s RETURNING key",
+                    (text, doc_len(text), mid),
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    "INSERT INTO vectors (key, embedding) VALUES (%s, %b)"
+                    " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
+                    (row[0], np.asarray(vec, dtype=np.float32)),
+                )
+            self._mark(vectors=True)
+
+    def update(
+        self,
+        record: MemoryRecord,
+        *,
+        vector: np.ndarray | None = None,
+        index_text: str | None = None,
+        action: str = "update",
+    ) -> None:
+        with self.transaction(), self._conn() as conn:
+            with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+                row = cur.execute(_SELECT + " WHERE m.id = %s FOR UPDATE", (record.id,)).fetchone()
+            if row is None:
+                raise StoreError(f"memory {record.id} vanished during update")
+            before = _row_to_record(row)
+            after = record.model_copy(update={"version": before.version + 1})
+            sets = ", ".join(f"{c} = %s::jsonb" if c in ("metadata", "source_ids") else f"{c} = %s" for c in COLUMNS)
+            params = _record_params(after)
+            if index_text is not None:
+                sets += ", index_text = %s, doc_len = %s"
+                params += [index_text, doc_len(index_text)]
+            conn.execute(f"UPDATE memories SET {sets} WHERE key = %s", [*params, row["key"]])
+            if vector is not None:
+                vec = np.asarray(vector, dtype=np.float32).ravel()
+                self._ensure_vector_index(conn, vec.size)
+                conn.execute(
+                    "INSERT INTO vectors (key, embedding) VALUES (%s, %b)"
+                    " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
+                    (row["key"], vec),
+                )
+            conn.execute(_HISTORY_SQL, _history_row(after, after.version, action, before, after, now()))
+            self._mark(vectors=vector is not None)
+
+    def soft_delete(self, ids: Sequence[str], *, at: datetime, action: str = "delete") -> int:
+        if not ids:
+            return 0
+        with self.transaction(), self._conn() as conn:
+            with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+                rows = cur.execute(
+                    _SELECT + " WHERE m.id = ANY(%s) AND m.deleted_at IS NULL ORDER BY m.key FOR UPDATE",
+                    (list(ids),),
+                ).fetchall()
+            hist = []
+            for row in rows:
+                rec = _row_to_record(row)
+                after = rec.model_copy(update={"deleted_at": at, "version": rec.version + 1})
+                conn.execute(
+                    "UPDATE memories SET deleted_at = %s, version = %s WHERE key = %s", (at, after.version, row["key"])
+                )
+                hist.append(_history_row(rec, after.version, action, rec, after, now()))
+            self._x(conn, _HISTORY_SQL, hist)
+            if rows:
+                self._mark()
+        return len(rows)
+
+    def hard_delete(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        ids = list(ids)
+        with self.transaction(), self._conn() as conn:
+            conn.execute("DELETE FROM vectors WHERE key IN (SELECT key FROM memories WHERE id = ANY(%s))", (ids,))
+            n = conn.execute("DELETE FROM memories WHERE id = ANY(%s)", (ids,)).rowcount
+            conn.execute("DELETE FROM history WHERE memory_id = ANY(%s)", (ids,))
+            conn.execute("DELETE FROM links WHERE src_id = ANY(%s) OR dst_id = ANY(%s)", (ids, ids))
+            self._mark(vectors=True)
+        return n
+
+    def touch(self, ids: Sequence[str], at: datetime) -> None:
+        if not ids:
+            return
+        try:
+            with self.transaction(), self._conn() as conn:
+                # Lock in key order so concurrent touches of overlapping hits cannot dead-lock.
+                conn.execute(
+                    "UPDATE memories m SET access_count = m.access_count + 1, last_accessed_at = %s"
+                    " FROM (SELECT key FROM memories WHERE id = ANY(%s) ORDER BY key FOR UPDATE) s"
+                    " WHERE m.key = s.key",
+                    (at, list(ids)),
+                )
+        except StoreError:
+            if getattr(self._local, "conn", None) is not None:
+                raise
+            # Access counting is best effort: a lost touch must not fail a read.
+
+    # -- reads -------------------------------------------------------------------
+    def get(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        sql = _SELECT + " WHERE m.id = ANY(%s)" + ("" if include_deleted else " AND m.deleted_at IS NULL")
+        out = {r["id"]: _row_to_record(r) for r in self._q(sql, (list(ids),), dict_rows=True)}
+        return [out[i] for i in ids if i in out]
+
+    def list(
+        self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
+    ) -> list[MemoryRecord]:
+        if order not in _ORDERS:
+            raise ValueError(f"order must be one of {sorted(_ORDERS)}")
+        where, params = where_clause(filters)
+        rows = self._q(
+            f"{_SELECT}{where} ORDER BY {_ORDERS[order]} LIMIT %s OFFSET %s", [*params, limit, offset], dict_rows=True
+        )
+        return [_row_to_record(r) for r in rows]
+
+    def count(self, filters: Filters) -> int:
+        where, params = where_clause(filters)
+        return int(self._q(f"SELECT count(*) FROM memories m{where}", params)[0][0])
+
+    def history(self, memory_id: str) -> list[HistoryEntry]:
+        rows = self._q(
+            "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = %s ORDER BY seq",
+            (memory_id,),
+        )
+        return [
+            HistoryEntry(memory_id=r[0], version=r[1], action=r[2], before=r[3], after=r[4], at=_utc(r[5]))
+            for r in rows
+        ]
+
+    def keys_for(self, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        return {r[0]: int(r[1]) for r in self._q("SELECT id, key FROM memories WHERE id = ANY(%s)", (list(ids),))}
+
+    def ids_for(self, keys: Sequence[int]) -> dict[int, str]:
+        if not len(keys):
+            return {}
+        rows = self._q("SELECT key, id FROM memories WHERE key = ANY(%s)", ([int(k) for k in keys],))
+        return {int(r[0]): r[1] for r in rows}
+
+    # -- index support -----------------------------------------------------------
+    def _corpus_stats(self) -> tuple[int, float]:
+        """(N, average doc_len) over every row, as FTS5 counts them; cached per data version."""
+        version = self.data_version()
+        cached = self._stats_cache
+        if cached is not None and (
+            cached[0] == version or (cached[2] > STATS_EXACT_ROWS and time.monotonic() - cached[1] < STATS_TTL_S)
+        ):
+            return cached[2], cached[3]
+        n, avg = self._q("SELECT count(*), COALESCE(avg(doc_len), 0) FROM memories")[0]
+        self._stats_cache = (version, time.monotonic(), int(n), float(avg))
+        return int(n), float(avg)
+
+    def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+        """BM25 exactly as FTS5 computes it, over the english-analysed tsvector."""
+        terms = keyword_terms(query)
+        if not terms:
+            return []
+        n, avgdl = self._corpus_stats()
+        if n == 0:
+            return []
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        sql = f"""
+            WITH lex AS (
+                SELECT DISTINCT l FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l
+            ), w AS (
+                SELECT l, GREATEST(ln(GREATEST(%s::float8 - df, 0) + 0.5) - ln(df + 0.5), 1e-6) AS idf FROM (
+                    SELECT l, (SELECT count(*) FROM memories x WHERE x.tsv @@ quote_literal(l)::tsquery) AS df
+                    FROM lex
+                ) s
+            )
+            SELECT m.id, sum(w.idf * cardinality(u.positions) * {BM25_K1 + 1} / (cardinality(u.positions)
+                   + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.doc_len / %s::float8))) AS score
+            FROM memories m
+            CROSS JOIN LATERAL unnest(m.tsv) AS u(lexeme, positions, weights)
+            JOIN w ON w.l = u.lexeme
+            WHERE m.tsv @@ to_tsquery('english', %s){where}
+            GROUP BY m.key, m.id
+            ORDER BY score DESC, m.key
+            LIMIT %s
+        """
+        rows = self._q(sql, [" ".join(terms), n, max(avgdl, 1e-9), _tsquery_text(terms), *params, limit])
+        return [(r[0], float(r[1])) for r in rows]
+
+    def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:
+        """Top-k (key, cosine) in the database: exact for small candidate sets, HNSW beyond."""
+        q = np.asarray(query, dtype=np.float32).ravel()
+        if k <= 0 or q.size == 0:
+            return []
+        dim = q.size
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        with self._conn() as conn:
+            exact = self._small(conn, where, params)
+            expr = "v.embedding" if exact else f"v.embedding::vector({dim})"  # only the cast matches the index
+            sql = (
+                f"SELECT v.key, 1 - ({expr} <=> %b) AS cos FROM vectors v JOIN memories m ON m.key = v.key"
+                f" WHERE vector_dims(v.embedding) = {dim}{where} ORDER BY {expr} <=> %b LIMIT %s"
+            )
+            try:
+                with conn.transaction():
+                    if not exact:
+                        conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(k, 40), 1000)}")
+                        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    rows = conn.execute(sql, [q, *params, q, k]).fetchall()
+            except psycopg.Error as exc:
+                raise StoreError(f"vector search failed: {_first_line(exc)}") from exc
+        hits = [(int(r[0]), float(r[1])) for r in rows]
+        hits.sort(key=lambda h: -h[1])  # relaxed_order may hand rows back slightly out of order
+        return hits
+
+    def _small(self, conn: psycopg.Connection, where: str, params: list[Any]) -> bool:
+        """True when at most EXACT_MAX memories can match: then an exact scan is cheap and exact."""
+        est = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
+        if est is not None and est <= EXACT_MAX:
+            return True
+        row = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE TRUE{where} LIMIT {EXACT_MAX + 1}) s", params
+        ).fetchone()
+        return int(row[0]) <= EXACT_MAX
+
+    def candidate_keys(self, filters: Filters) -> np.ndarray:
+        where, params = where_clause(filters)
+        rows = self._q(f"SELECT m.key FROM memories m{where} ORDER BY m.key", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
+        if not len(keys):
+            return np.zeros(0, dtype=np.int64)
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        rows = self._q(f"SELECT m.key FROM memories m WHERE m.key = ANY(%s){where}", [[int(k) for k in keys], *params])
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def iter_vectors(self, *, after_key: int = 0, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = after_key
+        while True:
+            rows = self._q(
+                "SELECT key, embedding FROM vectors WHERE key > %s ORDER BY key LIMIT %s", (last, batch), binary=True
+            )
+            if not rows:
+                return
+            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            mat = np.vstack([r[1] for r in rows])
+            last = int(keys[-1])
+            yield keys, mat
+
+    def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        rows = (
+            self._q(
+                "SELECT key, embedding FROM vectors WHERE key = ANY(%s) ORDER BY key",
+                ([int(k) for k in keys],),
+                binary=True,
+            )
+            if len(keys)
+            else []
+        )
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.asarray([r[0] for r in rows], dtype=np.int64), np.vstack([r[1] for r in rows])
+
+    def index_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        return dict(self._q("SELECT id, index_text FROM memories WHERE id = ANY(%s)", (list(ids),)))
+
+    # -- links -------------------------------------------------------------------
+    def add_links(self, links: Sequence[Link]) -> None:
+        if not links:
+            return
+        with self.transaction(), self._conn() as conn:
+            self._x(
+                conn,
+                "INSERT INTO links (src_id, dst_id, type, reason, created_at) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [(lk.src_id, lk.dst_id, lk.type, lk.reason, lk.created_at or now()) for lk in links],
+            )
+            self._mark()
+
+    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]:
+        conds = {"out": "src_id = %s", "in": "dst_id = %s", "both": "(src_id = %s OR dst_id = %s)"}[direction]
+        params: list[Any] = [memory_id] * (2 if direction == "both" else 1)
+        if type:
+            conds += " AND type = %s"
+            params.append(type)
+        rows = self._q(
+            f"SELECT src_id, dst_id, type, reason, created_at FROM links WHERE {conds} ORDER BY src_id, dst_id, type",
+            params,
+        )
+        return [Link(r[0], r[1], r[2], r[3], _utc(r[4])) for r in rows]
+
+    # -- maintenance -------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        rows = self._q(
+            "SELECT kind, count(*), count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM memories"
+            " GROUP BY kind ORDER BY kind"
+        )
+        one = self._q(
+            "SELECT (SELECT count(*) FROM vectors), (SELECT count(*) FROM history), (SELECT count(*) FROM links),"
+            " (SELECT count(DISTINCT user_id) FROM memories),"
+            " (SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            "   WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'S')),"
+            " (SELECT max(version) FROM engramdb_migrations)",
+            (f'"{self.schema}"',),
+        )[0]
+        return {
+            "backend": "postgres",
+            "url": redact(self.url),
+            "schema": self.schema,
+            "schema_version": int(one[5]),
+            "memories": sum(r[1] for r in rows) - sum(r[2] for r in rows),
+            "deleted": sum(r[2] for r in rows),
+            "by_kind": {r[0]: r[1] - r[2] for r in rows},
+            "vectors": int(one[0]),
+            "history_entries": int(one[1]),
+            "links": int(one[2]),
+            "users": int(one[3]),
+            "bytes_on_disk": int(one[4]),
+        }
+
+    def compact(self) -> None:
+        """VACUUM FULL rewrites every table and index, so deleted rows leave no bytes in the data files."""
+        if getattr(self._local, "conn", None) is not None:
+            raise StoreError("compact() cannot run inside a transaction")
+        with self._conn() as conn:
+            try:
+                dims = [r[0] for r in conn.execute("SELECT DISTINCT vector_dims(embedding) FROM vectors")]
+                for (name,) in conn.execute(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname LIKE 'vectors_hnsw_%%'",
+                    (self.schema,),
+                ).fetchall():
+                    if int(name.rsplit("_", 1)[1]) not in dims:  # the model changed: drop the old dimension's graph
+                        conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+                        self._indexed_dims.discard(int(name.rsplit("_", 1)[1]))
+                for table in ("memories", "vectors", "history", "links", "meta"):
+                    conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
+            except psycopg.Error as exc:
+                raise StoreError(f"compact failed: {_first_line(exc)}") from exc
+
+    # -- administration (not part of Store) -------------------------------------
+    def drop_schema(self) -> None:
+        """Remove this store's schema and everything in it (tests, tenant deletion)."""
+        with self._conn() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+
+_HISTORY_SQL = (
+    "INSERT INTO history (memory_id, user_id, agent_id, session_id, version, action, before, after, at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)"
+)
+
+
+def _history_row(
+    rec: MemoryRecord, version: int, action: str, before: MemoryRecord | None, after: MemoryRecord | None, at: datetime
+) -> tuple[Any, ...]:
+    return (rec.id, rec.user_id, rec.agent_id, rec.session_id, version, action, record_json(before),
+            record_json(after), at)  # fmt: skip
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

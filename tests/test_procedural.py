@@ -1,0 +1,367 @@
+"""Procedural memory: parsing, bad input, the mining rules, storage with provenance, serving, the feedback loop,
+retirement, consolidation, the LLM path, the CLI. Unit tests use the hashing embedder (`fake_mem`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from engramdb.errors import NotFoundError, ValidationError
+from engramdb.procedural import MAX_OBSERVATION_CHARS, MAX_STEPS, RuleValidator, error_signature, mine, parse_trajectory
+from engramdb.procedural.model import Step, Trajectory
+
+
+def _t(task: str, steps: list[dict], outcome: str, tid: str) -> Trajectory:
+    t = Trajectory(task=task, steps=[Step(**s) for s in steps], outcome=outcome)
+    t.id = tid
+    t.step_ids = [f"{tid}-s{i}" for i in range(len(steps))]
+    return t
+
+
+PAY = "PaymentError: payment of 39.80 EUR needs confirmation"
+
+
+def _recovered(tid: str, city: str = "Munich", extra: list[dict] | None = None) -> Trajectory:
+    return _t(
+        f"Order 2 x mug for delivery to {city} (domestic shipping)",
+        [
+            {"tool": "search", "args": {"query": "mug"}, "observation": "sku-1"},
+            *(extra or []),
+            {"tool": "checkout", "args": {"address": city}, "error": PAY.replace("39.80", str(len(tid)))},
+            {"tool": "checkout", "args": {"address": city, "confirm": True}, "observation": "order placed"},
+        ],
+        "success",
+        tid,
+    )
+
+
+# -- parsing and bad input ------------------------------------------------------------------------
+def test_parse_openai_tool_call_messages():
+    msgs = [
+        {"role": "system", "content": "You are a shop agent."},
+        {"role": "user", "content": "Order 2 mugs to Berlin"},
+        {"role": "assistant", "content": "I will search first.", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "search", "arguments": '{"query": "mug"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sku-1"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c2", "type": "function", "function": {"name": "checkout", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "Error: payment needs confirmation"},
+        {"role": "assistant", "content": "Done."},
+    ]
+    t = parse_trajectory(msgs, outcome="failed")
+    assert t.task == "Order 2 mugs to Berlin" and t.outcome == "failure"
+    assert [s.tool for s in t.steps] == ["search", "checkout", None]
+    assert t.steps[0].args == {"query": "mug"} and t.steps[0].thought == "I will search first."
+    assert t.steps[0].observation == "sku-1" and not t.steps[0].failed
+    assert t.steps[1].error == "Error: payment needs confirmation"
+    assert t.steps[2].action == "Done."
+
+
+def test_parse_anthropic_and_langchain_shapes():
+    msgs = [
+        {"role": "user", "content": "Find the file"},
+        {"role": "assistant", "content": [{"type": "text", "text": "listing"},
+                                          {"type": "tool_use", "id": "u1", "name": "ls", "input": {"path": "/"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "u1", "content": "denied",
+                                      "is_error": True}]},
+    ]
+    t = parse_trajectory(msgs, outcome="partial")
+    assert t.steps[0].tool == "ls" and t.steps[0].args == {"path": "/"} and t.steps[0].error == "denied"
+    lc = {"input": "What is 2+2?", "intermediate_steps": [[{"tool": "calc", "tool_input": "2+2", "log": "add"}, "4"]],
+          "output": "4", "outcome": "success"}
+    t2 = parse_trajectory(lc)
+    assert t2.task == "What is 2+2?" and t2.steps[0].args == {"input": "2+2"} and t2.steps[0].observation == "4"
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "message"),
+    [
+        ({"steps": [{"tool": "a"}], "outcome": "success"}, {}, "task"),
+        ({"task": "x", "steps": [{"tool": "a"}], "outcome": "kinda"}, {}, "unknown outcome"),
+        ({"task": "x", "steps": [{"tool": "a"}]}, {}, "outcome: missing"),
+        ({"task": "x", "steps": [], "outcome": "success"}, {}, "at least one step"),
+        ({"task": "x", "steps": [{}], "outcome": "success"}, {}, "at least one of"),
+        ({"task": "x", "steps": [{"tool": "a", "args": "{not json"}], "outcome": "success"}, {}, "not valid JSON"),
+        ({"task": "x", "steps": "nope", "outcome": "success"}, {}, "expected a list"),
+        ({"task": "x", "steps": [{"tool": "a"}] * (MAX_STEPS + 1), "outcome": "success"}, {}, "over the limit"),
+        ([{"role": "tool", "content": "x", "tool_call_id": "zz"}], {"outcome": "success"}, "no matching tool call"),
+        ("just text", {}, "give steps with a task string"),
+        (42, {}, "expected a JSON object"),
+    ],
+)
+def test_bad_trajectories_are_refused_with_clear_errors(fake_mem, data, kwargs, message):
+    before = fake_mem.stats()["memories"] if "memories" in fake_mem.stats() else None
+    with pytest.raises(ValidationError, match=message):
+        fake_mem.add_trajectory(data, agent_id="a", **kwargs)
+    assert fake_mem.list(agent_id="a").total == 0
+    if before is not None:
+        assert fake_mem.stats()["memories"] == before
+
+
+def test_one_bad_trajectory_in_a_batch_writes_nothing(fake_mem):
+    good = {"task": "x", "steps": [{"tool": "a"}], "outcome": "success"}
+    with pytest.raises(ValidationError, match=r"trajectories\[1\]"):
+        fake_mem.add_trajectories([good, {**good, "outcome": "maybe"}], agent_id="a")
+    assert fake_mem.list(agent_id="a").total == 0
+
+
+def test_huge_observation_is_truncated_with_a_marker(fake_mem):
+    huge = "x" * (MAX_OBSERVATION_CHARS * 10)
+    t = fake_mem.add_trajectory("read a log", [{"tool": "cat", "args": {"f": "log"}, "observation": huge}], "success",
+                                agent_id="a")
+    step = t.steps[0]
+    assert step.truncated and len(step.observation) < MAX_OBSERVATION_CHARS + 60
+    assert f"truncated {len(huge) - MAX_OBSERVATION_CHARS:,} chars" in step.observation
+    stored = fake_mem.trajectories(agent_id="a")[0]
+    assert stored.steps[0].truncated and stored.steps[0].observation == step.observation
+
+
+def test_add_trajectory_stores_episodes_with_step_structure(fake_mem):
+    t = fake_mem.add_trajectory("Order a mug", [{"tool": "search", "args": {"q": "mug"}, "observation": "sku-1"},
+                                                {"tool": "checkout", "error": PAY}], "failure",
+                                agent_id="shop", metrics={"steps": 2, "cost": 0.01, "time": 1.5})
+    header = fake_mem.get(t.id)
+    assert header.kind == "episode" and header.metadata["procedural"] == "trajectory"
+    assert header.metadata["metrics"] == {"steps": 2, "cost": 0.01, "time_s": 1.5}
+    s1 = fake_mem.get(t.step_ids[1])
+    assert s1.source_ids == [t.id] and s1.metadata["index"] == 1 and s1.metadata["failed"]
+    assert s1.metadata["error_signature"] == error_signature(PAY)
+    back = fake_mem.trajectories(agent_id="shop")
+    assert len(back) == 1 and back[0].steps == t.steps and back[0].step_ids == t.step_ids
+
+
+# -- mining rules -----------------------------------------------------------------------------------
+def test_error_signature_masks_instance_values():
+    assert error_signature(PAY) == error_signature(PAY.replace("39.80", "12.00"))
+    assert error_signature("NotFound: '/home/a/x.txt'") == error_signature("NotFound: '/tmp/y'")
+    assert error_signature(PAY) != error_signature("CustomsError: missing declaration")
+
+
+def test_recovery_tip_has_fix_args_and_exact_step_provenance():
+    trajs = [_recovered("t1"), _recovered("t2", "Hamburg"), _recovered("t3")]
+    tips = {t.type: t for t in mine(trajs).tips}
+    rec = tips["recovery"]
+    assert rec.tool == "checkout" and rec.fix_args == {"confirm": True} and rec.support == 3
+    assert rec.task_keywords == []  # the error happened on every task: it always applies
+    assert rec.source_steps[:2] == ["t1-s1", "t1-s2"]  # the failing call and the fixing call
+    assert "confirm=true" in rec.text and "39" not in rec.text  # numbers masked in the text
+
+
+def test_call_before_recovery_with_task_keywords_and_contra():
+    def intl(tid: str) -> Trajectory:
+        return _t(f"Order a lamp to {tid} (international shipping)", [
+            {"tool": "checkout", "args": {"confirm": True}, "error": "CustomsError: declaration missing for 'Japan'"},
+            {"tool": "declare_customs", "args": {"country": "Japan"}, "observation": "filed"},
+            {"tool": "checkout", "args": {"confirm": True}, "observation": "ok"}], "success", tid)
+
+    def dom(tid: str) -> Trajectory:
+        return _t(f"Order a lamp to Munich {tid} (domestic shipping)",
+                  [{"tool": "checkout", "args": {"confirm": True}, "observation": "ok"}], "success", tid)
+
+    tips = mine([intl("Osaka"), intl("Seoul"), dom("c"), dom("d")]).tips
+    rec = next(t for t in tips if t.type == "recovery")
+    assert rec.call_before == "declare_customs" and rec.fix_args == {}
+    assert rec.task_keywords == ["international"]
+    assert "on tasks mentioning: international" in rec.text
+    # the tool that fixed an error is never suggested for skipping
+    assert not any(t.type == "optimization" and "declare_customs" in t.skip for t in tips)
+
+
+def test_validator_rejects_low_support_and_contradicted_fixes():
+    res = mine([_recovered("t1")], min_support=2)
+    assert not res.tips and any("support 1" in why for _, why in res.rejected)
+    assert RuleValidator(min_support=1).admit(mine([_recovered("t1")], min_support=1).tips[0], contra=5)[0] is False
+
+
+def test_warning_blames_unusual_args_not_instance_data():
+    def failed(tid: str, city: str) -> Trajectory:
+        return _t(f"Order to {city}", [
+            {"tool": "checkout", "args": {"address": city, "confirm": True, "split": True},
+             "error": "OrderError: split shipments are disabled; order 1042 cancelled"}], "failure", tid)
+
+    trajs = [failed("f1", "Paris"), failed("f2", "Rome"), _recovered("s1"), _recovered("s2", "Hamburg")]
+    warn = next(t for t in mine(trajs).tips if t.type == "warning")
+    assert warn.avoid_args == {"split": True}  # not the address: it varies across successful calls
+    assert warn.source_steps == ["f1-s0", "f2-s0"]
+
+
+def test_strategy_and_optimization_tips():
+    habit = [{"tool": "check_stock", "args": {"id": "sku-1"}, "observation": "42"},
+             {"tool": "view_cart", "observation": "1 item"}]
+    cities = ["Munich", "Bonn", "Kiel"]
+    trajs = [_recovered(f"p{i}", cities[i]) for i in range(3)] + [_recovered(f"h{i}", extra=habit) for i in range(2)]
+    tips = mine(trajs).tips
+    strat = next(t for t in tips if t.type == "strategy" and t.plan == ["search", "checkout"])
+    assert strat.support == 3 and strat.plan_args["checkout"] == {"confirm": True}  # not the varying address
+    opt = {t.skip[0]: t for t in tips if t.type == "optimization"}
+    assert set(opt) == {"check_stock", "view_cart"}
+    assert "2.0 more steps" in opt["check_stock"].evidence
+    assert opt["check_stock"].source_steps == ["h0-s1", "h1-s1"]
+
+
+# -- storage, serving, the loop ----------------------------------------------------------------------
+def _seed(mem, n: int = 3) -> None:
+    mem.add_trajectories([_recovered(f"t{i}", city) for i, city in enumerate(["Munich", "Hamburg", "Bonn"][:n])],
+                         agent_id="shop")
+
+
+def test_learn_stores_procedures_with_provenance_chain_and_is_idempotent(fake_mem):
+    _seed(fake_mem)
+    report = fake_mem.learn_tips(agent_id="shop")
+    assert report.trajectories == 3 and report.added
+    rec = next(t for t in report.tips if t.type == "recovery")
+    stored = fake_mem.get(rec.id)
+    assert stored.kind == "procedure" and stored.source_ids[: len(rec.source_steps)] == rec.source_steps
+    chain = fake_mem.tip_provenance(rec.id)
+    first = chain["trajectories"][0]
+    assert first["outcome"] == "success" and [s["index"] for s in first["steps"]] == [1, 2]
+    assert "confirm=true" in first["steps"][1]["text"]
+    again = fake_mem.learn_tips(agent_id="shop")
+    assert not again.added and len(again.tips) == len(report.tips)
+    _seed(fake_mem, 2)  # more evidence: support grows on the same tip, no duplicate
+    third = fake_mem.learn_tips(agent_id="shop")
+    assert not third.added and next(t for t in third.tips if t.id == rec.id).support == 5
+
+
+def test_tips_ranks_by_error_and_tools_and_counts_serving(fake_mem):
+    _seed(fake_mem)
+    fake_mem.learn_tips(agent_id="shop")
+    g = fake_mem.tips("Order 3 x lamp to Cologne", tools=["search", "checkout"], errors=[PAY], agent_id="shop")
+    top = g.tips[0]
+    assert top.tip.type == "recovery" and top.signals["error"] == 1.0 and top.signals["tools"] == 1.0
+    assert "Lessons from earlier runs" in g.text and top.tip.id in g.text and str(g) == g.text
+    assert fake_mem.list_tips(agent_id="shop")[0].served >= 1
+    none = fake_mem.tips("Order a lamp", agent_id="nobody")
+    assert none.tips == [] and none.text == ""
+    quiet = fake_mem.tips("Order a lamp", agent_id="shop", track=False)
+    assert {t.tip.id: t.tip.served for t in quiet.tips} == {t.tip.id: t.tip.served for t in
+                                                           fake_mem.tips("Order a lamp", agent_id="shop", track=False).tips}
+    with pytest.raises(ValidationError, match="unknown tip type"):
+        fake_mem.tips("x", types=["magic"])
+    with pytest.raises(ValidationError, match="tools must be a list"):
+        fake_mem.tips("x", tools="search")
+
+
+def test_conditional_tip_is_demoted_when_its_keywords_are_absent(fake_mem):
+    trajs = [_t(f"Ship {i} to Osaka (international shipping)", [
+        {"tool": "checkout", "error": "CustomsError: missing"},
+        {"tool": "declare_customs", "observation": "ok"},
+        {"tool": "checkout", "observation": "ok"}], "success", f"i{i}") for i in range(2)]
+    trajs += [_t(f"Ship {i} to Bonn (domestic shipping)", [{"tool": "checkout", "observation": "ok"}], "success",
+                 f"d{i}") for i in range(2)]
+    fake_mem.add_trajectories(trajs, agent_id="shop")
+    fake_mem.learn_tips(agent_id="shop")
+    intl = fake_mem.tips("Ship 9 to Seoul (international shipping)", agent_id="shop", track=False)
+    dom = fake_mem.tips("Ship 9 to Cologne (domestic shipping)", agent_id="shop", track=False)
+    s_intl = next(s for s in intl.tips if s.tip.call_before == "declare_customs")
+    s_dom = next(s for s in dom.tips if s.tip.call_before == "declare_customs")
+    assert s_intl.signals["keywords"] == 1.0 and s_dom.signals["keywords"] == 0.0
+    assert s_intl.score > s_dom.score + 0.25
+
+
+def test_report_outcome_tracks_utility_and_a_well_supported_tip_survives_bad_luck(fake_mem):
+    _seed(fake_mem)
+    _seed(fake_mem)  # support 6
+    fake_mem.learn_tips(agent_id="shop")
+    tip = next(t for t in fake_mem.list_tips(agent_id="shop") if t.type == "recovery")
+    assert tip.support == 6
+    (after,) = fake_mem.report_outcome([tip.id], "success")
+    assert after.successes_after == 1 and after.utility == pytest.approx(2 / 3)
+    (after,) = fake_mem.report_outcome([tip.id], "partial")
+    assert after.partials_after == 1 and after.utility == pytest.approx(2 / 3)
+    for _ in range(5):
+        (after,) = fake_mem.report_outcome([tip.id], "failed")
+    # utility 2/8 is low, but 5 failures do not outweigh 6 supporting trajectories: the validator keeps it
+    assert after.failures_after == 5 and after.utility == pytest.approx(2 / 8) and after.status == "active"
+    assert fake_mem.get(tip.id).metadata["tip"]["failures_after"] == 5
+    assert len(fake_mem.history(tip.id)) >= 8  # every change is versioned
+
+
+def test_retirement_happens_only_when_evidence_outweighs_support(fake_mem):
+    _seed(fake_mem)
+    fake_mem.learn_tips(agent_id="shop")
+    tip = next(t for t in fake_mem.list_tips(agent_id="shop") if t.type == "recovery")
+    strict = RuleValidator(min_reports=5, retire_below=0.35)
+    states = [fake_mem.report_outcome([tip.id], "failure", validator=strict)[0].status for _ in range(5)]
+    assert states == ["active"] * 4 + ["retired"]  # 5 failures > support 3, utility 1/7
+    assert tip.id not in [t.id for t in fake_mem.list_tips(agent_id="shop")]
+    retired = fake_mem.list_tips(agent_id="shop", status="retired")
+    assert [t.id for t in retired] == [tip.id]
+    rec = fake_mem.get(tip.id)
+    assert rec.valid_to is not None and "utility" in rec.metadata["retired_reason"]
+    assert tip.id not in fake_mem.tips("Order a mug", agent_id="shop").tip_ids
+    with pytest.raises(ValidationError, match="unknown outcome"):
+        fake_mem.report_outcome([tip.id], "meh")
+    with pytest.raises(NotFoundError):
+        fake_mem.report_outcome(["nope"], "success")
+
+
+def test_llm_path_merges_same_tips_and_keeps_provenance(fake_mem):
+    _seed(fake_mem, 2)
+    prompts = []
+
+    def fake_llm(prompt: str) -> str:
+        prompts.append(prompt)
+        return json.dumps({"tips": [{"type": "recovery", "text": "If checkout asks for confirmation, pass confirm=true.",
+                                     "tool": "checkout", "error_signature": PAY, "fix_args": {"confirm": True},
+                                     "step_refs": [1, 2, 99]}]})
+
+    report = fake_mem.learn_tips(agent_id="shop", llm=fake_llm, min_support=5)  # rules admit nothing at 5
+    assert len(prompts) == 2 and "[1] checkout(" in prompts[0] and "Outcome: success" in prompts[0]
+    llm_tips = [t for t in report.tips if t.origin == "llm"]
+    assert len(llm_tips) == 1 and llm_tips[0].support == 2  # the same tip from both runs, merged
+    assert len(llm_tips[0].source_steps) == 4  # steps 1 and 2 of each run; step 99 does not exist
+    with pytest.raises(ValidationError, match="LLM answer"):
+        fake_mem.learn_tips(agent_id="shop", llm=lambda p: "not json")
+
+
+def test_consolidate_merges_near_duplicate_tips(fake_mem):
+    _seed(fake_mem, 2)
+    text = "Pass confirm=true to checkout when payment needs confirmation."
+
+    def fake_llm(prompt: str) -> str:  # two drafts with different structure but the same sentence
+        return json.dumps({"tips": [{"type": "recovery", "text": text, "tool": "checkout",
+                                     "fix_args": {"confirm": True} if "Munich" in prompt else {"confirm": 1}}]})
+
+    report = fake_mem.learn_tips(agent_id="shop", llm=fake_llm, min_support=5)
+    assert len(report.merged) == 1
+    (kept,) = [t for t in report.tips if t.origin == "llm"]
+    assert kept.support == 2
+    links = fake_mem.store.links(report.merged[0], type="merged_into")
+    assert links and links[0].dst_id == kept.id
+    again = fake_mem.learn_tips(agent_id="shop", llm=fake_llm, min_support=5)  # the alias keeps it merged
+    assert not again.added
+
+
+# -- CLI -----------------------------------------------------------------------------------------------
+def _cli(tmp_path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ENGRAMDB_PATH": str(tmp_path / "cli.db"), "ENGRAMDB_EMBEDDER": "hashing-64"}
+    return subprocess.run([sys.executable, "-m", "engramdb.cli.main", *args], capture_output=True, text=True,
+                          env=env, input=stdin, timeout=120)
+
+
+def test_cli_round_trip_and_bad_input(tmp_path):
+    data = [json.loads(_recovered(f"c{i}").model_dump_json(exclude={"id", "step_ids"})) for i in range(3)]
+    path = tmp_path / "trajs.json"
+    path.write_text(json.dumps(data))
+    r = _cli(tmp_path, "trajectory", "add", str(path), "--agent", "shop", "--json")
+    assert r.returncode == 0, r.stderr
+    added = json.loads(r.stdout)
+    assert len(added) == 3 and added[0]["steps"] == 3
+    r = _cli(tmp_path, "trajectory", "learn", "--agent", "shop", "--json")
+    assert r.returncode == 0, r.stderr
+    r = _cli(tmp_path, "tips", "Order a lamp", "--agent", "shop", "--error", PAY, "--json")
+    out = json.loads(r.stdout)
+    assert out["tips"][0]["tip"]["type"] == "recovery" and out["text"].startswith("Lessons")
+    r = _cli(tmp_path, "outcome", *out["tip_ids"], "--result", "success", "--json")
+    assert r.returncode == 0 and all(t["successes_after"] == 1 for t in json.loads(r.stdout))
+    r = _cli(tmp_path, "trajectory", "show", added[0]["id"], "--json")
+    assert json.loads(r.stdout)["outcome"] == "success"
+    bad = _cli(tmp_path, "trajectory", "add", "-", "--agent", "shop", stdin='{"task": "x", "steps": [{"tool": "a"}]}')
+    assert bad.returncode == 2 and "outcome: missing" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _cli(tmp_path, "outcome", "nope", "--result", "success")
+    assert bad.returncode == 2

@@ -1,0 +1,163 @@
+"""SQLite store: schema, transactions, filters, history, deletes (unit level, no model)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from engramdb.errors import StoreError, ValidationError
+from engramdb.model import MemoryRecord
+from engramdb.store import sqlite_schema
+from engramdb.store.base import Filters
+from engramdb.store.sqlite import SQLiteStore
+from engramdb.timeutil import now
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def rec(i: int, **kw) -> MemoryRecord:
+    base = dict(
+        user_id=f"u{i % 2}", text=f"text {i} about topic{i % 3}", occurred_at=T0 + timedelta(days=i), recorded_at=now()
+    )
+    base.update(kw)
+    return MemoryRecord(**base)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteStore(tmp_path / "s.db")
+    yield s
+    s.close()
+
+
+def put(store, recs):
+    vecs = np.eye(len(recs), 8, dtype=np.float32)
+    return store.insert(recs, vecs, [r.text for r in recs])
+
+
+def test_schema_wal_and_version(store, tmp_path):
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.LATEST
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table')")}
+    assert {"memories", "vectors", "history", "links", "meta", "memories_fts"} <= tables
+    conn.close()
+    # reopening migrates nothing and keeps data
+    put(store, [rec(1)])
+    again = SQLiteStore(tmp_path / "s.db")
+    assert again.count(Filters()) == 1
+    again.close()
+
+
+def test_newer_schema_and_garbage_file_are_refused(tmp_path):
+    p = tmp_path / "future.db"
+    conn = sqlite3.connect(p)
+    conn.execute(f"PRAGMA user_version = {sqlite_schema.LATEST + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        SQLiteStore(p)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a usable"):
+        SQLiteStore(junk)
+
+
+def test_transaction_rolls_back_everything(store):
+    put(store, [rec(0)])
+    before = store.stats()
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            put(store, [rec(1), rec(2)])
+            store.set_meta("x", "y")
+            raise RuntimeError("boom")
+    assert store.stats() == before and store.get_meta("x") is None
+    # a duplicate id in the middle of a batch: a clear error, and the rows before it are not kept
+    dup = rec(3)
+    with pytest.raises(StoreError, match="nothing written"):
+        put(store, [rec(4), dup, dup.model_copy()])
+    assert store.stats() == before
+
+
+def test_filters(store):
+    recs = [rec(i, kind="fact" if i % 4 == 0 else "episode", metadata={"n": i, "even": i % 2 == 0}) for i in range(12)]
+    recs[5] = recs[5].model_copy(update={"expires_at": now() - timedelta(hours=1)})
+    recs[6] = recs[6].model_copy(update={"session_id": "s6", "source_ref": "dlg-6"})
+    put(store, recs)
+    ids = lambda f: {r.id for r in store.list(f, limit=100)}  # noqa: E731
+    assert ids(Filters(user_id="u0")) == {r.id for r in recs if r.user_id == "u0"}
+    assert ids(Filters(kinds=["fact"])) == {recs[i].id for i in (0, 4, 8)}
+    assert ids(Filters(since=T0 + timedelta(days=3), until=T0 + timedelta(days=6))) == {recs[3].id, recs[4].id}
+    assert ids(Filters(metadata={"n": 7})) == {recs[7].id}
+    assert ids(Filters(metadata={"even": True, "n": 2})) == {recs[2].id}
+    assert ids(Filters(metadata={"missing": None})) == {r.id for r in recs if r.id != recs[5].id}
+    assert ids(Filters(session_id="s6")) == ids(Filters(source_ref="dlg-6")) == {recs[6].id}
+    assert recs[5].id not in ids(Filters())  # expired
+    assert recs[5].id in ids(Filters(include_expired=True))
+    assert ids(Filters(ids=[])) == set()
+    assert store.count(Filters(user_id="u1")) == len(ids(Filters(user_id="u1")))
+    with pytest.raises(ValidationError):
+        Filters(metadata={"bad key!": 1})
+    with pytest.raises(ValidationError):
+        Filters(metadata={"k": [1, 2]})
+
+
+def test_list_pagination_and_order(store):
+    put(store, [rec(i) for i in range(7)])
+    f = Filters()
+    pages = [store.list(f, limit=3, offset=o) for o in (0, 3, 6)]
+    flat = [r.id for p in pages for r in p]
+    assert len(flat) == 7 and len(set(flat)) == 7
+    assert [r.occurred_at for p in pages for r in p] == sorted(r.occurred_at for p in pages for r in p)
+    newest = store.list(f, limit=1, order="-occurred_at")[0]
+    assert newest.occurred_at == T0 + timedelta(days=6)
+    with pytest.raises(ValueError):
+        store.list(f, order="bogus")
+
+
+def test_history_records_update_and_delete(store):
+    (r,) = [rec(1)]
+    put(store, [r])
+    store.update(r.model_copy(update={"text": "changed"}), index_text="changed")
+    store.soft_delete([r.id], at=now())
+    h = store.history(r.id)
+    assert [e.action for e in h] == ["add", "update", "delete"]
+    assert [e.version for e in h] == [1, 2, 3]
+    assert h[0].before is None and h[0].after["text"] == r.text
+    assert h[1].before["text"] == r.text and h[1].after["text"] == "changed"
+    assert h[2].before["deleted_at"] is None and h[2].after["deleted_at"] is not None
+    assert all(e.at.tzinfo is not None for e in h)
+    assert store.get([r.id]) == [] and store.get([r.id], include_deleted=True)[0].version == 3
+    assert store.soft_delete([r.id], at=now()) == 0  # already deleted: nothing, no history
+    assert len(store.history(r.id)) == 3
+
+
+def test_keyword_search_and_hard_delete(store):
+    recs = [rec(0, text="the red bicycle is fast"), rec(1, text="a blue car"), rec(2, text="red wine tasting")]
+    put(store, recs)
+    hits = store.keyword_search("red bicycle", Filters(), 10)
+    assert hits[0][0] == recs[0].id and {h[0] for h in hits} == {recs[0].id, recs[2].id}
+    assert store.keyword_search("the of and", Filters(), 10) == []  # stopwords only
+    epoch = store.get_meta("vector_epoch")
+    assert store.hard_delete([recs[0].id]) == 1
+    assert store.get_meta("vector_epoch") != epoch
+    assert store.keyword_search("bicycle", Filters(), 10) == []
+    assert store.history(recs[0].id) == [] and store.stats()["vectors"] == 2
+
+
+def test_data_version_moves_on_every_write(store):
+    v0 = store.data_version()
+    put(store, [rec(0)])
+    v1 = store.data_version()
+    r = store.list(Filters())[0]
+    store.update(r.model_copy(update={"importance": 0.9}))
+    assert v0 < v1 < store.data_version()
+
+
+def test_stats(store):
+    put(store, [rec(0), rec(1, kind="fact")])
+    st = store.stats()
+    assert st["memories"] == 2 and st["by_kind"] == {"episode": 1, "fact": 1} and st["users"] == 2
+    assert st["bytes_on_disk"] > 0 and st["history_entries"] == 2
