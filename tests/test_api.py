@@ -12,6 +12,13 @@ from engramdb.embed import HashingEmbedder
 from engramdb.embed.base import Embedder
 from engramdb.errors import ModelMismatchError, NotFoundError, ValidationError
 
+
+@pytest.fixture(autouse=True)
+def _core_only(monkeypatch):
+    """These tests pin the core engine: no derived memories from fact extraction (api/lifecycle.py)."""
+    monkeypatch.setenv("ENGRAMDB_EXTRACTION", "off")
+
+
 CHAT = [
     {"speaker": "Maya", "text": "I adopted a grey cat called Biscuit.", "timestamp": "2024-03-01T10:00:00Z"},
     {"speaker": "Maya", "text": "My sister lives in Porto and teaches maths.", "timestamp": "2024-04-01T10:00:00Z"},

@@ -84,8 +84,16 @@ def test_no_cross_tenant_leaks(tmp_path, request, backend):
         c.patch(f"/v1/memories/{v_ids[0]}", json={"text": f"{secret} the vault code is 4712"}, headers=V)
         before = c.get("/v1/export", headers=V).text
         # the attacker's own data, in the same scope
-        own = c.post("/v1/memories", json={"messages": "my vault code is 1234", "user_id": SHARED_USER,
-                                           "session_id": "s1", "metadata": {"topic": "secret"}}, headers=A)
+        own = c.post(
+            "/v1/memories",
+            json={
+                "messages": "my vault code is 1234",
+                "user_id": SHARED_USER,
+                "session_id": "s1",
+                "metadata": {"topic": "secret"},
+            },
+            headers=A,
+        )
         assert own.status_code == 201
         led = Ledger(secret, v_ids)
         guessed = [*v_ids, v_ids[0][:12] + "0" * 16, v_ids[0].upper(), f"../{victim}/{v_ids[0]}"]
@@ -118,8 +126,14 @@ def test_no_cross_tenant_leaks(tmp_path, request, backend):
                     body = {k: v for k, v in body.items() if k != "kinds"}
                 resp = c.post(path, json=body, headers=A)
                 led.check(f"{path} {json.dumps(body)}", resp.status_code, resp.text)
-        for params in [{}, {"user_id": SHARED_USER}, {"session_id": "s1"}, {"filters": '{"topic": "secret"}'},
-                       {"kind": "episode", "limit": 1000}, {"order": "-recorded_at"}]:
+        for params in [
+            {},
+            {"user_id": SHARED_USER},
+            {"session_id": "s1"},
+            {"filters": '{"topic": "secret"}'},
+            {"kind": "episode", "limit": 1000},
+            {"order": "-recorded_at"},
+        ]:
             resp = c.get("/v1/memories", params=params, headers=A)
             led.check(f"list {params}", resp.status_code, resp.text)
         for mid in v_ids:  # the victim's ids as queries and as filter values
@@ -159,11 +173,17 @@ def test_no_cross_tenant_leaks(tmp_path, request, backend):
         # 6. MCP tools over streamable HTTP with the attacker's key
         async def mcp_attacks(base: str) -> None:
             async with mcp_http_client(base + "/mcp/", tok["a_rw"]) as m:
-                calls = [("recall", {"query": secret}), ("recall", {"query": "vault", "user_id": SHARED_USER}),
-                         ("get_context", {"query": secret, "user_id": SHARED_USER})]
+                calls = [
+                    ("recall", {"query": secret}),
+                    ("recall", {"query": "vault", "user_id": SHARED_USER}),
+                    ("get_context", {"query": secret, "user_id": SHARED_USER}),
+                ]
                 for mid in guessed:
-                    calls += [("memory_history", {"memory_id": mid}), ("forget", {"memory_id": mid}),
-                              ("update_memory", {"memory_id": mid, "text": "pwned"})]
+                    calls += [
+                        ("memory_history", {"memory_id": mid}),
+                        ("forget", {"memory_id": mid}),
+                        ("update_memory", {"memory_id": mid, "text": "pwned"}),
+                    ]
                 for name, args in calls:
                     res = await m.call_tool(name, args)
                     payload = json.dumps(tool_json(res))
@@ -182,8 +202,10 @@ def test_no_cross_tenant_leaks(tmp_path, request, backend):
             led.leaks.append("victim's export changed")
         assert c.get(f"/v1/memories/{v_ids[0]}/history", headers=V).json()["entries"][-1]["action"] == "update"
 
-    print(f"\nisolation[{backend}]: {led.attempts} attempts ({rest_attempts} REST, "
-          f"{led.attempts - rest_attempts - 1} MCP, 1 integrity check), {len(led.leaks)} leaks")
+    print(
+        f"\nisolation[{backend}]: {led.attempts} attempts ({rest_attempts} REST, "
+        f"{led.attempts - rest_attempts - 1} MCP, 1 integrity check), {len(led.leaks)} leaks"
+    )
     env.registry.close()
     if url:
         from engramdb.server.tenants import pg_schema

@@ -34,8 +34,8 @@ def _snapshot(m) -> tuple:
     return (st["memories"], st["deleted"], st["history_entries"], st["links"], m.store.data_version())
 
 
-def test_hierarchy_links_and_idempotence(mem):
-    _ingest(mem)
+def test_hierarchy_links_idempotence_and_ranking(mem, capsys):
+    where = _ingest(mem)
     rep = mem.consolidate()
     assert rep.sessions_summarized == 4 and rep.topics_created >= 1 and rep.links_added >= 1 and not rep.failures
     sessions = mem.list(user_id="maya", kinds=["summary"], filters={"level": "session"}).items
@@ -59,6 +59,7 @@ def test_hierarchy_links_and_idempotence(mem):
     again = mem.consolidate()
     assert not again.changed and again.dirty_episodes == 0
     assert _snapshot(mem)[:4] == before[:4]  # nothing changed the second time (counters aside)
+    _derived_do_not_flood_search(mem, where, capsys)
 
 
 def test_incremental_new_turns_supersede_the_session_summary(fake_mem):
@@ -134,32 +135,28 @@ def test_merges_identical_reingested_turns(fake_mem):
     assert [h.action for h in fake_mem.history(dup.src_id)] == ["add", "merge"]
 
 
-def test_derived_memories_do_not_flood_search(mem, capsys):
-    where = _ingest(mem)
-    mem.consolidate()
+def _derived_do_not_flood_search(mem, where, capsys):
     rows = []
-    for share in (1.0, 0.4):
-        mem.config = mem.config.model_copy(update={"lifecycle": {"derived_max_share": share}})
-        derived, rec_mapped, rec_episodes = [], [], []
-        for q, gold in GOLD.items():
-            res = mem.search(q, user_id="maya", limit=5)
-            derived.append(sum(r.memory.kind != "episode" for r in res) / 5)
-            mapped = set()
-            for r in res:
-                mapped |= (
-                    {where[r.memory.id]}
-                    if r.memory.kind == "episode"
-                    else {where[s] for s in r.memory.source_ids if s in where}
-                )
-            eps = {where[r.memory.id] for r in res if r.memory.kind == "episode"}
-            rec_mapped.append(len(mapped & set(gold)) / len(gold))
-            rec_episodes.append(len(eps & set(gold)) / len(gold))
-        n = len(GOLD)
-        rows.append((share, sum(derived) / n, sum(rec_mapped) / n, sum(rec_episodes) / n))
+    for mode in ("default", "rrf"):
+        for share in (1.0, 0.4):
+            mem.config = mem.config.model_copy(update={"lifecycle": {"derived_max_share": share}})
+            derived, rec_mapped, rec_episodes = [], [], []
+            for q, gold in GOLD.items():
+                res = mem.search(q, user_id="maya", limit=5, mode=mode)
+                derived.append(sum(r.memory.kind != "episode" for r in res) / 5)
+                mapped = set()
+                for r in res:
+                    src = [r.memory.id] if r.memory.kind == "episode" else r.memory.source_ids
+                    mapped |= {where[s] for s in src if s in where}
+                eps = {where[r.memory.id] for r in res if r.memory.kind == "episode"}
+                rec_mapped.append(len(mapped & set(gold)) / len(gold))
+                rec_episodes.append(len(eps & set(gold)) / len(gold))
+            n = len(GOLD)
+            rows.append((mode, share, sum(derived) / n, sum(rec_mapped) / n, sum(rec_episodes) / n))
     with capsys.disabled():
-        print("\nderived_max_share | derived share of top-5 | recall@5 (derived->sources) | recall@5 (episodes)")
+        print("\nmode | derived_max_share | derived share of top-5 | recall@5 (derived->sources) | recall@5 (episodes)")
         for r in rows:
-            print(f"{r[0]:.1f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f}")
-    capped = rows[1]
-    assert capped[1] <= 0.4 + 1e-9
-    assert capped[3] >= rows[0][3]  # the cap never costs episode recall
+            print(f"{r[0]} | {r[1]:.1f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f}")
+    for uncapped, capped in (rows[0:2], rows[2:4]):
+        assert capped[2] <= 0.4 + 1e-9
+        assert capped[4] >= uncapped[4]  # the cap never costs episode recall

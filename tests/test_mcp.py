@@ -43,7 +43,7 @@ async def _session(client, transcript: list[str], *, scope: dict) -> None:
     assert upd["updated"]["version"] == 2
     hist = (await call("memory_history", {"memory_id": mid}))["versions"]
     assert [v["action"] for v in hist] == ["add", "update"] and hist[1]["text_before"] == "Alice is allergic to peanuts"
-    block = (await call("get_context", {"query": "what is Alice allergic to", **scope}))
+    block = await call("get_context", {"query": "what is Alice allergic to", **scope})
     assert "cashews" in block.get("result", block.get("text", json.dumps(block)))
     assert (await call("forget", {"memory_id": mid})) == {"forgotten": mid}
     after = (await call("recall", {"query": "peanuts allergy", **scope}))["results"]
@@ -61,8 +61,17 @@ async def _session(client, transcript: list[str], *, scope: dict) -> None:
 async def test_stdio_transport_with_sdk_client(tmp_path):
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "engramdb.cli.main", "mcp", "--db", str(tmp_path / "agent.db"), "--embedder", "hashing-64",
-              "--user", "alice"],
+        args=[
+            "-m",
+            "engramdb.cli.main",
+            "mcp",
+            "--db",
+            str(tmp_path / "agent.db"),
+            "--embedder",
+            "hashing-64",
+            "--user",
+            "alice",
+        ],
         env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": ":".join(sys.path)},
     )
     transcript: list[str] = []
@@ -72,8 +81,11 @@ async def test_stdio_transport_with_sdk_client(tmp_path):
     from engramdb import Memory
 
     with Memory(tmp_path / "agent.db", embedder="hashing-64") as mem:
-        assert [r.text for r in mem.list(user_id="alice", kinds=["episode", "fact"]).items
-                if r.kind == "episode" or "Lisbon" in r.text] == ["Alice's favourite city is Lisbon"]
+        assert [
+            r.text
+            for r in mem.list(user_id="alice", kinds=["episode", "fact"]).items
+            if r.kind == "episode" or "Lisbon" in r.text
+        ] == ["Alice's favourite city is Lisbon"]
 
 
 @pytest.mark.parametrize("path", ["/mcp/", "/mcp"])
@@ -95,8 +107,14 @@ async def test_streamable_http_transport_with_api_keys(tmp_path, path):
         r = httpx.post(base + "/mcp/", json=body, headers={"accept": "application/json, text/event-stream"})
         assert r.status_code == 401 and "missing API key" in r.json()["error"]["message"]
         env.keys.revoke(env.tokens["acme_rw"].split("_")[1])
-        r = httpx.post(base + "/mcp/", json=body, headers={"Authorization": f"Bearer {env.tokens['acme_rw']}",
-                                                            "accept": "application/json, text/event-stream"})
+        r = httpx.post(
+            base + "/mcp/",
+            json=body,
+            headers={
+                "Authorization": f"Bearer {env.tokens['acme_rw']}",
+                "accept": "application/json, text/event-stream",
+            },
+        )
         assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
     print("\n[http] " + "\n[http] ".join(transcript))
     # what MCP wrote is in the key's tenant, visible over REST too

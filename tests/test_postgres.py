@@ -15,6 +15,7 @@ import pytest
 
 from engramdb import Memory
 from engramdb.embed import HashingEmbedder
+from engramdb.embed.base import Embedder
 from engramdb.errors import ConfigError, StoreError, ValidationError
 from engramdb.store import postgres as pgmod
 from engramdb.store import postgres_schema
@@ -38,6 +39,9 @@ def test_parse_url_strips_our_parameters_and_validates():
             parse_url(bad)
     with pytest.raises(ConfigError):
         parse_url("postgresql://h/db?pool_max=lots")
+    with pytest.raises(ConfigError):
+        parse_url("postgresql://h/db?prepare=maybe")
+    assert parse_url("postgresql://h/db?prepare=off")[1]["prepare"] == "off"
     with pytest.raises(ConfigError):
         parse_url("mysql://h/db")
     assert redact("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
@@ -94,6 +98,7 @@ def test_schemas_isolate_tenants_and_vector_extension_is_shared(pg_server):
         assert b.store.get([rec.id], include_deleted=True) == []
         assert [h.memory.text for h in b.search("secret plans", user_id="same-user")] == ["tenant b notes"]
         assert a.stats()["memories"] == b.stats()["memories"] == 1
+        assert a.store._pool is b.store._pool  # one pool per server, whatever the number of tenants
         with psycopg.connect(pg_server.uri) as conn:
             ext = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname='vector'")
             assert ext.fetchone()[0] == "public"
@@ -102,6 +107,20 @@ def test_schemas_isolate_tenants_and_vector_extension_is_shared(pg_server):
         b.close()
         pg_server.drop_schema("t_tenant_a")
         pg_server.drop_schema("t_tenant_b")
+
+
+def test_no_session_state_needed(pg_url):
+    """Behind a transaction-mode pooler no SET survives a statement: an empty search_path must not matter."""
+    url = pg_url + "&options=-csearch_path%3Dpg_catalog&prepare=off"  # no prepared statements either
+    with Memory(url=url, embedder=HashingEmbedder(16)) as mem:
+        with mem.store._conn() as conn:
+            assert conn.execute("SHOW search_path").fetchone()[0] == "pg_catalog"
+        rec = mem.add("the lighthouse keeper's logbook", user_id="u")[0]
+        assert mem.search("lighthouse", user_id="u", mode="bm25")[0].memory.id == rec.id
+        assert mem.search("lighthouse keeper", user_id="u", mode="dense")[0].memory.id == rec.id
+        assert mem.update(rec.id, text="the harbour master's logbook").version == 2
+        mem.store.compact()
+        assert mem.stats()["memories"] == 1
 
 
 def test_engramdb_url_environment_selects_postgres(pg_url, monkeypatch):
@@ -167,6 +186,7 @@ def test_bad_data_is_a_validation_error_and_writes_nothing(pg_url):
 
 def test_hnsw_index_is_built_and_used_with_filters(pg_url, monkeypatch):
     dim, n = 16, 600
+    monkeypatch.setattr(pgmod, "HNSW_MIN_ROWS", 500)  # built once a dimension has more rows than this
     store = PostgresStore(pg_url)
     try:
         from engramdb.model import MemoryRecord
@@ -175,9 +195,15 @@ def test_hnsw_index_is_built_and_used_with_filters(pg_url, monkeypatch):
         vecs = rng.standard_normal((n, dim)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         recs = [MemoryRecord(user_id=f"u{i % 3}", text=f"t{i}", recorded_at=datetime.now(UTC)) for i in range(n)]
-        store.insert(recs, vecs, [r.text for r in recs])
-        names = [r[0] for r in store._q("SELECT indexname FROM pg_indexes WHERE tablename = 'vectors'")]
-        assert f"vectors_hnsw_{dim}" in names
+        store.insert(recs[:400], vecs[:400], [r.text for r in recs[:400]])
+
+        def names() -> list[str]:
+            return [r[0] for r in store._q("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (store.schema,))]
+
+        assert f"vectors_hnsw_{dim}" not in names()  # small: searches are exact, no graph to maintain
+        store.insert(recs[400:], vecs[400:], [r.text for r in recs[400:]])
+        assert f"vectors_hnsw_{dim}" in names()  # built after the commit that crossed the threshold
+        assert store.build_vector_index() == [dim]  # idempotent
         keys = store.keys_for([r.id for r in recs])
         u1 = np.array([i for i in range(n) if i % 3 == 1])
         q = vecs[7]
@@ -188,7 +214,8 @@ def test_hnsw_index_is_built_and_used_with_filters(pg_url, monkeypatch):
             conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the index it would use
             plan = "\n".join(
                 r[0]
-                for r in conn.execute(
+                for r in store._ex(
+                    conn,
                     f"EXPLAIN SELECT v.key FROM vectors v WHERE vector_dims(v.embedding) = {dim}"
                     f" ORDER BY v.embedding::vector({dim}) <=> %b LIMIT 10",
                     [q],
@@ -254,12 +281,28 @@ def _corpus() -> tuple[list[dict], list[str]]:
     return turns, queries
 
 
+class _Cached(Embedder):
+    """The real model, each distinct text embedded once: both backends ask for the same query vectors."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.name, self.dim, self.batch_size = inner, inner.name, inner.dim, 4096
+        self.cache: dict[str, np.ndarray] = {}
+
+    def _embed_batch(self, texts):  # noqa: ANN001, ANN202
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            self.cache.update(zip(todo, self.inner.embed(todo), strict=True))
+        return np.vstack([self.cache[t] for t in texts])
+
+
 def _overlap(a: list[str], b: list[str]) -> float:
     return len(set(a) & set(b)) / max(len(a), len(b), 1)
 
 
 def test_same_results_as_sqlite(tmp_path, pg_url, embedder):
+    embedder = _Cached(embedder)
     turns, queries = _corpus()
+    embedder.embed(queries)  # one batch instead of one model call per query
     assert len(turns) > 100 and len(queries) > 20
     lite = Memory(tmp_path / "same.db", embedder=embedder)
     pg = Memory(url=pg_url, embedder=embedder)

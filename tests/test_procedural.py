@@ -44,11 +44,19 @@ def test_parse_openai_tool_call_messages():
     msgs = [
         {"role": "system", "content": "You are a shop agent."},
         {"role": "user", "content": "Order 2 mugs to Berlin"},
-        {"role": "assistant", "content": "I will search first.", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "search", "arguments": '{"query": "mug"}'}}]},
+        {
+            "role": "assistant",
+            "content": "I will search first.",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "search", "arguments": '{"query": "mug"}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "sku-1"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c2", "type": "function", "function": {"name": "checkout", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c2", "type": "function", "function": {"name": "checkout", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "c2", "content": "Error: payment needs confirmation"},
         {"role": "assistant", "content": "Done."},
     ]
@@ -64,15 +72,26 @@ def test_parse_openai_tool_call_messages():
 def test_parse_anthropic_and_langchain_shapes():
     msgs = [
         {"role": "user", "content": "Find the file"},
-        {"role": "assistant", "content": [{"type": "text", "text": "listing"},
-                                          {"type": "tool_use", "id": "u1", "name": "ls", "input": {"path": "/"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "u1", "content": "denied",
-                                      "is_error": True}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "listing"},
+                {"type": "tool_use", "id": "u1", "name": "ls", "input": {"path": "/"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "u1", "content": "denied", "is_error": True}],
+        },
     ]
     t = parse_trajectory(msgs, outcome="partial")
     assert t.steps[0].tool == "ls" and t.steps[0].args == {"path": "/"} and t.steps[0].error == "denied"
-    lc = {"input": "What is 2+2?", "intermediate_steps": [[{"tool": "calc", "tool_input": "2+2", "log": "add"}, "4"]],
-          "output": "4", "outcome": "success"}
+    lc = {
+        "input": "What is 2+2?",
+        "intermediate_steps": [[{"tool": "calc", "tool_input": "2+2", "log": "add"}, "4"]],
+        "output": "4",
+        "outcome": "success",
+    }
     t2 = parse_trajectory(lc)
     assert t2.task == "What is 2+2?" and t2.steps[0].args == {"input": "2+2"} and t2.steps[0].observation == "4"
 
@@ -111,8 +130,9 @@ def test_one_bad_trajectory_in_a_batch_writes_nothing(fake_mem):
 
 def test_huge_observation_is_truncated_with_a_marker(fake_mem):
     huge = "x" * (MAX_OBSERVATION_CHARS * 10)
-    t = fake_mem.add_trajectory("read a log", [{"tool": "cat", "args": {"f": "log"}, "observation": huge}], "success",
-                                agent_id="a")
+    t = fake_mem.add_trajectory(
+        "read a log", [{"tool": "cat", "args": {"f": "log"}, "observation": huge}], "success", agent_id="a"
+    )
     step = t.steps[0]
     assert step.truncated and len(step.observation) < MAX_OBSERVATION_CHARS + 60
     assert f"truncated {len(huge) - MAX_OBSERVATION_CHARS:,} chars" in step.observation
@@ -121,9 +141,13 @@ def test_huge_observation_is_truncated_with_a_marker(fake_mem):
 
 
 def test_add_trajectory_stores_episodes_with_step_structure(fake_mem):
-    t = fake_mem.add_trajectory("Order a mug", [{"tool": "search", "args": {"q": "mug"}, "observation": "sku-1"},
-                                                {"tool": "checkout", "error": PAY}], "failure",
-                                agent_id="shop", metrics={"steps": 2, "cost": 0.01, "time": 1.5})
+    t = fake_mem.add_trajectory(
+        "Order a mug",
+        [{"tool": "search", "args": {"q": "mug"}, "observation": "sku-1"}, {"tool": "checkout", "error": PAY}],
+        "failure",
+        agent_id="shop",
+        metrics={"steps": 2, "cost": 0.01, "time": 1.5},
+    )
     header = fake_mem.get(t.id)
     assert header.kind == "episode" and header.metadata["procedural"] == "trajectory"
     assert header.metadata["metrics"] == {"steps": 2, "cost": 0.01, "time_s": 1.5}
@@ -153,14 +177,28 @@ def test_recovery_tip_has_fix_args_and_exact_step_provenance():
 
 def test_call_before_recovery_with_task_keywords_and_contra():
     def intl(tid: str) -> Trajectory:
-        return _t(f"Order a lamp to {tid} (international shipping)", [
-            {"tool": "checkout", "args": {"confirm": True}, "error": "CustomsError: declaration missing for 'Japan'"},
-            {"tool": "declare_customs", "args": {"country": "Japan"}, "observation": "filed"},
-            {"tool": "checkout", "args": {"confirm": True}, "observation": "ok"}], "success", tid)
+        return _t(
+            f"Order a lamp to {tid} (international shipping)",
+            [
+                {
+                    "tool": "checkout",
+                    "args": {"confirm": True},
+                    "error": "CustomsError: declaration missing for 'Japan'",
+                },
+                {"tool": "declare_customs", "args": {"country": "Japan"}, "observation": "filed"},
+                {"tool": "checkout", "args": {"confirm": True}, "observation": "ok"},
+            ],
+            "success",
+            tid,
+        )
 
     def dom(tid: str) -> Trajectory:
-        return _t(f"Order a lamp to Munich {tid} (domestic shipping)",
-                  [{"tool": "checkout", "args": {"confirm": True}, "observation": "ok"}], "success", tid)
+        return _t(
+            f"Order a lamp to Munich {tid} (domestic shipping)",
+            [{"tool": "checkout", "args": {"confirm": True}, "observation": "ok"}],
+            "success",
+            tid,
+        )
 
     tips = mine([intl("Osaka"), intl("Seoul"), dom("c"), dom("d")]).tips
     rec = next(t for t in tips if t.type == "recovery")
@@ -179,9 +217,18 @@ def test_validator_rejects_low_support_and_contradicted_fixes():
 
 def test_warning_blames_unusual_args_not_instance_data():
     def failed(tid: str, city: str) -> Trajectory:
-        return _t(f"Order to {city}", [
-            {"tool": "checkout", "args": {"address": city, "confirm": True, "split": True},
-             "error": "OrderError: split shipments are disabled; order 1042 cancelled"}], "failure", tid)
+        return _t(
+            f"Order to {city}",
+            [
+                {
+                    "tool": "checkout",
+                    "args": {"address": city, "confirm": True, "split": True},
+                    "error": "OrderError: split shipments are disabled; order 1042 cancelled",
+                }
+            ],
+            "failure",
+            tid,
+        )
 
     trajs = [failed("f1", "Paris"), failed("f2", "Rome"), _recovered("s1"), _recovered("s2", "Hamburg")]
     warn = next(t for t in mine(trajs).tips if t.type == "warning")
@@ -190,13 +237,18 @@ def test_warning_blames_unusual_args_not_instance_data():
 
 
 def test_strategy_and_optimization_tips():
-    habit = [{"tool": "check_stock", "args": {"id": "sku-1"}, "observation": "42"},
-             {"tool": "view_cart", "observation": "1 item"}]
+    habit = [
+        {"tool": "check_stock", "args": {"id": "sku-1"}, "observation": "42"},
+        {"tool": "view_cart", "observation": "1 item"},
+    ]
     cities = ["Munich", "Bonn", "Kiel"]
     trajs = [_recovered(f"p{i}", cities[i]) for i in range(3)] + [_recovered(f"h{i}", extra=habit) for i in range(2)]
     tips = mine(trajs).tips
     strat = next(t for t in tips if t.type == "strategy" and t.plan == ["search", "checkout"])
-    assert strat.support == 3 and strat.plan_args["checkout"] == {"confirm": True}  # not the varying address
+    # the essential plan: habits the optimization rule found wasteful do not split the strategy
+    assert strat.support == 5 and not [t for t in tips if t.type == "strategy" and "check_stock" in t.plan]
+    assert strat.plan_args == {"checkout": {"confirm": True}, "search": {"query": "mug"}}  # not the varying address
+    assert "h0-s1" not in strat.source_steps and "h0-s0" in strat.source_steps
     opt = {t.skip[0]: t for t in tips if t.type == "optimization"}
     assert set(opt) == {"check_stock", "view_cart"}
     assert "2.0 more steps" in opt["check_stock"].evidence
@@ -205,8 +257,9 @@ def test_strategy_and_optimization_tips():
 
 # -- storage, serving, the loop ----------------------------------------------------------------------
 def _seed(mem, n: int = 3) -> None:
-    mem.add_trajectories([_recovered(f"t{i}", city) for i, city in enumerate(["Munich", "Hamburg", "Bonn"][:n])],
-                         agent_id="shop")
+    mem.add_trajectories(
+        [_recovered(f"t{i}", city) for i, city in enumerate(["Munich", "Hamburg", "Bonn"][:n])], agent_id="shop"
+    )
 
 
 def test_learn_stores_procedures_with_provenance_chain_and_is_idempotent(fake_mem):
@@ -238,8 +291,9 @@ def test_tips_ranks_by_error_and_tools_and_counts_serving(fake_mem):
     none = fake_mem.tips("Order a lamp", agent_id="nobody")
     assert none.tips == [] and none.text == ""
     quiet = fake_mem.tips("Order a lamp", agent_id="shop", track=False)
-    assert {t.tip.id: t.tip.served for t in quiet.tips} == {t.tip.id: t.tip.served for t in
-                                                           fake_mem.tips("Order a lamp", agent_id="shop", track=False).tips}
+    assert {t.tip.id: t.tip.served for t in quiet.tips} == {
+        t.tip.id: t.tip.served for t in fake_mem.tips("Order a lamp", agent_id="shop", track=False).tips
+    }
     with pytest.raises(ValidationError, match="unknown tip type"):
         fake_mem.tips("x", types=["magic"])
     with pytest.raises(ValidationError, match="tools must be a list"):
@@ -247,12 +301,23 @@ def test_tips_ranks_by_error_and_tools_and_counts_serving(fake_mem):
 
 
 def test_conditional_tip_is_demoted_when_its_keywords_are_absent(fake_mem):
-    trajs = [_t(f"Ship {i} to Osaka (international shipping)", [
-        {"tool": "checkout", "error": "CustomsError: missing"},
-        {"tool": "declare_customs", "observation": "ok"},
-        {"tool": "checkout", "observation": "ok"}], "success", f"i{i}") for i in range(2)]
-    trajs += [_t(f"Ship {i} to Bonn (domestic shipping)", [{"tool": "checkout", "observation": "ok"}], "success",
-                 f"d{i}") for i in range(2)]
+    trajs = [
+        _t(
+            f"Ship {i} to Osaka (international shipping)",
+            [
+                {"tool": "checkout", "error": "CustomsError: missing"},
+                {"tool": "declare_customs", "observation": "ok"},
+                {"tool": "checkout", "observation": "ok"},
+            ],
+            "success",
+            f"i{i}",
+        )
+        for i in range(2)
+    ]
+    trajs += [
+        _t(f"Ship {i} to Bonn (domestic shipping)", [{"tool": "checkout", "observation": "ok"}], "success", f"d{i}")
+        for i in range(2)
+    ]
     fake_mem.add_trajectories(trajs, agent_id="shop")
     fake_mem.learn_tips(agent_id="shop")
     intl = fake_mem.tips("Ship 9 to Seoul (international shipping)", agent_id="shop", track=False)
@@ -306,15 +371,41 @@ def test_llm_path_merges_same_tips_and_keeps_provenance(fake_mem):
 
     def fake_llm(prompt: str) -> str:
         prompts.append(prompt)
-        return json.dumps({"tips": [{"type": "recovery", "text": "If checkout asks for confirmation, pass confirm=true.",
-                                     "tool": "checkout", "error_signature": PAY, "fix_args": {"confirm": True},
-                                     "step_refs": [1, 2, 99]}]})
+        return json.dumps(
+            {
+                "tips": [
+                    {
+                        "type": "recovery",
+                        "text": "If checkout asks for confirmation, pass confirm=true.",
+                        "tool": "checkout",
+                        "error_signature": PAY,
+                        "fix_args": {"confirm": True},
+                        "step_refs": [1, 2, 99],
+                    }
+                ]
+            }
+        )
 
     report = fake_mem.learn_tips(agent_id="shop", llm=fake_llm, min_support=5)  # rules admit nothing at 5
     assert len(prompts) == 2 and "[1] checkout(" in prompts[0] and "Outcome: success" in prompts[0]
     llm_tips = [t for t in report.tips if t.origin == "llm"]
     assert len(llm_tips) == 1 and llm_tips[0].support == 2  # the same tip from both runs, merged
     assert len(llm_tips[0].source_steps) == 4  # steps 1 and 2 of each run; step 99 does not exist
+
+    def inventive_llm(prompt: str) -> str:  # no provenance, or a tool the runs never used: the validator refuses
+        return json.dumps(
+            {
+                "tips": [
+                    {"type": "strategy", "text": "Always call teleport.", "plan": ["teleport"], "step_refs": [0]},
+                    {"type": "warning", "text": "Be careful."},
+                ]
+            }
+        )
+
+    report = fake_mem.learn_tips(agent_id="shop", llm=inventive_llm, min_support=5)
+    reasons = " | ".join(r["reason"] for r in report.rejected)
+    assert "teleport" in reasons and "no provenance" in reasons
+    assert not any(t.text in ("Always call teleport.", "Be careful.") for t in report.tips)
     with pytest.raises(ValidationError, match="LLM answer"):
         fake_mem.learn_tips(agent_id="shop", llm=lambda p: "not json")
 
@@ -324,8 +415,19 @@ def test_consolidate_merges_near_duplicate_tips(fake_mem):
     text = "Pass confirm=true to checkout when payment needs confirmation."
 
     def fake_llm(prompt: str) -> str:  # two drafts with different structure but the same sentence
-        return json.dumps({"tips": [{"type": "recovery", "text": text, "tool": "checkout",
-                                     "fix_args": {"confirm": True} if "Munich" in prompt else {"confirm": 1}}]})
+        return json.dumps(
+            {
+                "tips": [
+                    {
+                        "type": "recovery",
+                        "text": text,
+                        "tool": "checkout",
+                        "fix_args": {"confirm": True} if "Munich" in prompt else {"confirm": 1},
+                        "step_refs": [2],
+                    }
+                ]
+            }
+        )
 
     report = fake_mem.learn_tips(agent_id="shop", llm=fake_llm, min_support=5)
     assert len(report.merged) == 1
@@ -338,30 +440,59 @@ def test_consolidate_merges_near_duplicate_tips(fake_mem):
 
 
 # -- CLI -----------------------------------------------------------------------------------------------
-def _cli(tmp_path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENGRAMDB_PATH": str(tmp_path / "cli.db"), "ENGRAMDB_EMBEDDER": "hashing-64"}
-    return subprocess.run([sys.executable, "-m", "engramdb.cli.main", *args], capture_output=True, text=True,
-                          env=env, input=stdin, timeout=120)
+def test_cli_round_trip_and_bad_input(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
 
+    from engramdb.cli.main import app
 
-def test_cli_round_trip_and_bad_input(tmp_path):
+    monkeypatch.setenv("ENGRAMDB_PATH", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("ENGRAMDB_EMBEDDER", "hashing-64")
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        r = runner.invoke(app, list(args))
+        assert r.exit_code == 0, (r.output, r.exception)
+        return r.stdout
+
     data = [json.loads(_recovered(f"c{i}").model_dump_json(exclude={"id", "step_ids"})) for i in range(3)]
     path = tmp_path / "trajs.json"
     path.write_text(json.dumps(data))
-    r = _cli(tmp_path, "trajectory", "add", str(path), "--agent", "shop", "--json")
-    assert r.returncode == 0, r.stderr
-    added = json.loads(r.stdout)
+    added = json.loads(cli("trajectory", "add", str(path), "--agent", "shop", "--json"))
     assert len(added) == 3 and added[0]["steps"] == 3
-    r = _cli(tmp_path, "trajectory", "learn", "--agent", "shop", "--json")
-    assert r.returncode == 0, r.stderr
-    r = _cli(tmp_path, "tips", "Order a lamp", "--agent", "shop", "--error", PAY, "--json")
-    out = json.loads(r.stdout)
+    learned = json.loads(cli("trajectory", "learn", "--agent", "shop", "--json"))
+    assert learned["trajectories"] == 3 and learned["added"]
+    out = json.loads(cli("tips", "Order a lamp", "--agent", "shop", "--error", PAY, "--json"))
     assert out["tips"][0]["tip"]["type"] == "recovery" and out["text"].startswith("Lessons")
-    r = _cli(tmp_path, "outcome", *out["tip_ids"], "--result", "success", "--json")
-    assert r.returncode == 0 and all(t["successes_after"] == 1 for t in json.loads(r.stdout))
-    r = _cli(tmp_path, "trajectory", "show", added[0]["id"], "--json")
-    assert json.loads(r.stdout)["outcome"] == "success"
-    bad = _cli(tmp_path, "trajectory", "add", "-", "--agent", "shop", stdin='{"task": "x", "steps": [{"tool": "a"}]}')
+    reported = json.loads(cli("outcome", *out["tip_ids"], "--result", "success", "--json"))
+    assert all(t["successes_after"] == 1 for t in reported)
+    assert json.loads(cli("trajectory", "show", added[0]["id"], "--json"))["outcome"] == "success"
+    # the real entry point: bad input is one line on stderr and exit code 2, no traceback
+    env = {**os.environ, "ENGRAMDB_PATH": str(tmp_path / "cli.db"), "ENGRAMDB_EMBEDDER": "hashing-64"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "engramdb.cli.main", "trajectory", "add", "-", "--agent", "shop"],
+        capture_output=True,
+        text=True,
+        env=env,
+        input='{"task": "x", "steps": [{"tool": "a"}]}',
+        timeout=120,
+    )
     assert bad.returncode == 2 and "outcome: missing" in bad.stderr and "Traceback" not in bad.stderr
-    bad = _cli(tmp_path, "outcome", "nope", "--result", "success")
-    assert bad.returncode == 2
+
+
+def test_async_twins(tmp_path):
+    import asyncio
+
+    from engramdb import AsyncMemory
+    from engramdb.embed import HashingEmbedder
+
+    async def go() -> None:
+        async with AsyncMemory(tmp_path / "a.db", embedder=HashingEmbedder(64)) as amem:
+            await amem.add_trajectories([_recovered("a1"), _recovered("a2", "Bonn")], agent_id="shop")
+            report = await amem.learn_tips(agent_id="shop")
+            g = await amem.tips("Order a lamp", agent_id="shop", errors=[PAY])
+            assert g.tip_ids and report.added
+            (tip, *_) = await amem.report_outcome(g.tip_ids[:1], "success")
+            assert tip.successes_after == 1
+            assert (await amem.tip_provenance(tip.id))["trajectories"]
+
+    asyncio.run(go())

@@ -26,8 +26,15 @@ def test_agent_uses_only_the_structured_fields_of_served_tips():
     task = ShopTask("blue vase", 1, "Seoul", "Korea")
     tips = [
         Tip(type="recovery", text="t", key="k1", tool="checkout", error_signature="x", fix_args={"confirm": True}),
-        Tip(type="recovery", text="t", key="k2", tool="checkout", error_signature="y", call_before="declare_customs",
-            task_keywords=["international"]),
+        Tip(
+            type="recovery",
+            text="t",
+            key="k2",
+            tool="checkout",
+            error_signature="y",
+            call_before="declare_customs",
+            task_keywords=["international"],
+        ),
         Tip(type="optimization", text="t", key="k3", skip=["check_stock", "view_cart", "get_reviews"]),
     ]
     g = Guidance(task=task.text, tips=[ServedTip(tip=t, score=1.0) for t in tips])
@@ -35,7 +42,11 @@ def test_agent_uses_only_the_structured_fields_of_served_tips():
     assert know.preset_args == {"checkout": {"confirm": True}} and know.pre_calls == {"checkout": ["declare_customs"]}
     traj = Agent(random.Random(0)).run(task, g)
     assert traj.outcome == "success" and [s.tool for s in traj.steps] == [
-        "search", "add_to_cart", "declare_customs", "checkout"]
+        "search",
+        "add_to_cart",
+        "declare_customs",
+        "checkout",
+    ]
     domestic = ShopTask("blue vase", 1, "Cologne", "Germany")
     assert read_tips(g, domestic.text).pre_calls == {}  # the conditional tip does not apply at home
 

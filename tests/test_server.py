@@ -78,8 +78,9 @@ def test_every_operation_round_trip(env):
 def _expired_and_revoked(env) -> tuple[str, str]:
     ks: KeyStore = env.keys
     expired = ks.create("acme", ["read"], expires_in=timedelta(seconds=1))
-    ks._conn.execute("UPDATE api_keys SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE key_id = ?",
-                     (expired.info.key_id,))
+    ks._conn.execute(
+        "UPDATE api_keys SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE key_id = ?", (expired.info.key_id,)
+    )
     revoked = ks.create("acme", ["read"])
     ks.revoke(revoked.info.key_id)
     return expired.key, revoked.key
@@ -99,10 +100,20 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(env):
         ("post", "/v1/memories", {"json": {"messages": "x", "user": "u"}, "headers": h}, 422, "user"),
         ("post", "/v1/memories", {"json": {"messages": "x"}, "headers": h}, 422, "scope is required"),
         ("post", "/v1/memories", {"json": {"messages": "  ", "user_id": "u"}, "headers": h}, 422, "empty text"),
-        ("post", "/v1/memories", {"json": {"messages": "x", "user_id": "u", "timestamp": "2024-01-01T10:00:00"},
-                                  "headers": h}, 422, "time zone"),
-        ("post", "/v1/memories", {"json": {"messages": "x", "user_id": "u", "kind": "Bad Kind"}, "headers": h},
-         422, "kind"),
+        (
+            "post",
+            "/v1/memories",
+            {"json": {"messages": "x", "user_id": "u", "timestamp": "2024-01-01T10:00:00"}, "headers": h},
+            422,
+            "time zone",
+        ),
+        (
+            "post",
+            "/v1/memories",
+            {"json": {"messages": "x", "user_id": "u", "kind": "Bad Kind"}, "headers": h},
+            422,
+            "kind",
+        ),
         ("post", "/v1/memories", {"json": ["x"], "headers": h}, 422, "object"),
         ("post", "/v1/search", {"json": {"query": "x", "limit": 0}, "headers": h}, 422, "limit"),
         ("post", "/v1/search", {"json": {"query": "x", "filters": {"a b": 1}}, "headers": h}, 422, "identifier"),
@@ -123,8 +134,13 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(env):
         ("get", "/v1/stats", {"headers": {"X-API-Key": "edb_0123456789ab_" + "A" * 43}}, 401, "invalid"),
         ("get", "/v1/stats", {"headers": {"Authorization": f"Bearer {expired}"}}, 401, "expired"),
         ("get", "/v1/stats", {"headers": {"Authorization": f"Bearer {revoked}"}}, 401, "revoked"),
-        ("post", "/v1/memories", {"json": {"messages": "x", "user_id": "u"}, "headers": env.auth("acme_ro")},
-         403, "write"),
+        (
+            "post",
+            "/v1/memories",
+            {"json": {"messages": "x", "user_id": "u"}, "headers": env.auth("acme_ro")},
+            403,
+            "write",
+        ),
         ("post", "/v1/purge", {"json": {"user_id": "u"}, "headers": h}, 403, "admin"),
         ("post", "/v1/purge", {"json": {}, "headers": env.auth("acme_admin")}, 422, "scope"),
         ("get", "/v1/nope", {"headers": h}, 404, "Not Found"),
@@ -150,7 +166,9 @@ def test_streamed_body_over_the_limit_is_413_without_content_length(tmp_path):
             for _ in range(10):
                 yield b" " * 1024
 
-        r = c.post("/v1/memories", content=chunks(), headers={**env.auth("acme_rw"), "content-type": "application/json"})
+        r = c.post(
+            "/v1/memories", content=chunks(), headers={**env.auth("acme_rw"), "content-type": "application/json"}
+        )
         assert r.status_code == 413 and "larger than 2048" in r.json()["error"]["message"]
         assert c.get("/v1/memories", headers=env.auth("acme_rw")).json()["total"] == 0
 
@@ -195,10 +213,17 @@ def test_health_ready_and_openapi(env):
     spec = c.get("/openapi.json").json()
     ops = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
     for op in [
-        ("POST", "/v1/memories"), ("GET", "/v1/memories"), ("GET", "/v1/memories/{memory_id}"),
-        ("PATCH", "/v1/memories/{memory_id}"), ("DELETE", "/v1/memories/{memory_id}"),
-        ("GET", "/v1/memories/{memory_id}/history"), ("POST", "/v1/search"), ("POST", "/v1/context"),
-        ("GET", "/v1/export"), ("GET", "/v1/stats"), ("POST", "/v1/purge"),
+        ("POST", "/v1/memories"),
+        ("GET", "/v1/memories"),
+        ("GET", "/v1/memories/{memory_id}"),
+        ("PATCH", "/v1/memories/{memory_id}"),
+        ("DELETE", "/v1/memories/{memory_id}"),
+        ("GET", "/v1/memories/{memory_id}/history"),
+        ("POST", "/v1/search"),
+        ("POST", "/v1/context"),
+        ("GET", "/v1/export"),
+        ("GET", "/v1/stats"),
+        ("POST", "/v1/purge"),
     ]:
         assert op in ops, op
     assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])
@@ -211,8 +236,9 @@ def test_keys_are_stored_hashed_and_cli_manages_them(tmp_path):
 
     runner = CliRunner()
     dd = str(tmp_path / "srv")
-    out = runner.invoke(app, ["keys", "create", "--tenant", "acme", "--perm", "read", "--name", "bot",
-                              "--data-dir", dd, "--json"])
+    out = runner.invoke(
+        app, ["keys", "create", "--tenant", "acme", "--perm", "read", "--name", "bot", "--data-dir", dd, "--json"]
+    )
     assert out.exit_code == 0, out.output
     created = json.loads(out.output)
     assert created["key"].startswith("edb_") and created["permissions"] == ["read"]
@@ -235,10 +261,20 @@ def test_real_default_model_through_the_server(tmp_path, embedder):
     env = make_env(tmp_path, embedder=embedder)
     with TestClient(env.app) as c:
         h = env.auth("acme_rw")
-        c.post("/v1/memories", json={"messages": ["I adopted a small dog named Rex", "My sister lives in Lisbon",
-                                                  "I work as a nurse at the city hospital"], "user_id": "ann"},
-               headers=h)
-        hits = c.post("/v1/search", json={"query": "what pet does she have", "user_id": "ann", "limit": 1},
-                      headers=h).json()["results"]
+        c.post(
+            "/v1/memories",
+            json={
+                "messages": [
+                    "I adopted a small dog named Rex",
+                    "My sister lives in Lisbon",
+                    "I work as a nurse at the city hospital",
+                ],
+                "user_id": "ann",
+            },
+            headers=h,
+        )
+        hits = c.post(
+            "/v1/search", json={"query": "what pet does she have", "user_id": "ann", "limit": 1}, headers=h
+        ).json()["results"]
         assert "Rex" in hits[0]["memory"]["text"]
         assert c.get("/v1/stats", headers=h).json()["stats"]["embed_model"] == "all-MiniLM-L6-v2"

@@ -25,8 +25,11 @@ def _episodes(client, headers) -> list[str]:
     texts: list[str] = []
     offset = 0
     while True:
-        page = client.get("/v1/memories", params={"kind": "episode", "limit": 1000, "offset": offset,
-                                                   "order": "recorded_at"}, headers=headers).json()
+        page = client.get(
+            "/v1/memories",
+            params={"kind": "episode", "limit": 1000, "offset": offset, "order": "recorded_at"},
+            headers=headers,
+        ).json()
         texts += [m["text"] for m in page["items"]]
         if page["next_offset"] is None:
             return texts
@@ -38,9 +41,28 @@ def test_four_server_workers_write_one_sqlite_file_without_loss(tmp_path):
     key = KeyStore(data_dir / "keys.db").create("acme", ["read", "write"]).key
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engramdb.cli.main", "serve", "--workers", "4", "--port", str(port), "--data-dir",
-         str(data_dir), "--embedder", "hashing-64", "--rate-limit", "0", "--no-mcp", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            "-m",
+            "engramdb.cli.main",
+            "serve",
+            "--workers",
+            "4",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--embedder",
+            "hashing-64",
+            "--rate-limit",
+            "0",
+            "--no-mcp",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "wb"),
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     base = f"http://127.0.0.1:{port}"
     h = {"Authorization": f"Bearer {key}"}
@@ -52,7 +74,7 @@ def test_four_server_workers_write_one_sqlite_file_without_loss(tmp_path):
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-2000:]
             time.sleep(0.2)
         # four worker processes under the supervisor
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
@@ -62,9 +84,16 @@ def test_four_server_workers_write_one_sqlite_file_without_loss(tmp_path):
         def writer(w: int) -> None:
             for i in range(PER_CLIENT):
                 # a fresh connection per request, so requests spread over the workers
-                r = httpx.post(base + "/v1/memories", headers=h, timeout=60, json={
-                    "messages": [f"client {w} write {i} part a", f"client {w} write {i} part b"],
-                    "user_id": f"u{w}", "kind": "episode"})
+                r = httpx.post(
+                    base + "/v1/memories",
+                    headers=h,
+                    timeout=60,
+                    json={
+                        "messages": [f"client {w} write {i} part a", f"client {w} write {i} part b"],
+                        "user_id": f"u{w}",
+                        "kind": "episode",
+                    },
+                )
                 if r.status_code != 201:
                     errors.append(r.text)
 
@@ -76,14 +105,18 @@ def test_four_server_workers_write_one_sqlite_file_without_loss(tmp_path):
         assert errors == []
         with httpx.Client(base_url=base, timeout=60) as c:
             texts = _episodes(c, h)
-            expected = {f"client {w} write {i} part {p}" for w in range(N_CLIENTS) for i in range(PER_CLIENT)
-                        for p in "ab"}
+            expected = {
+                f"client {w} write {i} part {p}" for w in range(N_CLIENTS) for i in range(PER_CLIENT) for p in "ab"
+            }
             dupes = [t for t, n in Counter(texts).items() if n > 1]
             assert dupes == [] and set(texts) == expected  # nothing lost, nothing twice
             # every worker's searches see every worker's writes
             for w in range(N_CLIENTS):
-                hits = httpx.post(base + "/v1/search", headers=h, json={"query": f"client {w} write 3 part a",
-                                                                          "user_id": f"u{w}", "limit": 50}).json()
+                hits = httpx.post(
+                    base + "/v1/search",
+                    headers=h,
+                    json={"query": f"client {w} write 3 part a", "user_id": f"u{w}", "limit": 50},
+                ).json()
                 assert f"client {w} write 3 part a" in [x["memory"]["text"] for x in hits["results"]]
     finally:
         proc.terminate()  # SIGTERM: graceful shutdown
@@ -117,8 +150,12 @@ def test_four_processes_write_one_sqlite_file_without_loss(tmp_path):
 
 def _raw_request(port: int, body: bytes, *, send: int, headers: dict | None = None) -> None:
     """Send a POST with a full Content-Length but only `send` bytes of the body, then hang up."""
-    head = [f"POST /v1/memories HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
-            f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in (headers or {}).items()]
+    head = [
+        "POST /v1/memories HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ] + [f"{k}: {v}" for k, v in (headers or {}).items()]
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[:send])
         time.sleep(0.05)
@@ -166,8 +203,11 @@ def test_failure_inside_the_write_transaction_rolls_back_everything(tmp_path, mo
 
     with TestClient(env.app, raise_server_exceptions=False) as c:
         monkeypatch.setattr(sqlite_mod, "record_to_row", flaky)
-        r = c.post("/v1/memories", json={"messages": [f"t{i}" for i in range(300)], "user_id": "x"},
-                   headers=env.auth("acme_rw"))
+        r = c.post(
+            "/v1/memories",
+            json={"messages": [f"t{i}" for i in range(300)], "user_id": "x"},
+            headers=env.auth("acme_rw"),
+        )
         monkeypatch.setattr(sqlite_mod, "record_to_row", real)
         assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
         assert "disk unplugged" not in r.text  # internals stay in the server log

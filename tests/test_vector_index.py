@@ -20,9 +20,7 @@ DIM = 384
 
 def fill(store: SQLiteStore, vectors: np.ndarray, *, users: int = 10, **fields) -> list[MemoryRecord]:
     recs = [
-        MemoryRecord(
-            user_id=f"u{i % users}", text=f"memory number {i}", metadata={"i": i}, recorded_at=now(), **fields
-        )
+        MemoryRecord(user_id=f"u{i % users}", text=f"memory number {i}", metadata={"i": i}, recorded_at=now(), **fields)
         for i in range(len(vectors))
     ]
     store.insert(recs, vectors, [r.text for r in recs])

@@ -7,9 +7,11 @@ Mixed into `Memory`, which provides `store`, `config`, `embedder`, `_vectors` an
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -128,19 +130,28 @@ class LifecycleMixin:
         return KnowledgeUpdater(self.store, self.embedder.embed, judge=judge)  # type: ignore[attr-defined]
 
     def _after_add(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
-        """Extraction step of `add`: cheap rules inline by default; an LLM failure never fails the add."""
-        if not any(r.kind == EPISODE for r in records) or self._extraction_mode() == "off":
+        """Extraction step of `add`: cheap rules inline by default; an LLM failure never fails the add.
+
+        Only the new turns (plus a small backlog, if any) are looked at: no scan of the store per add."""
+        eps = [r for r in records if r.kind == EPISODE]
+        if not eps or self._extraction_mode() == "off":
             return records
-        keys = self.store.keys_for([r.id for r in records])  # type: ignore[attr-defined]
-        lo = min(keys.values()) if keys else 0
-        mark = int(self.store.get_meta(EXTRACT_WATERMARK) or 0)  # type: ignore[attr-defined]
+        store = self.store  # type: ignore[attr-defined]
+        keys = store.keys_for([r.id for r in eps])
+        if not keys:
+            return records
+        lo, hi = min(keys.values()), max(keys.values())
+        mark = int(store.get_meta(EXTRACT_WATERMARK) or 0)
         if lo - 1 - mark > _INLINE_GAP:
             return records  # a large backlog (extraction was off): `extract()` catches up, not every add
+        backlog_ids = list(store.ids_for(list(range(mark + 1, lo))).values()) if lo - 1 > mark else []
+        backlog = [r for r in store.get(backlog_ids) if r.kind == EPISODE] if backlog_ids else []
         try:
-            self.extract()
+            self._extract_batches(self._make_extractor(), [([*backlog, *eps], hi)])
         except ConfigError:
             raise
         except Exception:  # noqa: BLE001 - the episodes are stored; extraction stays pending and is counted
+            logging.getLogger("engramdb").warning("fact extraction failed; episodes kept, pending", exc_info=True)
             self._bump_counters(extract_failures=1)
         return records
 
@@ -160,12 +171,8 @@ class LifecycleMixin:
     ) -> ExtractReport:
         """Extract facts from pending episodes (or re-extract `episode_ids`; idempotent) and apply them as
         bi-temporal knowledge updates. A failed batch stays pending and is counted in `stats()`."""
-        from ..llm import LLMError
-
         ex = self._make_extractor(extractor)
-        rep = ExtractReport(extractor=ex.name)
         store = self.store  # type: ignore[attr-defined]
-        updater = self._updater()
         if episode_ids is not None:
             eps = [e for e in store.get(list(episode_ids)) if e.kind == EPISODE]
             if len(eps) != len(set(episode_ids)):
@@ -182,6 +189,23 @@ class LifecycleMixin:
                 chunk = [int(k) for k in keys[i : i + batch]]
                 ids = store.ids_for(chunk)
                 batches.append((store.get([ids[k] for k in chunk if k in ids]), chunk[-1]))
+        rep = self._extract_batches(ex, batches, progress=progress)
+        rep.pending = self.pending_extraction()
+        return rep
+
+    def _extract_batches(
+        self,
+        ex: Extractor,
+        batches: list[tuple[list[MemoryRecord], int | None]],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ExtractReport:
+        """Extract and apply batch by batch; each batch and its watermark advance commit together."""
+        from ..llm import LLMError
+
+        rep = ExtractReport(extractor=ex.name)
+        store = self.store  # type: ignore[attr-defined]
+        updater = self._updater()
         total = sum(len(b) for b, _ in batches)
         done = 0
         for eps, top_key in batches:
@@ -220,21 +244,24 @@ class LifecycleMixin:
                 facts_merged=len(rep.merged),
                 facts_superseded=len(rep.superseded),
             )
-        rep.pending = self.pending_extraction()
         return rep
 
     def _valid_times(self, eps: list[MemoryRecord]) -> dict[str, datetime]:
-        """When a statement became true: a resolved time expression stored on the episode, else occurred_at."""
+        """When a statement became true: the earliest resolved past time in the episode ("I moved to Berlin
+        last week" -> that week's start), else its occurred_at. Future times ("next month") are not used."""
         out: dict[str, datetime] = {}
         for e in eps:
-            t = e.metadata.get("event_time") if isinstance(e.metadata, dict) else None
-            if isinstance(t, str):
+            refs = e.metadata.get("time_refs") if isinstance(e.metadata, dict) else None
+            starts = []
+            for ref in refs or []:
                 try:
-                    parsed = parse_time(t, field="event_time")
-                except ValidationError:
-                    parsed = None
-                if parsed is not None:
-                    out[e.id] = parsed
+                    t = datetime.fromisoformat(ref["start"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if e.occurred_at is None or t <= e.occurred_at:
+                    starts.append(t)
+            if starts:
+                out[e.id] = min(starts)
         return out
 
     # -- facts ---------------------------------------------------------------------------
@@ -403,6 +430,12 @@ class LifecycleMixin:
         return DecayPolicy(**self.config.lifecycle.get("decay", {}))  # type: ignore[attr-defined]
 
     # -- search hooks ------------------------------------------------------------------------
+    def _retrieval_query(self, query: str) -> str:
+        """The query without an event clause ("before she moved"): that clause becomes a time span, and its
+        words would otherwise pull in the moving episodes themselves."""
+        stripped = _EVENT_RE.sub(" ", query).strip()
+        return stripped if len(stripped) >= 3 else query
+
     def _derived_share(self) -> float:
         share = float(self.config.lifecycle.get("derived_max_share", DERIVED_MAX_SHARE))  # type: ignore[attr-defined]
         if not 0 <= share <= 1:
@@ -410,42 +443,111 @@ class LifecycleMixin:
         return share
 
     def _lifecycle_fetch(self, limit: int) -> int:
-        policy = self._decay_policy()
-        if self._derived_share() >= 1.0 and not (policy.enabled and policy.rank_weight):
-            return limit
         return min(1000, max(limit * 3, limit + 20))
 
-    def _lifecycle_rerank(self, results: list[SearchResult], limit: int) -> list[SearchResult]:
-        """Derived memories (facts, summaries) keep their rank but take at most `derived_max_share` of a page,
-        so they cannot crowd out the episodes they came from; an enabled decay policy with rank_weight > 0
-        down-ranks stale memories."""
+    def _with_time_refs(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """Resolve relative times ("yesterday", "last Friday", "two weeks ago") against each episode's
+        occurred_at (engramdb.temporal) and store them alongside, in metadata["time_refs"]."""
+        from ..temporal import resolve
+
+        out = []
+        for r in records:
+            spans = resolve(r.text, r.occurred_at) if r.occurred_at and r.kind == EPISODE else []
+            if spans and "time_refs" not in r.metadata:
+                refs = [
+                    {
+                        "text": t.text,
+                        "start": t.start.isoformat(),
+                        "end": t.end.isoformat(),
+                        "granularity": t.granularity,
+                    }
+                    for t in spans[:5]
+                ]
+                r = r.model_copy(update={"metadata": {**r.metadata, "time_refs": refs}})
+            out.append(r)
+        return out
+
+    def _query_span(self, query: str, f: Filters) -> tuple[datetime | None, datetime | None] | None:
+        """The time a query names: a date expression ("in May 2023", "last year"), or an event of the
+        user's own fact history ("before she moved" -> before the last change of lives_in)."""
+        m = _EVENT_RE.search(query)
+        if m:
+            attr = "lives_in" if m.group(2).lower().startswith(("moved", "relocated")) else "works_at"
+            flt = Filters(user_id=f.user_id, agent_id=f.agent_id, kinds=[FACT], metadata={"attribute": attr})
+            closed = [r.valid_to for r in self.store.list(flt, limit=1000) if r.valid_to]  # type: ignore[attr-defined]
+            if closed:
+                t = max(closed)
+                return (None, t) if m.group(1).lower() == "before" else (t, None)
+        from ..temporal import query_range
+
+        span = query_range(query, now())
+        return (span.start, span.end) if span is not None else None
+
+    def _derived_share(self) -> float:
+        share = float(self.config.lifecycle.get("derived_max_share", DERIVED_MAX_SHARE))  # type: ignore[attr-defined]
+        if not 0 <= share <= 1:
+            raise ConfigError("lifecycle.derived_max_share must be between 0 and 1")
+        return share
+
+    def _lifecycle_rerank(
+        self,
+        results: list[SearchResult],
+        limit: int,
+        *,
+        query: str = "",
+        f: Filters | None = None,
+        order: str = "relevance",
+    ) -> list[SearchResult]:
+        """Post-retrieval steps of the lifecycle:
+        - time words in the query lift memories that happened in the named time (additive, scaled to the
+          candidates' score spread, `lifecycle.time_boost`);
+        - an enabled decay policy with rank_weight > 0 down-ranks stale memories;
+        - derived memories (facts, summaries) keep their rank but take at most `derived_max_share` of a page,
+          so they cannot crowd out the episodes they came from;
+        - `order="time"` (or "-time") returns the chosen results in time order (SORT-style questions)."""
+        if order not in ("relevance", "time", "-time"):
+            raise ValidationError("order must be relevance, time or -time")
+        boost = float(self.config.lifecycle.get("time_boost", TIME_BOOST))  # type: ignore[attr-defined]
+        span = self._query_span(query, f) if query and f is not None and boost and results else None
         policy = self._decay_policy()
-        if policy.enabled and policy.rank_weight:
+        decay = policy.enabled and policy.rank_weight
+        if span is not None or decay:
             from ..lifecycle.forget import applies, decay_score
 
             at = now()
+            spread = (max(r.score for r in results) - min(r.score for r in results)) or 1.0
             rescored = []
             for r in results:
                 score = r.score
-                if applies(r.memory, policy):
-                    score *= 1 - policy.rank_weight + policy.rank_weight * decay_score(r.memory, policy, at)
-                rescored.append(r.model_copy(update={"score": score}))
+                sig = dict(r.signals)
+                if span is not None and _in_span(r.memory, span):
+                    score += boost * spread
+                    sig["time"] = boost * spread
+                if decay and applies(r.memory, policy):
+                    factor = 1 - policy.rank_weight + policy.rank_weight * decay_score(r.memory, policy, at)
+                    score = score * factor if score >= 0 else score / max(factor, 1e-6)
+                rescored.append(r.model_copy(update={"score": score, "signals": sig}))
             results = sorted(rescored, key=lambda r: -r.score)
+        results = _sources_first(results)
         share = self._derived_share()
-        if share >= 1.0:
-            return results[:limit]
-        cap = int(limit * share) if limit * share >= 1 else (1 if share > 0 else 0)
-        out: list[SearchResult] = []
-        held: list[SearchResult] = []
-        n_derived = 0
-        for r in results:
-            if r.memory.kind in _DERIVED:
-                if n_derived >= cap:
-                    held.append(r)  # over the quota: only used if episodes run out
-                    continue
-                n_derived += 1
-            out.append(r)
-        return (out + held)[:limit]
+        if share < 1.0:
+            cap = int(limit * share) if limit * share >= 1 else (1 if share > 0 else 0)
+            out: list[SearchResult] = []
+            held: list[SearchResult] = []
+            n_derived = 0
+            for r in results:
+                if r.memory.kind in _DERIVED:
+                    if n_derived >= cap:
+                        held.append(r)  # over the quota: only used if episodes run out
+                        continue
+                    n_derived += 1
+                out.append(r)
+            results = out + held
+        results = results[:limit]
+        if order != "relevance":
+            far = datetime.max.replace(tzinfo=UTC)
+            results.sort(key=lambda r: r.memory.occurred_at or far, reverse=order == "-time")
+        return results
 
     def lifecycle_stats(self) -> dict[str, Any]:
         store = self.store  # type: ignore[attr-defined]
@@ -461,6 +563,40 @@ class LifecycleMixin:
 
 
 DERIVED_MAX_SHARE = 0.4  # measured in docs/lifecycle.md ("Derived memories in search")
+TIME_BOOST = 0.5
+_EVENT_RE = re.compile(
+    r"\b(before|after|since)\s+(?:(?:she|he|they|i|we|you|[A-Z][\w-]*)\s+)?(moved|relocated|changed jobs?|"
+    r"switched jobs?|started (?:working|(?:her|his|their|my|the) new job)|got (?:a |the )?(?:new )?job|quit|"
+    r"left (?:her|his|their|my) job)",
+    re.I,
+)
+
+
+def _sources_first(results: list[SearchResult]) -> list[SearchResult]:
+    """A derived memory never outranks its own source turn: it moves to just after the source (the turn is
+    the evidence; the fact or summary is the reading of it)."""
+    pos = {r.memory.id: i for i, r in enumerate(results)}
+    after: dict[str, list[SearchResult]] = {}
+    out: list[SearchResult] = []
+    for i, r in enumerate(results):
+        later = [pos[s] for s in r.memory.source_ids if pos.get(s, -1) > i] if r.memory.kind in _DERIVED else []
+        if later:
+            after.setdefault(results[min(later)].memory.id, []).append(r)
+            continue
+        out.append(r)
+        out.extend(after.pop(r.memory.id, []))
+    return out
+
+
+def _in_span(rec: MemoryRecord, span: tuple[datetime | None, datetime | None]) -> bool:
+    lo, hi = span
+    times = [rec.occurred_at] if rec.occurred_at else []
+    for ref in (rec.metadata.get("time_refs") or []) if isinstance(rec.metadata, dict) else []:
+        try:
+            times.append(datetime.fromisoformat(ref["start"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return any((lo is None or t >= lo) and (hi is None or t < hi) for t in times)
 
 
 def _db_bytes(store: Any) -> int:

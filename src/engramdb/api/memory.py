@@ -207,6 +207,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
             )
             for t in turns
         ]
+        records = self._with_time_refs(records)  # resolved relative times, stored alongside (api/lifecycle.py)
         return self._after_add(self.add_records(records))  # + fact extraction (api/lifecycle.py)
 
     def add_records(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
@@ -319,6 +320,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         until: datetime | str | None = None,
         mode: str = "default",
         as_of: datetime | str | None = None,
+        order: str = "relevance",
     ) -> list[SearchResult]:
         """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
 
@@ -330,8 +332,9 @@ class Memory(LifecycleMixin, ProceduralMixin):
         validity = {"as_of": when} if when is not None else {"current_only": True}
         f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters, **validity)
         try:
-            fetch = self._lifecycle_fetch(limit)  # derived-memory weighting re-ranks a wider candidate list
-            results = self._lifecycle_rerank(self._retriever().search(query, f, fetch, mode=mode), limit)
+            fetch = self._lifecycle_fetch(limit)  # derived-memory quota and time words re-rank a wider list
+            results = self._retriever().search(self._retrieval_query(query), f, fetch, mode=mode)
+            results = self._lifecycle_rerank(results, limit, query=query, f=f, order=order)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
         if self.config.track_access and results:

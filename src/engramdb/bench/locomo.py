@@ -25,6 +25,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..embed.base import Embedder
 from ..errors import ValidationError
 from .metrics import average, dedupe, hit_all_at, ndcg_at, percentile, recall_at, reciprocal_rank
 
@@ -119,14 +122,16 @@ def _select(data: list[dict[str, Any]], conversations: Sequence[str] | None) -> 
     return wanted
 
 
-def load_conversations(path: str | os.PathLike[str], conversations: Sequence[str] | None = None) -> list[Conversation]:
-    """The dialogues only (never `qa`)."""
+def load_conversations(
+    path: str | os.PathLike[str], conversations: Sequence[str] | None = None, max_sessions: int | None = None
+) -> list[Conversation]:
+    """The dialogues only (never `qa`); `max_sessions` keeps the first N sessions of each (a quick slice)."""
     out = []
     for s in _select(_read(path), conversations):
         c = s["conversation"]
         sessions = []
         n = 1
-        while f"session_{n}" in c:
+        while f"session_{n}" in c and (max_sessions is None or n <= max_sessions):
             turns = []
             for t in c[f"session_{n}"]:
                 text = str(t.get("text", "")).strip()
@@ -225,51 +230,114 @@ def summarize(rows: list[dict[str, float]], cats: list[int], latencies: list[flo
     return out
 
 
+WRITE_TIME = ("context_keys", "date_keys")  # retrieval settings that change what is indexed
+PLAIN_KEYS = {"context_keys": False, "date_keys": False}
+
+
+def baseline_methods() -> list[Method]:
+    """The baselines: BM25 / dense / RRF over plain turns ('Speaker: text'), as in the issue's reference table."""
+    return [Method(b, mode=b, retrieval=dict(PLAIN_KEYS)) for b in BASELINES]
+
+
+def ablation_methods() -> list[Method]:
+    """The default pipeline with one part removed at a time, then with everything removed."""
+    return [
+        Method("default"),
+        Method("- speaker boost", retrieval={"speaker_boost": 0.0}),
+        Method("- session lift", retrieval={"session_weight": 0.0}),
+        Method("- neighbour lift", retrieval={"neighbor_weight": 0.0}),
+        Method("- time boost", retrieval={"time_boost": 0.0}),
+        Method("- date keys", retrieval={"date_keys": False}),
+        Method("- context keys", retrieval={"context_keys": False}),
+        Method("score fusion only, plain keys",
+               retrieval={**PLAIN_KEYS, "speaker_boost": 0.0, "session_weight": 0.0, "neighbor_weight": 0.0,
+                          "time_boost": 0.0}),
+        Method("rrf, plain keys", mode="rrf", retrieval=dict(PLAIN_KEYS)),
+    ]
+
+
+class MemoEmbedder(Embedder):
+    """Wraps an embedder and remembers vectors by text, so re-ingesting the same turns under another
+    key setting (baselines, ablations) does not run the model twice. The model is deterministic."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.batch_size = max(inner.batch_size, 1)
+        self.memo: dict[str, np.ndarray] = {}
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        need = list(dict.fromkeys(t for t in texts if t not in self.memo))
+        if need:
+            for t, v in zip(need, self.inner.embed(need), strict=True):
+                self.memo[t] = v
+        return np.stack([self.memo[t] for t in texts])
+
+
 def run_locomo(
     path: str | os.PathLike[str],
     *,
     conversations: Sequence[str] | None = None,
     compare: bool = False,
+    ablation: bool = False,
     methods: Sequence[Method] | None = None,
     embedder: Any = None,
-    db_path: str | os.PathLike[str] | None = None,
     limit: int = 20,
+    max_sessions: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Ingest, ask, score. Returns the report dict (see `report.locomo_markdown`)."""
+    """Ingest, ask, score. Returns the report dict (see `report.locomo_markdown`).
+
+    Methods that differ in write-time settings (`WRITE_TIME`) get their own store, ingested the same way."""
     from .. import Memory
     from ..config import MemoryConfig
+    from ..embed import make_embedder
 
-    convs = load_conversations(path, conversations)
+    convs = load_conversations(path, conversations, max_sessions)
     if not convs:
         raise ValidationError("no conversations selected")
     if methods is None:
-        methods = [Method("default")] + ([Method(b, mode=b) for b in BASELINES] if compare else [])
-    tmp = None
-    if db_path is None:
-        tmp = tempfile.TemporaryDirectory(prefix="engramdb-locomo-")
-        db_path = os.path.join(tmp.name, "locomo.db")
-    try:
-        mem = Memory(db_path, embedder=embedder)
-        ids: dict[str, str] = {}
-        n_turns = sum(len(s.turns) for c in convs for s in c.sessions)
-        _ = mem.embedder  # load the model before the clock starts
-        t0 = time.perf_counter()
-        if progress:
-            from rich.progress import Progress
+        methods = ablation_methods() if ablation else [Method("default")]
+        if compare:
+            methods = [*methods, *(m for m in baseline_methods() if m.name not in {x.name for x in methods})]
+    emb = MemoEmbedder(embedder if embedder is not None else make_embedder())
+    n_turns = sum(len(s.turns) for c in convs for s in c.sessions)
+    stores: dict[tuple, dict[str, str]] = {}  # write-time settings -> memory id -> dia_id
+    ingest_s: dict[tuple, float] = {}
+    with tempfile.TemporaryDirectory(prefix="engramdb-locomo-") as tmp:
 
-            with Progress(transient=True) as bar:
-                task = bar.add_task("ingesting LoCoMo turns", total=n_turns)
-                for conv in convs:
-                    ids.update(ingest(mem, conv, lambda n: bar.advance(task, n)))
-        else:
-            for conv in convs:
-                ids.update(ingest(mem, conv))
-        ingest_s = time.perf_counter() - t0
-        mem.close()
+        def db_for(meth: Method) -> tuple[str, dict[str, str]]:
+            wt = tuple((k, meth.retrieval[k]) for k in WRITE_TIME if k in meth.retrieval)
+            path_ = os.path.join(tmp, f"locomo{len(stores) if wt not in stores else list(stores).index(wt)}.db")
+            if wt not in stores:
+                mem = Memory(path_, embedder=emb, config=MemoryConfig(retrieval=dict(wt)))
+                ids: dict[str, str] = {}
+                t0 = time.perf_counter()
+                if progress:
+                    from rich.progress import Progress
 
+                    with Progress(transient=True) as bar:
+                        label = "ingesting LoCoMo turns" + (f" ({', '.join(f'{k}={v}' for k, v in wt)})" if wt else "")
+                        task = bar.add_task(label, total=n_turns)
+                        for conv in convs:
+                            ids.update(ingest(mem, conv, lambda n: bar.advance(task, n)))
+                else:
+                    for conv in convs:
+                        ids.update(ingest(mem, conv))
+                ingest_s[wt] = time.perf_counter() - t0
+                mem.close()
+                stores[wt] = ids
+            return path_, stores[wt]
+
+        _ = emb.inner.dim  # the model is loaded before any clock starts
+        emb.inner.embed(["warm up"])
+        db_for(methods[0])  # the first method's store is timed first, on a cold memo
         # scoring side: questions are read only now
         questions = load_questions(path, [c.sample_id for c in convs])
+        if max_sessions is not None:  # a slice: only questions answerable from the ingested sessions
+            have = {(c.sample_id, session_of(t.dia_id)) for c in convs for s in c.sessions for t in s.turns}
+            questions = [q for q in questions if all((q.sample_id, session_of(e)) in have for e in q.evidence)]
         report: dict[str, Any] = {
             "benchmark": "locomo",
             "file": str(path),
@@ -277,13 +345,14 @@ def run_locomo(
             "turns": n_turns,
             "sessions": sum(len(c.sessions) for c in convs),
             "questions": len(questions),
-            "ingest_s": ingest_s,
-            "ingest_turns_per_s": n_turns / ingest_s if ingest_s else 0.0,
+            "ingest_s": next(iter(ingest_s.values())),
+            "ingest_turns_per_s": n_turns / max(next(iter(ingest_s.values())), 1e-9),
             "limit": limit,
             "methods": {},
         }
         for meth in methods:
-            m = Memory(db_path, embedder=embedder, config=MemoryConfig(retrieval=dict(meth.retrieval)))
+            db, ids = db_for(meth)
+            m = Memory(db, embedder=emb.inner, config=MemoryConfig(retrieval=dict(meth.retrieval)))
             try:
                 m.search("warm up", user_id=convs[0].sample_id, limit=limit, mode=meth.mode)
                 rows, cats, lat = [], [], []
@@ -298,6 +367,3 @@ def run_locomo(
             finally:
                 m.close()
         return report
-    finally:
-        if tmp is not None:
-            tmp.cleanup()

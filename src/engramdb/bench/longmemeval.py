@@ -198,8 +198,8 @@ def longmemeval_markdown(rep: dict[str, Any], chart_name: str | None = None) -> 
             rows.append([name, qt, v["n"], v["session"]["recall_any@5"], v["session"]["recall_all@5"],
                          v["turn"]["recall_any@5"], v["turn"]["recall_all@5"]])
     parts += [table(["method", "type", "n", "session any@5", "session all@5", "turn any@5", "turn all@5"], rows), ""]
-    parts += [table(["method", "p50 ms", "p95 ms"], [[n, f"{m['latency_ms']['p50']:.1f}", f"{m['latency_ms']['p95']:.1f}"]
-                                                     for n, m in rep["methods"].items()]), ""]
+    lat = [[n, f"{m['latency_ms']['p50']:.1f}", f"{m['latency_ms']['p95']:.1f}"] for n, m in rep["methods"].items()]
+    parts += [table(["method", "p50 ms", "p95 ms"], lat), ""]
     if chart_name:
         parts += [f"![recall_any@k]({chart_name})", ""]
     return "\n".join(parts)

@@ -118,7 +118,7 @@ def bench_longmemeval(
 @bench_app.command("scale")
 def bench_scale(
     sizes: str = typer.Option("10000,100000", help="Comma list of store sizes, e.g. 10000,100000,1000000."),
-    minilm_max: int = typer.Option(10_000, help="Use MiniLM up to this size, the hashing embedder beyond."),
+    minilm_turns: int = typer.Option(2_000, help="Turns for the separate MiniLM throughput run (0: skip)."),
     queries: int = typer.Option(200, help="Search queries per size."),
     seed: int = typer.Option(11),
     workdir: str | None = typer.Option(None, help="Where to build the stores (default: a temp dir, removed)."),
@@ -136,8 +136,8 @@ def bench_scale(
         size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
     except ValueError as exc:
         raise ValidationError(f"--sizes: expected comma-separated integers, got {sizes!r}") from exc
-    if not size_list or any(n < 100 for n in size_list) or queries < 1:
-        raise ValidationError("--sizes: each size must be at least 100; --queries at least 1")
+    if not size_list or any(n < 100 for n in size_list) or queries < 1 or minilm_turns < 0:
+        raise ValidationError("--sizes: each size must be at least 100; --queries at least 1; --minilm-turns >= 0")
     with progress_bar("scale", enabled=not as_json) as bar:
         tasks: dict[str, int] = {}
 
@@ -148,7 +148,7 @@ def bench_scale(
             bar.update(tasks[stage], completed=done, total=total, description=stage)
 
         report = scale.run(
-            size_list, minilm_max=minilm_max, n_queries=queries, seed=seed, workdir=workdir, keep=keep,
+            size_list, minilm_turns=minilm_turns, n_queries=queries, seed=seed, workdir=workdir, keep=keep,
             progress=progress,
         )
     jpath, mpath = scale.save(report, out)
@@ -196,5 +196,5 @@ def bench_procedural(
     if as_json:
         emit_json(report)
     else:
-        console.print(procedural.markdown(report), markup=False, highlight=False)
+        console.print(procedural.markdown(report), markup=False, highlight=False, soft_wrap=True)
         err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")

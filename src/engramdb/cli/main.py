@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
@@ -29,7 +30,7 @@ class _EngramGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except EngramError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
 
@@ -392,9 +393,10 @@ def _register_extensions() -> None:
         mod.register(app)
 
 
-# Under `python -m engramdb.cli.main` this file runs as __main__, a second copy of the module: the extensions
-# import `engramdb.cli.main`, so register them there (below) instead of on this copy.
-if __name__ != "__main__":
+# Under `python -m engramdb.cli.main` this file runs as __main__ (and as __mp_main__ in multiprocessing children,
+# e.g. `serve --workers`), a second copy of the module: the extensions import `engramdb.cli.main`, so they are
+# registered there (below) instead of on this copy.
+if __name__ not in ("__main__", "__mp_main__"):
     _register_extensions()
 
 
@@ -405,7 +407,7 @@ def main() -> None:
         if isinstance(rc, int) and rc:  # non-standalone click returns the code of an Exit instead of raising
             sys.exit(rc)
     except EngramError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")

@@ -45,12 +45,22 @@ def records_table(records: list, title: str | None = None) -> Table:
 
 
 def results_table(results: list, title: str | None = None) -> Table:
-    table = Table(title=title)
-    for col in ("#", "score", "when", "speaker", "text", "signals"):
-        table.add_column(col, overflow="fold" if col == "text" else "ellipsis", no_wrap=col not in ("text",))
+    """Hits as a table that stays readable at 80 columns: the text wraps and keeps most of the width;
+    on narrow terminals the signals column shows only the two main signals (all of them with --json)."""
+    wide = console.width >= 120
+    table = Table(title=title, show_lines=not wide, pad_edge=False)
+    table.add_column("#", no_wrap=True, justify="right")
+    table.add_column("score", no_wrap=True)
+    table.add_column("when", no_wrap=True, min_width=10)
+    table.add_column("speaker", no_wrap=True, overflow="ellipsis", max_width=12)
+    table.add_column("text", ratio=1, min_width=24, overflow="fold")
+    table.add_column("signals", max_width=None if wide else 12, overflow="fold")
     for i, res in enumerate(results, 1):
         m = res.memory
-        sig = " ".join(f"{k}={v:.3g}" for k, v in res.signals.items() if not k.endswith("_rank"))
+        sig = {k: v for k, v in res.signals.items() if not k.endswith("_rank")}
+        if not wide:
+            sig = {k: v for k, v in sig.items() if k in ("bm25", "dense")} or dict(list(sig.items())[:2])
+        sig_text = (" " if wide else "\n").join(f"{k}={v:.3g}" for k, v in sig.items())
         when = m.occurred_at.strftime("%Y-%m-%d") if m.occurred_at else ""
-        table.add_row(str(i), f"{res.score:.4f}", when, m.speaker or "", short(m.text, 100), sig)
+        table.add_row(str(i), f"{res.score:.3f}", when, m.speaker or "", short(m.text, 160), sig_text)
     return table

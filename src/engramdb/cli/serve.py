@@ -59,8 +59,10 @@ def keys_create(
     if as_json:
         emit_json({"key": created.key, **created.info.model_dump(mode="json")})
     else:
-        console.print(f"key id {created.info.key_id}, tenant {created.info.tenant}, "
-                      f"permissions {','.join(created.info.permissions)}")
+        console.print(
+            f"key id {created.info.key_id}, tenant {created.info.tenant}, "
+            f"permissions {','.join(created.info.permissions)}"
+        )
         console.print("store this key now; it cannot be shown again:", style="bold")
         print(created.key)
 
@@ -149,13 +151,21 @@ def serve(
         log_level=log_level,
         host=host,
     )
-    info = {"listening": f"http://{host}:{port}", "workers": workers, "backend": "postgresql" if url else "sqlite",
-            "data_dir": data_dir, "openapi": f"http://{host}:{port}/openapi.json"}
+    info = {
+        "listening": f"http://{host}:{port}",
+        "workers": workers,
+        "backend": "postgresql" if url else "sqlite",
+        "data_dir": data_dir,
+        "openapi": f"http://{host}:{port}/openapi.json",
+    }
     if as_json:
         sys.stderr.write(json.dumps(info) + "\n")
     else:
-        console.print(f"EngramDB server on {info['listening']} ({info['backend']}, {workers} worker(s)); "
-                      f"docs at http://{host}:{port}/docs", highlight=False)
+        console.print(
+            f"EngramDB server on {info['listening']} ({info['backend']}, {workers} worker(s)); "
+            f"docs at http://{host}:{port}/docs",
+            highlight=False,
+        )
     common = dict(host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=15)
     if workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()

@@ -188,7 +188,8 @@ def _clean(value: str, kind: str) -> str | None:
             return None
         if v.lower().startswith("to "):
             v = v[3:]
-        v = re.sub(r"\s+(?:in|at|on|during)\s+.*$", "", v)  # "running in the morning" -> "running"
+        # "running along the river in the mornings" -> "running": the thing liked, not where or when
+        v = re.sub(r"\s+(?:in|at|on|during|along|around|near|by|through|across|from|into|every|outside|inside)\s+.*$", "", v)
     elif kind == "org" and v.split()[0].lower() in ("it", "there", "that", "this", "them", "home"):
         return None
     if len(v.split()) > 6:

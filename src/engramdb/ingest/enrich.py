@@ -50,7 +50,25 @@ def previous_turns(records: Sequence[MemoryRecord], store: Store | None = None) 
             if prev is None and store is not None and rec.session_id and rec.occurred_at is not None:
                 f = Filters(user_id=rec.user_id, agent_id=rec.agent_id, session_id=rec.session_id, kinds=[EPISODE],
                             until=rec.occurred_at + timedelta(microseconds=1))
-                prev = next((r for r in store.list(f, limit=3, order="-occurred_at") if r.id != rec.id), None)
+                prev = _previous_in_store(store, f, rec)
             last[key] = rec
         out.append(prev)
     return out
+
+
+def _previous_in_store(store: Store, f: Filters, rec: MemoryRecord) -> MemoryRecord | None:
+    """The stored turn just before `rec`: latest by occurred_at, ties broken by write order (the store key),
+    so turns added together with one timestamp still have a before and after."""
+    rows = store.list(f, limit=64, order="-occurred_at")  # newest first; ties newest-written first
+    own = store.keys_for([rec.id]).get(rec.id)
+    if own is None:  # a new record: everything stored at or before its time is earlier
+        return next((r for r in rows if r.id != rec.id), None)
+    keys = store.keys_for([r.id for r in rows])
+    for r in rows:
+        if r.id == rec.id:
+            continue
+        if r.occurred_at is not None and rec.occurred_at is not None and r.occurred_at < rec.occurred_at:
+            return r
+        if keys.get(r.id, own) < own:
+            return r
+    return None

@@ -158,7 +158,7 @@ class KnowledgeUpdater:
             kind=FACT,
             text=f.sentence(),
             metadata=fact_meta(f, extractor),
-            occurred_at=ep.occurred_at,
+            occurred_at=when,  # the fact happened when it became true (as_of reads valid time)
             recorded_at=now(),
             valid_from=when,
             source_ids=list(f.source_ids),

@@ -109,7 +109,9 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         kind: Annotated[
             str, Field(description="episode (something said/done), fact, profile, summary or procedure.")
         ] = "episode",
-        metadata: Annotated[dict[str, Any] | None, Field(description="Optional tags, e.g. {'topic': 'travel'}.")] = None,
+        metadata: Annotated[
+            dict[str, Any] | None, Field(description="Optional tags, e.g. {'topic': 'travel'}.")
+        ] = None,
     ) -> dict[str, Any]:
         message: Any = {"text": text, "speaker": speaker} if speaker else text
         recs = call(
@@ -143,9 +145,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         results = call(
             ctx,
             "read",
-            lambda m: m.search(
-                query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until
-            ),
+            lambda m: m.search(query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until),
         )
         return {"results": [{**_brief(r.memory), "score": round(r.score, 4)} for r in results]}
 
@@ -230,7 +230,9 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
     return mcp
 
 
-def stdio_server(mem: Memory, *, read_only: bool = False, default_scope: dict[str, str | None] | None = None) -> MCPServer:
+def stdio_server(
+    mem: Memory, *, read_only: bool = False, default_scope: dict[str, str | None] | None = None
+) -> MCPServer:
     """A server over one store, for `engramdb mcp` on stdio (the client owns the process)."""
 
     def resolve(_ctx: Context | None, permission: str) -> Memory:

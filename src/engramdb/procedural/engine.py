@@ -26,7 +26,7 @@ from ..model import EPISODE, PROCEDURE, MemoryRecord
 from ..store.base import Filters, Link
 from ..timeutil import now, parse_time
 from .learn import MAX_SOURCES, error_signature, mine, task_words
-from .model import Guidance, ServedTip, Tip, TipDraftList, Trajectory, normalize_outcome
+from .model import TIP_TYPES, Guidance, ServedTip, Tip, TipDraftList, Trajectory, normalize_outcome
 
 if TYPE_CHECKING:
     from ..api.memory import Memory
@@ -265,7 +265,16 @@ def learn(
     tips = result.tips
     report.rejected = [{"key": t.key, "reason": why} for t, why in result.rejected]
     if llm is not None:
-        tips = tips + learn_with_llm(llm, trajs[-max_llm_trajectories:])
+        from .validate import RuleValidator
+
+        gate = validator or RuleValidator(min_support=min_support)
+        by_id = {t.id: t for t in trajs}
+        for tip in learn_with_llm(llm, trajs[-max_llm_trajectories:]):
+            ok, why = gate.admit(tip, trajectories=[by_id[i] for i in tip.source_trajectories if i in by_id])
+            if ok:
+                tips.append(tip)
+            else:
+                report.rejected.append({"key": tip.key, "reason": why})
     with mem.store.transaction():
         store_tips(mem, tips, scope, report)
         if merge_threshold is not None:
@@ -474,7 +483,15 @@ def serve(
             score -= 0.3  # about tools this agent does not have
         scored.append(ServedTip(tip=tip, score=round(score, 6), signals={k: round(v, 4) for k, v in sig.items()}))
     scored.sort(key=lambda s: (-s.score, s.tip.id or ""))
-    guidance.tips = scored[:limit]
+    # diversity: the best relevant tip of each type goes in first, so a crowd of similar strategy tips
+    # cannot push out the one warning or shortcut that matters; the rest are filled by score
+    picked = [
+        best for typ in TIP_TYPES if (best := next((x for x in scored if x.tip.type == typ), None)) and best.score > 0
+    ][:limit]
+    ids = {x.tip.id for x in picked}
+    picked += [x for x in scored if x.tip.id not in ids][: limit - len(picked)]
+    picked.sort(key=lambda s: (-s.score, s.tip.id or ""))
+    guidance.tips = picked
     guidance.text = render_guidance(guidance)
     if track and guidance.tips:
         with mem.store.transaction():

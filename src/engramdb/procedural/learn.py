@@ -83,20 +83,26 @@ def discriminative_words(
     return sorted(out)[:5]
 
 
-def needed_for(tool: str, wins: list[Trajectory], *, min_runs: int = 2) -> list[str]:
-    """Task words whose successful runs (at least `min_runs`) all called `tool`, when runs without the word
-    called it at least 0.5 less often: the tool is part of how that kind of task is done."""
+def needed_for(tool: str, wins: list[Trajectory], *, min_runs: int = 3, p_max: float = 0.001) -> list[str]:
+    """Task words whose successful runs (at least `min_runs`) (nearly) all called `tool`, when runs without
+    the word called it at least 0.5 less often, and chance cannot explain it (the base rate raised to the
+    number of runs that called it is below `p_max`): the tool is part of how that kind of task is done.
+    A word whose tasks all carry another such word adds nothing and is dropped (Osaka: international)."""
     uses = [(task_words(t.task), any(s.tool == tool and not s.failed for s in t.steps)) for t in wins]
-    out = []
+    found: dict[str, set[int]] = {}
     for w in sorted({w for ws, used in uses if used for w in ws}):
         inside = [used for ws, used in uses if w in ws]
         outside = [used for ws, used in uses if w not in ws]
         if len(inside) < min_runs or not outside:
             continue
         f_in, f_out = sum(inside) / len(inside), sum(outside) / len(outside)
-        if f_in >= 0.9 and f_in - f_out >= 0.5:
-            out.append(w)
-    return out
+        if f_in >= 0.9 and f_in - f_out >= 0.5 and max(f_out, 0.05) ** sum(inside) < p_max:
+            found[w] = {i for i, (ws, _) in enumerate(uses) if w in ws}
+    return sorted(
+        w
+        for w, ts in found.items()
+        if not any(o != w and ts <= ots and (ts < ots or o < w) for o, ots in found.items())
+    )
 
 
 def _jv(v: Any) -> str:
@@ -256,37 +262,38 @@ def _mine_warnings(trajs: list[Trajectory], cands: dict[str, _Cand]) -> None:
         c.extra.setdefault("error", sa.error)
 
 
-def _sequence(t: Trajectory) -> tuple[str, ...]:
+def _sequence(t: Trajectory, drop: set[str] = frozenset()) -> tuple[str, ...]:  # type: ignore[assignment]
     seq: list[str] = []
     for s in t.steps:
-        if s.tool and not s.failed and (not seq or seq[-1] != s.tool):
+        if s.tool and not s.failed and s.tool not in drop and (not seq or seq[-1] != s.tool):
             seq.append(s.tool)
     return tuple(seq)
 
 
-def _mine_strategy(trajs: list[Trajectory], cands: dict[str, _Cand]) -> None:
+def _mine_strategy(trajs: list[Trajectory], cands: dict[str, _Cand], drop: set[str]) -> None:
+    """Group successful runs by their essential plan: the successful tool sequence without the tools the
+    optimization rule found wasteful (`drop`), so habits do not split one strategy into many."""
     wins = [t for t in trajs if t.outcome == "success"]
     groups: dict[tuple[str, ...], list[Trajectory]] = defaultdict(list)
     for t in wins:
-        seq = _sequence(t)
+        seq = _sequence(t, drop)
         if seq:
             groups[seq].append(t)
+    # arguments every successful call of a tool had, in every run: flags that generalise, not instance values
+    constant: dict[str, dict[str, Any]] = {}
+    for tool, calls in _ok_calls_by_tool(wins).items():
+        common = dict(calls[0])
+        for args in calls[1:]:
+            common = {k: v for k, v in common.items() if k in args and args[k] == v}
+        common = {k: v for k, v in common.items() if isinstance(v, (bool, int, float, str))}
+        if common and len(calls) > 1:
+            constant[tool] = common
     for seq, members in groups.items():
         key = "strategy|" + ">".join(seq)
-        plan_args: dict[str, dict[str, Any]] = {}
-        for tool in seq:
-            calls = [s.args for t in members for s in t.steps if s.tool == tool and not s.failed]
-            common = dict(calls[0]) if calls else {}
-            for args in calls[1:]:
-                common = {k: v for k, v in common.items() if k in args and args[k] == v}
-            # constant scalar flags generalise; instance values (ids, names) vary and drop out above
-            common = {k: v for k, v in common.items() if isinstance(v, (bool, int, float, str)) and len(calls) > 1}
-            if common:
-                plan_args[tool] = common
+        plan_args = {tool: constant[tool] for tool in seq if tool in constant}
         c = cands.setdefault(key, _Cand(Tip(type="strategy", key=key, text="", plan=list(seq), plan_args=plan_args)))
         for t in members:
-            c.add(t, [i for i, s in enumerate(t.steps) if s.tool and not s.failed])
-        c.extra["others"] = [t.task for t in wins if _sequence(t) != seq]
+            c.add(t, [i for i, s in enumerate(t.steps) if s.tool in seq and not s.failed])
 
 
 def _mine_optimization(trajs: list[Trajectory], cands: dict[str, _Cand], exempt: set[str]) -> None:
@@ -399,9 +406,10 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
     cands: dict[str, _Cand] = {}
     _mine_recovery(trajs, cands)
     _mine_warnings(trajs, cands)
-    _mine_strategy(trajs, cands)
     fixers = {c.tip.call_before or c.tip.use_instead for c in cands.values() if c.tip.type == "recovery"}
     _mine_optimization(trajs, cands, exempt={f for f in fixers if f})
+    waste = {c.tip.skip[0] for c in cands.values() if c.tip.type == "optimization" and len(c.trajs) >= min_support}
+    _mine_strategy(trajs, cands, drop=waste)
     by_key = {t.id: t for t in trajs if t.id}
     tips, rejected = [], []
     for c in cands.values():
@@ -409,9 +417,11 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
         tip.support = len(c.trajs)
         tip.source_trajectories = c.trajs[:MAX_SOURCES]
         tip.source_steps = c.steps[:MAX_SOURCES]
-        tip.task_examples = c.tasks[:3]
+        tip.task_examples = c.tasks[:3]  # re-picked below once the keywords are known
         if tip.type == "strategy":
-            tip.task_keywords = discriminative_words(c.tasks, c.extra.get("others", []))
+            # the words of the kinds of task that need one of its tools (e.g. a customs step): where it applies
+            wins = [t for t in trajs if t.outcome == "success"]
+            tip.task_keywords = sorted({w for tool in tip.plan for w in needed_for(tool, wins)})[:5]
         elif tip.type in ("recovery", "warning") and tip.tool:
             # where the error arose vs tasks that called the tool without ever meeting it
             inside = set(c.trajs)
@@ -425,6 +435,9 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
                 )
             ]
             tip.task_keywords = discriminative_words(c.tasks, outside)
+        if tip.task_keywords:  # show examples of the tasks it applies to
+            fits = [t for t in c.tasks if task_words(t) & set(tip.task_keywords)]
+            tip.task_examples = (fits + [t for t in c.tasks if t not in fits])[:3]
         tip.evidence = _evidence(c)
         tip.text = render(tip, c.extra)
         ok, reason = validator.admit(tip, contra=c.contra, trajectories=[by_key[i] for i in c.trajs if i in by_key])

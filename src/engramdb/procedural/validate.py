@@ -34,6 +34,15 @@ class RuleValidator:
         self.retire_below = retire_below
 
     def admit(self, tip: Tip, *, contra: int = 0, trajectories: list[Any] | None = None) -> tuple[bool, str]:
+        if tip.origin == "llm":
+            # an LLM generalises from one run, so no support threshold; but it must cite real steps and tools
+            if not tip.source_steps:
+                return False, "the LLM cited no existing step (no provenance)"
+            used = {s.tool for t in trajectories or [] for s in t.steps if s.tool}
+            named = {x for x in (tip.tool, tip.call_before, *tip.plan, *tip.skip) if x}
+            if trajectories and named - used:
+                return False, f"the LLM named tools the runs never used: {', '.join(sorted(named - used))}"
+            return True, "ok"
         if tip.support < self.min_support:
             return False, f"support {tip.support} < {self.min_support}"
         if tip.type == "recovery" and contra >= tip.support:

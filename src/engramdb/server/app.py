@@ -22,8 +22,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__ as engram_version
@@ -48,6 +50,8 @@ from .models import (
     ErrorResponse,
     Health,
     HistoryResponse,
+    Kind,
+    MetaFilter,
     PageResponse,
     PurgeRequest,
     PurgeResponse,
@@ -55,6 +59,7 @@ from .models import (
     SearchResponse,
     StatsResponse,
     UpdateRequest,
+    When,
     WhoAmI,
 )
 from .ratelimit import EdgeMiddleware, RateLimiter, configure_logging
@@ -134,7 +139,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def rate_limited(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RateLimited)
-        return _error(429, "rate_limited", str(exc), request, headers={"Retry-After": str(max(1, round(exc.retry_after)))})
+        return _error(
+            429, "rate_limited", str(exc), request, headers={"Retry-After": str(max(1, round(exc.retry_after)))}
+        )
 
     async def bad_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -150,8 +157,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), request,
-                      headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette lists only the first matching route's methods; one path has several routes here.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), request, headers=headers or None
+        )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"fields": {"request_id": _rid(request)}})
@@ -252,7 +264,9 @@ def create_app(
         messages: Any = (
             [m if isinstance(m, str) else m.model_dump(exclude_none=True) for m in msgs]
             if isinstance(msgs, list)
-            else msgs if isinstance(msgs, str) else msgs.model_dump(exclude_none=True)
+            else msgs
+            if isinstance(msgs, str)
+            else msgs.model_dump(exclude_none=True)
         )
         recs = memory(p).add(
             messages,
@@ -296,10 +310,10 @@ def create_app(
         user_id: ScopeQ = None,
         agent_id: ScopeQ = None,
         session_id: ScopeQ = None,
-        kind: Annotated[list[str] | None, Query(max_length=20)] = None,
-        since: Annotated[str | None, Query(max_length=64)] = None,
-        until: Annotated[str | None, Query(max_length=64)] = None,
-        filters: Annotated[str | None, Query(max_length=64_000, description="metadata filter as a JSON object")] = None,
+        kind: Annotated[list[Kind] | None, Query(max_length=20)] = None,
+        since: Annotated[When | None, Query()] = None,
+        until: Annotated[When | None, Query()] = None,
+        filters: Annotated[str | None, Query(max_length=64_000, description="metadata filter, a JSON object")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         order: Literal["occurred_at", "-occurred_at", "recorded_at", "-recorded_at"] = "occurred_at",
@@ -312,7 +326,7 @@ def create_app(
             kinds=kind,
             since=since,
             until=until,
-            filters=_json_query(filters, "filters"),
+            filters=_meta_filter(filters),
             limit=limit,
             offset=offset,
             order=order,
@@ -381,6 +395,8 @@ def create_app(
         st = {k: v for k, v in memory(p).stats().items() if k != "path"}  # server paths are not the tenant's business
         return StatsResponse(tenant=p.tenant, stats=_jsonable(st))
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
     if settings.mcp:
 
         async def mcp_endpoint(scope: Any, receive: Any, send: Any) -> None:
@@ -394,6 +410,17 @@ def create_app(
 
         app.mount("/mcp", mcp_endpoint)
     return app
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 def _summary(details: list[dict[str, Any]]) -> str:
@@ -415,16 +442,31 @@ def _backend(settings: ServerSettings) -> str:
     return "postgresql" if settings.url else "sqlite"
 
 
-def _json_query(raw: str | None, name: str) -> dict[str, Any] | None:
+_META_FILTER = TypeAdapter(MetaFilter)
+
+
+def _meta_filter(raw: str | None) -> dict[str, Any] | None:
+    """The `filters` query parameter: a JSON object (declared as such in the spec, see _openapi)."""
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{name}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(value, dict):
-        raise ValidationError(f"{name}: expected a JSON object")
-    return value
+        return _META_FILTER.validate_json(raw)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ValidationError(f"filters{'.' + where if where else ''}: {first['msg']}") from exc
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's spec, with the JSON-valued `filters` query parameter described as JSON (OpenAPI `content`)."""
+    if app.openapi_schema is None:
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for param in spec["paths"]["/v1/memories"]["get"].get("parameters", []):
+            if param["name"] == "filters":
+                param.pop("schema", None)
+                param["content"] = {"application/json": {"schema": _META_FILTER.json_schema()}}
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 def _jsonable(obj: Any) -> Any:
@@ -437,17 +479,19 @@ def _purge(mem: Memory, req: PurgeRequest) -> PurgeResponse:
     scope = {k: v for k, v in req.model_dump(include={"user_id", "agent_id", "session_id"}).items() if v}
     if not scope and not req.memory_ids:
         raise ValidationError("purge needs a scope (user_id, agent_id, session_id) or memory_ids")
-    if scope and req.memory_ids:
-        raise ValidationError("purge takes either a scope or memory_ids, not both")
-    purge_fn = getattr(mem, "purge", None)
-    if callable(purge_fn) and scope and "session_id" not in scope:
-        report = purge_fn(**scope)
-        return PurgeResponse(purged=int(report.memories), report=_jsonable(report.model_dump()))
     from ..store.base import Filters
 
+    purged, report = 0, None
     if req.memory_ids:
         ids = [r.id for r in mem.store.get(req.memory_ids, include_deleted=True)]
-    else:
+        purged += mem.store.hard_delete(ids)
+        mem._vectors = None  # the in-memory vector copy still holds them: rebuilt on next use
+    purge_fn = getattr(mem, "purge", None)
+    if scope and callable(purge_fn) and "session_id" not in scope:
+        rep = purge_fn(**scope)
+        purged += int(rep.memories)
+        report = _jsonable(rep.model_dump())
+    elif scope:
         f = Filters(**scope, include_deleted=True, include_expired=True)
         ids = []
         while True:
@@ -455,9 +499,9 @@ def _purge(mem: Memory, req: PurgeRequest) -> PurgeResponse:
             if not page:
                 break
             ids.extend(r.id for r in page)
-    n = mem.store.hard_delete(ids)
-    mem._vectors = None  # the in-memory vector copy still holds them: rebuilt on next use
-    return PurgeResponse(purged=n)
+        purged += mem.store.hard_delete(ids)
+        mem._vectors = None
+    return PurgeResponse(purged=purged, report=report)
 
 
 def create_app_from_env() -> FastAPI:

@@ -8,83 +8,163 @@ timestamps with a time zone, text limits) are checked by `Memory`, which raises
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
-from ..model import MAX_ID_CHARS, HistoryEntry, MemoryRecord, SearchResult
+from ..model import MAX_ID_CHARS, MAX_TEXT_CHARS, HistoryEntry, MemoryRecord, SearchResult
 from ..retrieve.context import ContextBlock
 
-TimeValue = str | float  # ISO-8601 with a time zone, or epoch seconds
+# The spec says what the engine accepts, so a client (or a fuzzer) that follows it is never refused:
+# text has a non-blank character and no NUL, ids are short, kinds are identifiers, times carry a zone.
+_TEXT_RE = r"^[^\x00]*[^\s\x00][^\x00]*$"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=_TEXT_RE)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_TEXT_RE)]
+Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+MetaKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
+
+
+def _utc(dt: datetime) -> datetime:
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        raise ValueError("time out of range once converted to UTC") from exc
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would also read numbers (and numeric strings) as epoch seconds; the spec says ISO-8601 text.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_RE.match(value):
+        raise ValueError("expected an ISO-8601 date-time with a time zone, e.g. 2024-05-08T13:56:00Z")
+    return value
+
+
+_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+When = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_utc)]
+# Metadata filters: top-level keys, matched by equality on scalar values.
+MetaFilter = Annotated[
+    dict[MetaKey, str | int | float | bool | None],
+    Field(max_length=32, json_schema_extra={"additionalProperties": False}),
+]
 
 
 class _Req(BaseModel):
+    """Unknown fields are refused; an optional field is omitted, never sent as null."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None]
+            if nulls:
+                raise ValueError(f"{', '.join(map(str, nulls))}: null is not allowed; leave the field out instead")
+        return data
 
 
 class Scope(_Req):
-    user_id: str | None = Field(None, max_length=MAX_ID_CHARS, description="Whose memory (a user).")
-    agent_id: str | None = Field(None, max_length=MAX_ID_CHARS, description="Which agent.")
-    session_id: str | None = Field(None, max_length=MAX_ID_CHARS, description="Which conversation/session.")
+    user_id: Ident | SkipJsonSchema[None] = Field(None, description="Whose memory (a user).")
+    agent_id: Ident | SkipJsonSchema[None] = Field(None, description="Which agent.")
+    session_id: Ident | SkipJsonSchema[None] = Field(None, description="Which conversation/session.")
+
+
+_ANY_SCOPE = [{"required": ["user_id"]}, {"required": ["agent_id"]}, {"required": ["session_id"]}]
 
 
 class Turn(_Req):
     """One chat message ({role, content}) or speaker turn ({speaker, text, timestamp})."""
 
-    role: str | None = None
-    content: str | None = None
-    name: str | None = None
-    speaker: str | None = None
-    text: str | None = None
-    timestamp: TimeValue | None = None
-    metadata: dict[str, Any] | None = None
-    source_ref: str | None = None
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["content"]}]}
+    )
+
+    role: Ident | SkipJsonSchema[None] = None
+    content: Text | SkipJsonSchema[None] = None
+    name: Ident | SkipJsonSchema[None] = None
+    speaker: Ident | SkipJsonSchema[None] = None
+    text: Text | SkipJsonSchema[None] = None
+    timestamp: When | SkipJsonSchema[None] = None
+    metadata: dict[str, Any] | SkipJsonSchema[None] = None
+    source_ref: Ident | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _one_text(self) -> Turn:
+        if (self.text is None) == (self.content is None):
+            raise ValueError("a turn needs exactly one of 'text' or 'content'")
+        return self
 
 
 class AddRequest(Scope):
-    messages: str | Turn | list[str | Turn] = Field(
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": _ANY_SCOPE})
+
+    messages: Text | Turn | Annotated[list[Text | Turn], Field(min_length=1, max_length=1000)] = Field(
         ..., description="Text, one message/turn, or a list of them: stored in one transaction."
     )
-    timestamp: TimeValue | None = Field(None, description="When it happened (ISO-8601 with zone, or epoch seconds).")
-    metadata: dict[str, Any] | None = None
-    kind: str = Field("episode", max_length=32, description="episode, fact, profile, summary, procedure, ...")
-    source_ref: str | None = Field(None, max_length=MAX_ID_CHARS)
-    importance: float | None = Field(None, ge=0, le=1)
-    expires_at: TimeValue | None = None
+    timestamp: When | SkipJsonSchema[None] = Field(None, description="When it happened (ISO-8601 with a zone).")
+    metadata: dict[str, Any] | SkipJsonSchema[None] = None
+    kind: Kind = Field("episode", description="episode, fact, profile, summary, procedure, or your own identifier.")
+    source_ref: Ident | SkipJsonSchema[None] = None
+    importance: float | SkipJsonSchema[None] = Field(None, ge=0, le=1)
+    expires_at: When | SkipJsonSchema[None] = None
 
 
 class SearchRequest(Scope):
-    query: str = Field(..., description="What to look for (natural language).")
+    query: Text = Field(..., description="What to look for (natural language).")
     limit: int = Field(10, ge=1, le=1000)
-    filters: dict[str, Any] | None = Field(None, description="Metadata equality filters, e.g. {'topic': 'work'}.")
-    kinds: list[str] | None = None
-    since: TimeValue | None = Field(None, description="occurred_at >= since")
-    until: TimeValue | None = Field(None, description="occurred_at < until")
+    filters: MetaFilter | SkipJsonSchema[None] = Field(None, description="Metadata equality, e.g. {'topic': 'work'}.")
+    kinds: Annotated[list[Kind], Field(max_length=20)] | SkipJsonSchema[None] = None
+    since: When | SkipJsonSchema[None] = Field(None, description="occurred_at >= since")
+    until: When | SkipJsonSchema[None] = Field(None, description="occurred_at < until")
 
 
 class ContextRequest(Scope):
-    query: str
+    query: Text
     max_tokens: int = Field(1000, ge=16, le=100_000)
     limit: int = Field(50, ge=1, le=1000)
-    filters: dict[str, Any] | None = None
-    since: TimeValue | None = None
-    until: TimeValue | None = None
+    filters: MetaFilter | SkipJsonSchema[None] = None
+    since: When | SkipJsonSchema[None] = None
+    until: When | SkipJsonSchema[None] = None
 
 
 class UpdateRequest(_Req):
-    text: str | None = None
-    metadata: dict[str, Any] | None = None
-    importance: float | None = Field(None, ge=0, le=1)
-    expires_at: TimeValue | None = None
-    occurred_at: TimeValue | None = None
-    valid_to: TimeValue | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    text: Text | SkipJsonSchema[None] = None
+    metadata: dict[str, Any] | SkipJsonSchema[None] = None
+    importance: float | SkipJsonSchema[None] = Field(None, ge=0, le=1)
+    expires_at: When | SkipJsonSchema[None] = None
+    occurred_at: When | SkipJsonSchema[None] = None
+    valid_to: When | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateRequest:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("update: nothing to change (give text, metadata, importance or a time)")
+        return self
 
 
 class PurgeRequest(Scope):
-    """Hard-delete every memory of a scope, with its history and vectors (GDPR erasure)."""
+    """Hard-delete a scope's memories (with history and vectors), and/or exactly the given ids."""
 
-    memory_ids: list[str] | None = Field(None, max_length=10_000, description="Purge exactly these ids instead.")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [*_ANY_SCOPE, {"required": ["memory_ids"]}]})
+
+    memory_ids: Annotated[list[Ident], Field(min_length=1, max_length=10_000)] | SkipJsonSchema[None] = Field(
+        None, description="Purge exactly these ids (ids of other tenants are simply not found)."
+    )
 
 
 class AddResponse(BaseModel):

@@ -3,8 +3,9 @@
     Memory(url="postgresql://user:pw@host/db")              # schema "engramdb"
     Memory(url="postgresql://user:pw@host/db?schema=t_acme") # one schema per tenant
 
-- Connections come from a psycopg_pool pool; every connection sets search_path to the store's schema
-  plus the schema pgvector lives in. A `transaction()` pins one connection to the calling thread.
+- Connections come from a psycopg_pool pool shared by every store (tenant schema) on the same server; SQL
+  names its schema explicitly, so connections carry no session state (transaction-mode poolers work).
+  A `transaction()` pins one connection to the calling thread.
 - Keyword search is BM25 computed in SQL over a GIN-indexed tsvector, with the same formula and constants
   as SQLite FTS5 (k1=1.2, b=0.75, idf clamped at 1e-6), so both backends rank alike; the analyzers differ
   (english snowball vs FTS5 porter), so ties and a few stems can differ.
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import struct
@@ -46,12 +48,13 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
 
 DEFAULT_SCHEMA = "engramdb"
 EXACT_MAX = 50_000  # same threshold as the in-process index: exact below it, HNSW above
+HNSW_MIN_ROWS = EXACT_MAX  # build the HNSW index once a dimension has more vectors than this
 STATS_TTL_S = 30.0  # BM25 corpus stats (N, avgdl) of a large store may lag this long
 STATS_EXACT_ROWS = 50_000  # below this, recompute them on every data change (exact parity with FTS5)
 BM25_K1, BM25_B = 1.2, 0.75
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)  # what FTS5 unicode61 counts as a token
-_OUR_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout")
+_OUR_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout", "prepare")
 _ORDERS = {
     "occurred_at": "m.occurred_at ASC NULLS FIRST, m.key",  # NULLS FIRST/LAST: SQLite's order
     "-occurred_at": "m.occurred_at DESC NULLS LAST, m.key DESC",
@@ -79,9 +82,12 @@ def parse_url(url: str, schema: str | None = None) -> tuple[str, dict[str, Any]]
             "pool_min": int(ours.get("pool_min", 1)),
             "pool_max": int(ours.get("pool_max", 10)),
             "pool_timeout": float(ours.get("pool_timeout", 30)),
+            "prepare": ours.get("prepare", "on"),
         }
     except ValueError as exc:
         raise ConfigError(f"bad pool parameter in database URL: {exc}") from exc
+    if opts["prepare"] not in ("on", "off"):
+        raise ConfigError("prepare: on (default) or off (for poolers without prepared-statement support)")
     if not 0 <= opts["pool_min"] <= opts["pool_max"] or opts["pool_max"] < 1:
         raise ConfigError("pool_min/pool_max: need 0 <= pool_min <= pool_max and pool_max >= 1")
     return conninfo, opts
@@ -150,9 +156,9 @@ def doc_len(text: str) -> int:
     return len(_TOKEN_RE.findall(text))
 
 
-def _tsquery_text(terms: Sequence[str]) -> str:
-    """An OR of quoted terms for to_tsquery: each term is analysed as a phrase, as FTS5 does."""
-    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+def _tsquery_lexeme(lexeme: str) -> str:
+    """A lexeme as tsquery input, quoted so the server takes it verbatim (no re-parsing, no stemming)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -209,46 +215,110 @@ def _vector_adapters(oid: int) -> tuple[type, type, type]:
     return VectorDumper, VectorBinaryLoader, VectorTextLoader
 
 
+# SQL is written with bare names and qualified per store: tables with the store's schema, pgvector's type,
+# functions and operator with the extension's schema. No search_path (session state) is needed, so it works
+# behind transaction-mode poolers (pgbouncer, Supavisor, Neon) and one pool serves every tenant schema.
+_TABLES_RE = re.compile(
+    r"\b(memories|vectors|history|links|meta|engramdb_migrations|data_version_seq|vector_epoch_seq)\b"
+)
+_EXT_RE = re.compile(r"::vector\b|\bvector_dims\(|<=>|\bvector_cosine_ops\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def qualify(sql: str, schema: str, ext: str) -> str:
+    sql = _TABLES_RE.sub(lambda m: f'"{schema}".{m.group(1)}', sql)
+
+    def ext_sub(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        if tok == "<=>":
+            return f'OPERATOR("{ext}".<=>)'
+        if tok.startswith("::"):
+            return f'::"{ext}".vector'
+        return f'"{ext}".{tok}'
+
+    return _EXT_RE.sub(ext_sub, sql)
+
+
+class _SharedPool:
+    """One psycopg pool per (server URL, pool settings), shared by every store (tenant schema) on it."""
+
+    _lock = threading.Lock()
+    _pools: dict[tuple[Any, ...], _SharedPool] = {}
+
+    def __init__(self, conninfo: str, opts: dict[str, Any], vector_oid: int) -> None:
+        dumper, bin_loader, text_loader = _vector_adapters(vector_oid)
+
+        def configure(conn: psycopg.Connection) -> None:
+            conn.adapters.register_dumper(np.ndarray, dumper)
+            conn.adapters.register_loader(vector_oid, bin_loader)
+            conn.adapters.register_loader(vector_oid, text_loader)
+
+        self.users = 0
+        self.key: tuple[Any, ...] = ()
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=opts["pool_min"],
+            max_size=opts["pool_max"],
+            timeout=opts["pool_timeout"],
+            # prepare_threshold=None: never server-side PREPARE (pgbouncer < 1.21, some transaction poolers).
+            kwargs={"autocommit": True, "prepare_threshold": None if opts["prepare"] == "off" else 5},
+            configure=configure,
+            open=False,
+            name="engramdb",
+        )
+        try:
+            self.pool.open(wait=opts["pool_min"] > 0, timeout=opts["pool_timeout"])
+        except PoolTimeout as exc:
+            self.pool.close()
+            raise StoreError(f"cannot connect to {redact(conninfo)}: the pool did not fill in time") from exc
+
+    @classmethod
+    def acquire(cls, conninfo: str, opts: dict[str, Any], vector_oid: int) -> _SharedPool:
+        key = (conninfo, opts["pool_min"], opts["pool_max"], opts["pool_timeout"], opts["prepare"])
+        with cls._lock:
+            shared = cls._pools.get(key)
+            if shared is None:
+                shared = cls._pools[key] = _SharedPool(conninfo, opts, vector_oid)
+            shared.users += 1
+            shared.key = key
+            return shared
+
+    def release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            if self.users <= 0 and self._pools.get(self.key) is self:
+                del self._pools[self.key]
+                self.pool.close()
+
+
 class PostgresStore(Store):
     def __init__(self, url: str, *, schema: str | None = None, pool_max: int | None = None) -> None:
         self.url = url
         self.conninfo, opts = parse_url(url, schema)
+        if pool_max is not None:
+            opts["pool_max"] = max(pool_max, opts["pool_min"], 1)
         self.schema: str = opts["schema"]
         self._local = threading.local()
         self._indexed_dims: set[int] = set()
         self._stats_cache: tuple[int, float, int, float] | None = None  # (version, at, N, avgdl)
         self._ext_schema, vector_oid = self._bootstrap()
-        dumper, bin_loader, text_loader = _vector_adapters(vector_oid)
-        search_path = f'"{self.schema}", "{self._ext_schema}"'
+        self._shared = _SharedPool.acquire(self.conninfo, opts, vector_oid)
+        self._pool = self._shared.pool
+        self._closed = False
 
-        def configure(conn: psycopg.Connection) -> None:
-            conn.execute(f"SET search_path TO {search_path}")
-            conn.execute("SET TIME ZONE 'UTC'")
-            conn.adapters.register_dumper(np.ndarray, dumper)
-            conn.adapters.register_loader(vector_oid, bin_loader)
-            conn.adapters.register_loader(vector_oid, text_loader)
+    def _sql(self, sql: str) -> str:
+        """`sql` with this store's schema and pgvector's schema spelled out."""
+        return qualify(sql, self.schema, self._ext_schema)
 
-        self._pool = ConnectionPool(
-            self.conninfo,
-            min_size=opts["pool_min"],
-            max_size=pool_max or opts["pool_max"],
-            timeout=opts["pool_timeout"],
-            kwargs={"autocommit": True},
-            configure=configure,
-            open=False,
-            name=f"engramdb-{self.schema}",
-        )
-        try:
-            self._pool.open(wait=True, timeout=opts["pool_timeout"])
-        except PoolTimeout as exc:
-            self._pool.close()
-            raise StoreError(f"cannot connect to {redact(url)}: pool did not fill in time") from exc
+    def _ex(self, conn: psycopg.Connection, sql: str, params: Any = None, **kw: Any) -> psycopg.Cursor:
+        return conn.execute(self._sql(sql), params, **kw)
 
     # -- plumbing ----------------------------------------------------------------
     def _bootstrap(self) -> tuple[str, int]:
         """Make sure pgvector, the schema and every migration are in place. Returns (pgvector's schema, oid)."""
         try:
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+            extra = {} if "connect_timeout" in self.conninfo else {"connect_timeout": 10}
+            conn = psycopg.connect(self.conninfo, autocommit=True, **extra)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {redact(self.url)}: {_first_line(exc)}") from exc
         with conn:
@@ -314,6 +384,7 @@ class PostgresStore(Store):
             yield  # re-entrant: the outer transaction commits
             return
         local.dirty = local.vectors_dirty = False
+        local.new_dims = set()
         with self._conn() as conn:
             try:
                 with conn.transaction():
@@ -330,9 +401,15 @@ class PostgresStore(Store):
                 raise StoreError(f"database error: {_first_line(exc)}") from exc
             # After commit, so a reader never caches old data under a new version.
             if local.dirty:
-                conn.execute("SELECT nextval('data_version_seq')")
+                self._ex(conn, "SELECT nextval('data_version_seq')")
             if local.vectors_dirty:
-                conn.execute("SELECT nextval('vector_epoch_seq')")
+                self._ex(conn, "SELECT nextval('vector_epoch_seq')")
+            for dim in sorted(getattr(local, "new_dims", ())):
+                try:
+                    self._maybe_build_index(conn, dim)
+                except psycopg.Error:  # the data is committed; the index is an optimisation, retried next write
+                    pass
+            local.new_dims = set()
 
     def _mark(self, *, vectors: bool = False) -> None:
         self._local.dirty = True
@@ -344,7 +421,7 @@ class PostgresStore(Store):
             try:
                 cur = conn.cursor(row_factory=psycopg.rows.dict_row) if dict_rows else conn.cursor()
                 with cur:
-                    cur.execute(sql, params, binary=binary)
+                    cur.execute(self._sql(sql), params, binary=binary)
                     return cur.fetchall() if cur.description else []
             except psycopg.errors.DataError as exc:
                 raise ValidationError(f"rejected by the database: {_first_line(exc)}") from exc
@@ -358,10 +435,12 @@ class PostgresStore(Store):
     def _x(self, conn: psycopg.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             with conn.cursor() as cur:
-                cur.executemany(sql, rows)
+                cur.executemany(self._sql(sql), rows)
 
     def close(self) -> None:
-        self._pool.close()
+        if not self._closed:
+            self._closed = True
+            self._shared.release()
 
     # -- metadata ----------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -375,7 +454,8 @@ class PostgresStore(Store):
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction(), self._conn() as conn:
-            conn.execute(
+            self._ex(
+                conn,
                 "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
@@ -404,7 +484,7 @@ class PostgresStore(Store):
         with self.transaction(), self._conn() as conn:
             with conn.cursor() as cur:
                 cur.executemany(
-                    sql,
+                    self._sql(sql),
                     [[*_record_params(r), index_texts[i], doc_len(index_texts[i])] for i, r in enumerate(records)],
                     returning=True,
                 )
@@ -434,33 +514,86 @@ class PostgresStore(Store):
         return keys
 
     def _ensure_vector_index(self, conn: psycopg.Connection, dim: int) -> None:
-        """One HNSW index per dimension in use, over the rows of that dimension (a partial expression index)."""
-        if dim in self._indexed_dims:
-            return
+        """Note that `dim`-d vectors were written: the HNSW check runs after commit (see _maybe_build_index)."""
+        if dim not in self._indexed_dims:
+            self._local.new_dims = getattr(self._local, "new_dims", set()) | {dim}
+
+    def _maybe_build_index(self, conn: psycopg.Connection, dim: int, *, force: bool = False) -> bool:
+        """Build the HNSW index for `dim`-d vectors once there are more than HNSW_MIN_ROWS of them.
+
+        Below that every search is exact anyway, and one bulk build is far cheaper than growing the graph
+        row by row. The build is CONCURRENTLY (writers go on) and one process at a time (advisory lock).
+        The index is partial and on an expression, `(embedding::vector(dim))`, so several dimensions can
+        coexist during a model change. Returns True when the index exists afterwards."""
         name = f"vectors_hnsw_{dim}"
-        exists = conn.execute(
-            "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s", (self.schema, name)
+        row = self._ex(
+            conn,
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relnamespace = %s::regnamespace AND c.relname = %s",
+            (f'"{self.schema}"', name),
         ).fetchone()
-        if not exists:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"engramdb:index:{self.schema}",))
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} ON vectors USING hnsw ((embedding::vector({dim})) "
-                f"vector_cosine_ops) WHERE vector_dims(embedding) = {dim}"
-            )
+        if row is not None and row[0]:
+            self._indexed_dims.add(dim)
+            return True
+        if not force:
+            est = self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
+            if 0 <= est < HNSW_MIN_ROWS / 2:
+                return False
+            n = self._ex(
+                conn,
+                f"SELECT count(*) FROM (SELECT 1 FROM vectors WHERE vector_dims(embedding) = {dim}"
+                f" LIMIT {HNSW_MIN_ROWS + 1}) s",
+            ).fetchone()[0]
+            if n <= HNSW_MIN_ROWS:
+                return False
+        # No advisory lock: behind a transaction-mode pooler a session lock and its unlock may land on different
+        # server connections. A build in progress shows in pg_stat_progress_create_index; a simultaneous second
+        # CREATE ... IF NOT EXISTS either skips or fails harmlessly.
+        building = self._ex(
+            conn,
+            "SELECT 1 FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid"
+            " WHERE c.relnamespace = %s::regnamespace AND c.relname = %s",
+            (f'"{self.schema}"', name),
+        ).fetchone()
+        if building:
+            return False
+        if row is not None:  # a build that died half-way leaves an invalid index behind
+            conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{self.schema}"."{name}"')
+        self._ex(
+            conn,
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON vectors USING hnsw"
+            f" ((embedding::vector({dim})) vector_cosine_ops) WHERE vector_dims(embedding) = {dim}",
+        )
         self._indexed_dims.add(dim)
+        return True
+
+    def build_vector_index(self, dim: int | None = None) -> list[int]:
+        """Build the HNSW index now, whatever the row count (e.g. after a bulk load). Returns the dimensions indexed."""
+        if getattr(self._local, "conn", None) is not None:
+            raise StoreError("build_vector_index() cannot run inside a transaction")
+        with self._conn() as conn:
+            dims = (
+                [dim] if dim else [r[0] for r in self._ex(conn, "SELECT DISTINCT vector_dims(embedding) FROM vectors")]
+            )
+            try:
+                return [d for d in dims if self._maybe_build_index(conn, int(d), force=True)]
+            except psycopg.Error as exc:
+                raise StoreError(f"building the vector index failed: {_first_line(exc)}") from exc
 
     def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
         with self.transaction(), self._conn() as conn:
             if len(vectors):
                 self._ensure_vector_index(conn, int(np.asarray(vectors).shape[1]))
             for mid, text, vec in zip(ids, index_texts, vectors, strict=True):
-                row = conn.execute(
+                row = self._ex(
+                    conn,
                     "UPDATE memories SET index_text = %s, doc_len = %s WHERE id = %s RETURNING key",
                     (text, doc_len(text), mid),
                 ).fetchone()
                 if row is None:
                     continue
-                conn.execute(
+                self._ex(
+                    conn,
                     "INSERT INTO vectors (key, embedding) VALUES (%s, %b)"
                     " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
                     (row[0], np.asarray(vec, dtype=np.float32)),
@@ -477,7 +610,7 @@ class PostgresStore(Store):
     ) -> None:
         with self.transaction(), self._conn() as conn:
             with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-                row = cur.execute(_SELECT + " WHERE m.id = %s FOR UPDATE", (record.id,)).fetchone()
+                row = cur.execute(self._sql(_SELECT + " WHERE m.id = %s FOR UPDATE"), (record.id,)).fetchone()
             if row is None:
                 raise StoreError(f"memory {record.id} vanished during update")
             before = _row_to_record(row)
@@ -487,16 +620,17 @@ class PostgresStore(Store):
             if index_text is not None:
                 sets += ", index_text = %s, doc_len = %s"
                 params += [index_text, doc_len(index_text)]
-            conn.execute(f"UPDATE memories SET {sets} WHERE key = %s", [*params, row["key"]])
+            self._ex(conn, f"UPDATE memories SET {sets} WHERE key = %s", [*params, row["key"]])
             if vector is not None:
                 vec = np.asarray(vector, dtype=np.float32).ravel()
                 self._ensure_vector_index(conn, vec.size)
-                conn.execute(
+                self._ex(
+                    conn,
                     "INSERT INTO vectors (key, embedding) VALUES (%s, %b)"
                     " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
                     (row["key"], vec),
                 )
-            conn.execute(_HISTORY_SQL, _history_row(after, after.version, action, before, after, now()))
+            self._ex(conn, _HISTORY_SQL, _history_row(after, after.version, action, before, after, now()))
             self._mark(vectors=vector is not None)
 
     def soft_delete(self, ids: Sequence[str], *, at: datetime, action: str = "delete") -> int:
@@ -505,15 +639,17 @@ class PostgresStore(Store):
         with self.transaction(), self._conn() as conn:
             with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
                 rows = cur.execute(
-                    _SELECT + " WHERE m.id = ANY(%s) AND m.deleted_at IS NULL ORDER BY m.key FOR UPDATE",
+                    self._sql(_SELECT + " WHERE m.id = ANY(%s) AND m.deleted_at IS NULL ORDER BY m.key FOR UPDATE"),
                     (list(ids),),
                 ).fetchall()
             hist = []
             for row in rows:
                 rec = _row_to_record(row)
                 after = rec.model_copy(update={"deleted_at": at, "version": rec.version + 1})
-                conn.execute(
-                    "UPDATE memories SET deleted_at = %s, version = %s WHERE key = %s", (at, after.version, row["key"])
+                self._ex(
+                    conn,
+                    "UPDATE memories SET deleted_at = %s, version = %s WHERE key = %s",
+                    (at, after.version, row["key"]),
                 )
                 hist.append(_history_row(rec, after.version, action, rec, after, now()))
             self._x(conn, _HISTORY_SQL, hist)
@@ -526,10 +662,10 @@ class PostgresStore(Store):
             return 0
         ids = list(ids)
         with self.transaction(), self._conn() as conn:
-            conn.execute("DELETE FROM vectors WHERE key IN (SELECT key FROM memories WHERE id = ANY(%s))", (ids,))
-            n = conn.execute("DELETE FROM memories WHERE id = ANY(%s)", (ids,)).rowcount
-            conn.execute("DELETE FROM history WHERE memory_id = ANY(%s)", (ids,))
-            conn.execute("DELETE FROM links WHERE src_id = ANY(%s) OR dst_id = ANY(%s)", (ids, ids))
+            self._ex(conn, "DELETE FROM vectors WHERE key IN (SELECT key FROM memories WHERE id = ANY(%s))", (ids,))
+            n = self._ex(conn, "DELETE FROM memories WHERE id = ANY(%s)", (ids,)).rowcount
+            self._ex(conn, "DELETE FROM history WHERE memory_id = ANY(%s)", (ids,))
+            self._ex(conn, "DELETE FROM links WHERE src_id = ANY(%s) OR dst_id = ANY(%s)", (ids, ids))
             self._mark(vectors=True)
         return n
 
@@ -539,7 +675,8 @@ class PostgresStore(Store):
         try:
             with self.transaction(), self._conn() as conn:
                 # Lock in key order so concurrent touches of overlapping hits cannot dead-lock.
-                conn.execute(
+                self._ex(
+                    conn,
                     "UPDATE memories m SET access_count = m.access_count + 1, last_accessed_at = %s"
                     " FROM (SELECT key FROM memories WHERE id = ANY(%s) ORDER BY key FOR UPDATE) s"
                     " WHERE m.key = s.key",
@@ -608,35 +745,43 @@ class PostgresStore(Store):
         return int(n), float(avg)
 
     def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
-        """BM25 exactly as FTS5 computes it, over the english-analysed tsvector."""
+        """BM25 as FTS5 computes it (same idf, k1, b, length normalisation) over the english-analysed tsvector."""
         terms = keyword_terms(query)
         if not terms:
             return []
         n, avgdl = self._corpus_stats()
         if n == 0:
             return []
+        rows = self._q("SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', %s)))", (" ".join(terms),))
+        lexemes = sorted(r[0] for r in rows)[:256]
+        if not lexemes:
+            return []  # only stopwords
+        consts = [_tsquery_lexeme(lx) for lx in lexemes]
         where, params = where_clause(filters)
         where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        # Each df is its own GIN lookup on a constant; MATERIALIZED keeps the planner from re-running them per row
+        # or from scanning the id index for GROUP BY instead of the GIN index for the match.
+        df_sql = " UNION ALL ".join(
+            "SELECT %s::text AS l, (SELECT count(*) FROM memories x WHERE x.tsv @@ %s::tsquery) AS df" for _ in consts
+        )
         sql = f"""
-            WITH lex AS (
-                SELECT DISTINCT l FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l
-            ), w AS (
-                SELECT l, GREATEST(ln(GREATEST(%s::float8 - df, 0) + 0.5) - ln(df + 0.5), 1e-6) AS idf FROM (
-                    SELECT l, (SELECT count(*) FROM memories x WHERE x.tsv @@ quote_literal(l)::tsquery) AS df
-                    FROM lex
-                ) s
+            WITH w AS MATERIALIZED (
+                SELECT l, GREATEST(ln(GREATEST(%s::float8 - df, 0) + 0.5) - ln(df + 0.5), 1e-6) AS idf
+                FROM ({df_sql}) s
+            ), hits AS MATERIALIZED (
+                SELECT m.key, m.id, m.tsv, m.doc_len FROM memories m WHERE m.tsv @@ %s::tsquery{where}
             )
-            SELECT m.id, sum(w.idf * cardinality(u.positions) * {BM25_K1 + 1} / (cardinality(u.positions)
-                   + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.doc_len / %s::float8))) AS score
-            FROM memories m
-            CROSS JOIN LATERAL unnest(m.tsv) AS u(lexeme, positions, weights)
+            SELECT h.id, sum(w.idf * cardinality(u.positions) * {BM25_K1 + 1} / (cardinality(u.positions)
+                   + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * h.doc_len / %s::float8))) AS score
+            FROM hits h
+            CROSS JOIN LATERAL unnest(h.tsv) AS u(lexeme, positions, weights)
             JOIN w ON w.l = u.lexeme
-            WHERE m.tsv @@ to_tsquery('english', %s){where}
-            GROUP BY m.key, m.id
-            ORDER BY score DESC, m.key
+            GROUP BY h.key, h.id
+            ORDER BY score DESC, h.key
             LIMIT %s
         """
-        rows = self._q(sql, [" ".join(terms), n, max(avgdl, 1e-9), _tsquery_text(terms), *params, limit])
+        df_params = [x for lx, c in zip(lexemes, consts, strict=True) for x in (lx, c)]
+        rows = self._q(sql, [n, *df_params, " | ".join(consts), *params, max(avgdl, 1e-9), limit])
         return [(r[0], float(r[1])) for r in rows]
 
     def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:
@@ -657,9 +802,9 @@ class PostgresStore(Store):
             try:
                 with conn.transaction():
                     if not exact:
-                        conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(k, 40), 1000)}")
-                        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                    rows = conn.execute(sql, [q, *params, q, k]).fetchall()
+                        self._ex(conn, f"SET LOCAL hnsw.ef_search = {min(max(k, 40), 1000)}")
+                        self._ex(conn, "SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    rows = self._ex(conn, sql, [q, *params, q, k]).fetchall()
             except psycopg.Error as exc:
                 raise StoreError(f"vector search failed: {_first_line(exc)}") from exc
         hits = [(int(r[0]), float(r[1])) for r in rows]
@@ -668,11 +813,11 @@ class PostgresStore(Store):
 
     def _small(self, conn: psycopg.Connection, where: str, params: list[Any]) -> bool:
         """True when at most EXACT_MAX memories can match: then an exact scan is cheap and exact."""
-        est = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
+        est = self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
         if est is not None and est <= EXACT_MAX:
             return True
-        row = conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE TRUE{where} LIMIT {EXACT_MAX + 1}) s", params
+        row = self._ex(
+            conn, f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE TRUE{where} LIMIT {EXACT_MAX + 1}) s", params
         ).fetchone()
         return int(row[0]) <= EXACT_MAX
 
@@ -781,16 +926,17 @@ class PostgresStore(Store):
             raise StoreError("compact() cannot run inside a transaction")
         with self._conn() as conn:
             try:
-                dims = [r[0] for r in conn.execute("SELECT DISTINCT vector_dims(embedding) FROM vectors")]
-                for (name,) in conn.execute(
+                dims = [r[0] for r in self._ex(conn, "SELECT DISTINCT vector_dims(embedding) FROM vectors")]
+                for (name,) in self._ex(
+                    conn,
                     "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname LIKE 'vectors_hnsw_%%'",
                     (self.schema,),
                 ).fetchall():
                     if int(name.rsplit("_", 1)[1]) not in dims:  # the model changed: drop the old dimension's graph
-                        conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+                        conn.execute(f'DROP INDEX IF EXISTS "{self.schema}"."{name}"')
                         self._indexed_dims.discard(int(name.rsplit("_", 1)[1]))
                 for table in ("memories", "vectors", "history", "links", "meta"):
-                    conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
+                    self._ex(conn, f"VACUUM (FULL, ANALYZE) {table}")
             except psycopg.Error as exc:
                 raise StoreError(f"compact failed: {_first_line(exc)}") from exc
 

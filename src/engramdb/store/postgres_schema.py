@@ -77,6 +77,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX links_dst ON links (dst_id, type);
         """,
     ),
+    (
+        2,
+        "GIN indexes without a pending list",
+        # With fastupdate, fresh rows sit in an unsorted pending list until VACUUM; the planner prices that in and
+        # falls back to sequential scans (20k rows: 125 ms per keyword search instead of 6 ms). Searches matter more.
+        """
+        ALTER INDEX memories_tsv SET (fastupdate = off);
+        ALTER INDEX memories_metadata SET (fastupdate = off);
+        SELECT gin_clean_pending_list('memories_tsv'::regclass);
+        SELECT gin_clean_pending_list('memories_metadata'::regclass);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

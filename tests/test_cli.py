@@ -1,0 +1,138 @@
+"""The `engramdb` CLI end to end (in-process CliRunner): every core command, --json everywhere, --db and env."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from engramdb.cli.main import app
+
+
+@pytest.fixture(autouse=True)
+def _core_only(monkeypatch):
+    """These tests pin the core engine: no derived memories from fact extraction (api/lifecycle.py)."""
+    monkeypatch.setenv("ENGRAMDB_EXTRACTION", "off")
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENGRAMDB_EMBEDDER", "hashing-64")
+    monkeypatch.setenv("ENGRAMDB_PATH", str(tmp_path / "env.db"))
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True):
+        r = runner.invoke(app, list(args))
+        if ok:
+            assert r.exit_code == 0, (args, r.output, r.exception)
+        return r
+
+    return run, tmp_path
+
+
+def as_json(r):
+    return json.loads(r.stdout)
+
+
+def test_core_commands_round_trip(cli):
+    run, tmp = cli
+    turns = tmp / "turns.json"
+    turns.write_text(
+        json.dumps(
+            [
+                {"role": "user", "content": "I am learning the cello."},
+                {"speaker": "Ana", "text": "My cello teacher is called Rui.", "timestamp": "2024-02-02T10:00:00Z"},
+            ]
+        )
+    )
+    added = as_json(run("add", "--file", str(turns), "--user", "ana", "--session", "s1", "--json"))
+    assert [a["speaker"] for a in added] == ["user", "Ana"]
+    one = as_json(
+        run("add", "Ana moved to Braga", "--user", "ana", "--kind", "fact", "--metadata", '{"t": 1}', "--json")
+    )
+    mid = one[0]["id"]
+    assert "added 1 memory" in run("add", "plain text", "--user", "bob").stdout
+
+    hits = as_json(run("search", "cello teacher", "--user", "ana", "--json"))
+    assert hits[0]["memory"]["text"] == "My cello teacher is called Rui." and "signals" in hits[0]
+    assert {h["memory"]["kind"] for h in as_json(run("search", "Ana", "--kind", "fact", "--json"))} == {"fact"}
+    assert as_json(run("search", "Braga", "--where", '{"t": 1}', "--json"))[0]["memory"]["id"] == mid
+    assert (
+        as_json(run("search", "cello", "--since", "2024-02-01T00:00:00Z", "--until", "2024-03-01T00:00:00Z", "--json"))[
+            0
+        ]["memory"]["speaker"]
+        == "Ana"
+    )
+    assert "search: cello" in run("search", "cello").stdout  # the table
+
+    page = as_json(run("list", "--user", "ana", "--limit", "2", "--json"))
+    assert page["total"] == 3 and page["next_offset"] == 2
+    assert as_json(run("show", mid, "--json"))["text"] == "Ana moved to Braga"
+    assert as_json(run("update", mid, "--text", "Ana moved to Porto", "--json"))["version"] == 2
+    run("delete", mid)
+    hist = as_json(run("history", mid, "--json"))
+    assert [h["action"] for h in hist] == ["add", "update", "delete"]
+    assert "history of" in run("history", mid).stdout
+
+    st = as_json(run("stats", "--json"))
+    assert st["memories"] == 3 and st["deleted"] == 1 and st["embed_model"] == "hashing-64"
+    block = as_json(run("context", "cello", "--user", "ana", "--max-tokens", "100", "--json"))
+    assert "cello" in block["text"]
+
+    dump = tmp / "dump.jsonl"
+    assert as_json(run("export", str(dump), "--json"))["exported"] == 4
+    other = str(tmp / "other.db")
+    rep = as_json(run("import", str(dump), "--db", other, "--json"))
+    assert rep["imported"] == 4 and rep["skipped"] == 0
+    assert as_json(run("stats", "--db", other, "--json"))["memories"] == 3
+    # the same through a sqlite:/// URL
+    assert as_json(run("stats", "--url", f"sqlite:///{other}", "--json"))["memories"] == 3
+
+
+def test_import_skip_bad_and_stdin(cli):
+    run, tmp = cli
+    run("add", "alpha", "--user", "u")
+    dump = tmp / "d.jsonl"
+    run("export", str(dump))
+    lines = dump.read_text().splitlines()
+    bad = tmp / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], "{broken", lines[1]]) + "\n")
+    target = str(tmp / "t.db")
+    r = run("import", str(bad), "--db", target, ok=False)
+    assert r.exit_code == 2 and "line 2" in r.stderr
+    rep = as_json(run("import", str(bad), "--db", target, "--skip-bad", "--json"))
+    assert rep["imported"] == 1 and rep["skipped"] == 1 and rep["errors"][0].startswith("line 2")
+    # export to stdout
+    out = run("export", "-").stdout.splitlines()
+    assert json.loads(out[0])["format"] == "engramdb-jsonl" and len(out) == 2
+
+
+def test_reindex_after_model_change(cli, monkeypatch):
+    run, tmp = cli
+    run("add", "the lighthouse keeper", "--user", "u")
+    monkeypatch.setenv("ENGRAMDB_EMBEDDER", "hashing-32")
+    r = run("search", "lighthouse", ok=False)
+    assert r.exit_code == 2 and "reindex" in r.stderr
+    assert as_json(run("reindex", "--model", "hashing-32", "--json")) == {"reindexed": 1, "model": "hashing-32"}
+    assert as_json(run("search", "lighthouse", "--json"))[0]["memory"]["text"] == "the lighthouse keeper"
+
+
+def test_bench_commands_validate(cli):
+    run, _ = cli
+    r = run("bench", "scale", "--sizes", "ten", ok=False)
+    assert r.exit_code == 2 and "--sizes" in r.stderr
+    r = run("bench", "ann", "--libraries", "annoy", ok=False)
+    assert r.exit_code == 2 and "libraries" in r.stderr
+
+
+def test_demo_fits_80_columns(tmp_path, monkeypatch, embedder):
+    """The demo with the real model: readable in an 80-column terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("ENGRAMDB_EMBEDDER", raising=False)
+    r = CliRunner().invoke(app, ["demo", "--db", str(tmp_path / "demo.db")])
+    assert r.exit_code == 0, r.output
+    assert "context(" in r.stdout and "search:" in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    tables = r.stdout.split("context(")[0]
+    assert "Tidewater" in tables and "Lisbon" in tables  # the hits' text is shown, not squeezed out

@@ -1,0 +1,111 @@
+"""Embedding providers: batching and normalisation, the offline MiniLM pack (hash-checked), OpenAI-compatible HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+
+from engramdb.embed import HashingEmbedder, make_embedder
+from engramdb.embed import local as local_mod
+from engramdb.embed.base import Embedder
+from engramdb.errors import ConfigError, EngramError
+
+
+class Ones(Embedder):
+    name, dim, batch_size = "ones", 3, 4
+
+    def _embed_batch(self, texts):
+        return np.array([[len(t), 0.0, 0.0] if t else [0.0, 0.0, 0.0] for t in texts], dtype=np.float64)
+
+
+def test_batches_and_normalises():
+    e = Ones()
+    out = e.embed(["a", "bb", "", "dddd", "e", "f", "g", "h", "i"])
+    assert e.calls == 3 and out.dtype == np.float32 and out.shape == (9, 3)
+    assert np.allclose(np.linalg.norm(out[[0, 1, 3]], axis=1), 1.0)
+    assert np.all(out[2] == 0)  # a zero vector stays zero instead of NaN
+    assert e.embed([]).shape == (0, 3) and e.calls == 3
+
+
+def test_hashing_is_deterministic_and_spec_built():
+    a, b = make_embedder("hashing-32"), HashingEmbedder(32)
+    assert a.name == "hashing-32" and a.dim == 32
+    np.testing.assert_array_equal(a.embed(["same words here"]), b.embed(["same words here"]))
+    assert not np.allclose(a.embed(["cats"])[0], a.embed(["dogs"])[0])
+
+
+def test_default_model_is_offline_minilm(embedder):
+    assert embedder.name == "all-MiniLM-L6-v2" and embedder.dim == 384
+    assert make_embedder("sentence-transformers/all-MiniLM-L6-v2").name == "all-MiniLM-L6-v2"  # alias, cached
+    v = embedder.embed(["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly tax filing deadline"])
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_minilm_hash_is_checked(monkeypatch):
+    monkeypatch.setattr(local_mod, "_sha256", lambda path: "0" * 64)
+    with pytest.raises(ConfigError, match="SHA-256"):
+        local_mod.minilm_pack_dir()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+    fail = False
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if type(self).fail:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"boom")
+            return
+        data = [{"index": i, "embedding": [float(len(t)), 1.0, 0.0, 0.0]} for i, t in enumerate(body["input"])]
+        payload = json.dumps({"data": list(reversed(data)), "model": body["model"]}).encode()  # out of order on purpose
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+@pytest.fixture
+def endpoint():
+    server = HTTPServer(("127.0.0.1", 0), _Handler)
+    _Handler.requests, _Handler.fail = [], False
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_openai_compatible_endpoint(endpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("ENGRAMDB_EMBED_BASE_URL", endpoint)
+    monkeypatch.setenv("ENGRAMDB_EMBED_API_KEY", "sk-test")
+    monkeypatch.setenv("ENGRAMDB_EXTRACTION", "off")
+    e = make_embedder("openai:nomic-embed-text")
+    assert e.name == "openai:nomic-embed-text" and e.dim == 4  # probed once
+    e.batch_size = 2
+    out = e.embed(["a", "bbb", "cc", "d", "eeeee"])
+    reqs = _Handler.requests
+    assert [len(r["body"]["input"]) for r in reqs] == [1, 2, 2, 1]  # probe, then batches of 2
+    assert all(r["path"] == "/v1/embeddings" and r["auth"] == "Bearer sk-test" for r in reqs)
+    expected = np.array([[len(t), 1, 0, 0] for t in ["a", "bbb", "cc", "d", "eeeee"]], dtype=np.float32)
+    np.testing.assert_allclose(out, expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-6)
+    # a store records the endpoint model, like any other
+    from engramdb import Memory
+
+    with Memory(tmp_path / "o.db", embedder=e) as m:
+        m.add("hello there", user_id="u")
+        assert m.stats()["embed_model"] == "openai:nomic-embed-text" and m.stats()["embed_dim"] == 4
+    _Handler.fail = True
+    with pytest.raises(EngramError, match="answered 500"):
+        e.embed(["x"])
+    with pytest.raises(ConfigError):
+        make_embedder("openai:")

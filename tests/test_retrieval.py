@@ -1,0 +1,136 @@
+"""The default retrieval pipeline: write-time keys (context, dates) and query-time lifts."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from engramdb.embed import HashingEmbedder
+from engramdb.ingest.keys import build_keys, compute_keys, index_text
+from engramdb.model import MemoryRecord
+from engramdb.retrieve.fuse import score_fusion
+from engramdb.retrieve.query import analyze, named_speakers
+
+T0 = "2023-05-08T13:56:00+00:00"
+
+
+def _session(mem, user="u", session="s1", ts=T0):
+    return mem.add(
+        [
+            {"speaker": "Caroline", "text": "Did you finish the pottery class?"},
+            {"speaker": "Melanie", "text": "Yes, last week! It was so calming."},
+            {"speaker": "Caroline", "text": "I adopted a kitten called Oscar yesterday."},
+            {"speaker": "Melanie", "text": "Adorable. My kids want one too."},
+        ],
+        user_id=user,
+        session_id=session,
+        timestamp=ts,
+    )
+
+
+def test_context_keys_carry_previous_turn_and_dates(fake_mem):
+    recs = _session(fake_mem)
+    keys = fake_mem.store.index_texts([r.id for r in recs])
+    assert "pottery class" in keys[recs[1].id]  # the question it answers
+    assert "week of 1 May 2023" in keys[recs[1].id]  # 'last week' resolved at the session date
+    assert "7 May 2023" in keys[recs[2].id]
+    assert keys[recs[0].id].count("\n") == 1  # the first turn has no context: the turn twice, nothing more
+    assert recs[1].text == "Yes, last week! It was so calming."  # the stored text is verbatim
+
+
+def test_context_found_in_store_for_one_at_a_time_adds(fake_mem):
+    fake_mem.add({"speaker": "A", "text": "Where did you travel in spring?"}, user_id="u", session_id="s",
+                 timestamp="2023-05-08T10:00:00Z")
+    other = fake_mem.add({"speaker": "X", "text": "unrelated"}, user_id="u", session_id="other",
+                         timestamp="2023-05-08T10:00:30Z")[0]
+    reply = fake_mem.add({"speaker": "B", "text": "Lisbon, it was lovely."}, user_id="u", session_id="s",
+                         timestamp="2023-05-08T10:01:00Z")[0]
+    keys = fake_mem.store.index_texts([reply.id, other.id])
+    assert "travel in spring" in keys[reply.id]
+    assert "travel" not in keys[other.id]  # another session is not context
+
+
+def test_reply_is_found_through_its_question(fake_mem):
+    _session(fake_mem)
+    res = fake_mem.search("pottery class", user_id="u", limit=4)
+    refs = [r.memory.text for r in res[:2]]
+    assert "Yes, last week! It was so calming." in refs
+
+
+def test_dates_in_keys_make_relative_dates_searchable(fake_mem):
+    _session(fake_mem)
+    fake_mem.add({"speaker": "Melanie", "text": "We adopted nothing at all."}, user_id="u", session_id="s2",
+                 timestamp="2023-09-01T10:00:00Z")
+    top = fake_mem.search("adopted 7 May 2023", user_id="u", limit=1)[0]
+    assert "kitten" in top.memory.text
+
+
+def test_speaker_boost_and_signals(fake_mem):
+    _session(fake_mem)
+    res = fake_mem.search("What do Melanie's kids want?", user_id="u", limit=4)
+    assert res[0].memory.speaker == "Melanie"
+    assert res[0].signals.get("speaker") == pytest.approx(0.1)
+    assert "session" in res[0].signals
+
+
+def test_time_boost_prefers_memories_in_the_named_month(fake_mem):
+    fake_mem.add({"speaker": "A", "text": "I went hiking in the hills."}, user_id="u", session_id="s1",
+                 timestamp="2023-03-02T10:00:00Z")
+    fake_mem.add({"speaker": "A", "text": "I went hiking in the hills."}, user_id="u", session_id="s2",
+                 timestamp="2023-07-02T10:00:00Z")
+    res = fake_mem.search("Where did A go hiking in July 2023?", user_id="u", limit=2)
+    assert res[0].memory.occurred_at.month == 7
+    assert res[0].signals.get("time", 0) > 0
+    off = fake_mem.config.model_copy(update={"retrieval": {"time_boost": 0.0}})
+    assert off.retrieval_config().time_boost == 0.0
+
+
+def test_modes_and_bad_mode(fake_mem):
+    _session(fake_mem)
+    for mode in ("bm25", "dense", "rrf", "default"):
+        assert fake_mem.search("kitten", user_id="u", limit=3, mode=mode)
+    from engramdb.errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        fake_mem.search("kitten", user_id="u", mode="nope")
+
+
+def test_update_and_reindex_keep_context_keys(fake_mem):
+    recs = _session(fake_mem)
+    fake_mem.update(recs[1].id, text="Yes, two weeks ago!")
+    key = fake_mem.store.index_texts([recs[1].id])[recs[1].id]
+    assert "pottery class" in key and "week of 24 April 2023" in key
+    fake_mem.reindex()
+    key = fake_mem.store.index_texts([recs[3].id])[recs[3].id]
+    assert "kitten called Oscar" in key
+
+
+def test_compute_keys_vectors_are_normalised_mix():
+    emb = HashingEmbedder(32)
+    at = datetime(2023, 5, 8, tzinfo=UTC)
+    a = MemoryRecord(user_id="u", session_id="s", speaker="A", text="hello there", occurred_at=at)
+    b = MemoryRecord(user_id="u", session_id="s", speaker="B", text="general kenobi", occurred_at=at)
+    texts, vecs = compute_keys([a, b], emb)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0)
+    assert np.allclose(vecs[0], emb.embed(["A: hello there"])[0])  # no context: the turn alone
+    assert not np.allclose(vecs[1], emb.embed(["B: general kenobi"])[0])
+    assert texts[1].endswith("A: hello there")
+    plain, _ = compute_keys([a, b], emb, context=False, dates=False)
+    assert plain[1] == index_text(b, dates=False) and "hello" not in plain[1]
+    assert build_keys([b])[1] == ["B: general kenobi"]
+
+
+def test_score_fusion_scales_and_floor():
+    base, sig = score_fusion(["a", "b", "c"], {"a": 10.0, "b": 5.0}, {"a": 0.2, "b": 0.5, "c": 0.1},
+                             dense_weight=0.6)
+    assert min(base.values()) == 0.0
+    assert base["a"] > base["b"] > base["c"]
+    assert sig["c"] == {"dense": 0.1}
+
+
+def test_query_analysis():
+    assert named_speakers("What did caroline paint?", ["Caroline", "Melanie"]) == {"Caroline"}
+    assert named_speakers("What did Jon Smith say?", ["Jon Smith"]) == {"Jon Smith"}
+    assert named_speakers("Jonathan?", ["Jon"]) == set()
+    assert analyze("in May 2023?").time is not None
+    assert analyze("last year?").time is None  # relative: no clock given
