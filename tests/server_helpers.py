@@ -77,7 +77,7 @@ async def mcp_http_client(url: str, key: str | None):
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+        async with Client(streamable_http_client(url, http_client=http)) as client:
             yield client
 
 

@@ -15,9 +15,10 @@ from engramdb.errors import ValidationError
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "locomo" / "locomo_dev.json"
 
-# Measured on this slice (conv-26, sessions 1-6) when the guard was written: default recall@10 0.87.
+# Measured on this slice (conv-26, sessions 1-4, 50 questions) when the guard was written: default recall@10 0.92,
+# BM25 over plain turns 0.73.
 # The floor leaves room for model/CPU noise but fails on a real retrieval regression.
-FLOOR_RECALL_AT_10 = 0.75
+FLOOR_RECALL_AT_10 = 0.82
 
 
 def test_parse_session_time_and_evidence():
@@ -48,13 +49,13 @@ def test_bad_input():
 
 @pytest.mark.skipif(not DATA.is_file(), reason="LoCoMo dev data not beside the clone (../shared/data/locomo/)")
 def test_regression_guard_real_slice(tmp_path, embedder):
-    rep = locomo.run_locomo(DATA, conversations=["conv-26"], max_sessions=6, compare=True, embedder=embedder)
+    methods = [locomo.Method("default"), *(m for m in locomo.baseline_methods() if m.name == "bm25")]
+    rep = locomo.run_locomo(DATA, conversations=["conv-26"], max_sessions=4, methods=methods, embedder=embedder)
     d = rep["methods"]["default"]
     assert rep["questions"] >= 30
     assert d["overall"]["recall@10"] >= FLOOR_RECALL_AT_10, d["overall"]
-    # the default pipeline beats the plain baselines measured in the same run
-    for b in ("bm25", "dense", "rrf"):
-        assert d["overall"]["recall@10"] > rep["methods"][b]["overall"]["recall@10"], b
+    # the default pipeline beats BM25 over plain turns, measured in the same run
+    assert d["overall"]["recall@10"] > rep["methods"]["bm25"]["overall"]["recall@10"] + 0.05
     paths = write_report(rep, tmp_path, "locomo")
     md = Path(paths["markdown"]).read_text()
     assert "| default |" in md and "adversarial" in md and Path(paths["chart"]).read_text().startswith("<svg")

@@ -134,5 +134,24 @@ def test_demo_fits_80_columns(tmp_path, monkeypatch, embedder):
     assert r.exit_code == 0, r.output
     assert "context(" in r.stdout and "search:" in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
-    tables = r.stdout.split("context(")[0]
-    assert "Tidewater" in tables and "Lisbon" in tables  # the hits' text is shown, not squeezed out
+    # the hits' text is shown, not squeezed out: the text cell of every first row holds words
+    first_rows = [line for line in r.stdout.split("context(")[0].splitlines() if line.startswith("│1 ")]
+    assert first_rows and all(len(row.split("│")[5].strip()) >= 20 for row in first_rows), first_rows
+
+
+def test_bench_scale_and_ann_run_tiny(cli):
+    """The benchmark commands run end to end on tiny sizes and print measured figures."""
+    run, tmp = cli
+    out = tmp / "bench"
+    r = run("bench", "scale", "--sizes", "1000", "--minilm-turns", "0", "--queries", "10", "--out", str(out))
+    assert "| 1,000 | hashing-384 |" in r.stdout
+    rep = json.loads((out / "scale_1000.json").read_text())
+    row = rep["rows"][0]
+    assert row["memories"] == 1000 and row["ingest_turns_per_s"] > 0 and row["bytes_per_memory"] > 0
+    assert row["search"]["default"]["unscoped"]["p50_ms"] > 0 and row["search"]["exact"]["scoped"]["p95_ms"] > 0
+    assert row["dense_recall_at_10"] == 1.0  # 1,000 <= exact_max: the default path is exact
+    r = run("bench", "ann", "--n", "1000", "--queries", "10", "--libraries", "numpy,usearch-i8", "--out", str(out))
+    assert "usearch-i8" in r.stdout and "| 1,000 |" in r.stdout
+    ann = json.loads((out / "ann_lowrank_1000.json").read_text())
+    assert {row["library"] for row in ann["libraries"]} == {"numpy", "usearch-i8"}
+    assert ann["libraries"][0]["runs"][0]["recall"] == 1.0

@@ -29,6 +29,14 @@ def test_lifecycle_commands(tmp_path, monkeypatch):
     assert [f["metadata"]["value"] for f in then] == ["Paris"]
     assert len(run("facts", "--user", "bob", "--all", "--json")) == 2
     assert "Paris" in run("facts", "--user", "bob", "--all")
+    hits = run(
+        "search", "where does bob live", "--user", "bob", "--kind", "fact", "--as-of", "2024-02-01T00:00:00Z", "--json"
+    )
+    assert [h["memory"]["metadata"]["value"] for h in hits] == ["Paris"]
+    block = run("context", "where does bob live", "--user", "bob", "--as-of", "2024-02-01T00:00:00Z", "--json")
+    assert "Paris" in block["text"] and "Rome" not in block["text"]
+    ordered = run("search", "moved", "--user", "bob", "--kind", "episode", "--order", "-time", "--json")
+    assert [h["memory"]["text"] for h in ordered] == ["I moved to Rome.", "I moved to Paris."]
     chain = run("chain", now[0]["id"], "--json")
     assert [c["metadata"]["value"] for c in chain] == ["Paris", "Rome"]
     rep = run("consolidate", "--json")

@@ -160,3 +160,15 @@ def _derived_do_not_flood_search(mem, where, capsys):
     for uncapped, capped in (rows[0:2], rows[2:4]):
         assert capped[2] <= 0.4 + 1e-9
         assert capped[4] >= uncapped[4]  # the cap never costs episode recall
+
+
+def test_merges_near_duplicate_facts(fake_mem):
+    a = fake_mem.add("Ann works at the city library.", user_id="u", kind="fact", timestamp="2024-01-01T00:00:00Z")[0]
+    b = fake_mem.add("Ann works at the city library!", user_id="u", kind="fact", timestamp="2024-02-01T00:00:00Z")[0]
+    fake_mem.store.update(b.model_copy(update={"source_ids": ["ep-2"]}))
+    fake_mem.store.update(fake_mem.store.get([a.id])[0].model_copy(update={"source_ids": ["ep-1"]}))
+    rep = fake_mem.consolidate()
+    assert rep.merged == 1
+    (kept,) = fake_mem.facts(user_id="u")
+    assert kept.id == a.id and kept.source_ids == ["ep-1", "ep-2"]
+    assert fake_mem.store.links(b.id, type="duplicate_of")[0].reason.startswith("cosine ")

@@ -62,3 +62,14 @@ def test_decay_is_off_by_default_and_spares_facts(fake_mem):
     assert fake_mem.archive_decayed() == 1  # the old episode; its fact is exempt
     assert [f.metadata["value"] for f in fake_mem.facts(user_id="u")] == ["Paris"]
     assert fake_mem.list(user_id="u", kinds=["episode"]).total == 0
+
+
+def test_decay_can_down_rank_stale_memories(fake_mem):
+    fake_mem.add("the garden shed needs a new roof", user_id="u", timestamp="2020-01-01T00:00:00Z")
+    fake_mem.add("the garden shed needs a new roof", user_id="u", timestamp=now() - timedelta(days=1))
+    fake_mem.config = fake_mem.config.model_copy(
+        update={"lifecycle": {"decay": {"enabled": True, "half_life_days": 30, "rank_weight": 1.0}}}
+    )
+    ranked = fake_mem.search("garden shed roof", user_id="u", kinds=["episode"])
+    assert len(ranked) == 2 and ranked[0].memory.occurred_at.year > 2020
+    assert ranked[1].signals["decay"] < ranked[0].signals.get("decay", 0) <= 0

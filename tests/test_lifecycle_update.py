@@ -159,3 +159,26 @@ def test_llm_judge_links_paraphrased_attributes(fake_mem):
     (quito,) = fake_mem.facts(user_id="ann")
     (link,) = fake_mem.store.links(quito.id, type="supersedes")
     assert link.reason.startswith("LLM judge: home city = lives_in")
+
+
+def test_bad_input_is_a_clear_error_and_writes_nothing(fake_mem):
+    from engramdb.errors import ConfigError, NotFoundError, ValidationError
+
+    fake_mem.add("I moved to Paris.", user_id="ann", timestamp="2024-01-05T10:00:00Z")
+    before = fake_mem.stats()
+    with pytest.raises(ValidationError, match="as_of"):
+        fake_mem.facts(user_id="ann", as_of="last tuesday-ish")
+    with pytest.raises(ValidationError, match="rules' or 'llm"):
+        fake_mem.extract(extractor="magic")
+    with pytest.raises(NotFoundError):
+        fake_mem.extract(episode_ids=["no-such-id"])
+    with pytest.raises(NotFoundError):
+        fake_mem.fact_history("no-such-id")
+    fake_mem.config = fake_mem.config.model_copy(update={"lifecycle": {"consolidate": {"topic_threshold": 3}}})
+    with pytest.raises(ConfigError, match="topic_threshold"):
+        fake_mem.consolidate()
+    fake_mem.config = fake_mem.config.model_copy(update={"extraction": "sometimes", "lifecycle": {}})
+    with pytest.raises(ConfigError, match="extraction must be"):
+        fake_mem.add("I moved to Rome.", user_id="ann")
+    after = fake_mem.stats()
+    assert (after["memories"], after["history_entries"]) == (before["memories"], before["history_entries"])

@@ -234,20 +234,21 @@ def test_purge_leaves_no_bytes_in_the_data_files(pg_server, pg_url):
     marker = "zqxjmarker" + "7" * 12
     with Memory(url=pg_url, embedder=HashingEmbedder(16)) as mem:
         recs = mem.add(f"{marker} is my bank pin", user_id="u", metadata={"m": marker})
-        recs += mem.add("keep this one", user_id="u")
+        recs += mem.add("keep this one", user_id="other")
         mem.update(recs[0].id, text=f"{marker} changed")
         mem.store.add_links([pgmod.Link(recs[0].id, recs[1].id, "related", marker)])
         with mem.store._conn() as conn:
             conn.execute("CHECKPOINT")  # make sure the marker reached the data files first
         files = _db_files(pg_server)
         assert any(marker.encode() in f.read_bytes() for f in files)
-        assert mem.store.hard_delete([recs[0].id]) == 1
-        mem.store.compact()
+        report = mem.purge(user_id="u")  # hard delete + VACUUM FULL
+        assert report.memories >= 1
         with mem.store._conn() as conn:
             conn.execute("CHECKPOINT")
         leaks = [str(f) for f in _db_files(pg_server) if marker.encode() in f.read_bytes()]
         assert leaks == []
-        assert [r.text for r in mem.list(user_id="u").items] == ["keep this one"]
+        assert mem.list(user_id="u").total == 0
+        assert [r.text for r in mem.list(user_id="other").items] == ["keep this one"]
 
 
 def _db_files(pg_server) -> list[Path]:  # noqa: ANN001

@@ -496,3 +496,14 @@ def test_async_twins(tmp_path):
             assert (await amem.tip_provenance(tip.id))["trajectories"]
 
     asyncio.run(go())
+
+
+def test_warning_without_advice_is_superseded_by_a_recovery_tip():
+    def gave_up(tid: str) -> Trajectory:
+        return _t(
+            "Order 1 x mug to Rome", [{"tool": "checkout", "args": {"address": "Rome"}, "error": PAY}], "failure", tid
+        )
+
+    res = mine([gave_up("g1"), gave_up("g2"), _recovered("r1"), _recovered("r2", "Bonn")])
+    assert [t.type for t in res.tips if t.error_signature == error_signature(PAY)] == ["recovery"]
+    assert any(t.type == "warning" and "superseded" in why for t, why in res.rejected)

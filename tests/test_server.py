@@ -99,7 +99,7 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(env):
         ("post", "/v1/memories", {"json": {"messages": "x", "user_id": 7}, "headers": h}, 422, "user_id"),
         ("post", "/v1/memories", {"json": {"messages": "x", "user": "u"}, "headers": h}, 422, "user"),
         ("post", "/v1/memories", {"json": {"messages": "x"}, "headers": h}, 422, "scope is required"),
-        ("post", "/v1/memories", {"json": {"messages": "  ", "user_id": "u"}, "headers": h}, 422, "empty text"),
+        ("post", "/v1/memories", {"json": {"messages": "  ", "user_id": "u"}, "headers": h}, 422, "visible character"),
         (
             "post",
             "/v1/memories",

@@ -372,6 +372,20 @@ def test_export_import_across_backends(m, backend, tmp_path, request):
         ]
 
 
+def test_purge_removes_a_user_and_nothing_else(m):
+    gone = m.add(["alice's secret diary entry", "alice likes tea"], user_id="alice")
+    kept = m.add("bob likes coffee", user_id="bob")
+    m.update(gone[0].id, text="alice's edited diary entry")
+    m.store.add_links([Link(gone[0].id, kept[0].id, "related")])
+    m.purge(user_id="alice")
+    everything = Filters(include_deleted=True, include_expired=True)
+    assert m.store.count(Filters(user_id="alice", include_deleted=True, include_expired=True)) == 0
+    assert all(m.store.history(r.id) == [] for r in gone) and m.store.links(kept[0].id) == []
+    assert m.store.keyword_search("diary secret", everything, 10) == []
+    assert [h.memory.id for h in m.search("coffee", user_id="bob")][:1] == [kept[0].id]
+    assert m.store.get([kept[0].id]) and m.store.stats()["vectors"] == m.store.count(everything)
+
+
 def test_stats_and_model_guard(m, backend):
     m.add("hello world", user_id="u")
     s = m.stats()

@@ -69,7 +69,8 @@ _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "augu
            "november", "december"]
 _MONTH_RE = "|".join([*(m for m in _MONTHS), *(m[:3] for m in _MONTHS if m != "may"), "sept"])
 _SEASONS = {"spring": (3, 3), "summer": (6, 3), "fall": (9, 3), "autumn": (9, 3), "winter": (12, 3)}
-_NUM_RE = r"(\d+|a couple of|a couple|couple of|a few|few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_NUM_RE = (r"(\d+|a couple of|a couple|couple of|a few|few|several|an?|one|two|three|four|five|six|seven|eight|nine|"
+           r"ten|eleven|twelve)")
 _UNIT_RE = r"(day|week|month|year|weekend)s?"
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -79,7 +80,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("mdy", re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I)),
     ("iso", re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")),
     ("my", re.compile(rf"\b({_MONTH_RE})\.?,?\s+(?:of\s+)?(\d{{4}})\b", re.I)),
-    ("rel_unit", re.compile(r"\b(last|past|previous|this|next|coming|earlier this|later this)\s+(week|weekend|month|year)\b", re.I)),
+    ("rel_unit", re.compile(
+        r"\b(last|past|previous|this|next|coming|earlier this|later this)\s+(week|weekend|month|year)\b", re.I)),
     ("rel_wd", re.compile(rf"\b(last|this|next|on|past|coming)\s+({'|'.join(_WEEKDAYS)})\b", re.I)),
     ("rel_season", re.compile(r"\b(last|this|next|past)\s+(spring|summer|fall|autumn|winter)\b", re.I)),
     ("rel_month", re.compile(rf"\b(last|this|next|in|since)\s+({'|'.join(_MONTHS)})\b(?!\s*,?\s*\d)", re.I)),
@@ -173,17 +175,14 @@ def _resolve_match(kind: str, m: re.Match[str], anchor: date, past: bool) -> tup
             return _day(d), _day(d) + timedelta(days=1), "day"
         if kind == "rel_season":
             first, length = _SEASONS[g[1]]
-            y = anchor.year
-            # the season instance containing or starting before the anchor
-            start_this = datetime(y if first != 12 or anchor.month == 12 else y - 1, first, 1, tzinfo=UTC)
+            # "this <season>" is the one of the anchor's year (a winter spanning new year counts from December)
+            y = anchor.year - 1 if first == 12 and anchor.month <= 2 else anchor.year
             if g[0] in ("last", "past"):
-                start_this = start_this.replace(year=start_this.year - 1) if start_this <= _day(anchor) else start_this
-                if start_this > _day(anchor):
-                    start_this = start_this.replace(year=start_this.year - 1)
-            elif g[0] == "next":
-                start_this = start_this.replace(year=start_this.year + 1) if start_this <= _day(anchor) else start_this
-            s = start_this
-            _, e = _month_span(s.year, s.month + length - 1)
+                y -= 1
+            elif g[0] == "next" and date(y, first, 1) <= anchor:
+                y += 1
+            s, _ = _month_span(y, first)
+            _, e = _month_span(y, first + length - 1)
             return s, e, "season"
         if kind == "rel_month":
             mon = _MONTHS.index(g[1]) + 1

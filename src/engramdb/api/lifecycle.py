@@ -64,7 +64,7 @@ class LifecycleMixin:
         if not self._llm_ready:
             from ..llm import LLMClient, LLMConfig
 
-            cfg = LLMConfig(**self.config.llm) if self.config.llm else LLMConfig.from_env()  # type: ignore[attr-defined]
+            cfg = _settings(LLMConfig, self.config.llm, "llm") if self.config.llm else LLMConfig.from_env()  # type: ignore[attr-defined]
             self._llm_client = LLMClient(cfg, on_usage=self._record_llm_usage) if cfg else None
             self._llm_ready = True
         return self._llm_client
@@ -315,7 +315,7 @@ class LifecycleMixin:
         Incremental, idempotent and safe to interrupt (see docs/lifecycle.md)."""
         from ..lifecycle.consolidate import ConsolidateConfig, Consolidator
 
-        cfg = ConsolidateConfig(**self.config.lifecycle.get("consolidate", {}))  # type: ignore[attr-defined]
+        cfg = _settings(ConsolidateConfig, self.config.lifecycle.get("consolidate", {}), "lifecycle.consolidate")  # type: ignore[attr-defined]
         if self._extraction_mode() != "off" and self.pending_extraction():
             self.extract()
         c = Consolidator(self.store, self.embedder.embed, cfg, llm=self.llm, progress=progress)  # type: ignore[attr-defined]
@@ -427,7 +427,7 @@ class LifecycleMixin:
     def _decay_policy(self):  # noqa: ANN202
         from ..lifecycle.forget import DecayPolicy
 
-        return DecayPolicy(**self.config.lifecycle.get("decay", {}))  # type: ignore[attr-defined]
+        return _settings(DecayPolicy, self.config.lifecycle.get("decay", {}), "lifecycle.decay")  # type: ignore[attr-defined]
 
     # -- search hooks ------------------------------------------------------------------------
     def _retrieval_query(self, query: str) -> str:
@@ -450,6 +450,7 @@ class LifecycleMixin:
         occurred_at (engramdb.temporal) and store them alongside, in metadata["time_refs"]."""
         from ..temporal import resolve
 
+        self._extraction_mode()  # a misconfiguration fails here, before anything is written
         out = []
         for r in records:
             spans = resolve(r.text, r.occurred_at) if r.occurred_at and r.kind == EPISODE else []
@@ -523,9 +524,10 @@ class LifecycleMixin:
                 if span is not None and _in_span(r.memory, span):
                     score += boost * spread
                     sig["time"] = boost * spread
-                if decay and applies(r.memory, policy):
-                    factor = 1 - policy.rank_weight + policy.rank_weight * decay_score(r.memory, policy, at)
-                    score = score * factor if score >= 0 else score / max(factor, 1e-6)
+                if decay and applies(r.memory, policy):  # additive, like the time lift: scores may be <= 0
+                    penalty = policy.rank_weight * (1 - decay_score(r.memory, policy, at)) * spread
+                    score -= penalty
+                    sig["decay"] = -penalty
                 rescored.append(r.model_copy(update={"score": score, "signals": sig}))
             results = sorted(rescored, key=lambda r: -r.score)
         results = _sources_first(results)
@@ -570,6 +572,19 @@ _EVENT_RE = re.compile(
     r"left (?:her|his|their|my) job)",
     re.I,
 )
+
+
+def _settings(model: type, data: Any, where: str) -> Any:
+    """A settings model from config, or ConfigError naming the bad field (never a pydantic traceback)."""
+    from pydantic import ValidationError as PydanticError
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of settings")
+    try:
+        return model(**data)
+    except PydanticError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from exc
 
 
 def _sources_first(results: list[SearchResult]) -> list[SearchResult]:

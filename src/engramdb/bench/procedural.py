@@ -399,7 +399,14 @@ def run(
                 "seconds": round(sum(p.seconds for p in pts), 2),
             }
         )
+    # reference: an agent told the traps needs search, add_to_cart, (declare_customs,) checkout
+    oracle = mean(
+        3 + t.international
+        for seed in range(seeds)
+        for t in make_tasks(n_test, random.Random(10_000 + seed), held_out=True)
+    )
     return {
+        "oracle_mean_steps": round(oracle, 3),
         "setup": {
             "seeds": seeds,
             "n_test": n_test,
@@ -431,6 +438,8 @@ def markdown(report: dict[str, Any]) -> str:
     ):
         mss = "-" if row["mean_steps_success"] is None else f"{row['mean_steps_success']:.2f}"
         lines.append(f"| {name} | {row['success_rate']:.1%} | {row['mean_steps']:.2f} | {mss} |")
+    o = report["oracle_mean_steps"]
+    lines.append(f"| reference: an agent told the traps (not run, computed) | 100.0% | {o:.2f} | {o:.2f} |")
     lines += [
         "",
         "Learning curve (memory built from N past trajectories):",

@@ -21,7 +21,9 @@ def bench_ann(
     dim: int = typer.Option(384, help="Dimensions (MiniLM: 384)."),
     queries: int = typer.Option(300, help="Single queries to time."),
     data: str = typer.Option("lowrank", help="random | clustered | lowrank (sentence-embedding-like)."),
-    libraries: str = typer.Option(",".join(("numpy", "usearch", "hnswlib", "faiss", "sqlite-vec")), help="Comma list."),
+    libraries: str = typer.Option(
+        "numpy,usearch,usearch-i8,hnswlib,faiss,sqlite-vec", help="Comma list (usearch-i8: the engine's setup)."
+    ),
     seed: int = typer.Option(7),
     out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
@@ -59,7 +61,9 @@ def bench_ann(
 def bench_locomo(
     path: str = typer.Argument(..., help="LoCoMo JSON (e.g. locomo10.json)."),
     conversations: str | None = typer.Option(None, help="Comma list of sample ids (or indexes) to run; default all."),
-    compare: bool = typer.Option(False, "--compare", help="Also run the baselines bm25, dense and rrf."),
+    compare: bool = typer.Option(False, "--compare", help="Also run the baselines bm25, dense and rrf (plain keys)."),
+    ablation: bool = typer.Option(False, "--ablation", help="Also run the default with each part removed."),
+    max_sessions: int | None = typer.Option(None, help="Only the first N sessions of each conversation (a slice)."),
     limit: int = typer.Option(20, help="Results per question."),
     out: str = typer.Option("bench_results", help="Directory for the JSON, markdown and SVG report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
@@ -72,8 +76,11 @@ def bench_locomo(
 
     if not 1 <= limit <= 1000:
         raise ValidationError("--limit must be between 1 and 1000")
+    if max_sessions is not None and max_sessions < 1:
+        raise ValidationError("--max-sessions must be at least 1")
     convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
-    report = locomo.run_locomo(path, conversations=convs, compare=compare, limit=limit, progress=not as_json)
+    report = locomo.run_locomo(path, conversations=convs, compare=compare, ablation=ablation, limit=limit,
+                               max_sessions=max_sessions, progress=not as_json)
     paths = write_report(report, out, "locomo")
     if as_json:
         emit_json(report)
@@ -197,4 +204,39 @@ def bench_procedural(
         emit_json(report)
     else:
         console.print(procedural.markdown(report), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+
+
+# -- server load: REST on loopback, SQLite and PostgreSQL (issue 6) ------------------------------
+@bench_app.command("load")
+def bench_load(
+    backends: str = typer.Option("sqlite,postgres", help="Comma list: sqlite, postgres."),
+    pg_url: str | None = typer.Option(None, help="PostgreSQL URL (default: start an embedded PostgreSQL 18)."),
+    clients: int = typer.Option(4, help="Concurrent clients."),
+    seconds: float = typer.Option(10.0, help="Duration of each phase (search, add)."),
+    seed_memories: int = typer.Option(1000, help="Memories stored before timing."),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", help="Embedding model of the server (hashing-64: no model)."),
+    workers: int = typer.Option(1, help="Server worker processes."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Requests/s and latency p50/p95/p99 of search and add, N clients against `engramdb serve` on 127.0.0.1."""
+    from ..bench import load
+    from .output import emit_json, err_console
+
+    report = load.run(
+        backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+        pg_url=pg_url,
+        clients=clients,
+        seconds=seconds,
+        seed_memories=seed_memories,
+        embedder=embedder,
+        workers=workers,
+        progress=None if as_json else lambda msg: err_console.print(f"[dim]{msg}[/dim]"),
+    )
+    jpath, mpath = load.save(report, out)
+    if as_json:
+        emit_json(report)
+    else:
+        sys.stdout.write(load.markdown(report))
         err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")

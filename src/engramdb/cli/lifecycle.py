@@ -178,4 +178,3 @@ def register(app: typer.Typer) -> None:
                 f"purged {rep.memories} memories ({rep.derived_elsewhere} derived in other scopes); "
                 f"database {rep.bytes_before} -> {rep.bytes_after} bytes"
             )
-

@@ -154,6 +154,8 @@ def search(
     where: Annotated[
         str | None, typer.Option(help='Metadata equality filter as JSON, e.g. \'{"topic": "work"}\'')
     ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="What was true then (ISO-8601).")] = None,
+    order: Annotated[str, typer.Option(help="relevance, time or -time.")] = "relevance",
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -171,6 +173,8 @@ def search(
             since=since,
             until=until,
             filters=filters,
+            as_of=as_of,
+            order=order,
         )
     if as_json:
         emit_json(results)
@@ -185,13 +189,14 @@ def context_cmd(
     agent: AgentOpt = None,
     session: SessionOpt = None,
     max_tokens: Annotated[int, typer.Option(help="Token budget.")] = 1000,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="What was true then (ISO-8601).")] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a prompt-ready context block for a query."""
     with open_memory(db, url) as mem:
-        block = mem.context(query, user_id=user, agent_id=agent, session_id=session, max_tokens=max_tokens)
+        block = mem.context(query, user_id=user, agent_id=agent, session_id=session, max_tokens=max_tokens, as_of=as_of)
     if as_json:
         emit_json(block)
     else:

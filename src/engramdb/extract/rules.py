@@ -7,8 +7,9 @@ fact to inventing one. Questions, conditionals ("if I moved...") and wishes
 ("I'd love to live in...") are skipped. Measured precision/recall on a
 hand-labelled set is in docs/lifecycle.md (tests/test_extract_rules.py prints it).
 
-A lightweight NLP library (spaCy) was considered: it needs a downloaded model
-package, which this offline environment does not have, so these are plain rules.
+No NLP library: spaCy was considered but not measured. Its English models are not
+on PyPI from the spaCy authors (only third-party re-uploads), and it would add
+~100 MB of dependencies to a core that needs none, so these are plain rules.
 """
 
 from __future__ import annotations
@@ -189,7 +190,9 @@ def _clean(value: str, kind: str) -> str | None:
         if v.lower().startswith("to "):
             v = v[3:]
         # "running along the river in the mornings" -> "running": the thing liked, not where or when
-        v = re.sub(r"\s+(?:in|at|on|during|along|around|near|by|through|across|from|into|every|outside|inside)\s+.*$", "", v)
+        v = re.sub(
+            r"\s+(?:in|at|on|during|along|around|near|by|through|across|from|into|every|outside|inside)\s+.*$", "", v
+        )
     elif kind == "org" and v.split()[0].lower() in ("it", "there", "that", "this", "them", "home"):
         return None
     if len(v.split()) > 6:

@@ -23,12 +23,16 @@ import numpy as np
 from ..errors import ConfigError
 
 CONNECTIVITY = 16  # M: graph degree
-EXPANSION_ADD = 128  # ef_construction
+EXPANSION_ADD = 64  # ef_construction
 EXPANSION_SEARCH = 128  # ef at query time (raised to the number of hits asked for)
+# The graph stores 8-bit vectors: it only navigates. Candidates are rescored exactly from the float32 matrix
+# the VectorIndex keeps anyway, so scores are exact cosines. Measured (docs/ann.md): builds 3-4x faster than
+# float32 with ef_construction 128, a 4x smaller file, and recall@10 after rescoring within 0.01 of float32.
+DTYPE = "i8"
 
 
 class UsearchANN:
-    """Inner-product HNSW over unit vectors (so score = cosine), keyed by the store's integer keys."""
+    """Inner-product HNSW over unit vectors, 8-bit quantised, keyed by the store's integer keys."""
 
     def __init__(self, dim: int, *, connectivity: int = CONNECTIVITY, expansion_add: int = EXPANSION_ADD) -> None:
         try:
@@ -39,7 +43,7 @@ class UsearchANN:
         self._index = Index(
             ndim=dim,
             metric="ip",
-            dtype="f32",
+            dtype=DTYPE,
             connectivity=connectivity,
             expansion_add=expansion_add,
             expansion_search=EXPANSION_SEARCH,
@@ -64,18 +68,18 @@ class UsearchANN:
         """Stored vectors for keys that are all present (used to check a loaded file against the store)."""
         if not len(keys):
             return np.zeros((0, self.dim), dtype=np.float32)
-        got = self._index.get(np.asarray(keys, dtype=np.uint64))
+        got = self._index.get(np.asarray(keys, dtype=np.uint64), dtype="f32")
         return np.asarray(got, dtype=np.float32).reshape(len(keys), self.dim)
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Keys of about the k nearest, best first by the quantised distance (callers rescore exactly)."""
         k = min(k, len(self._index))
         if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64)
         # The beam must be at least as wide as the answer, or recall collapses for large k.
         self._index.expansion_search = max(EXPANSION_SEARCH, k)
         matches = self._index.search(np.asarray(query, dtype=np.float32), k, threads=1)
-        # usearch 'ip' distance is 1 - dot
-        return matches.keys.astype(np.int64), (1.0 - matches.distances).astype(np.float32)
+        return matches.keys.astype(np.int64)
 
     def save(self, path: str, meta: dict[str, Any]) -> None:
         tmp = f"{path}.{os.getpid()}.tmp"

@@ -143,18 +143,18 @@ class VectorIndex:
             return []
         scores = dot_rows(self._mat, query, pos)
         top = _top_k(scores, k)
-        return [(int(self._keys[pos[i]]), float(scores[i])) for i in top]
+        return list(zip(self._keys[pos[top]].tolist(), scores[top].tolist(), strict=True))
 
     def _search_exact_post(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]]:
         """Exact scores over every vector, then the filter on the best ones, widening until k pass."""
         self.last_path = "exact-post"
         scores = dot_rows(self._mat, query)
-        fetch = max(4 * k, 64)
+        fetch = max(k + k // 2, 32)  # most rows pass a non-narrowing filter: a small margin, widened if not
         while True:
             top = _top_k(scores, fetch)
-            keys = self._keys[top]
+            keys = self._keys[top].tolist()
             allowed = set(self.store.filter_keys(keys, filters).tolist())
-            hits = [(int(key), float(scores[i])) for key, i in zip(keys, top, strict=True) if int(key) in allowed]
+            hits = [(key, s) for key, s in zip(keys, scores[top].tolist(), strict=True) if key in allowed]
             if len(hits) >= k or fetch >= len(scores):
                 return hits[:k]
             fetch *= 4
@@ -170,16 +170,22 @@ class VectorIndex:
         with self._lock:
             self.refresh()
             scores = dot_rows(self._mat, np.asarray(query, dtype=np.float32))
-            return [(int(self._keys[i]), float(scores[i])) for i in _top_k(scores, k)]
+            top = _top_k(scores, k)
+            return list(zip(self._keys[top].tolist(), scores[top].tolist(), strict=True))
 
     def _search_ann(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]]:
         self.last_path = "ann"
         ann = self._ensure_ann()
-        fetch = max(k * 4, 40)
+        fetch = max(k + k // 2, 40)
         while True:
-            keys, scores = ann.search(query, fetch)
+            found = ann.search(query, fetch)
+            # Rescore exactly from the float32 matrix: the graph's 8-bit distances only pick candidates.
+            pos = self._match(found)
+            scores = dot_rows(self._mat, query, pos)
+            order = np.argsort(-scores, kind="stable")
+            keys, scores = self._keys[pos[order]].tolist(), scores[order].tolist()
             allowed = set(self.store.filter_keys(keys, filters).tolist())
-            hits = [(int(key), float(s)) for key, s in zip(keys, scores, strict=True) if int(key) in allowed]
+            hits = [(key, s) for key, s in zip(keys, scores, strict=True) if key in allowed]
             if len(hits) >= k or fetch >= len(ann):
                 return hits[:k]
             fetch *= 4  # a selective filter: widen the beam rather than return too few
@@ -234,7 +240,9 @@ class VectorIndex:
         for i in range(0, len(common), 50_000):
             part = common[i : i + 50_000]
             mine = self._mat[np.searchsorted(self._keys, part)]
-            changed = np.concatenate([changed, part[np.any(ann.vectors(part) != mine, axis=1)]])
+            # The graph holds 8-bit copies (step 1/127): a changed vector differs by far more than that.
+            moved = np.max(np.abs(ann.vectors(part) - mine), axis=1) > 0.02
+            changed = np.concatenate([changed, part[moved]])
         missing = np.setdiff1d(covered, have)
         fix = np.concatenate([changed, missing])
         ann.remove(np.concatenate([gone, changed]))

@@ -25,10 +25,14 @@ from ..model import MemoryRecord
 from .enrich import date_labels, previous_turns, speaker_line
 
 
-def index_text(rec: MemoryRecord, prev: MemoryRecord | None = None, *, dates: bool = True) -> str:
-    """The text put in the keyword index."""
+def index_text(
+    rec: MemoryRecord, prev: MemoryRecord | None = None, *, dates: bool = True, weighted: bool = True
+) -> str:
+    """The text put in the keyword index. `weighted=False` (all enrichment off) gives the plain turn."""
     line = speaker_line(rec)
     labels = date_labels(rec) if dates else ""
+    if not weighted:
+        return f"{line} ({labels})" if labels else line
     parts = [line, f"{line} ({labels})" if labels else line]
     if prev is not None:
         parts.append(speaker_line(prev))
@@ -69,4 +73,5 @@ def compute_keys(
         v = vecs[i] + mat[j]
         n = float(np.linalg.norm(v))
         vecs[i] = v / n if n > 0 else vecs[i]
-    return [index_text(r, p, dates=dates) for r, p in zip(records, prevs, strict=True)], vecs
+    weighted = context or dates
+    return [index_text(r, p, dates=dates, weighted=weighted) for r, p in zip(records, prevs, strict=True)], vecs

@@ -96,25 +96,28 @@ class Consolidator:
         rep = ConsolidateReport()
         rep.expired = expire(self.store)
         watermark = int(self.store.get_meta(WATERMARK) or 0)
-        all_keys = np.sort(self.store.candidate_keys(Filters(kinds=[EPISODE])))
+        all_keys = np.sort(self.store.candidate_keys(Filters()))
         dirty_keys = all_keys[all_keys > watermark]
-        rep.dirty_episodes = len(dirty_keys)
         if len(dirty_keys) == 0:
             return rep
-        dirty = self._records_for_keys(dirty_keys)
-        sessions = sorted({_session_key(r) for r in dirty if r.session_id})
-        scopes = sorted({_scope_key(r) for r in dirty})
+        changed = self._records_for_keys(dirty_keys)  # new turns, and new derived memories (facts...)
+        dirty = [r for r in changed if r.kind == EPISODE]
+        rep.dirty_episodes = len(dirty)
+        sessions = sorted({_session_key(r) for r in dirty if r.session_id}, key=_sort_key)
+        scopes = sorted({_scope_key(r) for r in changed}, key=_sort_key)
         for i, skey in enumerate(sessions, 1):
             self._tick("sessions", i, len(sessions))
             self._session_summary(skey, rep)
         for i, scope in enumerate(scopes, 1):
             self._tick("topics", i, len(scopes))
-            self._topics(scope, rep)
+            if dirty:
+                self._topics(scope, rep)
             self._merge_duplicates(scope, rep)
         self._related_links(dirty, rep)
         if not rep.failures:  # a failed unit keeps its episodes dirty, so the next run retries it
+            top = self.store.candidate_keys(Filters(include_deleted=True, include_expired=True))
             with self.store.transaction():
-                self.store.set_meta(WATERMARK, str(int(dirty_keys[-1])))
+                self.store.set_meta(WATERMARK, str(int(top.max()) if len(top) else 0))
         return rep
 
     def _tick(self, what: str, done: int, total: int) -> None:
@@ -315,17 +318,18 @@ class Consolidator:
         derived = [d for d in derived if (d.user_id, d.agent_id) == scope]
         if len(derived) > 1:
             vecs = self._vectors(derived)
-            sims = vecs @ vecs.T
             gone: set[str] = set()
-            for i in range(len(derived)):
-                if derived[i].id in gone:
-                    continue
-                for j in range(i + 1, len(derived)):
-                    if derived[j].id in gone or sims[i, j] < self.config.merge_threshold:
+            thr = self.config.merge_threshold
+            for start in range(0, len(derived), 512):  # blocks: never an n x n matrix in memory
+                block = vecs[start : start + 512] @ vecs.T
+                for bi, j in zip(*np.nonzero(block >= thr), strict=True):
+                    i = start + int(bi)
+                    j = int(j)
+                    if j <= i or derived[i].id in gone or derived[j].id in gone:
                         continue
                     if derived[i].metadata.get("subject_key") != derived[j].metadata.get("subject_key"):
                         continue
-                    pairs.append((derived[i], derived[j], f"cosine {sims[i, j]:.3f}"))
+                    pairs.append((derived[i], derived[j], f"cosine {block[bi, j]:.3f}"))
                     gone.add(derived[j].id)
         for keep, dup, why in pairs:
             with self.store.transaction():
@@ -355,14 +359,15 @@ class Consolidator:
                 continue
             pvecs = self._vectors(pool)
             nvecs = self._vectors(news)
-            sims = nvecs @ pvecs.T
             links: list[Link] = []
             for i, new in enumerate(news):
-                order = np.argsort(-sims[i])
+                sims = pvecs @ nvecs[i]  # one row at a time: memory stays O(pool)
+                cand = np.nonzero(sims >= self.config.link_threshold)[0]
+                order = cand[np.argsort(-sims[cand])]
                 got = 0
                 for j in order:
                     other = pool[int(j)]
-                    s = float(sims[i, int(j)])
+                    s = float(sims[int(j)])
                     if s < self.config.link_threshold or got >= k:
                         break
                     if other.id == new.id or (other.session_id and other.session_id == new.session_id):
@@ -385,6 +390,10 @@ def _session_key(r: MemoryRecord) -> tuple[str | None, str | None, str | None]:
 
 def _scope_key(r: MemoryRecord) -> tuple[str | None, str | None]:
     return (r.user_id, r.agent_id)
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple(x or "" for x in key)
 
 
 def _clip(text: str, n: int) -> str:

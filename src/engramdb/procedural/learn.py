@@ -46,7 +46,7 @@ MAX_SOURCES = 50  # provenance kept per tip (steps and trajectories); the suppor
 def readable_error(error: str | None, n: int = 120) -> str:
     """The error's first line with numbers masked, for tip texts (instance values do not generalise)."""
     line = (error or "").strip().splitlines()[0] if (error or "").strip() else ""
-    line = _NUM.sub("N", line)
+    line = _NUM.sub("N", _QUOTED.sub("'…'", line))
     return line if len(line) <= n else line[: n - 1] + "…"
 
 
@@ -410,9 +410,20 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
     _mine_optimization(trajs, cands, exempt={f for f in fixers if f})
     waste = {c.tip.skip[0] for c in cands.values() if c.tip.type == "optimization" and len(c.trajs) >= min_support}
     _mine_strategy(trajs, cands, drop=waste)
+    # a warning that names no argument to avoid adds nothing when a recovery tip says how to fix that error
+    fixed = {
+        (c.tip.tool, c.tip.error_signature)
+        for c in cands.values()
+        if c.tip.type == "recovery" and len(c.trajs) >= min_support
+    }
+    superseded = {
+        k
+        for k, c in cands.items()
+        if c.tip.type == "warning" and not c.tip.avoid_args and (c.tip.tool, c.tip.error_signature) in fixed
+    }
     by_key = {t.id: t for t in trajs if t.id}
     tips, rejected = [], []
-    for c in cands.values():
+    for key, c in cands.items():
         tip = c.tip
         tip.support = len(c.trajs)
         tip.source_trajectories = c.trajs[:MAX_SOURCES]
@@ -429,7 +440,7 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
                 t.task
                 for t in trajs
                 if t.id not in inside
-                and any(s.tool == tip.tool for s in t.steps)
+                and any(s.tool == tip.tool and not s.failed for s in t.steps)
                 and not any(
                     s.tool == tip.tool and error_signature(s.error) == tip.error_signature for s in t.steps if s.failed
                 )
@@ -440,6 +451,9 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
             tip.task_examples = (fits + [t for t in c.tasks if t not in fits])[:3]
         tip.evidence = _evidence(c)
         tip.text = render(tip, c.extra)
+        if key in superseded:
+            rejected.append((tip, "superseded by a recovery tip for the same error"))
+            continue
         ok, reason = validator.admit(tip, contra=c.contra, trajectories=[by_key[i] for i in c.trajs if i in by_key])
         if ok:
             tips.append(tip)

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -43,6 +44,9 @@ from ..retrieve.context import ContextBlock
 from .auth import Principal, RateLimited, require
 from .keys import AuthError, ForbiddenError, KeyStore
 from .models import (
+    KIND_RE,
+    META_KEY_RE,
+    TEXT_RE,
     AddRequest,
     AddResponse,
     ContextRequest,
@@ -149,8 +153,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(400, "malformed_json", "request body is not valid JSON", request)
         details = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
-            for e in errors
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": _message(e), "type": str(e.get("type"))} for e in errors
         ]
         return _error(422, "validation_error", _summary(details), request, details=details)
 
@@ -423,6 +426,23 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "union"}
+_PATTERN_HELP = {
+    TEXT_RE: "must contain a visible character and no NUL character",
+    KIND_RE: "must be a lowercase identifier such as episode, fact, profile, summary, procedure",
+    META_KEY_RE: "keys must be simple identifiers (letters, digits, _ . -)",
+}
+
+
+def _message(err: Any) -> str:
+    """pydantic's message, with our regular expressions explained in words."""
+    if err.get("type") == "timezone_aware":
+        return "has no time zone; add one (e.g. Z or +00:00) so it is not misread"
+    if err.get("type") == "string_pattern_mismatch":
+        return _PATTERN_HELP.get((err.get("ctx") or {}).get("pattern"), str(err.get("msg")))
+    return str(err.get("msg"))
+
+
 def _summary(details: list[dict[str, Any]]) -> str:
     """One readable line: 'body.limit: Input should be ...'. Union-member tags (str, Turn, list[...]) are dropped,
     and the alternatives of a union are joined with 'or'."""
@@ -430,11 +450,15 @@ def _summary(details: list[dict[str, Any]]) -> str:
         return "invalid request"
 
     def where(loc: list[str]) -> str:
-        parts = [p for p in loc if not (p in ("str", "int", "float", "bool") or "[" in p or p[:1].isupper())]
+        # keep field names and list indexes; drop pydantic's union-member tags (str, Turn, constrained-str...)
+        parts = [p for p in loc if re.fullmatch(r"[a-z_][a-z0-9_]*|\d+", p) and p not in _TYPE_TAGS]
         return ".".join(parts[1:] if len(parts) > 1 else parts)
 
     first = where(details[0]["loc"])
-    msgs = list(dict.fromkeys(d["msg"] for d in details if where(d["loc"]) == first))
+    same = [d for d in details if where(d["loc"]) == first]
+    # In a union, the branches whose *type* did not match are noise when one branch of the right type failed.
+    relevant = [d for d in same if not d["type"].endswith("_type")] or same
+    msgs = list(dict.fromkeys(d["msg"] for d in relevant))
     return f"{first}: {' or '.join(msgs)}" if first else msgs[0]
 
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -29,11 +29,13 @@ from ..retrieve.context import ContextBlock
 
 # The spec says what the engine accepts, so a client (or a fuzzer) that follows it is never refused:
 # text has a non-blank character and no NUL, ids are short, kinds are identifiers, times carry a zone.
-_TEXT_RE = r"^[^\x00]*[^\s\x00][^\x00]*$"
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=_TEXT_RE)]
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_TEXT_RE)]
-Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-MetaKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
+TEXT_RE = r"^[^\x00]*[^\s\x00][^\x00]*$"
+KIND_RE = r"^[a-z][a-z0-9_]{0,31}$"
+META_KEY_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_RE)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=TEXT_RE)]
+Kind = Annotated[str, StringConstraints(pattern=KIND_RE)]
+MetaKey = Annotated[str, StringConstraints(pattern=META_KEY_RE)]
 
 
 def _utc(dt: datetime) -> datetime:
@@ -54,6 +56,29 @@ def _iso_only(value: Any) -> Any:
 
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 When = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_utc)]
+
+
+def _json_int(value: Any) -> Any:
+    # JSON Schema's "integer": 5 and 5.0 are integers; "5" and true are not (pydantic's lax mode takes both).
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected an integer")
+        return int(value)
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a number")
+    return value
+
+
+Importance = Annotated[
+    float, Field(ge=0, le=1, description="0 (trivial) to 1 (critical)"), BeforeValidator(_json_number)
+]
+Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_json_int)]
 # Metadata filters: top-level keys, matched by equality on scalar values.
 MetaFilter = Annotated[
     dict[MetaKey, str | int | float | bool | None],
@@ -118,13 +143,13 @@ class AddRequest(Scope):
     metadata: dict[str, Any] | SkipJsonSchema[None] = None
     kind: Kind = Field("episode", description="episode, fact, profile, summary, procedure, or your own identifier.")
     source_ref: Ident | SkipJsonSchema[None] = None
-    importance: float | SkipJsonSchema[None] = Field(None, ge=0, le=1)
+    importance: Importance | SkipJsonSchema[None] = None
     expires_at: When | SkipJsonSchema[None] = None
 
 
 class SearchRequest(Scope):
     query: Text = Field(..., description="What to look for (natural language).")
-    limit: int = Field(10, ge=1, le=1000)
+    limit: Limit = 10
     filters: MetaFilter | SkipJsonSchema[None] = Field(None, description="Metadata equality, e.g. {'topic': 'work'}.")
     kinds: Annotated[list[Kind], Field(max_length=20)] | SkipJsonSchema[None] = None
     since: When | SkipJsonSchema[None] = Field(None, description="occurred_at >= since")
@@ -133,8 +158,8 @@ class SearchRequest(Scope):
 
 class ContextRequest(Scope):
     query: Text
-    max_tokens: int = Field(1000, ge=16, le=100_000)
-    limit: int = Field(50, ge=1, le=1000)
+    max_tokens: Annotated[int, Field(ge=16, le=100_000), BeforeValidator(_json_int)] = 1000
+    limit: Limit = 50
     filters: MetaFilter | SkipJsonSchema[None] = None
     since: When | SkipJsonSchema[None] = None
     until: When | SkipJsonSchema[None] = None
@@ -145,7 +170,7 @@ class UpdateRequest(_Req):
 
     text: Text | SkipJsonSchema[None] = None
     metadata: dict[str, Any] | SkipJsonSchema[None] = None
-    importance: float | SkipJsonSchema[None] = Field(None, ge=0, le=1)
+    importance: Importance | SkipJsonSchema[None] = None
     expires_at: When | SkipJsonSchema[None] = None
     occurred_at: When | SkipJsonSchema[None] = None
     valid_to: When | SkipJsonSchema[None] = None

@@ -54,6 +54,7 @@ STATS_EXACT_ROWS = 50_000  # below this, recompute them on every data change (ex
 BM25_K1, BM25_B = 1.2, 0.75
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)  # what FTS5 unicode61 counts as a token
+_EXT_SQL = "SELECT extnamespace::regnamespace::text, extversion FROM pg_extension WHERE extname = 'vector'"
 _OUR_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout", "prepare")
 _ORDERS = {
     "occurred_at": "m.occurred_at ASC NULLS FIRST, m.key",  # NULLS FIRST/LAST: SQLite's order
@@ -325,20 +326,20 @@ class PostgresStore(Store):
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext('engramdb:extension'))")
-                    row = conn.execute(
-                        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'"
-                    ).fetchone()
+                    row = conn.execute(_EXT_SQL).fetchone()
                     if row is None:
                         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                        row = conn.execute(
-                            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'"
-                        ).fetchone()
+                        row = conn.execute(_EXT_SQL).fetchone()
             except psycopg.Error as exc:
                 raise StoreError(
                     "the pgvector extension is missing and could not be created "
                     f"({_first_line(exc)}); as an admin run: CREATE EXTENSION vector;"
                 ) from exc
             ext_schema = str(row[0]).strip('"')
+            try:
+                self.pgvector_version = tuple(int(x) for x in str(row[1]).split(".")[:2])
+            except ValueError:
+                self.pgvector_version = (0, 0)
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"engramdb:migrate:{self.schema}",))
@@ -400,10 +401,13 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise StoreError(f"database error: {_first_line(exc)}") from exc
             # After commit, so a reader never caches old data under a new version.
-            if local.dirty:
-                self._ex(conn, "SELECT nextval('data_version_seq')")
-            if local.vectors_dirty:
-                self._ex(conn, "SELECT nextval('vector_epoch_seq')")
+            try:
+                if local.dirty:
+                    self._ex(conn, "SELECT nextval('data_version_seq')")
+                if local.vectors_dirty:
+                    self._ex(conn, "SELECT nextval('vector_epoch_seq')")
+            except psycopg.Error as exc:
+                raise StoreError(f"committed, but the change counter was not advanced: {_first_line(exc)}") from exc
             for dim in sorted(getattr(local, "new_dims", ())):
                 try:
                     self._maybe_build_index(conn, dim)
@@ -423,13 +427,13 @@ class PostgresStore(Store):
                 with cur:
                     cur.execute(self._sql(sql), params, binary=binary)
                     return cur.fetchall() if cur.description else []
-            except psycopg.errors.DataError as exc:
-                raise ValidationError(f"rejected by the database: {_first_line(exc)}") from exc
             except psycopg.Error as exc:
-                if isinstance(exc, psycopg.OperationalError) and getattr(self._local, "conn", None) is None:
-                    raise StoreError(f"database unreachable: {_first_line(exc)}") from exc
                 if getattr(self._local, "conn", None) is not None:
-                    raise  # let transaction() map it after rolling back
+                    raise  # transaction() rolls back, then maps it
+                if isinstance(exc, psycopg.errors.DataError):
+                    raise ValidationError(f"rejected by the database: {_first_line(exc)}") from exc
+                if isinstance(exc, psycopg.OperationalError):
+                    raise StoreError(f"database unreachable: {_first_line(exc)}") from exc
                 raise StoreError(f"database error: {_first_line(exc)}") from exc
 
     def _x(self, conn: psycopg.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -522,7 +526,7 @@ class PostgresStore(Store):
         """Build the HNSW index for `dim`-d vectors once there are more than HNSW_MIN_ROWS of them.
 
         Below that every search is exact anyway, and one bulk build is far cheaper than growing the graph
-        row by row. The build is CONCURRENTLY (writers go on) and one process at a time (advisory lock).
+        row by row. The build is CONCURRENTLY, so writers go on meanwhile.
         The index is partial and on an expression, `(embedding::vector(dim))`, so several dimensions can
         coexist during a model change. Returns True when the index exists afterwards."""
         name = f"vectors_hnsw_{dim}"
@@ -800,11 +804,14 @@ class PostgresStore(Store):
                 f" WHERE vector_dims(v.embedding) = {dim}{where} ORDER BY {expr} <=> %b LIMIT %s"
             )
             try:
-                with conn.transaction():
-                    if not exact:
-                        self._ex(conn, f"SET LOCAL hnsw.ef_search = {min(max(k, 40), 1000)}")
-                        self._ex(conn, "SET LOCAL hnsw.iterative_scan = relaxed_order")
+                if exact:
                     rows = self._ex(conn, sql, [q, *params, q, k]).fetchall()
+                else:
+                    with conn.transaction():  # SET LOCAL: the settings die with the transaction (pooler-safe)
+                        self._ex(conn, f"SET LOCAL hnsw.ef_search = {min(max(k, 40), 1000)}")
+                        if self.pgvector_version >= (0, 8):  # older: ef_search alone bounds what a filter leaves
+                            self._ex(conn, "SET LOCAL hnsw.iterative_scan = relaxed_order")
+                        rows = self._ex(conn, sql, [q, *params, q, k]).fetchall()
             except psycopg.Error as exc:
                 raise StoreError(f"vector search failed: {_first_line(exc)}") from exc
         hits = [(int(r[0]), float(r[1])) for r in rows]
