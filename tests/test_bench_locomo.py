@@ -35,6 +35,18 @@ def test_to_dia_ids_maps_derived_memories_through_sources():
     assert locomo.to_dia_ids([fact, ep], {"m1": "D1:1", "m2": "D2:5"}) == ["D2:5", "D1:1"]
 
 
+def test_summary_with_many_sources_fills_k_turns_not_one_slot():
+    """A derived memory at rank 1 expands into its sources BEFORE the cut at k: top-k is always k turns,
+    so a summary of many turns cannot inflate recall@k."""
+    ids = {f"m{i}": f"D1:{i}" for i in range(1, 9)}
+    summary = SimpleNamespace(memory=SimpleNamespace(id="s1", kind="summary", source_ref=None,
+                                                     source_ids=[f"m{i}" for i in range(1, 9)]))
+    ranked = locomo.to_dia_ids([summary], ids)
+    assert ranked == [f"D1:{i}" for i in range(1, 9)]
+    row = locomo.score_question(ranked, ["D1:1", "D1:7"])
+    assert row["recall@1"] == 0.5 and row["recall@5"] == 0.5 and row["recall@10"] == 1.0
+
+
 def test_score_question():
     row = locomo.score_question(["D1:1", "D2:3", "D1:2"], ["D2:3", "D3:1"])
     assert row["recall@1"] == 0.0 and row["recall@5"] == 0.5 and row["hit_all@5"] == 0.0

@@ -246,12 +246,14 @@ def ablation_methods() -> list[Method]:
         Method("- speaker boost", retrieval={"speaker_boost": 0.0}),
         Method("- session lift", retrieval={"session_weight": 0.0}),
         Method("- neighbour lift", retrieval={"neighbor_weight": 0.0}),
+        Method("- two-away lift", retrieval={"neighbor2_weight": 0.0}),
+        Method("- session best turn", retrieval={"session_max_weight": 0.0}),
         Method("- time boost", retrieval={"time_boost": 0.0}),
         Method("- date keys", retrieval={"date_keys": False}),
         Method("- context keys", retrieval={"context_keys": False}),
         Method("score fusion only, plain keys",
                retrieval={**PLAIN_KEYS, "speaker_boost": 0.0, "session_weight": 0.0, "neighbor_weight": 0.0,
-                          "time_boost": 0.0}),
+                          "neighbor2_weight": 0.0, "session_max_weight": 0.0, "time_boost": 0.0}),
         Method("rrf, plain keys", mode="rrf", retrieval=dict(PLAIN_KEYS)),
     ]
 

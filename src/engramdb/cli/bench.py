@@ -25,7 +25,7 @@ def bench_ann(
         "numpy,usearch,usearch-i8,hnswlib,faiss,sqlite-vec", help="Comma list (usearch-i8: the engine's setup)."
     ),
     seed: int = typer.Option(7),
-    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    out: str = typer.Option("bench-results", help="Directory for the JSON and markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
     """Compare ANN libraries (build, latency, recall@10 vs exact, memory, save/load) on seeded vectors."""
@@ -130,7 +130,7 @@ def bench_scale(
     seed: int = typer.Option(11),
     workdir: str | None = typer.Option(None, help="Where to build the stores (default: a temp dir, removed)."),
     keep: bool = typer.Option(False, help="Keep the stores built in the temp dir."),
-    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    out: str = typer.Option("bench-results", help="Directory for the JSON and markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
     """Ingest throughput, search latency (vs exact brute force, same run), RSS and disk per memory, by size."""

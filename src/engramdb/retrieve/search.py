@@ -7,9 +7,11 @@ The default pipeline (no LLM, measured on LoCoMo in docs/retrieval.md):
 2. fusion by score: BM25 scaled by its best hit, plus `dense_weight` x the
    cosine as a z-score over the candidates (scales differ, ranks lose margins);
 3. context: a candidate gains `neighbor_weight` x the score of the turns just
-   before and after it in the same session (an answer and its question);
+   before and after it in the same session (an answer and its question), and
+   `neighbor2_weight` x those of the turns two places away;
 4. session: each candidate gains `session_weight` x the mean of the best
-   `session_top` scores of its session (a relevant conversation lifts its turns);
+   `session_top` scores of its session plus `session_max_weight` x its best
+   score (a relevant conversation lifts its turns);
 5. who: turns spoken by someone the query names gain `speaker_boost`;
 6. when: memories dated within an absolute time the query names ("in May 2023",
    "on 13 October 2023"), or up to `time_grace_days` after it, gain `time_boost`.
@@ -27,8 +29,8 @@ import numpy as np
 
 from ..embed.base import Embedder
 from ..index.vector import VectorIndex
-from ..model import MemoryRecord, SearchResult
-from ..store.base import Filters, Store
+from ..model import SearchResult
+from ..store.base import Filters, RankMeta, Store
 from .fuse import rrf, score_fusion
 from .query import analyze
 
@@ -42,8 +44,10 @@ class RetrievalConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})  # rrf mode
     dense_weight: float = 0.6
     neighbor_weight: float = 0.3
+    neighbor2_weight: float = 0.2  # turns two away: a question, its answer and the follow-up span three turns
     session_weight: float = 0.6
     session_top: int = 3
+    session_max_weight: float = 0.2  # + the session's single best turn: one strong hit lifts its session
     speaker_boost: float = 0.1
     time_boost: float = 0.2  # memories dated inside an explicit time the query names ("in May 2023")
     time_grace_days: int = 7  # ...or within this many days after it (people report events later)
@@ -85,77 +89,79 @@ class Retriever:
         hits = self.vectors.search(qvec, filters, n)
         id_of = self.store.ids_for([k for k, _ in hits])
         dense = {id_of[k]: float(s) for k, s in hits if k in id_of}
-        key_of = {v: k for k, v in id_of.items()}
-        missing = [i for i, _ in bm if i not in dense]
+        # one light query for what ranking reads; whole records only for the results returned
+        meta = self.store.rank_meta(list(dict.fromkeys([*dense, *(i for i, _ in bm)])))
+        if not meta:
+            return []
+        missing = [i for i, _ in bm if i not in dense and i in meta]
         if missing:  # BM25-only candidates still get a cosine, so fusion sees both signals for all
-            key_of.update(self.store.keys_for(missing))
-            keys, mat = self.store.vectors_for([key_of[i] for i in missing if i in key_of])
-            id_by_key = {k: i for i, k in key_of.items()}
+            keys, mat = self.store.vectors_for([meta[i].key for i in missing])
+            id_by_key = {meta[i].key: i for i in missing}
             if len(keys):
                 for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
                     dense[id_by_key[k]] = float(s)
-        records = {r.id: r for r in self.store.get(list(dict.fromkeys([*dense, *(i for i, _ in bm)])))}
-        if not records:
-            return []
-        ids = list(records)
-        bm_score = dict(bm)
-        base, signals = score_fusion(ids, bm_score, dense, dense_weight=cfg.dense_weight)
+        ids = list(meta)
+        base, signals = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
         scores = dict(base)
-        self._lift(ids, records, key_of, base, scores, signals, query)
+        self._lift(ids, meta, base, scores, signals, query)
         order = sorted(ids, key=lambda i: -scores[i])[:limit]
-        return [SearchResult(memory=records[i], score=scores[i], signals=signals[i]) for i in order]
+        records = {r.id: r for r in self.store.get(order)}
+        return [SearchResult(memory=records[i], score=scores[i], signals=signals[i]) for i in order if i in records]
 
     def _lift(
         self,
         ids: list[str],
-        records: dict[str, MemoryRecord],
-        key_of: dict[str, int],
+        meta: dict[str, RankMeta],
         base: dict[str, float],
         scores: dict[str, float],
         signals: dict[str, dict[str, float]],
         query: str,
     ) -> None:
-        """Context, session and speaker lifts (in place), all from the fused base scores."""
+        """Context, session, speaker and time lifts (in place), all from the fused base scores."""
         cfg = self.config
 
-        def thread(r: MemoryRecord) -> tuple[str | None, str | None, str | None]:
-            return r.user_id, r.agent_id, r.session_id
+        def thread(m: RankMeta) -> tuple[str | None, str | None, str | None]:
+            return m.user_id, m.agent_id, m.session_id
 
-        if cfg.neighbor_weight:
-            # neighbours: consecutive keys (write order) in the same session
-            by_key = {key_of[i]: i for i in ids if i in key_of and records[i].session_id}
+        if cfg.neighbor_weight or cfg.neighbor2_weight:
+            # neighbours: keys one and two apart (write order) in the same conversation thread
+            by_key = {meta[i].key: i for i in ids if meta[i].session_id}
             for k, i in by_key.items():
                 lift = 0.0
-                for nk in (k - 1, k + 1):
+                for nk, w in ((k - 1, cfg.neighbor_weight), (k + 1, cfg.neighbor_weight),
+                              (k - 2, cfg.neighbor2_weight), (k + 2, cfg.neighbor2_weight)):
                     j = by_key.get(nk)
-                    if j is not None and thread(records[j]) == thread(records[i]):
-                        lift += base[j]
+                    if w and j is not None and thread(meta[j]) == thread(meta[i]):
+                        lift += w * base[j]
                 if lift:
-                    scores[i] += cfg.neighbor_weight * lift
-                    signals[i]["context"] = cfg.neighbor_weight * lift
-        if cfg.session_weight:
+                    scores[i] += lift
+                    signals[i]["context"] = lift
+        if cfg.session_weight or cfg.session_max_weight:
             groups: dict[tuple[str | None, str | None, str | None], list[float]] = {}
             for i in ids:
-                if records[i].session_id:
-                    groups.setdefault(thread(records[i]), []).append(base[i])
-            top = {g: float(np.mean(sorted(v, reverse=True)[: cfg.session_top])) for g, v in groups.items()}
+                if meta[i].session_id:
+                    groups.setdefault(thread(meta[i]), []).append(base[i])
+            top: dict[tuple[str | None, str | None, str | None], float] = {}
+            for g, v in groups.items():
+                v.sort(reverse=True)
+                top[g] = cfg.session_weight * float(np.mean(v[: cfg.session_top])) + cfg.session_max_weight * v[0]
             for i in ids:
-                if records[i].session_id:
-                    lift = cfg.session_weight * top[thread(records[i])]
+                if meta[i].session_id:
+                    lift = top[thread(meta[i])]
                     scores[i] += lift
                     signals[i]["session"] = lift
         if not (cfg.speaker_boost or cfg.time_boost):
             return
-        info = analyze(query, {r.speaker for r in records.values() if r.speaker})
+        info = analyze(query, {m.speaker for m in meta.values() if m.speaker})
         if cfg.speaker_boost:
             for i in ids:
-                if records[i].speaker in info.speakers:
+                if meta[i].speaker in info.speakers:
                     scores[i] += cfg.speaker_boost
                     signals[i]["speaker"] = cfg.speaker_boost
         if cfg.time_boost and info.time is not None:
             lo, hi = info.time.start, info.time.end + timedelta(days=cfg.time_grace_days)
             for i in ids:
-                when = records[i].occurred_at
+                when = meta[i].occurred_at
                 if when is not None and lo <= when < hi:
                     scores[i] += cfg.time_boost
                     signals[i]["time"] = cfg.time_boost

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,6 +21,17 @@ from ..errors import ValidationError
 from ..model import HistoryEntry, MemoryRecord
 
 _META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+class RankMeta(NamedTuple):
+    """The fields of a memory that search ranking reads (see Store.rank_meta)."""
+
+    key: int
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
+    speaker: str | None
+    occurred_at: datetime | None
 
 
 @dataclass
@@ -145,6 +156,17 @@ class Store(ABC):
 
     @abstractmethod
     def ids_for(self, keys: Sequence[int]) -> dict[int, str]: ...
+
+    def rank_meta(self, ids: Sequence[str]) -> dict[str, RankMeta]:
+        """What ranking needs per live memory, without building whole records (hot on every search).
+        Default: from get() and keys_for(); backends override it with one light query."""
+        recs = self.get(ids)
+        keys = self.keys_for([r.id for r in recs])
+        return {
+            r.id: RankMeta(keys[r.id], r.user_id, r.agent_id, r.session_id, r.speaker, r.occurred_at)
+            for r in recs
+            if r.id in keys
+        }
 
     # -- index support -----------------------------------------------------------
     @abstractmethod

@@ -23,7 +23,7 @@ from ..errors import StoreError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
-from .base import Filters, Link, Store
+from .base import Filters, Link, RankMeta, Store
 from .codec import (
     COLUMNS,
     blob_to_vector,
@@ -387,6 +387,17 @@ class SQLiteStore(Store):
         for chunk in _chunks([int(k) for k in keys], 500):
             rows = self._q(f"SELECT key, id FROM memories WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def rank_meta(self, ids: Sequence[str]) -> dict[str, RankMeta]:
+        out: dict[str, RankMeta] = {}
+        for chunk in _chunks(list(ids), 500):
+            rows = self._q(
+                "SELECT id, key, user_id, agent_id, session_id, speaker, occurred_at FROM memories"
+                f" WHERE id IN ({','.join('?' * len(chunk))}) AND deleted_at IS NULL",
+                chunk,
+            )
+            out.update({r[0]: RankMeta(r[1], r[2], r[3], r[4], r[5], from_store(r[6])) for r in rows})
         return out
 
     # -- index support -----------------------------------------------------------
