@@ -134,3 +134,34 @@ def test_query_analysis():
     assert named_speakers("Jonathan?", ["Jon"]) == set()
     assert analyze("in May 2023?").time is not None
     assert analyze("last year?").time is None  # relative: no clock given
+
+
+def test_rank_meta_matches_records_and_default_implementation(fake_mem):
+    from engramdb.store.base import Store
+
+    recs = _session(fake_mem)
+    fake_mem.delete(recs[3].id)
+    ids = [r.id for r in recs]
+    fast = fake_mem.store.rank_meta(ids)
+    slow = Store.rank_meta(fake_mem.store, ids)  # the backend-neutral default, from get() + keys_for()
+    assert fast == slow and set(fast) == set(ids[:3])  # deleted memories are not candidates
+    m = fast[recs[1].id]
+    assert (m.speaker, m.session_id, m.user_id) == ("Melanie", "s1", "u")
+    assert m.key == fast[recs[0].id].key + 1 and m.occurred_at == recs[1].occurred_at
+
+
+def test_two_away_lift_and_session_best_turn(fake_mem):
+    _session(fake_mem)
+    from engramdb.retrieve.search import RetrievalConfig, Retriever
+
+    q, kitten = "pottery class", "I adopted a kitten called Oscar yesterday."
+
+    base = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder,
+                     RetrievalConfig(neighbor2_weight=0.0, session_max_weight=0.0))
+    full = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder, RetrievalConfig())
+    f = fake_mem._filters("u", None, None, None, None, None, None)
+    b = {r.memory.text: r for r in base.search(q, f, 4)}
+    w = {r.memory.text: r for r in full.search(q, f, 4)}
+    # turn 3 is two away from the pottery question: neighbor2_weight adds that question's score to its lift
+    assert w[kitten].signals["context"] > b[kitten].signals.get("context", 0.0)
+    assert w[kitten].signals["session"] > b[kitten].signals["session"]  # + the session's best turn
