@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from datetime import datetime
 from typing import Any, Literal
@@ -30,9 +31,25 @@ MAX_METADATA_BYTES = 64_000
 MAX_ID_CHARS = 256
 
 
+_id_lock = threading.Lock()
+_id_last = [0, 0]  # last millisecond, sequence within it
+
+
 def new_id() -> str:
-    """A time-ordered, random id: 12 hex digits of milliseconds + 16 random hex digits."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+    """A time-ordered id: 12 hex digits of milliseconds, a 4-digit sequence, 12 random hex digits.
+
+    The sequence keeps ids made in the same millisecond (one batch of turns) in creation
+    order, so ties on `occurred_at` still sort the way the conversation went."""
+    with _id_lock:
+        ms = int(time.time() * 1000)
+        if ms <= _id_last[0]:
+            ms, seq = _id_last[0], _id_last[1] + 1
+            if seq > 0xFFFF:
+                ms, seq = ms + 1, 0
+        else:
+            seq = 0
+        _id_last[0], _id_last[1] = ms, seq
+    return f"{ms:012x}{seq:04x}{os.urandom(6).hex()}"
 
 
 def check_kind(kind: str) -> str:

@@ -67,6 +67,13 @@ def run_demo(db: str | None, *, as_json: bool = False) -> None:
             )
             if not as_json:
                 console.print(results_table(results, title=f"search: {q}"))
+        facts = mem.facts(user_id=user)
+        out["facts"] = [f.text for f in facts]
+        if not as_json:
+            console.rule("facts(user_id) — extracted by rules, current values only")
+            for f in facts:
+                since = f" (since {f.valid_from:%Y-%m-%d})" if f.valid_from else ""
+                console.print(f"  • {f.text}{since}", markup=False, highlight=False)
         block = mem.context("What should I know about Maya's life right now?", user_id=user, max_tokens=300)
         out["context"] = block.model_dump()
         if not as_json:
