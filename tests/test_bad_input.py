@@ -202,3 +202,14 @@ def test_cli_subprocess_no_traceback(tmp_path):
         after = fingerprint(m)
     assert after[0].pop("bytes_on_disk") and before[0].pop("bytes_on_disk")
     assert after == before
+
+
+def test_nul_in_metadata_is_refused_and_writes_nothing(fake_mem):
+    import pytest
+
+    from engramdb import ValidationError
+
+    before = fake_mem.stats()["memories"]
+    with pytest.raises(ValidationError, match="NUL"):
+        fake_mem.add("hello", user_id="u", metadata={"note": ["ok", {"x": "a\x00b"}]})
+    assert fake_mem.stats()["memories"] == before

@@ -616,6 +616,8 @@ def _in_span(rec: MemoryRecord, span: tuple[datetime | None, datetime | None]) -
 
 def _db_bytes(store: Any) -> int:
     path = getattr(store, "path", None)
-    if not path or path == ":memory:":
+    if path == ":memory:":
         return 0
+    if not path:  # a server backend (PostgreSQL) reports its own size
+        return int(store.stats().get("bytes_on_disk") or 0)
     return sum(os.path.getsize(p) for p in (path, path + "-wal", path + "-shm") if os.path.exists(p))

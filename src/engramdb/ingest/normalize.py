@@ -66,7 +66,20 @@ def check_metadata(metadata: object, *, where: str = "metadata") -> dict[str, An
         raise ValidationError(f"{where}: must be JSON-serialisable UTF-8: {exc}") from exc
     if len(raw.encode("utf-8")) > MAX_METADATA_BYTES:
         raise ValidationError(f"{where}: over the limit of {MAX_METADATA_BYTES:,} bytes as JSON")
+    if _has_nul(metadata):
+        # PostgreSQL's jsonb cannot hold U+0000; refuse it on every backend so stores stay portable.
+        raise ValidationError(f"{where}: contains a NUL character")
     return metadata
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def check_id(value: object, *, where: str) -> str | None:

@@ -82,7 +82,10 @@ class TenantRegistry:
         if self.url:
             import psycopg
 
-            with psycopg.connect(self.url, connect_timeout=3) as conn:
+            from ..store.postgres import parse_url
+
+            # our own URL parameters (schema, pool_*) must not reach libpq
+            with psycopg.connect(parse_url(self.url)[0], connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
         else:
             (self.data_dir / "tenants").mkdir(parents=True, exist_ok=True)
