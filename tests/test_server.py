@@ -243,7 +243,7 @@ def test_keys_are_stored_hashed_and_cli_manages_them(tmp_path):
     created = json.loads(out.output)
     assert created["key"].startswith("edb_") and created["permissions"] == ["read"]
     raw = (tmp_path / "srv" / "keys.db").read_bytes()
-    assert created["key"].encode() not in raw and created["key"].split("_")[2].encode() not in raw
+    assert created["key"].encode() not in raw and created["key"].split("_", 2)[2].encode() not in raw
     listed = json.loads(runner.invoke(app, ["keys", "list", "--data-dir", dd, "--json"]).output)
     assert [k["key_id"] for k in listed] == [created["key_id"]] and listed[0]["active"]
     assert "key" not in listed[0]
