@@ -155,3 +155,16 @@ def test_bench_scale_and_ann_run_tiny(cli):
     ann = json.loads((out / "ann_lowrank_1000.json").read_text())
     assert {row["library"] for row in ann["libraries"]} == {"numpy", "usearch-i8"}
     assert ann["libraries"][0]["runs"][0]["recall"] == 1.0
+
+
+def test_read_commands_refuse_a_missing_store_instead_of_creating_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from engramdb.cli.main import app
+
+    missing = tmp_path / "typo" / "nothere.db"
+    for args in (["stats"], ["search", "x"], ["list"], ["history", "abc"]):
+        out = CliRunner().invoke(app, [*args, "--db", str(missing)])
+        assert out.exit_code == 2, (args, out.output)
+        assert "no EngramDB store" in out.output
+    assert not missing.parent.exists()

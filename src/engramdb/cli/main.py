@@ -59,9 +59,16 @@ AgentOpt = Annotated[str | None, typer.Option("--agent", "-a", help="agent_id sc
 SessionOpt = Annotated[str | None, typer.Option("--session", "-s", help="session_id scope")]
 
 
-def open_memory(db: str | None, url: str | None = None, **kwargs: Any):  # noqa: ANN201
+def open_memory(db: str | None, url: str | None = None, *, create: bool = False, **kwargs: Any):  # noqa: ANN201
+    """Open the store. Only commands that write new memories (`create=True`) may create a SQLite file:
+    a typo in --db for `search` or `stats` must be an error, not a new empty store."""
     from ..api.memory import Memory
+    from ..config import default_path
 
+    if not create and not url and not os.environ.get("ENGRAMDB_URL"):
+        path = db or default_path()
+        if path != ":memory:" and not os.path.exists(path):
+            raise ValidationError(f"no EngramDB store at {path} (create one with `engramdb add` or `engramdb import`)")
     return Memory(db if not url else None, url=url, **kwargs)
 
 
@@ -124,7 +131,7 @@ def add(
         messages = parse_json_opt(read_input_file(file), file)
     else:
         messages = {"text": text, "speaker": speaker} if speaker else text
-    with open_memory(db, url) as mem:
+    with open_memory(db, url, create=True) as mem:
         recs = mem.add(
             messages,
             user_id=user,
@@ -328,7 +335,7 @@ def import_cmd(
     src = sys.stdin.buffer if path == "-" else path
     if path != "-" and not os.path.exists(path):
         raise ValidationError(f"no such file: {path}")
-    with open_memory(db, url) as mem:
+    with open_memory(db, url, create=True) as mem:
         report = mem.import_(src, recompute_embeddings=recompute_embeddings, skip_bad=skip_bad)
     if as_json:
         emit_json(report)

@@ -72,7 +72,7 @@ def add_cmd(
             trajs.append(parse_trajectory(item, task=task, outcome=outcome, metrics=m, format=format))
         except ValidationError as exc:
             raise ValidationError(f"{file}[{i}]: {exc}" if many else f"{file}: {exc}") from exc
-    with open_memory(db, url) as mem:
+    with open_memory(db, url, create=True) as mem:
         stored = mem.add_trajectories(trajs, user_id=user, agent_id=agent, session_id=session)
     if as_json:
         emit_json(

@@ -193,7 +193,7 @@ def mcp(
         from ..mcp.server import stdio_server
         from .main import open_memory
 
-        with open_memory(db, url, embedder=embedder) as mem:
+        with open_memory(db, url, create=True, embedder=embedder) as mem:
             # stdout is the protocol channel: nothing else may be printed there.
             stdio_server(mem, read_only=read_only, default_scope={"user_id": user}).run("stdio")
     elif transport == "http":
