@@ -179,18 +179,9 @@ def run_size(
     row: dict[str, Any] = {"n": n, "embedder": embedder.name}
     plan = sessions(n, seed)
     with Memory(db, embedder=embedder) as mem:
-        calls0 = embedder.calls
-        t0 = time.perf_counter()
-        done = 0
-        for sess in plan:
-            mem.add(sess["turns"], user_id=sess["user_id"], session_id=sess["session_id"])
-            done += len(sess["turns"])
-            if progress:
-                progress("ingest", done, n)
-        ingest_s = time.perf_counter() - t0
+        ingest_s, row["embed_calls"] = _timed_ingest(mem, plan, "ingest", n, progress)
         row["ingest_s"] = ingest_s
         row["ingest_turns_per_s"] = n / ingest_s
-        row["embed_calls"] = embedder.calls - calls0
         row["rss_after_ingest_mb"] = _rss_mb() - rss0
 
         vec = mem.vectors
@@ -241,6 +232,20 @@ def run_size(
     return row
 
 
+
+def _timed_ingest(mem: Any, plan: list[dict[str, Any]], label: str, total: int, progress: Any) -> tuple[float, int]:
+    """Add every session (one `Memory.add` each); returns (seconds, embedding calls made)."""
+    emb = mem.embedder
+    calls0 = emb.calls
+    t0 = time.perf_counter()
+    done = 0
+    for sess in plan:
+        mem.add(sess["turns"], user_id=sess["user_id"], session_id=sess["session_id"])
+        done += len(sess["turns"])
+        if progress:
+            progress(label, done, total)
+    return time.perf_counter() - t0, emb.calls - calls0
+
 def run_minilm(n_turns: int, *, workdir: str, n_queries: int, seed: int, progress: Any = None) -> dict[str, Any]:
     """MiniLM on its own: add throughput (batched per session) and single-query embedding latency."""
     from ..api.memory import Memory
@@ -250,16 +255,7 @@ def run_minilm(n_turns: int, *, workdir: str, n_queries: int, seed: int, progres
     db = os.path.join(workdir, "scale_minilm.db")
     plan = sessions(n_turns, seed)
     with Memory(db, embedder=embedder) as mem:
-        calls0 = embedder.calls
-        t0 = time.perf_counter()
-        done = 0
-        for sess in plan:
-            mem.add(sess["turns"], user_id=sess["user_id"], session_id=sess["session_id"])
-            done += len(sess["turns"])
-            if progress:
-                progress("MiniLM ingest", done, n_turns)
-        ingest_s = time.perf_counter() - t0
-        calls = embedder.calls - calls0
+        ingest_s, calls = _timed_ingest(mem, plan, "MiniLM ingest", n_turns, progress)
     qtexts = synthetic_texts(n_queries, seed + 99)
     embedder.embed_one(qtexts[0])  # warm
     t_embed, _ = _lat(embedder.embed_one, qtexts)

@@ -4,6 +4,7 @@ this module only wires them into the CLI."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -12,6 +13,18 @@ bench_app = typer.Typer(help="Benchmarks: LoCoMo, LongMemEval, scale, ANN.", no_
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+
+
+def publish(module: Any, report: dict[str, Any], out: str, as_json: bool) -> None:
+    """Save a benchmark's JSON + markdown under `out`, then print the JSON or the markdown."""
+    from .output import emit_json, err_console
+
+    jpath, mpath = module.save(report, out)
+    if as_json:
+        emit_json(report)
+    else:
+        sys.stdout.write(module.markdown(report))  # plain: a markdown table must not be wrapped to the terminal
+        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
 
 
 # -- engine benchmarks: ANN library choice and scale (issue 2) ----------------------------------
@@ -31,7 +44,7 @@ def bench_ann(
     """Compare ANN libraries (build, latency, recall@10 vs exact, memory, save/load) on seeded vectors."""
     from ..bench import ann
     from ..errors import ValidationError
-    from .output import emit_json, err_console
+    from .output import err_console
 
     libs = tuple(x.strip() for x in libraries.split(",") if x.strip())
     unknown = set(libs) - set(ann.LIBRARIES)
@@ -48,12 +61,7 @@ def bench_ann(
         libraries=libs,
         progress=None if as_json else lambda name: err_console.print(f"[dim]measuring {name}...[/dim]"),
     )
-    jpath, mpath = ann.save(report, out)
-    if as_json:
-        emit_json(report)
-    else:
-        sys.stdout.write(ann.markdown(report))  # plain: a markdown table must not be wrapped to the terminal
-        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+    publish(ann, report, out, as_json)
 
 
 # -- retrieval-quality benchmarks: LoCoMo and LongMemEval (issue 3) ----------------------------
@@ -137,7 +145,6 @@ def bench_scale(
     from ..bench import scale
     from ..errors import ValidationError
     from .main import progress_bar
-    from .output import emit_json, err_console
 
     try:
         size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
@@ -158,12 +165,7 @@ def bench_scale(
             size_list, minilm_turns=minilm_turns, n_queries=queries, seed=seed, workdir=workdir, keep=keep,
             progress=progress,
         )
-    jpath, mpath = scale.save(report, out)
-    if as_json:
-        emit_json(report)
-    else:
-        sys.stdout.write(scale.markdown(report))
-        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+    publish(scale, report, out, as_json)
 
 
 # -- procedural memory: held-out toy-shop tasks with and without tips (issue 5) ------------------
@@ -180,7 +182,6 @@ def bench_procedural(
     from ..bench import procedural
     from ..errors import ValidationError
     from .main import progress_bar
-    from .output import console, emit_json, err_console
 
     try:
         points = [int(x) for x in curve.split(",") if x.strip()]
@@ -199,12 +200,7 @@ def bench_procedural(
         task = bar.add_task("procedural", total=None)
         report = procedural.run(curve=points, seeds=seeds, n_test=test, embedder=emb,
                                 progress=lambda d, t: bar.update(task, completed=d, total=t))
-    jpath, mpath = procedural.save(report, out)
-    if as_json:
-        emit_json(report)
-    else:
-        console.print(procedural.markdown(report), markup=False, highlight=False, soft_wrap=True)
-        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+    publish(procedural, report, out, as_json)
 
 
 # -- server load: REST on loopback, SQLite and PostgreSQL (issue 6) ------------------------------
@@ -222,7 +218,7 @@ def bench_load(
 ) -> None:
     """Requests/s and latency p50/p95/p99 of search and add, N clients against `engramdb serve` on 127.0.0.1."""
     from ..bench import load
-    from .output import emit_json, err_console
+    from .output import err_console
 
     report = load.run(
         backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
@@ -234,9 +230,4 @@ def bench_load(
         workers=workers,
         progress=None if as_json else lambda msg: err_console.print(f"[dim]{msg}[/dim]"),
     )
-    jpath, mpath = load.save(report, out)
-    if as_json:
-        emit_json(report)
-    else:
-        sys.stdout.write(load.markdown(report))
-        err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
+    publish(load, report, out, as_json)
