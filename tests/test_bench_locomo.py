@@ -73,3 +73,23 @@ def test_regression_guard_real_slice(tmp_path, embedder):
     assert "| default |" in md and "adversarial" in md and Path(paths["chart"]).read_text().startswith("<svg")
     assert json.loads(Path(paths["json"]).read_text())["questions"] == rep["questions"]
     assert "recall@10" in locomo_markdown(rep)
+    # the shipped ranker was fitted on the dev conversations: the report must say its figures are in-sample
+    assert rep["in_sample"] == ["conv-26"] and "In-sample warning" in md
+
+
+@pytest.mark.skipif(not DATA.is_file(), reason="LoCoMo dev data not beside the clone (../shared/data/locomo/)")
+def test_train_ranker_cross_validates_and_exports_a_loadable_model(tmp_path, embedder):
+    pytest.importorskip("lightgbm")
+    from engramdb.bench import train_ranker
+    from engramdb.retrieve.ranker import TreeEnsemble
+
+    model, rep = train_ranker.train(DATA, conversations=["conv-26", "conv-30"], max_sessions=3, embedder=embedder,
+                                    params={"n_estimators": 30})
+    cv = rep["cross_validation"]
+    assert set(cv["by_conversation"]) == {"conv-26", "conv-30"} and rep["questions"] >= 20
+    assert 0.3 < cv["overall"]["recall@10"] <= 1.0  # out of fold, on a tiny slice: a sanity floor only
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(model))
+    ens = TreeEnsemble.load(path)
+    assert len(ens.sizes) == 30 and ens.info["conversations"] == ["conv-26", "conv-30"]
+    assert "leave-one-conversation-out" in train_ranker.markdown(rep)

@@ -68,8 +68,9 @@ def test_decay_can_down_rank_stale_memories(fake_mem):
     fake_mem.add("the garden shed needs a new roof", user_id="u", timestamp="2020-01-01T00:00:00Z")
     fake_mem.add("the garden shed needs a new roof", user_id="u", timestamp=now() - timedelta(days=1))
     fake_mem.config = fake_mem.config.model_copy(
-        update={"lifecycle": {"decay": {"enabled": True, "half_life_days": 30, "rank_weight": 1.0}}}
-    )
+        update={"lifecycle": {"decay": {"enabled": True, "half_life_days": 30, "rank_weight": 1.0}},
+                "retrieval": {"ranker": "linear"}}
+    )  # two equal copies score equal under the linear fusion (the learned ranker's rank features break the tie)
     ranked = fake_mem.search("garden shed roof", user_id="u", kinds=["episode"])
     assert len(ranked) == 2 and ranked[0].memory.occurred_at.year > 2020
     assert ranked[1].signals["decay"] < ranked[0].signals.get("decay", 0) <= 0

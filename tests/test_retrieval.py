@@ -1,4 +1,5 @@
-"""The default retrieval pipeline: write-time keys (context, dates) and query-time lifts."""
+"""Retrieval: write-time keys (context, dates) and the linear pipeline's query-time lifts (tests/test_ranker.py
+covers the learned ranker)."""
 
 from datetime import UTC, datetime
 
@@ -67,6 +68,9 @@ def test_dates_in_keys_make_relative_dates_searchable(fake_mem):
 
 def test_speaker_boost_and_signals(fake_mem):
     _session(fake_mem)
+    res = fake_mem.search("What do Melanie's kids want?", user_id="u", limit=4)
+    assert res[0].memory.speaker == "Melanie" and "learned" in res[0].signals  # the default: learned ranker
+    fake_mem.config = fake_mem.config.model_copy(update={"retrieval": {"ranker": "linear"}})
     res = fake_mem.search("What do Melanie's kids want?", user_id="u", limit=4)
     assert res[0].memory.speaker == "Melanie"
     assert res[0].signals.get("speaker") == pytest.approx(0.1)
@@ -157,8 +161,8 @@ def test_two_away_lift_and_session_best_turn(fake_mem):
     q, kitten = "pottery class", "I adopted a kitten called Oscar yesterday."
 
     base = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder,
-                     RetrievalConfig(neighbor2_weight=0.0, session_max_weight=0.0))
-    full = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder, RetrievalConfig())
+                     RetrievalConfig(ranker="linear", neighbor2_weight=0.0, session_max_weight=0.0))
+    full = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder, RetrievalConfig(ranker="linear"))
     f = fake_mem._filters("u", None, None, None, None, None, None)
     b = {r.memory.text: r for r in base.search(q, f, 4)}
     w = {r.memory.text: r for r in full.search(q, f, 4)}

@@ -235,24 +235,29 @@ PLAIN_KEYS = {"context_keys": False, "date_keys": False}
 
 
 def baseline_methods() -> list[Method]:
-    """The baselines: BM25 / dense / RRF over plain turns ('Speaker: text'), as in the issue's reference table."""
-    return [Method(b, mode=b, retrieval=dict(PLAIN_KEYS)) for b in BASELINES]
+    """The baselines: BM25 / dense / RRF over plain turns ('Speaker: text'), as in the issue's reference table,
+    and the hand-set linear fusion + lifts that the learned ranker replaced."""
+    return [Method("linear", retrieval={"ranker": "linear"}),
+            *(Method(b, mode=b, retrieval=dict(PLAIN_KEYS)) for b in BASELINES)]
 
 
 def ablation_methods() -> list[Method]:
-    """The default pipeline with one part removed at a time, then with everything removed."""
+    """The default (learned ranker), the hand-set linear pipeline, and that one with each part removed, then with
+    everything removed. (The learned ranker's own ablation refits it: `engramdb bench train-ranker --ablation`.)"""
+    lin = {"ranker": "linear"}
     return [
         Method("default"),
-        Method("- speaker boost", retrieval={"speaker_boost": 0.0}),
-        Method("- session lift", retrieval={"session_weight": 0.0}),
-        Method("- neighbour lift", retrieval={"neighbor_weight": 0.0}),
-        Method("- two-away lift", retrieval={"neighbor2_weight": 0.0}),
-        Method("- session best turn", retrieval={"session_max_weight": 0.0}),
-        Method("- time boost", retrieval={"time_boost": 0.0}),
-        Method("- date keys", retrieval={"date_keys": False}),
-        Method("- context keys", retrieval={"context_keys": False}),
+        Method("linear (hand-set lifts)", retrieval=dict(lin)),
+        Method("- speaker boost", retrieval={**lin, "speaker_boost": 0.0}),
+        Method("- session lift", retrieval={**lin, "session_weight": 0.0}),
+        Method("- neighbour lift", retrieval={**lin, "neighbor_weight": 0.0}),
+        Method("- two-away lift", retrieval={**lin, "neighbor2_weight": 0.0}),
+        Method("- session best turn", retrieval={**lin, "session_max_weight": 0.0}),
+        Method("- time boost", retrieval={**lin, "time_boost": 0.0}),
+        Method("- date keys", retrieval={**lin, "date_keys": False}),
+        Method("- context keys", retrieval={**lin, "context_keys": False}),
         Method("score fusion only, plain keys",
-               retrieval={**PLAIN_KEYS, "speaker_boost": 0.0, "session_weight": 0.0, "neighbor_weight": 0.0,
+               retrieval={**lin, **PLAIN_KEYS, "speaker_boost": 0.0, "session_weight": 0.0, "neighbor_weight": 0.0,
                           "neighbor2_weight": 0.0, "session_max_weight": 0.0, "time_boost": 0.0}),
         Method("rrf, plain keys", mode="rrf", retrieval=dict(PLAIN_KEYS)),
     ]
@@ -275,6 +280,19 @@ class MemoEmbedder(Embedder):
             for t, v in zip(need, self.inner.embed(need), strict=True):
                 self.memo[t] = v
         return np.stack([self.memo[t] for t in texts])
+
+
+def _in_sample(methods: Sequence[Method], sample_ids: Sequence[str]) -> list[str]:
+    """Conversations that a learned ranker used by some method was trained on (its figures there are in-sample)."""
+    from ..retrieve.ranker import load_ranker
+    from ..retrieve.search import RetrievalConfig
+
+    seen: set[str] = set()
+    for meth in methods:
+        cfg = RetrievalConfig(**{k: v for k, v in meth.retrieval.items() if k not in WRITE_TIME})
+        if meth.mode == "default" and cfg.ranker == "learned":
+            seen.update(load_ranker(cfg.ranker_path).info.get("conversations", []))
+    return [s for s in sample_ids if s in seen]
 
 
 def run_locomo(
@@ -350,6 +368,7 @@ def run_locomo(
             "ingest_s": next(iter(ingest_s.values())),
             "ingest_turns_per_s": n_turns / max(next(iter(ingest_s.values())), 1e-9),
             "limit": limit,
+            "in_sample": _in_sample(methods, [c.sample_id for c in convs]),
             "methods": {},
         }
         for meth in methods:

@@ -81,6 +81,9 @@ def locomo_markdown(rep: dict[str, Any], chart_name: str | None = None) -> str:
         f"{rep['sessions']} sessions; {rep['questions']} questions with evidence. "
         f"Ingest {rep['ingest_s']:.1f} s ({rep['ingest_turns_per_s']:.0f} turns/s).",
         "",
+        *([f"**In-sample warning**: the learned ranker (default) was trained on {', '.join(rep['in_sample'])}; "
+           "its figures on those conversations are optimistic. The honest estimate is the leave-one-"
+           "conversation-out figure of `engramdb bench train-ranker`.", ""] if rep.get("in_sample") else []),
         "## Overall",
         "",
         table(["method", *_LOCOMO_COLS, "p50 ms", "p95 ms"],

@@ -97,6 +97,35 @@ def bench_locomo(
         err_console.print(f"[dim]wrote {paths['json']}, {paths['markdown']} and {paths['chart']}[/dim]")
 
 
+@bench_app.command("train-ranker")
+def bench_train_ranker(
+    path: str = typer.Argument(..., help="LoCoMo-format JSON with questions and evidence."),
+    out: str = typer.Option("ranker.json", help="Where to write the model (use it with retrieval.ranker_path)."),
+    conversations: str | None = typer.Option(None, help="Comma list of sample ids (or indexes); default all."),
+    ablation: bool = typer.Option(False, "--ablation", help="Also cross-validate with each feature group removed."),
+    report_dir: str = typer.Option("bench_results", "--report-dir", help="Directory for the JSON/markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Fit the learned ranker (needs engramdb[train]); prints leave-one-conversation-out recall first."""
+    import json
+    from pathlib import Path
+
+    from ..bench import train_ranker
+    from .output import err_console
+
+    convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
+    model, report = train_ranker.train(path, conversations=convs, ablation=ablation, progress=not as_json)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(model, separators=(",", ":")) + "\n", encoding="utf-8")
+    tmp.replace(target)  # a half-written model never replaces a good one
+    report["model"] = str(target)
+    publish(train_ranker, report, report_dir, as_json)
+    if not as_json:
+        err_console.print(f"[dim]wrote the model to {target}[/dim]")
+
+
 @bench_app.command("longmemeval")
 def bench_longmemeval(
     path: str = typer.Argument(..., help="LongMemEval JSON (e.g. longmemeval_s.json)."),

@@ -16,6 +16,10 @@ The default pipeline (no LLM, measured on LoCoMo in docs/retrieval.md):
 6. when: memories dated within an absolute time the query names ("in May 2023",
    "on 13 October 2023"), or up to `time_grace_days` after it, gain `time_boost`.
 
+With `ranker="learned"` (the default) steps 3-6 are replaced by a small tree
+ensemble over the same evidence (retrieve/features.py, retrieve/ranker.py):
+it learned from LoCoMo dev how much each signal counts, and when.
+
 `mode` exists so the benchmark can run the baselines (bm25, dense, rrf) through
 the same code path as the default pipeline; users get `default`.
 """
@@ -31,10 +35,13 @@ from ..embed.base import Embedder
 from ..index.vector import VectorIndex
 from ..model import SearchResult
 from ..store.base import Filters, RankMeta, Store
+from .features import Candidates, candidate_features
 from .fuse import rrf, score_fusion
 from .query import analyze
+from .ranker import load_ranker
 
 MODES = ("default", "bm25", "dense", "rrf")
+RANKERS = ("learned", "linear")
 
 
 @dataclass
@@ -51,9 +58,17 @@ class RetrievalConfig:
     speaker_boost: float = 0.1
     time_boost: float = 0.2  # memories dated inside an explicit time the query names ("in May 2023")
     time_grace_days: int = 7  # ...or within this many days after it (people report events later)
+    # "learned": a tree ensemble over the candidates' features ranks them (retrieve/ranker.py, trained on
+    # LoCoMo dev with leave-one-conversation-out checks); "linear": the hand-set fusion + lifts above
+    ranker: str = "learned"
+    ranker_path: str | None = None  # a model from `engramdb bench train-ranker`; None: the shipped one
     # write-time keys (ingest/keys.py); changing them needs `reindex`
     context_keys: bool = True
     date_keys: bool = True
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" .!?")
 
 
 class Retriever:
@@ -81,18 +96,20 @@ class Retriever:
         records = {r.id: r for r in self.store.get([m for m, _, _ in fused])}
         return [SearchResult(memory=records[m], score=score, signals=sig) for m, score, sig in fused if m in records]
 
-    def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
+    def candidates(self, query: str, filters: Filters, limit: int) -> Candidates | None:
+        """The pool both rankers start from: top BM25 and top dense hits, each with both scores, fused."""
         cfg = self.config
         n = max(cfg.candidates, limit)
         bm = self.store.keyword_search(query, filters, n)
         qvec = self.embedder.embed_one(query)
         hits = self.vectors.search(qvec, filters, n)
         id_of = self.store.ids_for([k for k, _ in hits])
+        dense_list = [id_of[k] for k, _ in hits if k in id_of]
         dense = {id_of[k]: float(s) for k, s in hits if k in id_of}
         # one light query for what ranking reads; whole records only for the results returned
         meta = self.store.rank_meta(list(dict.fromkeys([*dense, *(i for i, _ in bm)])))
         if not meta:
-            return []
+            return None
         missing = [i for i, _ in bm if i not in dense and i in meta]
         if missing:  # BM25-only candidates still get a cosine, so fusion sees both signals for all
             keys, mat = self.store.vectors_for([meta[i].key for i in missing])
@@ -101,9 +118,38 @@ class Retriever:
                 for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
                     dense[id_by_key[k]] = float(s)
         ids = list(meta)
-        base, signals = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
-        scores = dict(base)
-        self._lift(ids, meta, base, scores, signals, query)
+        base, _ = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
+        return Candidates(
+            ids=ids, meta=meta, bm25=dict(bm), dense=dense,
+            bm25_rank={i: r for r, (i, _) in enumerate(bm)}, dense_rank={i: r for r, i in enumerate(dense_list)},
+            pool=n, fused=base,
+        )
+
+    def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
+        cfg = self.config
+        if cfg.ranker not in RANKERS:
+            raise ValueError(f"retrieval.ranker must be one of {RANKERS}")
+        pool = self.candidates(query, filters, limit)
+        if pool is None:
+            return []
+        ids, meta = pool.ids, pool.meta
+        _, signals = score_fusion(ids, pool.bm25, pool.dense, dense_weight=cfg.dense_weight)
+        if cfg.ranker == "learned":
+            model = load_ranker(cfg.ranker_path)
+            learned = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days))
+            # the score is the model's output squashed to 0..1 (same order); the raw output is a signal
+            scores = {i: float(1 / (1 + np.exp(-v))) for i, v in zip(ids, learned, strict=True)}
+            for i, v in zip(ids, learned, strict=True):
+                signals[i]["fused"] = pool.fused[i]
+                signals[i]["learned"] = float(v)
+        else:
+            scores = dict(pool.fused)
+            self._lift(ids, meta, pool.fused, scores, signals, query)
+        exact = _normal(query)
+        for i in ids:  # a memory whose text is the query itself comes first, whatever the ranker thinks
+            if _normal(meta[i].text) == exact:
+                scores[i] = max(scores.values()) + 1.0
+                signals[i]["exact"] = 1.0
         order = sorted(ids, key=lambda i: -scores[i])[:limit]
         records = {r.id: r for r in self.store.get(order)}
         return [SearchResult(memory=records[i], score=scores[i], signals=signals[i]) for i in order if i in records]

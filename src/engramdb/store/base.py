@@ -32,6 +32,7 @@ class RankMeta(NamedTuple):
     session_id: str | None
     speaker: str | None
     occurred_at: datetime | None
+    text: str = ""  # the learned ranker reads its length and form (retrieve/features.py)
 
 
 @dataclass
@@ -163,7 +164,7 @@ class Store(ABC):
         recs = self.get(ids)
         keys = self.keys_for([r.id for r in recs])
         return {
-            r.id: RankMeta(keys[r.id], r.user_id, r.agent_id, r.session_id, r.speaker, r.occurred_at)
+            r.id: RankMeta(keys[r.id], r.user_id, r.agent_id, r.session_id, r.speaker, r.occurred_at, r.text)
             for r in recs
             if r.id in keys
         }

@@ -393,11 +393,11 @@ class SQLiteStore(Store):
         out: dict[str, RankMeta] = {}
         for chunk in _chunks(list(ids), 500):
             rows = self._q(
-                "SELECT id, key, user_id, agent_id, session_id, speaker, occurred_at FROM memories"
+                "SELECT id, key, user_id, agent_id, session_id, speaker, occurred_at, text FROM memories"
                 f" WHERE id IN ({','.join('?' * len(chunk))}) AND deleted_at IS NULL",
                 chunk,
             )
-            out.update({r[0]: RankMeta(r[1], r[2], r[3], r[4], r[5], from_store(r[6])) for r in rows})
+            out.update({r[0]: RankMeta(r[1], r[2], r[3], r[4], r[5], from_store(r[6]), r[7]) for r in rows})
         return out
 
     # -- index support -----------------------------------------------------------

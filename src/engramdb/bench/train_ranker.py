@@ -1,0 +1,218 @@
+"""Train the learned ranker (retrieve/ranker.py) on LoCoMo-format conversations.
+
+    engramdb bench train-ranker locomo_dev.json --out ranker.json [--ablation]
+
+The conversations are ingested through the public API exactly as `bench locomo`
+does; each question's candidate pool and features come from the engine's own
+`Retriever.candidates` + `candidate_features`, so training and serving compute
+the same thing. Labels: a candidate is relevant when its dialogue id is in the
+question's evidence (read only after the pool is built).
+
+Honesty checks printed with the model: leave-one-conversation-out recall@10 and
+session recall@5 (each conversation ranked by a model that never saw it), per
+fold and overall; `--ablation` refits with each feature group held constant.
+Training needs LightGBM (`pip install 'engramdb[train]'`); serving does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ValidationError
+from ..retrieve.features import FEATURES, NEIGHBOURS, QUERY_WORDS, candidate_features
+from .locomo import MemoEmbedder, ingest, load_conversations, load_questions, score_question
+from .metrics import average
+
+PARAMS: dict[str, Any] = {  # small trees generalised best across held-out conversations (see docs/retrieval.md)
+    "objective": "lambdarank", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 7,
+    "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8,
+    "random_state": 0, "deterministic": True, "force_row_wise": True, "n_jobs": 1, "verbose": -1,
+}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "bm25": ("bm25_norm", "bm25_rank_log"),
+    "dense": ("dense_z", "dense_cos", "dense_rank_log"),
+    "neighbours": tuple(f"{n}_{f}" for n, _ in NEIGHBOURS for f in ("fused", "dense_z", "bm25_norm")),
+    "session": ("session_top3", "session_max", "session_count", "session_rank_log"),
+    "speaker": ("speaker_named", "query_names_speaker"),
+    "time": ("time_inside", "time_distance_log", "query_has_time"),
+    "text form (words, '?')": ("words", "is_question"),
+    "query cues": (*(f"q_starts_{w}" for w in QUERY_WORDS), "q_words", "q_hypothetical", "q_year", "q_how_many",
+                   "q_plural"),
+}
+
+
+def _lightgbm() -> Any:
+    try:
+        import lightgbm
+    except ImportError as exc:
+        raise ConfigError("training the ranker needs LightGBM: pip install 'engramdb[train]'") from exc
+    return lightgbm
+
+
+def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = None, *, embedder: Any = None,
+            limit: int = 20, max_sessions: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """One row per question with evidence: conversation, category, candidate dia ids, features, labels."""
+    from .. import Memory
+    from ..embed import make_embedder
+
+    convs = load_conversations(path, conversations, max_sessions)
+    if not convs:
+        raise ValidationError("no conversations selected")
+    emb = MemoEmbedder(embedder if embedder is not None else make_embedder())
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="engramdb-train-") as tmp:
+        mem = Memory(os.path.join(tmp, "train.db"), embedder=emb)
+        try:
+            ids: dict[str, str] = {}
+            for conv in convs:
+                ids.update(ingest(mem, conv))
+            questions = load_questions(path, [c.sample_id for c in convs])  # scoring side: read only now
+            have = set(ids.values())
+            questions = [q for q in questions if any(e in have for e in q.evidence)]  # a slice: answerable ones
+            retriever = mem._retriever()
+            fetch = mem._lifecycle_fetch(limit)
+            it: Any = questions
+            if progress:
+                from rich.progress import track
+
+                it = track(questions, description="building candidate features", transient=True)
+            for q in it:
+                f = mem._filters(q.sample_id, None, None, None, None, None, None, current_only=True)
+                query = mem._retrieval_query(q.question)
+                pool = retriever.candidates(query, f, fetch)
+                if pool is None:
+                    continue
+                dia = [ids.get(i, "") for i in pool.ids]
+                gold = set(q.evidence)
+                rows.append({"conv": q.sample_id, "category": q.category, "evidence": q.evidence, "dia": dia,
+                             "X": candidate_features(pool, query), "y": np.array([float(d in gold) for d in dia])})
+        finally:
+            mem.close()
+    return rows
+
+
+def fit(rows: Sequence[dict[str, Any]], params: dict[str, Any] | None = None, drop: Sequence[int] = ()) -> Any:
+    lgb = _lightgbm()
+    X = np.vstack([r["X"] for r in rows])
+    if drop:
+        X = X.copy()
+        X[:, list(drop)] = 0.0  # held constant: no tree can split on it
+    y = np.concatenate([r["y"] for r in rows])
+    model = lgb.LGBMRanker(**{**PARAMS, **(params or {})})
+    model.fit(X, y, group=[len(r["y"]) for r in rows])
+    return model
+
+
+def _score(rows: Sequence[dict[str, Any]], preds: Sequence[np.ndarray], limit: int) -> dict[str, Any]:
+    scored = []
+    for r, p in zip(rows, preds, strict=True):
+        ranked = [r["dia"][k] for k in np.argsort(-p, kind="stable")[:limit] if r["dia"][k]]
+        scored.append(score_question(ranked, r["evidence"]))
+    keep = ("recall@5", "recall@10", "recall@20", "session_recall@5")
+    out: dict[str, Any] = {k: v for k, v in average(scored).items() if k in keep}
+    out["n"] = len(rows)
+    return out
+
+
+def cross_validate(rows: Sequence[dict[str, Any]], *, drop: Sequence[int] = (), limit: int = 20,
+                   params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Leave one conversation out: each is ranked by a model fitted on the others."""
+    convs = list(dict.fromkeys(r["conv"] for r in rows))
+    if len(convs) < 2:
+        raise ValidationError("cross-validation needs at least two conversations")
+    preds: dict[int, np.ndarray] = {}
+    folds = {}
+    for held in convs:
+        train = [r for r in rows if r["conv"] != held]
+        model = fit(train, params, drop)
+        test = [(n, r) for n, r in enumerate(rows) if r["conv"] == held]
+        for n, r in test:
+            X = r["X"].copy()
+            if drop:
+                X[:, list(drop)] = 0.0
+            preds[n] = model.predict(X)
+        folds[held] = _score([r for _, r in test], [preds[n] for n, _ in test], limit)
+    order = range(len(rows))
+    overall = _score(rows, [preds[n] for n in order], limit)
+    by_cat: dict[str, Any] = {}
+    for c in sorted({r["category"] for r in rows}):
+        idx = [n for n in order if rows[n]["category"] == c]
+        by_cat[str(c)] = _score([rows[n] for n in idx], [preds[n] for n in idx], limit)
+    return {"overall": overall, "by_conversation": folds, "by_category": by_cat}
+
+
+def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None = None, ablation: bool = False,
+          embedder: Any = None, limit: int = 20, max_sessions: int | None = None, params: dict[str, Any] | None = None,
+          progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model JSON, report): the model fitted on every selected conversation, and its honesty checks."""
+    from ..retrieve.ranker import TreeEnsemble
+
+    lgb = _lightgbm()
+    rows = collect(path, conversations, embedder=embedder, limit=limit, max_sessions=max_sessions, progress=progress)
+    if not rows:
+        raise ValidationError("no questions with evidence in the selected conversations")
+    report: dict[str, Any] = {
+        "benchmark": "train-ranker", "file": str(path), "conversations": sorted({r["conv"] for r in rows}),
+        "questions": len(rows), "features": len(FEATURES), "params": PARAMS, "lightgbm": lgb.__version__,
+        "cross_validation": cross_validate(rows, limit=limit, params=params),
+    }
+    if ablation:
+        report["ablation"] = {}
+        for name, cols in GROUPS.items():
+            drop = [FEATURES.index(c) for c in cols]
+            report["ablation"][name] = cross_validate(rows, drop=drop, limit=limit, params=params)["overall"]
+    model = fit(rows, params)
+    info = {
+        "trained_on": os.path.basename(str(path)), "conversations": report["conversations"],
+        "questions": len(rows), "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "lightgbm": lgb.__version__, "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"},
+        "loo_cv": report["cross_validation"]["overall"],
+    }
+    ens = TreeEnsemble.from_lightgbm(model.booster_.dump_model(), list(FEATURES), info)
+    X = np.vstack([r["X"] for r in rows[:50]])
+    if not np.allclose(ens.predict(X), model.predict(X), atol=1e-6):  # the exported trees must be the model
+        raise RuntimeError("exported ranker disagrees with LightGBM; refusing to write it")
+    return ens.to_json(), report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    cv = report["cross_validation"]
+    cols = ("recall@5", "recall@10", "recall@20", "session_recall@5")
+    lines = [
+        f"# Learned ranker: leave-one-conversation-out ({report['questions']} questions, "
+        f"{len(report['conversations'])} conversations)", "",
+        "| held out | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols),
+    ]
+    for name, row in [*cv["by_conversation"].items(), ("**all**", cv["overall"])]:
+        lines.append(f"| {name} | {row['n']} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    lines += ["", "| category | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
+    from .locomo import CATEGORIES
+
+    for c, row in cv["by_category"].items():
+        lines.append(f"| {CATEGORIES.get(int(c), c)} | {row['n']} | " + " | ".join(f"{row[k]:.3f}" for k in cols)
+                     + " |")
+    if report.get("ablation"):
+        base = cv["overall"]["recall@10"]
+        lines += ["", "| features held constant | recall@10 | change | session_recall@5 |", "|---|---:|---:|---:|"]
+        for name, row in report["ablation"].items():
+            lines.append(f"| {name} | {row['recall@10']:.3f} | {row['recall@10'] - base:+.3f} | "
+                         f"{row['session_recall@5']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+
+def save(report: dict[str, Any], out_dir: str) -> tuple[str, str]:
+    os.makedirs(out_dir, exist_ok=True)
+    jpath, mpath = os.path.join(out_dir, "train_ranker.json"), os.path.join(out_dir, "train_ranker.md")
+    with open(jpath, "w") as fh:
+        json.dump(report, fh, indent=2)
+    with open(mpath, "w") as fh:
+        fh.write(markdown(report))
+    return jpath, mpath

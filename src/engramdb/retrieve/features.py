@@ -1,0 +1,122 @@
+"""Features of a search candidate, for the learned ranker (retrieve/ranker.py).
+
+One function computes them for serving and for training (bench/train_ranker.py),
+so the two cannot drift. Every feature comes from what the engine already has
+at query time: the BM25 and dense scores of the candidates, their neighbours and
+session in write order, who spoke, when, the text's length and form, and a few
+cues of the query's wording. Nothing is specific to one benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+from ..store.base import RankMeta
+from .query import analyze
+
+NEIGHBOURS = (("prev1", -1), ("next1", 1), ("prev2", -2), ("next2", 2))
+QUERY_WORDS = ("what", "when", "where", "who", "how", "why", "which", "would", "did", "does", "is", "do", "has",
+               "have", "was", "are")
+FEATURES: tuple[str, ...] = (
+    "bm25_norm", "dense_z", "dense_cos", "bm25_rank_log", "dense_rank_log", "fused",
+    *(f"{n}_{f}" for n, _ in NEIGHBOURS for f in ("fused", "dense_z", "bm25_norm")),
+    "session_top3", "session_max", "session_count", "session_rank_log",
+    "speaker_named", "query_names_speaker",
+    "time_inside", "time_distance_log", "query_has_time",
+    "words", "is_question",
+    *(f"q_starts_{w}" for w in QUERY_WORDS),
+    "q_words", "q_hypothetical", "q_year", "q_how_many", "q_plural",
+)
+_YEAR = re.compile(r"\b(19|20)\d\d\b")
+
+
+@dataclass
+class Candidates:
+    """The candidate pool of one search, before ranking."""
+
+    ids: list[str]
+    meta: dict[str, RankMeta]
+    bm25: dict[str, float]  # raw BM25 of the keyword hits
+    dense: dict[str, float]  # cosine, for every candidate
+    bm25_rank: dict[str, int]  # 0-based position in the keyword list
+    dense_rank: dict[str, int]  # 0-based position in the vector list
+    pool: int  # how many each list was asked for
+    fused: dict[str, float]  # score_fusion's base score
+
+
+def query_features(query: str) -> list[float]:
+    words = query.lower().split()
+    first = words[0] if words else ""
+    return [
+        *(float(first == w) for w in QUERY_WORDS),
+        float(len(words)),
+        float(any(w in words for w in ("likely", "would", "might"))),
+        float(bool(_YEAR.search(query))),
+        float("how many" in query.lower()),
+        float(first in ("what", "which") and any(w.endswith("s") for w in words[1:3])),
+    ]
+
+
+def _thread(m: RankMeta) -> tuple[str | None, str | None, str | None]:
+    return m.user_id, m.agent_id, m.session_id
+
+
+def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.ndarray:
+    """One row per candidate (in `c.ids` order), one column per name in FEATURES."""
+    ids, meta = c.ids, c.meta
+    n = len(ids)
+    top_bm = max((c.bm25.get(i, 0.0) for i in ids), default=0.0) or 1.0
+    bm = np.array([c.bm25.get(i, 0.0) / top_bm for i in ids])
+    cos = np.array([c.dense.get(i, 0.0) for i in ids])
+    z = (cos - cos.mean()) / (cos.std() + 1e-9) if n > 1 else np.zeros(n)
+    fused = np.array([c.fused[i] for i in ids])
+    cols: list[np.ndarray] = [
+        bm, z, cos,
+        np.log1p([c.bm25_rank.get(i, c.pool) for i in ids]),
+        np.log1p([c.dense_rank.get(i, c.pool) for i in ids]),
+        fused,
+    ]
+    # neighbours in write order within the same conversation thread (only those in the pool are known)
+    at = {meta[i].key: k for k, i in enumerate(ids) if meta[i].session_id}
+    for _, off in NEIGHBOURS:
+        nf, nz, nb = np.zeros(n), np.full(n, -3.0), np.zeros(n)
+        for k, i in enumerate(ids):
+            j = at.get(meta[i].key + off) if meta[i].session_id else None
+            if j is not None and _thread(meta[ids[j]]) == _thread(meta[i]):
+                nf[k], nz[k], nb[k] = fused[j], z[j], bm[j]
+        cols += [nf, nz, nb]
+    # session: how much of the pool its conversation holds, and how strongly
+    groups: dict[tuple, list[float]] = {}
+    for k, i in enumerate(ids):
+        if meta[i].session_id:
+            groups.setdefault(_thread(meta[i]), []).append(float(fused[k]))
+    stats = {g: (float(np.mean(sorted(v, reverse=True)[:3])), max(v), len(v)) for g, v in groups.items()}
+    rank = {g: r for r, g in enumerate(sorted(stats, key=lambda g: -stats[g][0]))}
+    for col in range(3):
+        cols.append(np.array([stats[_thread(meta[i])][col] if meta[i].session_id else 0.0 for i in ids]))
+    cols.append(np.log1p([rank[_thread(meta[i])] if meta[i].session_id else len(rank) for i in ids]))
+    info = analyze(query, {m.speaker for m in meta.values() if m.speaker})
+    cols.append(np.array([float(meta[i].speaker in info.speakers) for i in ids]))
+    cols.append(np.full(n, float(bool(info.speakers))))
+    inside, dist = np.zeros(n), np.full(n, -1.0)
+    if info.time is not None:
+        lo, hi = info.time.start, info.time.end
+        for k, i in enumerate(ids):
+            when = meta[i].occurred_at
+            if when is None:
+                continue
+            inside[k] = float(lo <= when < hi + timedelta(days=grace_days))
+            gap = (lo - when) if when < lo else (when - hi) if when >= hi else timedelta(0)
+            dist[k] = math.log1p(gap.total_seconds() / 86400)
+    cols += [inside, dist, np.full(n, float(info.time is not None))]
+    cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
+    cols.append(np.array([float("?" in meta[i].text) for i in ids]))
+    X = np.column_stack(cols) if n else np.zeros((0, len(FEATURES) - len(query_features(""))))
+    X = np.hstack([X, np.tile(query_features(query), (n, 1))])
+    assert X.shape[1] == len(FEATURES)
+    return X

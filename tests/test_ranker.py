@@ -1,0 +1,132 @@
+"""The learned ranker: tree evaluation, model files, features, and its place in search."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from engramdb import Memory
+from engramdb.config import MemoryConfig
+from engramdb.errors import ConfigError, ValidationError
+from engramdb.retrieve.features import FEATURES, Candidates, candidate_features
+from engramdb.retrieve.ranker import DEFAULT_MODEL, FORMAT, TreeEnsemble, load_ranker
+from engramdb.store.base import RankMeta
+
+# one tree: x0 <= 0.5 ? (x1 <= 2 ? 1.0 : 2.0) : 3.0 ; a second tree: a lone leaf 0.25
+TREES = [
+    {"feature": [0, 1, -1, -1, -1], "threshold": [0.5, 2.0, 0, 0, 0], "left": [1, 2, 0, 0, 0],
+     "right": [4, 3, 0, 0, 0], "value": [0, 0, 1.0, 2.0, 3.0], "depth": 2},
+    {"feature": [-1], "threshold": [0], "left": [0], "right": [0], "value": [0.25], "depth": 0},
+]
+
+
+def test_tree_walk_matches_hand_evaluation():
+    ens = TreeEnsemble(TREES, ["a", "b"])
+    X = np.array([[0.0, 1.0], [0.5, 2.0], [0.2, 5.0], [0.9, 0.0]])
+    assert ens.predict(X).tolist() == [1.25, 1.25, 2.25, 3.25]  # '<=' sends ties left
+    with pytest.raises(ValueError):
+        ens.predict(np.zeros((2, 3)))
+
+
+def test_from_lightgbm_dump_and_json_round_trip(tmp_path):
+    dump = {"tree_info": [{"tree_structure": {
+        "split_feature": 1, "threshold": 0.0, "decision_type": "<=",
+        "left_child": {"leaf_value": -1.0},
+        "right_child": {"split_feature": 0, "threshold": 3.0, "decision_type": "<=",
+                        "left_child": {"leaf_value": 0.5}, "right_child": {"leaf_value": 2.0}}}}]}
+    ens = TreeEnsemble.from_lightgbm(dump, ["a", "b"])
+    X = np.array([[9.0, -1.0], [1.0, 1.0], [4.0, 1.0]])
+    assert ens.predict(X).tolist() == [-1.0, 0.5, 2.0]
+    back = TreeEnsemble(ens.to_json()["trees"], ["a", "b"])
+    assert back.predict(X).tolist() == [-1.0, 0.5, 2.0]
+    bad = dict(dump)
+    bad["tree_info"] = [{"tree_structure": {**dump["tree_info"][0]["tree_structure"], "decision_type": "=="}}]
+    with pytest.raises(ConfigError):
+        TreeEnsemble.from_lightgbm(bad, ["a", "b"])
+
+
+def test_shipped_model_loads_and_says_what_it_was_trained_on():
+    ens = load_ranker()
+    assert ens.features == list(FEATURES) and len(ens.sizes) >= 50
+    info = ens.info
+    assert info["conversations"] and 0 < info["loo_cv"]["recall@10"] <= 1  # the honest estimate travels with it
+    out = ens.predict(np.random.default_rng(0).normal(size=(7, len(FEATURES))))
+    assert out.shape == (7,) and np.isfinite(out).all()
+
+
+def test_bad_model_files_are_refused(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text("{not json")
+    with pytest.raises(ConfigError):
+        TreeEnsemble.load(p)
+    p.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ConfigError):
+        TreeEnsemble.load(p)
+    data = json.loads(DEFAULT_MODEL.read_text())
+    data["features"] = data["features"][:-1]
+    p.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="other features"):
+        TreeEnsemble.load(p)
+    assert data["format"] == FORMAT
+
+
+def _pool() -> Candidates:
+    when = datetime(2023, 5, 8, tzinfo=UTC)
+    texts = ["I adopted a puppy named Rex!", "Wow, what breed is he?", "A beagle. He loves the park.", "Cool."]
+    meta = {f"m{k}": RankMeta(k + 1, "u", None, "s1", ["Ann", "Bob"][k % 2], when, t) for k, t in enumerate(texts)}
+    meta["x"] = RankMeta(99, "u", None, "s2", "Bob", datetime(2023, 9, 1, tzinfo=UTC), "Another day entirely?")
+    ids = list(meta)
+    return Candidates(ids=ids, meta=meta, bm25={"m0": 4.0, "m2": 2.0}, dense={i: 0.1 * n for n, i in enumerate(ids)},
+                      bm25_rank={"m0": 0, "m2": 1}, dense_rank={i: 4 - n for n, i in enumerate(ids)}, pool=50,
+                      fused={i: 0.2 * n for n, i in enumerate(ids)})
+
+
+def test_candidate_features_read_the_pool():
+    pool = _pool()
+    X = candidate_features(pool, "What dog did Ann adopt in May 2023?")
+    col = {name: X[:, k] for k, name in enumerate(FEATURES)}
+    assert X.shape == (5, len(FEATURES))
+    assert col["bm25_norm"].tolist() == [1.0, 0.0, 0.5, 0.0, 0.0]
+    assert col["speaker_named"].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0] and col["query_names_speaker"].all()
+    assert col["time_inside"].tolist() == [1.0, 1.0, 1.0, 1.0, 0.0] and col["query_has_time"].all()
+    assert col["words"][0] == 6 and col["is_question"].tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
+    # neighbours: m1's previous turn is m0 (same session); x has none; the other session never leaks in
+    assert col["prev1_bm25_norm"][1] == 1.0 and col["prev1_dense_z"][4] == -3.0 and col["next2_fused"][2] == 0.0
+    assert col["session_count"].tolist() == [4, 4, 4, 4, 1] and col["q_starts_what"].all()
+
+
+def test_search_uses_the_learned_ranker_by_default_and_linear_on_request(tmp_path, embedder):
+    turns = [
+        {"speaker": "Ann", "text": "I adopted a puppy named Rex last week!", "timestamp": "2023-05-08T10:00:00Z"},
+        {"speaker": "Bob", "text": "Wow, what breed is he?", "timestamp": "2023-05-08T10:00:01Z"},
+        {"speaker": "Ann", "text": "A beagle. He loves the park by the river.", "timestamp": "2023-05-08T10:00:02Z"},
+        {"speaker": "Bob", "text": "I am painting my kitchen yellow this weekend.", "timestamp": "2023-05-08T10:00:03Z"},
+    ]
+    path = str(tmp_path / "r.db")
+    with Memory(path, embedder=embedder) as mem:
+        mem.add(turns, user_id="u", session_id="s1")
+        hits = mem.search("What breed is Ann's dog Rex?", user_id="u", limit=4)
+        assert {"learned", "fused"} <= set(hits[0].signals) and all(0 < h.score < 1 for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert "kitchen" not in hits[0].memory.text
+    with Memory(path, embedder=embedder, config=MemoryConfig(retrieval={"ranker": "linear"})) as mem:
+        hits = mem.search("What breed is Ann's dog Rex?", user_id="u", limit=4)
+        assert "learned" not in hits[0].signals and "kitchen" not in hits[0].memory.text
+    with Memory(path, embedder=embedder, config=MemoryConfig(retrieval={"ranker": "magic"})) as mem:
+        with pytest.raises(ValidationError, match="ranker"):
+            mem.search("dog", user_id="u")
+
+
+def test_export_is_exactly_lightgbm():
+    lgb = pytest.importorskip("lightgbm")
+    from engramdb.bench.train_ranker import PARAMS
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 5))
+    y = (X[:, 0] + 0.5 * X[:, 3] + rng.normal(scale=0.3, size=600) > 0.8).astype(float)
+    model = lgb.LGBMRanker(**{**PARAMS, "n_estimators": 40}).fit(X, y, group=[30] * 20)
+    ens = TreeEnsemble.from_lightgbm(model.booster_.dump_model(), list("abcde"))
+    assert np.allclose(ens.predict(X), model.predict(X), atol=1e-9)
