@@ -103,7 +103,7 @@ def test_search_uses_the_learned_ranker_by_default_and_linear_on_request(tmp_pat
         {"speaker": "Ann", "text": "I adopted a puppy named Rex last week!", "timestamp": "2023-05-08T10:00:00Z"},
         {"speaker": "Bob", "text": "Wow, what breed is he?", "timestamp": "2023-05-08T10:00:01Z"},
         {"speaker": "Ann", "text": "A beagle. He loves the park by the river.", "timestamp": "2023-05-08T10:00:02Z"},
-        {"speaker": "Bob", "text": "I am painting my kitchen yellow this weekend.", "timestamp": "2023-05-08T10:00:03Z"},
+        {"speaker": "Bob", "text": "I am painting my kitchen yellow.", "timestamp": "2023-05-08T10:00:03Z"},
     ]
     path = str(tmp_path / "r.db")
     with Memory(path, embedder=embedder) as mem:

@@ -172,7 +172,8 @@ def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None =
     info = {
         "trained_on": os.path.basename(str(path)), "conversations": report["conversations"],
         "questions": len(rows), "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "lightgbm": lgb.__version__, "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"},
+        "lightgbm": lgb.__version__,
+        "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"},
         "loo_cv": report["cross_validation"]["overall"],
     }
     ens = TreeEnsemble.from_lightgbm(model.booster_.dump_model(), list(FEATURES), info)
