@@ -14,7 +14,6 @@ score. Nothing the engine sees is derived from answers or evidence.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -22,13 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..embed.base import Embedder
 from ..errors import ValidationError
+from .files import read_json_list
 from .metrics import average, dedupe, hit_all_at, ndcg_at, percentile, recall_at, reciprocal_rank
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -95,14 +94,8 @@ def parse_session_time(text: str) -> datetime:
 
 
 def _read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.is_file():
-        raise ValidationError(f"LoCoMo file not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"LoCoMo file {p} is not readable JSON: {exc}") from exc
-    if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
+    p, data = read_json_list(path, "LoCoMo")
+    if not all(isinstance(s, dict) and "conversation" in s for s in data):
         raise ValidationError(f"{p}: expected a JSON list of LoCoMo samples with 'conversation'")
     return data
 

@@ -13,17 +13,16 @@ gold user turn are skipped, as in LongMemEval's evaluation.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from .files import read_json_list
 from .metrics import lme_evaluate, lme_evaluate_turn2session, percentile
 from .report import table
 
@@ -44,15 +43,7 @@ def parse_lme_date(text: str) -> datetime:
 
 
 def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.is_file():
-        raise ValidationError(f"LongMemEval file not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"LongMemEval file {p} is not readable JSON: {exc}") from exc
-    if not isinstance(data, list):
-        raise ValidationError(f"{p}: expected a JSON list of questions")
+    p, data = read_json_list(path, "LongMemEval")
     for i, e in enumerate(data):
         missing = [k for k in _REQUIRED if not isinstance(e, dict) or k not in e]
         if missing:

@@ -75,32 +75,26 @@ _TEMPLATES = (
 )
 
 
+def _sentence(rng: random.Random) -> str:
+    return rng.choice(_TEMPLATES).format(
+        thing=rng.choice(_THINGS),
+        when=rng.choice(_WHEN),
+        feel=rng.choice(_FEEL),
+        person=rng.choice(_PEOPLE),
+        place=rng.choice(_PLACES),
+        pet=rng.choice(_PETS),
+        petname=rng.choice(_PET_NAMES),
+        job=rng.choice(_JOBS),
+    )
+
+
 def synthetic_texts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        t = rng.choice(_TEMPLATES)
-        text = t.format(
-            thing=rng.choice(_THINGS),
-            when=rng.choice(_WHEN),
-            feel=rng.choice(_FEEL),
-            person=rng.choice(_PEOPLE),
-            place=rng.choice(_PLACES),
-            pet=rng.choice(_PETS),
-            petname=rng.choice(_PET_NAMES),
-            job=rng.choice(_JOBS),
-        )
+        text = _sentence(rng)
         if rng.random() < 0.35:  # some turns run on, as people do
-            text += " " + rng.choice(_TEMPLATES).format(
-                thing=rng.choice(_THINGS),
-                when=rng.choice(_WHEN),
-                feel=rng.choice(_FEEL),
-                person=rng.choice(_PEOPLE),
-                place=rng.choice(_PLACES),
-                pet=rng.choice(_PETS),
-                petname=rng.choice(_PET_NAMES),
-                job=rng.choice(_JOBS),
-            )
+            text += " " + _sentence(rng)
         out.append(text)
     return out
 

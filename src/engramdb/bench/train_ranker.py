@@ -59,6 +59,8 @@ def _lightgbm() -> Any:
 def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = None, *, embedder: Any = None,
             limit: int = 20, max_sessions: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
     """One row per question with evidence: conversation, category, candidate dia ids, features, labels."""
+    from rich.progress import Progress, track
+
     from .. import Memory
     from ..embed import make_embedder
 
@@ -71,19 +73,16 @@ def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = 
         mem = Memory(os.path.join(tmp, "train.db"), embedder=emb)
         try:
             ids: dict[str, str] = {}
-            for conv in convs:
-                ids.update(ingest(mem, conv))
+            with Progress(transient=True, disable=not progress) as bar:
+                task = bar.add_task("ingesting turns", total=sum(len(s.turns) for c in convs for s in c.sessions))
+                for conv in convs:
+                    ids.update(ingest(mem, conv, lambda n: bar.advance(task, n)))
             questions = load_questions(path, [c.sample_id for c in convs])  # scoring side: read only now
             have = set(ids.values())
             questions = [q for q in questions if any(e in have for e in q.evidence)]  # a slice: answerable ones
             retriever = mem._retriever()
             fetch = mem._lifecycle_fetch(limit)
-            it: Any = questions
-            if progress:
-                from rich.progress import track
-
-                it = track(questions, description="building candidate features", transient=True)
-            for q in it:
+            for q in track(questions, description="building candidate features", transient=True, disable=not progress):
                 f = mem._filters(q.sample_id, None, None, None, None, None, None, current_only=True)
                 query = mem._retrieval_query(q.question)
                 pool = retriever.candidates(query, f, fetch)
@@ -98,12 +97,18 @@ def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = 
     return rows
 
 
+def _masked(X: np.ndarray, drop: Sequence[int]) -> np.ndarray:
+    """X with the `drop` columns held constant, so no tree can split on them (the ablation)."""
+    if not drop:
+        return X
+    X = X.copy()
+    X[:, list(drop)] = 0.0
+    return X
+
+
 def fit(rows: Sequence[dict[str, Any]], params: dict[str, Any] | None = None, drop: Sequence[int] = ()) -> Any:
     lgb = _lightgbm()
-    X = np.vstack([r["X"] for r in rows])
-    if drop:
-        X = X.copy()
-        X[:, list(drop)] = 0.0  # held constant: no tree can split on it
+    X = _masked(np.vstack([r["X"] for r in rows]), drop)
     y = np.concatenate([r["y"] for r in rows])
     model = lgb.LGBMRanker(**{**PARAMS, **(params or {})})
     model.fit(X, y, group=[len(r["y"]) for r in rows])
@@ -134,10 +139,7 @@ def cross_validate(rows: Sequence[dict[str, Any]], *, drop: Sequence[int] = (), 
         model = fit(train, params, drop)
         test = [(n, r) for n, r in enumerate(rows) if r["conv"] == held]
         for n, r in test:
-            X = r["X"].copy()
-            if drop:
-                X[:, list(drop)] = 0.0
-            preds[n] = model.predict(X)
+            preds[n] = model.predict(_masked(r["X"], drop))
         folds[held] = _score([r for _, r in test], [preds[n] for n, _ in test], limit)
     order = range(len(rows))
     overall = _score(rows, [preds[n] for n in order], limit)

@@ -170,19 +170,8 @@ def _mine_recovery(trajs: list[Trajectory], cands: dict[str, _Cand]) -> None:
                 if alt is None or t.outcome != "success":
                     continue
                 key = f"recovery|{sa.tool}|{sig}|instead:{alt[1].tool}"
-                c = cands.setdefault(
-                    key,
-                    _Cand(
-                        Tip(
-                            type="recovery",
-                            key=key,
-                            text="",
-                            tool=sa.tool,
-                            error_signature=sig,
-                            use_instead=alt[1].tool,
-                        )
-                    ),
-                )
+                c = _candidate(cands, key, type="recovery", tool=sa.tool, error_signature=sig,
+                               use_instead=alt[1].tool)
                 c.add(t, [a, alt[0]])
                 c.extra.setdefault("error", sa.error)
                 continue
@@ -194,20 +183,8 @@ def _mine_recovery(trajs: list[Trajectory], cands: dict[str, _Cand]) -> None:
             between_idx = [i for i in range(a + 1, b) if t.steps[i].tool in between]
             before = between[-1] if between else None
             key = f"recovery|{sa.tool}|{sig}|args:{_jv(fix)}|before:{before or ''}"
-            c = cands.setdefault(
-                key,
-                _Cand(
-                    Tip(
-                        type="recovery",
-                        key=key,
-                        text="",
-                        tool=sa.tool,
-                        error_signature=sig,
-                        fix_args=fix,
-                        call_before=before,
-                    )
-                ),
-            )
+            c = _candidate(cands, key, type="recovery", tool=sa.tool, error_signature=sig, fix_args=fix,
+                           call_before=before)
             c.add(t, [a, *between_idx[-1:], b])
             c.extra.setdefault("error", sa.error)
     # contra evidence: the same change made, and the same error came back
@@ -255,11 +232,16 @@ def _mine_warnings(trajs: list[Trajectory], cands: dict[str, _Cand]) -> None:
         if ok_args.get(sa.tool) is None:
             avoid = {}  # never succeeded anywhere: nothing to contrast with
         key = f"warning|{sa.tool}|{sig}|avoid:{_jv(avoid)}"
-        c = cands.setdefault(
-            key, _Cand(Tip(type="warning", key=key, text="", tool=sa.tool, error_signature=sig, avoid_args=avoid))
-        )
+        c = _candidate(cands, key, type="warning", tool=sa.tool, error_signature=sig, avoid_args=avoid)
         c.add(t, [a])
         c.extra.setdefault("error", sa.error)
+
+
+def _candidate(cands: dict[str, _Cand], key: str, **tip: Any) -> _Cand:
+    """The candidate tip under `key`, created on first sight (its text is written once evidence is in)."""
+    if key not in cands:
+        cands[key] = _Cand(Tip(key=key, text="", **tip))
+    return cands[key]
 
 
 def _sequence(t: Trajectory, drop: set[str] = frozenset()) -> tuple[str, ...]:  # type: ignore[assignment]
@@ -291,7 +273,7 @@ def _mine_strategy(trajs: list[Trajectory], cands: dict[str, _Cand], drop: set[s
     for seq, members in groups.items():
         key = "strategy|" + ">".join(seq)
         plan_args = {tool: constant[tool] for tool in seq if tool in constant}
-        c = cands.setdefault(key, _Cand(Tip(type="strategy", key=key, text="", plan=list(seq), plan_args=plan_args)))
+        c = _candidate(cands, key, type="strategy", plan=list(seq), plan_args=plan_args)
         for t in members:
             c.add(t, [i for i, s in enumerate(t.steps) if s.tool in seq and not s.failed])
 
@@ -321,7 +303,7 @@ def _mine_optimization(trajs: list[Trajectory], cands: dict[str, _Cand], exempt:
         if needed_for(tool, wins):
             continue  # every success on a certain kind of task used it: needed there, not waste
         key = f"optimization|skip:{tool}"
-        c = cands.setdefault(key, _Cand(Tip(type="optimization", key=key, text="", skip=[tool], tool=tool)))
+        c = _candidate(cands, key, type="optimization", skip=[tool], tool=tool)
         outliers = sorted(with_t, key=lambda t: -t.n_steps)
         for t in outliers:
             c.add(t, [i for i, s in enumerate(t.steps) if s.tool == tool])

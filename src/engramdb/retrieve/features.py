@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -47,6 +47,7 @@ class Candidates:
     dense_rank: dict[str, int]  # 0-based position in the vector list
     pool: int  # how many each list was asked for
     fused: dict[str, float]  # score_fusion's base score
+    signals: dict[str, dict[str, float]] = field(default_factory=dict)  # raw scores per candidate, shown to users
 
 
 def query_features(query: str) -> list[float]:
@@ -116,7 +117,6 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
     cols += [inside, dist, np.full(n, float(info.time is not None))]
     cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
     cols.append(np.array([float("?" in meta[i].text) for i in ids]))
-    X = np.column_stack(cols) if n else np.zeros((0, len(FEATURES) - len(query_features(""))))
-    X = np.hstack([X, np.tile(query_features(query), (n, 1))])
+    X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1))])
     assert X.shape[1] == len(FEATURES)
     return X

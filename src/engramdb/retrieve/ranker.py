@@ -2,8 +2,8 @@
 
 It is trained offline (`engramdb bench train-ranker`, LightGBM's lambdarank) on the
 features of retrieve/features.py and shipped as JSON, so serving needs neither
-LightGBM nor scipy. `TreeEnsemble.predict` walks all trees at once: one numpy step
-per tree level.
+LightGBM nor scipy. All trees live in one set of flat node arrays; `predict`
+walks every tree for every row at once, one numpy step per tree level.
 """
 
 from __future__ import annotations
@@ -23,57 +23,44 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "ranker.json"
 
 
 class TreeEnsemble:
-    """Sum of regression trees; node arrays are (trees, nodes), a leaf has feature -1."""
+    """Sum of regression trees. A tree is node lists (feature, threshold, left, right, value); a leaf has
+    feature -1, and `left`/`right` index nodes of the same tree."""
 
     def __init__(self, trees: list[dict[str, list]], features: list[str], info: dict[str, Any] | None = None) -> None:
         if not trees:
             raise ConfigError("ranker model has no trees")
-        self.sizes = [len(t["value"]) for t in trees]
-        width = max(self.sizes)
-
-        def pad(key: str, fill: float, dtype: Any) -> np.ndarray:
-            return np.array([list(t[key]) + [fill] * (width - len(t[key])) for t in trees], dtype=dtype)
-
-        self.feature = pad("feature", -1, np.int64)
-        self.threshold = pad("threshold", 0.0, np.float64)
-        self.left = pad("left", 0, np.int64)
-        self.right = pad("right", 0, np.int64)
-        self.value = pad("value", 0.0, np.float64)
-        self.depth = max(int(t.get("depth", width)) for t in trees)
+        self.trees = [{k: list(t[k]) for k in ("feature", "threshold", "left", "right", "value")} for t in trees]
+        self.sizes = [len(t["value"]) for t in self.trees]
+        self.depth = max(int(t.get("depth", len(t["value"]))) for t in trees)
         self.features = list(features)
         self.info = info or {}
-        self._flat: tuple[np.ndarray, ...] | None = None
+        # flat arrays: node ids are global; a leaf points to itself on both sides, so every row takes `depth` steps
+        self._roots = np.cumsum([0, *self.sizes[:-1]]).astype(np.int64)
+        feat, thr, child, value = [], [], [], []
+        for t, off in zip(self.trees, self._roots.tolist(), strict=True):
+            for n, f in enumerate(t["feature"]):
+                leaf = f < 0
+                feat.append(0 if leaf else f)
+                thr.append(t["threshold"][n])
+                child += [off + n, off + n] if leaf else [off + t["left"][n], off + t["right"][n]]
+                value.append(t["value"][n] if leaf else 0.0)
+        self._feat = np.array(feat, dtype=np.int64)
+        self._thr = np.array(thr, dtype=np.float64)
+        self._child = np.array(child, dtype=np.int64)  # [2n]: left of node n, [2n+1]: right
+        self._value = np.array(value, dtype=np.float64)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.features):
             raise ValueError(f"expected {len(self.features)} features, got shape {X.shape}")
-        if self._flat is None:
-            self._flat = self._flatten()
-        feat, thr, child, value, roots = self._flat
         n = X.shape[0]
-        node = np.broadcast_to(roots, (n, len(roots))).copy()  # global node ids, one column per tree
+        node = np.broadcast_to(self._roots, (n, len(self._roots))).copy()  # one column per tree
         base = (np.arange(n, dtype=np.int64) * X.shape[1])[:, None]
         flat_x = X.ravel()
-        for _ in range(self.depth):  # leaves loop onto themselves, so every row takes `depth` steps
-            right = flat_x[base + feat[node]] > thr[node]
-            node = child[2 * node + right]
-        return value[node].sum(axis=1)
-
-    def _flatten(self) -> tuple[np.ndarray, ...]:
-        """All trees in one set of 1-d arrays (fast gathers); a leaf points to itself on both sides."""
-        offsets = np.cumsum([0, *self.sizes[:-1]]).astype(np.int64)
-        feat, thr, left, right, value = [], [], [], [], []
-        for k, (size, off) in enumerate(zip(self.sizes, offsets, strict=True)):
-            leaf = self.feature[k, :size] < 0
-            own = np.arange(size, dtype=np.int64) + off
-            feat.append(np.where(leaf, 0, self.feature[k, :size]))
-            thr.append(self.threshold[k, :size])
-            left.append(np.where(leaf, own, self.left[k, :size] + off))
-            right.append(np.where(leaf, own, self.right[k, :size] + off))
-            value.append(np.where(leaf, self.value[k, :size], 0.0))
-        child = np.column_stack([np.concatenate(left), np.concatenate(right)]).ravel()  # [2n]: left, [2n+1]: right
-        return np.concatenate(feat), np.concatenate(thr), child, np.concatenate(value), offsets
+        for _ in range(self.depth):
+            right = flat_x[base + self._feat[node]] > self._thr[node]
+            node = self._child[2 * node + right]
+        return self._value[node].sum(axis=1)
 
     # -- (de)serialisation ---------------------------------------------------------
     @classmethod
@@ -106,15 +93,8 @@ class TreeEnsemble:
         return cls(trees, features, info)
 
     def to_json(self) -> dict[str, Any]:
-        trees = []
-        for k, size in enumerate(self.sizes):
-            trees.append({
-                "feature": self.feature[k, :size].tolist(),
-                "threshold": [round(float(x), 9) for x in self.threshold[k, :size]],
-                "left": self.left[k, :size].tolist(),
-                "right": self.right[k, :size].tolist(),
-                "value": [round(float(x), 9) for x in self.value[k, :size]],
-            })
+        trees = [{**t, "threshold": [round(float(x), 9) for x in t["threshold"]],
+                  "value": [round(float(x), 9) for x in t["value"]]} for t in self.trees]
         return {"format": FORMAT, "features": self.features, "info": self.info, "depth": self.depth, "trees": trees}
 
     @classmethod

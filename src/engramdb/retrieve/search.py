@@ -118,11 +118,11 @@ class Retriever:
                 for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
                     dense[id_by_key[k]] = float(s)
         ids = list(meta)
-        base, _ = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
+        base, signals = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
         return Candidates(
             ids=ids, meta=meta, bm25=dict(bm), dense=dense,
             bm25_rank={i: r for r, (i, _) in enumerate(bm)}, dense_rank={i: r for r, i in enumerate(dense_list)},
-            pool=n, fused=base,
+            pool=n, fused=base, signals=signals,
         )
 
     def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
@@ -132,8 +132,7 @@ class Retriever:
         pool = self.candidates(query, filters, limit)
         if pool is None:
             return []
-        ids, meta = pool.ids, pool.meta
-        _, signals = score_fusion(ids, pool.bm25, pool.dense, dense_weight=cfg.dense_weight)
+        ids, meta, signals = pool.ids, pool.meta, pool.signals
         if cfg.ranker == "learned":
             model = load_ranker(cfg.ranker_path)
             learned = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days))
@@ -145,10 +144,12 @@ class Retriever:
         else:
             scores = dict(pool.fused)
             self._lift(ids, meta, pool.fused, scores, signals, query)
-        exact = _normal(query)
-        for i in ids:  # a memory whose text is the query itself comes first, whatever the ranker thinks
-            if _normal(meta[i].text) == exact:
-                scores[i] = max(scores.values()) + 1.0
+        wanted = _normal(query)
+        exact = [i for i in ids if _normal(meta[i].text) == wanted]
+        if exact:  # a memory whose text is the query itself comes first, whatever the ranker thinks
+            top = max(scores.values()) + 1.0
+            for i in exact:
+                scores[i] = top
                 signals[i]["exact"] = 1.0
         order = sorted(ids, key=lambda i: -scores[i])[:limit]
         records = {r.id: r for r in self.store.get(order)}
