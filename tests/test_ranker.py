@@ -130,3 +130,49 @@ def test_export_is_exactly_lightgbm():
     model = lgb.LGBMRanker(**{**PARAMS, "n_estimators": 40}).fit(X, y, group=[30] * 20)
     ens = TreeEnsemble.from_lightgbm(model.booster_.dump_model(), list("abcde"))
     assert np.allclose(ens.predict(X), model.predict(X), atol=1e-9)
+
+
+def test_averaged_ensemble_is_the_mean_of_its_parts():
+    a, b = TreeEnsemble(TREES, ["a", "b"]), TreeEnsemble(TREES[:1], ["a", "b"])
+    X = np.array([[0.0, 1.0], [0.9, 0.0]])
+    assert np.allclose(TreeEnsemble.average([a, b]).predict(X), (a.predict(X) + b.predict(X)) / 2)
+    with pytest.raises(ConfigError):
+        TreeEnsemble.average([a, TreeEnsemble(TREES, ["a", "c"])])
+
+
+def test_window_offset_and_text_form_features():
+    pool = _pool()  # fused: m0 0.0, m1 0.2, m2 0.4, m3 0.6 (keys 1-4, session s1), x 0.8 (key 99, s2)
+    pool.expanded = {"m1"}
+    X = candidate_features(pool, "What dog did Ann adopt?")
+    col = {name: X[:, k] for k, name in enumerate(FEATURES)}
+    assert col["expanded"].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]
+    assert np.allclose(col["win3_fused"], [0.6, 0.6, 0.6, 0.4, 0.0])  # best other turn within 3; x has none
+    assert col["offset_session_best"].tolist() == [-3.0, -2.0, -1.0, 0.0, 0.0]  # places from m3, s1's best
+    assert col["distance_top3"].tolist() == [2.0, 1.0, 0.0, 0.0, 0.0]  # nearest of x, m3, m2 in the same session
+    assert col["names"].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]  # 'Rex'; 'He' starts a sentence, 'I' is no name
+    assert col["ends_question"].tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
+
+
+def test_pool_gains_the_neighbours_of_strong_candidates_within_filters(fake_mem):
+    chat = ["We are planning a team trip next month.", "Where are you headed?", "Edinburgh, Scotland!",
+            "Sounds magical.", "It is the birthplace of a famous wizard story.", "Nice pick.", "Thanks a lot.",
+            "Bye for now."]
+    recs = fake_mem.add([{"speaker": "Tim" if k % 2 else "John", "text": t,
+                          "timestamp": f"2023-05-08T10:00:0{k}Z"} for k, t in enumerate(chat)],
+                        user_id="u", session_id="s1")
+    other = fake_mem.add([{"speaker": "Tim", "text": t, "timestamp": "2023-06-01T10:00:00Z"}
+                          for t in ("Hello again.", "Another chat.")], user_id="u", session_id="s2")
+    stranger = fake_mem.add("Edinburgh is lovely", user_id="someone-else", session_id="s1")
+    fake_mem.delete(recs[3].id)
+    retriever = fake_mem._retriever()
+    retriever.config.candidates = 1  # one BM25 hit and one vector hit: the rest can only come as neighbours
+    f = fake_mem._filters("u", None, None, None, None, None, None, current_only=True)
+    pool = retriever.candidates("team trip next month", f, 1)
+    assert recs[0].id in pool.ids and recs[0].id not in pool.expanded  # the keyword hit
+    assert recs[2].id in pool.ids  # the answer, two turns later, shares no word with the query
+    assert pool.expanded and all(pool.meta[i].session_id == "s1" and pool.meta[i].user_id == "u"
+                                 for i in pool.expanded)
+    assert recs[3].id not in pool.ids and stranger[0].id not in pool.ids  # deleted, or out of scope: never
+    assert not {r.id for r in other} & pool.expanded  # written next to s1, but another conversation
+    plain = retriever.candidates("team trip next month", f, 1, expand=False)
+    assert not plain.expanded and len(plain.ids) < len(pool.ids)

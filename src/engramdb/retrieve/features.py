@@ -20,6 +20,7 @@ from ..store.base import RankMeta
 from .query import analyze
 
 NEIGHBOURS = (("prev1", -1), ("next1", 1), ("prev2", -2), ("next2", 2))
+WINDOWS = (3, 6)  # turns either side, same thread: the strongest candidate nearby (an answer sits near its cue)
 QUERY_WORDS = ("what", "when", "where", "who", "how", "why", "which", "would", "did", "does", "is", "do", "has",
                "have", "was", "are")
 FEATURES: tuple[str, ...] = (
@@ -31,8 +32,22 @@ FEATURES: tuple[str, ...] = (
     "words", "is_question",
     *(f"q_starts_{w}" for w in QUERY_WORDS),
     "q_words", "q_hypothetical", "q_year", "q_how_many", "q_plural",
+    # added with the neighbour pool expansion (search.Retriever._neighbours)
+    "expanded",
+    *(f"win{w}_{f}" for w in WINDOWS for f in ("fused", "dense_z", "bm25_norm")),
+    "offset_session_best", "distance_top3",
+    "names", "has_number", "time_words", "has_quote", "ends_question",
 )
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
+# what a turn holds, for answer-type cues (a "what city" answer names something, a "when" answer dates it)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")  # a capitalised word that does not start a sentence
+_NUMBER = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twice|once|first|second|third)\b",
+                     re.I)
+_TIME_WORD = re.compile(
+    r"\b(yesterday|today|tomorrow|tonight|ago|last|next|week|weekend|month|year|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|since|recently|soon)\b", re.I)
+_QUOTE = re.compile(r"[\"\u201c][^\"\u201d]{2,}[\"\u201d]")
 
 
 @dataclass
@@ -48,6 +63,7 @@ class Candidates:
     pool: int  # how many each list was asked for
     fused: dict[str, float]  # score_fusion's base score
     signals: dict[str, dict[str, float]] = field(default_factory=dict)  # raw scores per candidate, shown to users
+    expanded: set[str] = field(default_factory=set)  # joined as neighbours of strong candidates, not by a search
 
 
 def query_features(query: str) -> list[float]:
@@ -117,6 +133,54 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
     cols += [inside, dist, np.full(n, float(info.time is not None))]
     cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
     cols.append(np.array([float("?" in meta[i].text) for i in ids]))
-    X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1))])
+    late = [np.array([float(i in c.expanded) for i in ids])]
+    for w in WINDOWS:
+        late += _window_max(ids, meta, at, w, (fused, z, bm))
+    late += _offsets(ids, meta, fused)
+    late += [np.array(col, dtype=np.float64) for col in zip(*(_text_form(meta[i].text) for i in ids), strict=True)]
+    X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1)), np.column_stack(late)])
     assert X.shape[1] == len(FEATURES)
     return X
+
+
+def _window_max(ids: list[str], meta: dict[str, RankMeta], at: dict[int, int], w: int,
+                scores: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """Per score array, the best value among the pool's other turns within `w` places in the same thread."""
+    floors = (0.0, -3.0, 0.0)  # fused, dense z, bm25: what "no turn nearby" reads as
+    out = [np.full(len(ids), f) for f in floors[: len(scores)]]
+    for k, i in enumerate(ids):
+        m = meta[i]
+        if not m.session_id:
+            continue
+        near = [j for d in range(-w, w + 1) if d and (j := at.get(m.key + d)) is not None
+                and _thread(meta[ids[j]]) == _thread(m)]
+        for col, arr in zip(out, scores, strict=True):
+            if near:
+                col[k] = max(col[k], float(arr[near].max()))
+    return out
+
+
+def _offsets(ids: list[str], meta: dict[str, RankMeta], fused: np.ndarray) -> list[np.ndarray]:
+    """Signed places from the best candidate of the same thread (clipped to +-8), and the distance in places to the
+    nearest of the three best candidates overall when one shares the thread (else 20)."""
+    order = np.argsort(-fused, kind="stable")
+    best: dict[tuple, int] = {}
+    for k in order:
+        if meta[ids[k]].session_id:
+            best.setdefault(_thread(meta[ids[k]]), meta[ids[k]].key)
+    top3 = [meta[ids[k]] for k in order[:3] if meta[ids[k]].session_id]
+    off, dist = np.zeros(len(ids)), np.full(len(ids), 20.0)
+    for k, i in enumerate(ids):
+        m = meta[i]
+        if not m.session_id:
+            continue
+        off[k] = float(np.clip(m.key - best[_thread(m)], -8, 8))
+        near = [abs(m.key - t.key) for t in top3 if _thread(t) == _thread(m)]
+        if near:
+            dist[k] = float(min(near))
+    return [off, dist]
+
+
+def _text_form(text: str) -> tuple[float, ...]:
+    return (float(len(_NAME.findall(text))), float(bool(_NUMBER.search(text))), float(len(_TIME_WORD.findall(text))),
+            float(bool(_QUOTE.search(text))), float(text.rstrip().endswith("?")))

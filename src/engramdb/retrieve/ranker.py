@@ -92,6 +92,15 @@ class TreeEnsemble:
             trees.append({**arrays, "depth": depth})
         return cls(trees, features, info)
 
+    @classmethod
+    def average(cls, models: list[TreeEnsemble], info: dict[str, Any] | None = None) -> TreeEnsemble:
+        """One ensemble whose output is the mean of `models`' outputs (their trees, leaf values divided by n)."""
+        if not models or any(m.features != models[0].features for m in models):
+            raise ConfigError("can only average ranker models over the same features")
+        scale = 1.0 / len(models)
+        trees = [{**t, "value": [v * scale for v in t["value"]], "depth": m.depth} for m in models for t in m.trees]
+        return cls(trees, models[0].features, info)
+
     def to_json(self) -> dict[str, Any]:
         trees = [{**t, "threshold": [round(float(x), 9) for x in t["threshold"]],
                   "value": [round(float(x), 9) for x in t["value"]]} for t in self.trees]

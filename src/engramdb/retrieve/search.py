@@ -65,6 +65,15 @@ class RetrievalConfig:
     # write-time keys (ingest/keys.py); changing them needs `reindex`
     context_keys: bool = True
     date_keys: bool = True
+    # learned ranker only: the turns within `expand_window` (write order, same conversation thread) of the
+    # `expand_top` best fused candidates join the pool, so an answer that shares no words with the query
+    # ("Edinburgh!" after "Where are you headed?") can still be ranked; 0 turns it off
+    expand_top: int = 20
+    expand_window: int = 4
+
+
+def _thread(m: RankMeta) -> tuple[str | None, str | None, str | None]:
+    return m.user_id, m.agent_id, m.session_id
 
 
 def _normal(text: str) -> str:
@@ -96,8 +105,9 @@ class Retriever:
         records = {r.id: r for r in self.store.get([m for m, _, _ in fused])}
         return [SearchResult(memory=records[m], score=score, signals=sig) for m, score, sig in fused if m in records]
 
-    def candidates(self, query: str, filters: Filters, limit: int) -> Candidates | None:
-        """The pool both rankers start from: top BM25 and top dense hits, each with both scores, fused."""
+    def candidates(self, query: str, filters: Filters, limit: int, *, expand: bool = True) -> Candidates | None:
+        """The pool both rankers start from: top BM25 and top dense hits, each with both scores, fused;
+        with `expand`, plus the conversational neighbours of the best of them (`_neighbours`)."""
         cfg = self.config
         n = max(cfg.candidates, limit)
         bm = self.store.keyword_search(query, filters, n)
@@ -110,26 +120,61 @@ class Retriever:
         meta = self.store.rank_meta(list(dict.fromkeys([*dense, *(i for i, _ in bm)])))
         if not meta:
             return None
-        missing = [i for i, _ in bm if i not in dense and i in meta]
-        if missing:  # BM25-only candidates still get a cosine, so fusion sees both signals for all
-            keys, mat = self.store.vectors_for([meta[i].key for i in missing])
-            id_by_key = {meta[i].key: i for i in missing}
-            if len(keys):
-                for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
-                    dense[id_by_key[k]] = float(s)
+        # BM25-only candidates still get a cosine, so fusion sees both signals for all
+        self._add_cosines([i for i, _ in bm if i not in dense and i in meta], meta, dense, qvec)
         ids = list(meta)
         base, signals = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
+        expanded: set[str] = set()
+        if expand and cfg.expand_top > 0 and cfg.expand_window > 0:
+            extra = self._neighbours(ids, meta, base, filters)
+            if extra:
+                meta.update(extra)
+                expanded = set(extra)
+                self._add_cosines(list(extra), meta, dense, qvec)
+                ids = list(meta)
+                base, signals = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
         return Candidates(
             ids=ids, meta=meta, bm25=dict(bm), dense=dense,
             bm25_rank={i: r for r, (i, _) in enumerate(bm)}, dense_rank={i: r for r, i in enumerate(dense_list)},
-            pool=n, fused=base, signals=signals,
+            pool=n, fused=base, signals=signals, expanded=expanded,
         )
+
+    def _add_cosines(self, ids: list[str], meta: dict[str, RankMeta], dense: dict[str, float], qvec: np.ndarray
+                     ) -> None:
+        """The query's cosine with the stored vectors of `ids` (candidates that the vector search did not return)."""
+        if not ids:
+            return
+        keys, mat = self.store.vectors_for([meta[i].key for i in ids])
+        id_by_key = {meta[i].key: i for i in ids}
+        if len(keys):
+            for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
+                dense[id_by_key[k]] = float(s)
+
+    def _neighbours(self, ids: list[str], meta: dict[str, RankMeta], fused: dict[str, float], filters: Filters
+                    ) -> dict[str, RankMeta]:
+        """Memories within `expand_window` places (write order) of the `expand_top` best candidates, in the same
+        conversation thread, that pass the search's filters and are not candidates yet."""
+        cfg = self.config
+        best = [i for i in sorted(ids, key=lambda i: -fused[i]) if meta[i].session_id][: cfg.expand_top]
+        have = {m.key for m in meta.values()}
+        threads: dict[int, set[tuple[str | None, str | None, str | None]]] = {}
+        for i in best:
+            m = meta[i]
+            for d in range(-cfg.expand_window, cfg.expand_window + 1):
+                if d and m.key + d > 0 and m.key + d not in have:
+                    threads.setdefault(m.key + d, set()).add(_thread(m))
+        if not threads:
+            return {}
+        keys = self.store.filter_keys(sorted(threads), filters).tolist()
+        id_of = self.store.ids_for(keys)
+        found = self.store.rank_meta(list(id_of.values()))
+        return {j: found[j] for k, j in id_of.items() if j in found and _thread(found[j]) in threads[k]}
 
     def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
         cfg = self.config
         if cfg.ranker not in RANKERS:
             raise ValueError(f"retrieval.ranker must be one of {RANKERS}")
-        pool = self.candidates(query, filters, limit)
+        pool = self.candidates(query, filters, limit, expand=cfg.ranker == "learned")
         if pool is None:
             return []
         ids, meta, signals = pool.ids, pool.meta, pool.signals
@@ -167,8 +212,7 @@ class Retriever:
         """Context, session, speaker and time lifts (in place), all from the fused base scores."""
         cfg = self.config
 
-        def thread(m: RankMeta) -> tuple[str | None, str | None, str | None]:
-            return m.user_id, m.agent_id, m.session_id
+        thread = _thread
 
         if cfg.neighbor_weight or cfg.neighbor2_weight:
             # neighbours: keys one and two apart (write order) in the same conversation thread
