@@ -35,7 +35,6 @@ PARAMS: dict[str, Any] = {  # small trees generalised best across held-out conve
     "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8,
     "deterministic": True, "force_row_wise": True, "n_jobs": 1, "verbose": -1,
 }
-SEEDS = (0, 1, 2)  # a mean of three subsampled fits: steadier across held-out conversations than one
 GROUPS: dict[str, tuple[str, ...]] = {
     "bm25": ("bm25_norm", "bm25_rank_log"),
     "dense": ("dense_z", "dense_cos", "dense_rank_log"),
@@ -111,13 +110,15 @@ def _masked(X: np.ndarray, drop: Sequence[int]) -> np.ndarray:
     return X
 
 
-def fit(rows: Sequence[dict[str, Any]], params: dict[str, Any] | None = None, drop: Sequence[int] = ()) -> list[Any]:
-    """One LightGBM ranker per seed in SEEDS (row and column subsampling differ); their mean is the model."""
+def fit(rows: Sequence[dict[str, Any]], params: dict[str, Any] | None = None, drop: Sequence[int] = (),
+        seeds: int = 1) -> list[Any]:
+    """One LightGBM ranker per seed (row and column subsampling differ); their mean is the model. More seeds
+    are steadier but cost serving time: every search walks every tree."""
     lgb = _lightgbm()
     X = _masked(np.vstack([r["X"] for r in rows]), drop)
     y = np.concatenate([r["y"] for r in rows])
     models = []
-    for seed in SEEDS:
+    for seed in range(seeds):
         model = lgb.LGBMRanker(**{**PARAMS, "random_state": seed, **(params or {})})
         model.fit(X, y, group=[len(r["y"]) for r in rows])
         models.append(model)
@@ -140,7 +141,7 @@ def _score(rows: Sequence[dict[str, Any]], preds: Sequence[np.ndarray], limit: i
 
 
 def cross_validate(rows: Sequence[dict[str, Any]], *, drop: Sequence[int] = (), limit: int = 20,
-                   params: dict[str, Any] | None = None) -> dict[str, Any]:
+                   params: dict[str, Any] | None = None, seeds: int = 1) -> dict[str, Any]:
     """Leave one conversation out: each is ranked by a model fitted on the others."""
     convs = list(dict.fromkeys(r["conv"] for r in rows))
     if len(convs) < 2:
@@ -149,7 +150,7 @@ def cross_validate(rows: Sequence[dict[str, Any]], *, drop: Sequence[int] = (), 
     folds = {}
     for held in convs:
         train = [r for r in rows if r["conv"] != held]
-        model = fit(train, params, drop)
+        model = fit(train, params, drop, seeds)
         test = [(n, r) for n, r in enumerate(rows) if r["conv"] == held]
         for n, r in test:
             preds[n] = predict(model, _masked(r["X"], drop))
@@ -165,7 +166,7 @@ def cross_validate(rows: Sequence[dict[str, Any]], *, drop: Sequence[int] = (), 
 
 def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None = None, ablation: bool = False,
           embedder: Any = None, limit: int = 20, max_sessions: int | None = None, params: dict[str, Any] | None = None,
-          progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+          progress: bool = False, seeds: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model JSON, report): the model fitted on every selected conversation, and its honesty checks."""
     from ..retrieve.ranker import TreeEnsemble
 
@@ -176,19 +177,20 @@ def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None =
     report: dict[str, Any] = {
         "benchmark": "train-ranker", "file": str(path), "conversations": sorted({r["conv"] for r in rows}),
         "questions": len(rows), "features": len(FEATURES), "params": PARAMS, "lightgbm": lgb.__version__,
-        "cross_validation": cross_validate(rows, limit=limit, params=params),
+        "seeds": seeds, "cross_validation": cross_validate(rows, limit=limit, params=params, seeds=seeds),
     }
     if ablation:
         report["ablation"] = {}
         for name, cols in GROUPS.items():
             drop = [FEATURES.index(c) for c in cols]
-            report["ablation"][name] = cross_validate(rows, drop=drop, limit=limit, params=params)["overall"]
-    models = fit(rows, params)
+            report["ablation"][name] = cross_validate(rows, drop=drop, limit=limit, params=params,
+                                                      seeds=seeds)["overall"]
+    models = fit(rows, params, seeds=seeds)
     info = {
         "trained_on": os.path.basename(str(path)), "conversations": report["conversations"],
         "questions": len(rows), "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
         "lightgbm": lgb.__version__,
-        "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"}, "seeds": list(SEEDS),
+        "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"}, "seeds": seeds,
         "loo_cv": report["cross_validation"]["overall"],
     }
     ens = TreeEnsemble.average(

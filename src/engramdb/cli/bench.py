@@ -103,6 +103,8 @@ def bench_train_ranker(
     out: str = typer.Option("ranker.json", help="Where to write the model (use it with retrieval.ranker_path)."),
     conversations: str | None = typer.Option(None, help="Comma list of sample ids (or indexes); default all."),
     ablation: bool = typer.Option(False, "--ablation", help="Also cross-validate with each feature group removed."),
+    seeds: int = typer.Option(1, min=1, max=10, help="Average this many fits (steadier; each adds its trees to "
+                                                      "every search)."),
     report_dir: str = typer.Option("bench_results", "--report-dir", help="Directory for the JSON/markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
@@ -114,7 +116,8 @@ def bench_train_ranker(
     from .output import err_console
 
     convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
-    model, report = train_ranker.train(path, conversations=convs, ablation=ablation, progress=not as_json)
+    model, report = train_ranker.train(path, conversations=convs, ablation=ablation, progress=not as_json,
+                                       seeds=seeds)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")

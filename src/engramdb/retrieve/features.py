@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,12 +42,13 @@ FEATURES: tuple[str, ...] = (
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 # what a turn holds, for answer-type cues (a "what city" answer names something, a "when" answer dates it)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")  # a capitalised word that does not start a sentence
-_NUMBER = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twice|once|first|second|third)\b",
-                     re.I)
-_TIME_WORD = re.compile(
-    r"\b(yesterday|today|tomorrow|tonight|ago|last|next|week|weekend|month|year|monday|tuesday|wednesday|thursday|"
-    r"friday|saturday|sunday|january|february|march|april|may|june|july|august|september|october|november|"
-    r"december|since|recently|soon)\b", re.I)
+_WORD = re.compile(r"\w+")
+_DIGITS = re.compile(r"\b\d+\b")
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten twice once first second third".split())
+_TIME_WORDS = frozenset(
+    "yesterday today tomorrow tonight ago last next week weekend month year monday tuesday wednesday thursday friday "
+    "saturday sunday january february march april may june july august september october november december since "
+    "recently soon".split())
 _QUOTE = re.compile(r"[\"\u201c][^\"\u201d]{2,}[\"\u201d]")
 
 
@@ -99,14 +101,11 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
         fused,
     ]
     # neighbours in write order within the same conversation thread (only those in the pool are known)
-    at = {meta[i].key: k for k, i in enumerate(ids) if meta[i].session_id}
+    near = _near(ids, meta, max(WINDOWS))
     for _, off in NEIGHBOURS:
-        nf, nz, nb = np.zeros(n), np.full(n, -3.0), np.zeros(n)
-        for k, i in enumerate(ids):
-            j = at.get(meta[i].key + off) if meta[i].session_id else None
-            if j is not None and _thread(meta[ids[j]]) == _thread(meta[i]):
-                nf[k], nz[k], nb[k] = fused[j], z[j], bm[j]
-        cols += [nf, nz, nb]
+        j = near[off]
+        has = j >= 0
+        cols += [np.where(has, fused[j], 0.0), np.where(has, z[j], -3.0), np.where(has, bm[j], 0.0)]
     # session: how much of the pool its conversation holds, and how strongly
     groups: dict[tuple, list[float]] = {}
     for k, i in enumerate(ids):
@@ -134,8 +133,10 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
     cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
     cols.append(np.array([float("?" in meta[i].text) for i in ids]))
     late = [np.array([float(i in c.expanded) for i in ids])]
-    for w in WINDOWS:
-        late += _window_max(ids, meta, at, w, (fused, z, bm))
+    for w in WINDOWS:  # the best of the pool's turns within w places, same thread ("none nearby" as for neighbours)
+        idx = np.stack([near[d] for d in range(-w, w + 1) if d])
+        has = idx >= 0
+        late += [np.where(has, arr[idx], floor).max(axis=0) for arr, floor in ((fused, 0.0), (z, -3.0), (bm, 0.0))]
     late += _offsets(ids, meta, fused)
     late += [np.array(col, dtype=np.float64) for col in zip(*(_text_form(meta[i].text) for i in ids), strict=True)]
     X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1)), np.column_stack(late)])
@@ -143,20 +144,20 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
     return X
 
 
-def _window_max(ids: list[str], meta: dict[str, RankMeta], at: dict[int, int], w: int,
-                scores: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-    """Per score array, the best value among the pool's other turns within `w` places in the same thread."""
-    floors = (0.0, -3.0, 0.0)  # fused, dense z, bm25: what "no turn nearby" reads as
-    out = [np.full(len(ids), f) for f in floors[: len(scores)]]
-    for k, i in enumerate(ids):
-        m = meta[i]
-        if not m.session_id:
-            continue
-        near = [j for d in range(-w, w + 1) if d and (j := at.get(m.key + d)) is not None
-                and _thread(meta[ids[j]]) == _thread(m)]
-        for col, arr in zip(out, scores, strict=True):
-            if near:
-                col[k] = max(col[k], float(arr[near].max()))
+def _near(ids: list[str], meta: dict[str, RankMeta], w: int) -> dict[int, np.ndarray]:
+    """For each offset d in -w..w (not 0), the pool position of each candidate's turn d places away (write order) in the
+    same conversation thread, or -1."""
+    at = {meta[i].key: k for k, i in enumerate(ids) if meta[i].session_id}
+    threads = [_thread(meta[i]) for i in ids]
+    out = {}
+    for d in (d for d in range(-w, w + 1) if d):
+        pos = np.full(len(ids), -1, dtype=np.int64)
+        for k, i in enumerate(ids):
+            if meta[i].session_id:
+                j = at.get(meta[i].key + d)
+                if j is not None and threads[j] == threads[k]:
+                    pos[k] = j
+        out[d] = pos
     return out
 
 
@@ -174,13 +175,18 @@ def _offsets(ids: list[str], meta: dict[str, RankMeta], fused: np.ndarray) -> li
         m = meta[i]
         if not m.session_id:
             continue
-        off[k] = float(np.clip(m.key - best[_thread(m)], -8, 8))
+        off[k] = float(min(8, max(-8, m.key - best[_thread(m)])))
         near = [abs(m.key - t.key) for t in top3 if _thread(t) == _thread(m)]
         if near:
             dist[k] = float(min(near))
     return [off, dist]
 
 
+@lru_cache(maxsize=65536)  # a pure function of the text, and the same memories come back search after search
 def _text_form(text: str) -> tuple[float, ...]:
-    return (float(len(_NAME.findall(text))), float(bool(_NUMBER.search(text))), float(len(_TIME_WORD.findall(text))),
+    """Names, a number, time words, a quoted title, ends with '?' (one lower-case word pass; case-blind regexes
+    cost ten times more)."""
+    words = _WORD.findall(text.lower())
+    number = bool(_DIGITS.search(text)) or not _NUMBER_WORDS.isdisjoint(words)
+    return (float(len(_NAME.findall(text))), float(number), float(sum(map(_TIME_WORDS.__contains__, words))),
             float(bool(_QUOTE.search(text))), float(text.rstrip().endswith("?")))
