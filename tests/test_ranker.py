@@ -176,3 +176,13 @@ def test_pool_gains_the_neighbours_of_strong_candidates_within_filters(fake_mem)
     assert not {r.id for r in other} & pool.expanded  # written next to s1, but another conversation
     plain = retriever.candidates("team trip next month", f, 1, expand=False)
     assert not plain.expanded and len(plain.ids) < len(pool.ids)
+
+
+@pytest.mark.parametrize("bad", [{"expand_window": -1}, {"expand_top": 1.5}, {"expand_top": 10_000},
+                                 {"no_such_setting": 1}])
+def test_bad_retrieval_settings_are_refused_before_anything_opens(tmp_path, bad):
+    from engramdb.embed import HashingEmbedder
+
+    with pytest.raises(ConfigError, match="bad retrieval settings"):
+        Memory(str(tmp_path / "b.db"), embedder=HashingEmbedder(64), config=MemoryConfig(retrieval=bad))
+    assert not (tmp_path / "b.db").exists()

@@ -13,6 +13,7 @@ import os
 
 from pydantic import BaseModel, Field
 
+from .errors import ConfigError
 from .index.vector import EXACT_MAX
 from .model import MAX_TEXT_CHARS
 from .retrieve.search import RetrievalConfig
@@ -31,7 +32,10 @@ class MemoryConfig(BaseModel):
     lifecycle: dict = Field(default_factory=dict)  # {"consolidate": {...}, "decay": {...}, "derived_weight": 0.x}
 
     def retrieval_config(self) -> RetrievalConfig:
-        return RetrievalConfig(**self.retrieval)
+        try:
+            return RetrievalConfig(**self.retrieval)
+        except (TypeError, ValueError) as exc:  # an unknown key or a value out of range
+            raise ConfigError(f"bad retrieval settings: {exc}") from exc
 
 
 def default_path() -> str:

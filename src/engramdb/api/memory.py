@@ -84,6 +84,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         self.config = config or MemoryConfig()
         if embedder is not None and not isinstance(embedder, Embedder):
             self.config = self.config.model_copy(update={"embedder": embedder})
+        self.config.retrieval_config()  # bad retrieval settings fail here, before a store is opened
         # `store=` takes an already-open backend (the server opens one per tenant, e.g. a Postgres schema).
         self.store, self._ann_path = (store, None) if store is not None else open_store(path, url)
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None

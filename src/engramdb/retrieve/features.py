@@ -81,7 +81,8 @@ def query_features(query: str) -> list[float]:
     ]
 
 
-def _thread(m: RankMeta) -> tuple[str | None, str | None, str | None]:
+def thread_of(m: RankMeta) -> tuple[str | None, str | None, str | None]:
+    """The conversation a memory belongs to: its scope and session."""
     return m.user_id, m.agent_id, m.session_id
 
 
@@ -110,12 +111,12 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
     groups: dict[tuple, list[float]] = {}
     for k, i in enumerate(ids):
         if meta[i].session_id:
-            groups.setdefault(_thread(meta[i]), []).append(float(fused[k]))
+            groups.setdefault(thread_of(meta[i]), []).append(float(fused[k]))
     stats = {g: (float(np.mean(sorted(v, reverse=True)[:3])), max(v), len(v)) for g, v in groups.items()}
     rank = {g: r for r, g in enumerate(sorted(stats, key=lambda g: -stats[g][0]))}
     for col in range(3):
-        cols.append(np.array([stats[_thread(meta[i])][col] if meta[i].session_id else 0.0 for i in ids]))
-    cols.append(np.log1p([rank[_thread(meta[i])] if meta[i].session_id else len(rank) for i in ids]))
+        cols.append(np.array([stats[thread_of(meta[i])][col] if meta[i].session_id else 0.0 for i in ids]))
+    cols.append(np.log1p([rank[thread_of(meta[i])] if meta[i].session_id else len(rank) for i in ids]))
     info = analyze(query, {m.speaker for m in meta.values() if m.speaker})
     cols.append(np.array([float(meta[i].speaker in info.speakers) for i in ids]))
     cols.append(np.full(n, float(bool(info.speakers))))
@@ -148,7 +149,7 @@ def _near(ids: list[str], meta: dict[str, RankMeta], w: int) -> dict[int, np.nda
     """For each offset d in -w..w (not 0), the pool position of each candidate's turn d places away (write order) in the
     same conversation thread, or -1."""
     at = {meta[i].key: k for k, i in enumerate(ids) if meta[i].session_id}
-    threads = [_thread(meta[i]) for i in ids]
+    threads = [thread_of(meta[i]) for i in ids]
     out = {}
     for d in (d for d in range(-w, w + 1) if d):
         pos = np.full(len(ids), -1, dtype=np.int64)
@@ -168,15 +169,15 @@ def _offsets(ids: list[str], meta: dict[str, RankMeta], fused: np.ndarray) -> li
     best: dict[tuple, int] = {}
     for k in order:
         if meta[ids[k]].session_id:
-            best.setdefault(_thread(meta[ids[k]]), meta[ids[k]].key)
+            best.setdefault(thread_of(meta[ids[k]]), meta[ids[k]].key)
     top3 = [meta[ids[k]] for k in order[:3] if meta[ids[k]].session_id]
     off, dist = np.zeros(len(ids)), np.full(len(ids), 20.0)
     for k, i in enumerate(ids):
         m = meta[i]
         if not m.session_id:
             continue
-        off[k] = float(min(8, max(-8, m.key - best[_thread(m)])))
-        near = [abs(m.key - t.key) for t in top3 if _thread(t) == _thread(m)]
+        off[k] = float(min(8, max(-8, m.key - best[thread_of(m)])))
+        near = [abs(m.key - t.key) for t in top3 if thread_of(t) == thread_of(m)]
         if near:
             dist[k] = float(min(near))
     return [off, dist]

@@ -35,7 +35,7 @@ from ..embed.base import Embedder
 from ..index.vector import VectorIndex
 from ..model import SearchResult
 from ..store.base import Filters, RankMeta, Store
-from .features import Candidates, candidate_features
+from .features import Candidates, candidate_features, thread_of
 from .fuse import rrf, score_fusion
 from .query import analyze
 from .ranker import load_ranker
@@ -71,9 +71,11 @@ class RetrievalConfig:
     expand_top: int = 20
     expand_window: int = 4
 
-
-def _thread(m: RankMeta) -> tuple[str | None, str | None, str | None]:
-    return m.user_id, m.agent_id, m.session_id
+    def __post_init__(self) -> None:
+        for name, top in (("expand_top", 200), ("expand_window", 20)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+                raise ValueError(f"retrieval.{name} must be an integer between 0 and {top}")
 
 
 def _normal(text: str) -> str:
@@ -162,13 +164,13 @@ class Retriever:
             m = meta[i]
             for d in range(-cfg.expand_window, cfg.expand_window + 1):
                 if d and m.key + d > 0 and m.key + d not in have:
-                    threads.setdefault(m.key + d, set()).add(_thread(m))
+                    threads.setdefault(m.key + d, set()).add(thread_of(m))
         if not threads:
             return {}
         keys = self.store.filter_keys(sorted(threads), filters).tolist()
         id_of = self.store.ids_for(keys)
         found = self.store.rank_meta(list(id_of.values()))
-        return {j: found[j] for k, j in id_of.items() if j in found and _thread(found[j]) in threads[k]}
+        return {j: found[j] for k, j in id_of.items() if j in found and thread_of(found[j]) in threads[k]}
 
     def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
         cfg = self.config
@@ -212,8 +214,6 @@ class Retriever:
         """Context, session, speaker and time lifts (in place), all from the fused base scores."""
         cfg = self.config
 
-        thread = _thread
-
         if cfg.neighbor_weight or cfg.neighbor2_weight:
             # neighbours: keys one and two apart (write order) in the same conversation thread
             by_key = {meta[i].key: i for i in ids if meta[i].session_id}
@@ -222,7 +222,7 @@ class Retriever:
                 for nk, w in ((k - 1, cfg.neighbor_weight), (k + 1, cfg.neighbor_weight),
                               (k - 2, cfg.neighbor2_weight), (k + 2, cfg.neighbor2_weight)):
                     j = by_key.get(nk)
-                    if w and j is not None and thread(meta[j]) == thread(meta[i]):
+                    if w and j is not None and thread_of(meta[j]) == thread_of(meta[i]):
                         lift += w * base[j]
                 if lift:
                     scores[i] += lift
@@ -231,14 +231,14 @@ class Retriever:
             groups: dict[tuple[str | None, str | None, str | None], list[float]] = {}
             for i in ids:
                 if meta[i].session_id:
-                    groups.setdefault(thread(meta[i]), []).append(base[i])
+                    groups.setdefault(thread_of(meta[i]), []).append(base[i])
             top: dict[tuple[str | None, str | None, str | None], float] = {}
             for g, v in groups.items():
                 v.sort(reverse=True)
                 top[g] = cfg.session_weight * float(np.mean(v[: cfg.session_top])) + cfg.session_max_weight * v[0]
             for i in ids:
                 if meta[i].session_id:
-                    lift = top[thread(meta[i])]
+                    lift = top[thread_of(meta[i])]
                     scores[i] += lift
                     signals[i]["session"] = lift
         if not (cfg.speaker_boost or cfg.time_boost):
