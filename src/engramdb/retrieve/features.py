@@ -183,11 +183,19 @@ def _offsets(ids: list[str], meta: dict[str, RankMeta], fused: np.ndarray) -> li
     return [off, dist]
 
 
-@lru_cache(maxsize=65536)  # a pure function of the text, and the same memories come back search after search
 def _text_form(text: str) -> tuple[float, ...]:
+    # a pure function of the text, and the same memories come back search after search: cache the usual short
+    # turns (bounded memory), compute long documents each time
+    return _text_form_cached(text) if len(text) <= 2000 else _text_form_of(text)
+
+
+def _text_form_of(text: str) -> tuple[float, ...]:
     """Names, a number, time words, a quoted title, ends with '?' (one lower-case word pass; case-blind regexes
     cost ten times more)."""
     words = _WORD.findall(text.lower())
     number = bool(_DIGITS.search(text)) or not _NUMBER_WORDS.isdisjoint(words)
     return (float(len(_NAME.findall(text))), float(number), float(sum(map(_TIME_WORDS.__contains__, words))),
             float(bool(_QUOTE.search(text))), float(text.rstrip().endswith("?")))
+
+
+_text_form_cached = lru_cache(maxsize=32768)(_text_form_of)
