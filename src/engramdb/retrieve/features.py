@@ -102,7 +102,7 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
         fused,
     ]
     # neighbours in write order within the same conversation thread (only those in the pool are known)
-    near = _near(ids, meta, max(WINDOWS))
+    near = _near(ids, meta, max(*WINDOWS, *(abs(off) for _, off in NEIGHBOURS)))
     for _, off in NEIGHBOURS:
         j = near[off]
         has = j >= 0

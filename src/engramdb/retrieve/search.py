@@ -16,7 +16,9 @@ The default pipeline (no LLM, measured on LoCoMo in docs/retrieval.md):
 6. when: memories dated within an absolute time the query names ("in May 2023",
    "on 13 October 2023"), or up to `time_grace_days` after it, gain `time_boost`.
 
-With `ranker="learned"` (the default) steps 3-6 are replaced by a small tree
+With `ranker="learned"` (the default) the pool first gains the turns within
+`expand_window` places of its `expand_top` best candidates (same conversation,
+same filters: `_neighbours`), then steps 3-6 are replaced by a small tree
 ensemble over the same evidence (retrieve/features.py, retrieve/ranker.py):
 it learned from LoCoMo dev how much each signal counts, and when.
 
