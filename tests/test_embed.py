@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
-from engramdb.embed import HashingEmbedder, make_embedder
+from engramdb.embed import HashingEmbedder, make_embedder, packs
 from engramdb.embed import local as local_mod
 from engramdb.embed.base import Embedder
 from engramdb.errors import ConfigError, EngramError
@@ -46,7 +46,7 @@ def test_default_model_is_offline_minilm(embedder):
 
 
 def test_minilm_hash_is_checked(monkeypatch):
-    monkeypatch.setattr(local_mod, "_sha256", lambda path: "0" * 64)
+    monkeypatch.setattr(packs, "sha256_of", lambda path: "0" * 64)
     with pytest.raises(ConfigError, match="SHA-256"):
         local_mod.minilm_pack_dir()
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from ..config import MemoryConfig
 from ..embed import make_embedder
 from ..embed.base import Embedder
-from ..embed.local import DEFAULT_MODEL, is_default_model
+from ..embed.packs import canonical_name
 from ..errors import ConfigError, ModelMismatchError, NotFoundError, ValidationError
 from ..index.vector import VectorIndex
 from ..ingest.keys import compute_keys
@@ -102,7 +102,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if self._embedder is not None:
             return self._embedder.name
         spec = self.config.embedder
-        return DEFAULT_MODEL if is_default_model(spec) else spec
+        return canonical_name(spec)
 
     def _check_model_name(self) -> None:
         stored = self.store.get_meta("embed_model")

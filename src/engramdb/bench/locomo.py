@@ -355,6 +355,7 @@ def run_locomo(
             "benchmark": "locomo",
             "file": str(path),
             "conversations": [c.sample_id for c in convs],
+            "embedder": emb.inner.name,
             "turns": n_turns,
             "sessions": sum(len(c.sessions) for c in convs),
             "questions": len(questions),

@@ -78,7 +78,8 @@ def locomo_markdown(rep: dict[str, Any], chart_name: str | None = None) -> str:
         "# LoCoMo retrieval (no LLM)",
         "",
         f"File `{rep['file']}`: conversations {', '.join(rep['conversations'])}; {rep['turns']} turns in "
-        f"{rep['sessions']} sessions; {rep['questions']} questions with evidence. "
+        f"{rep['sessions']} sessions; {rep['questions']} questions with evidence; embedding model "
+        f"`{rep.get('embedder', 'all-MiniLM-L6-v2')}`. "
         f"Ingest {rep['ingest_s']:.1f} s ({rep['ingest_turns_per_s']:.0f} turns/s).",
         "",
         *([f"**In-sample warning**: the learned ranker (default) was trained on {', '.join(rep['in_sample'])}; "

