@@ -17,7 +17,7 @@ import pytest
 from engramdb import Memory
 from engramdb.embed import local as local_mod
 from engramdb.embed import make_embedder, packs
-from engramdb.errors import ConfigError, ValidationError
+from engramdb.errors import ConfigError, ModelMismatchError, ValidationError
 
 WEIGHTS = os.urandom(300_000)  # stands in for model.safetensors
 
@@ -213,3 +213,26 @@ def test_real_mpnet_pack(monkeypatch):
     v = emb.embed(["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly tax filing deadline"])
     assert v.shape == (3, 768) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3
+
+
+def test_store_made_with_the_hub_spelling_still_opens(tmp_path):
+    """Before packs, a store made with the hub id recorded it verbatim; it must open under the canonical name."""
+    from engramdb.embed import HashingEmbedder
+
+    def named(name: str) -> HashingEmbedder:
+        emb = HashingEmbedder(16)
+        emb.name = name
+        return emb
+
+    db = str(tmp_path / "old.db")
+    old = Memory(db, embedder=named("sentence-transformers/all-mpnet-base-v2"))
+    old.add("I moved to Lisbon", user_id="u")
+    assert old.store.get_meta("embed_model") == "sentence-transformers/all-mpnet-base-v2"
+    old.close()
+    mem = Memory(db, embedder=named("all-mpnet-base-v2"))
+    try:
+        assert [r.memory.text for r in mem.search("Lisbon", user_id="u")][:1] == ["I moved to Lisbon"]
+    finally:
+        mem.close()
+    with pytest.raises(ModelMismatchError):  # another model is still refused
+        Memory(db, embedder=named("all-MiniLM-L6-v2"))

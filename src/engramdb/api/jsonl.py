@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from ..embed.packs import canonical_name
 from ..errors import ValidationError
 from ..ingest.keys import build_keys
 from ..ingest.normalize import check_id, check_metadata, check_text
@@ -206,7 +207,7 @@ def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: A
     if obj.get("embedding") and not recompute:
         model = (header or {}).get("embed_model")
         stored = mem.store.get_meta("embed_model")
-        if model and (stored or mem.model_name) != model:
+        if model and canonical_name(stored or mem.model_name) != canonical_name(model):
             raise ValidationError(
                 f"embedding made with {model!r}, store uses {stored or mem.model_name!r}; use --recompute-embeddings"
             )

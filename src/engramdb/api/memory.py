@@ -106,7 +106,9 @@ class Memory(LifecycleMixin, ProceduralMixin):
 
     def _check_model_name(self) -> None:
         stored = self.store.get_meta("embed_model")
-        if stored and stored != self.model_name and not self._allow_model_change:
+        # canonical names on both sides: a store made as 'sentence-transformers/all-mpnet-base-v2' opens as
+        # 'all-mpnet-base-v2'
+        if stored and canonical_name(stored) != canonical_name(self.model_name) and not self._allow_model_change:
             raise ModelMismatchError(
                 f"this store was embedded with {stored!r} (dim {self.store.get_meta('embed_dim')}), "
                 f"but it was opened with {self.model_name!r}. Open it with the same model, or re-embed "

