@@ -11,7 +11,7 @@ import pytest
 from engramdb import Memory
 from engramdb.config import MemoryConfig
 from engramdb.errors import ConfigError, ValidationError
-from engramdb.retrieve.features import FEATURES, Candidates, candidate_features
+from engramdb.retrieve.features import FEATURES, LATE_FEATURES, Candidates, candidate_features
 from engramdb.retrieve.ranker import DEFAULT_MODEL, FORMAT, TreeEnsemble, load_ranker
 from engramdb.store.base import RankMeta
 
@@ -48,12 +48,13 @@ def test_from_lightgbm_dump_and_json_round_trip(tmp_path):
         TreeEnsemble.from_lightgbm(bad, ["a", "b"])
 
 
-def test_shipped_model_loads_and_says_what_it_was_trained_on():
-    ens = load_ranker()
-    assert ens.features == list(FEATURES) and len(ens.sizes) >= 50
+@pytest.mark.parametrize("late", [True, False])
+def test_shipped_models_load_and_say_what_they_were_trained_on(late):
+    ens = load_ranker(late=late)
+    assert ens.features == [*FEATURES, *(LATE_FEATURES if late else ())] and len(ens.sizes) >= 50
     info = ens.info
     assert info["conversations"] and 0 < info["loo_cv"]["recall@10"] <= 1  # the honest estimate travels with it
-    out = ens.predict(np.random.default_rng(0).normal(size=(7, len(FEATURES))))
+    out = ens.predict(np.random.default_rng(0).normal(size=(7, len(ens.features))))
     assert out.shape == (7,) and np.isfinite(out).all()
 
 

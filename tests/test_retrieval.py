@@ -114,12 +114,13 @@ def test_compute_keys_vectors_are_normalised_mix():
     at = datetime(2023, 5, 8, tzinfo=UTC)
     a = MemoryRecord(user_id="u", session_id="s", speaker="A", text="hello there", occurred_at=at)
     b = MemoryRecord(user_id="u", session_id="s", speaker="B", text="general kenobi", occurred_at=at)
-    texts, vecs = compute_keys([a, b], emb)
+    texts, vecs, tokens = compute_keys([a, b], emb)
+    assert tokens == [None, None]  # the hashing embedder has no token vectors
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0)
     assert np.allclose(vecs[0], emb.embed(["A: hello there"])[0])  # no context: the turn alone
     assert not np.allclose(vecs[1], emb.embed(["B: general kenobi"])[0])
     assert texts[1].endswith("A: hello there")
-    plain, _ = compute_keys([a, b], emb, context=False, dates=False)
+    plain, _, _ = compute_keys([a, b], emb, context=False, dates=False)
     assert plain[1] == "B: general kenobi" == index_text(b, dates=False, weighted=False)
     assert build_keys([b])[1] == ["B: general kenobi"]
 

@@ -165,14 +165,15 @@ def import_jsonl(
         records = [p[0] for p in parsed]
     need = recompute_embeddings or any(p[3] is None for p in parsed)
     index_texts, _ = build_keys(records)
+    tokens = None  # imported vectors come without token vectors: search ranks those without late interaction
     if need:
-        index_texts, vecs = mem._keys(records)  # noqa: SLF001 - the one place keys are computed
+        index_texts, vecs, tokens = mem._keys(records)  # noqa: SLF001 - the one place keys are computed
     else:
         mem.embedder  # noqa: B018 - records model name/dim in a fresh store
         vecs = np.vstack([p[3] for p in parsed])
     index_texts = [p[1] if p[1] and not recompute_embeddings else index_texts[i] for i, p in enumerate(parsed)]
     with mem.store.transaction():
-        mem.store.insert(records, vecs, index_texts, histories=[p[2] for p in parsed])
+        mem.store.insert(records, vecs, index_texts, histories=[p[2] for p in parsed], tokens=tokens)
         mem.store.add_links([lk for p in parsed for lk in p[4]])
     if progress:
         progress(len(records), len(records))

@@ -145,10 +145,15 @@ class Memory(LifecycleMixin, ProceduralMixin):
             )
         return self._vectors
 
-    def _keys(self, records: list[MemoryRecord]) -> tuple[list[str], Any]:
-        """Index texts and vectors for records written together (ingest.keys decides what they hold)."""
+    def _keys(self, records: list[MemoryRecord]) -> tuple[list[str], Any, list[Any]]:
+        """Index texts, vectors and token vectors for records written together (ingest.keys decides what they
+        hold)."""
         rc = self.config.retrieval_config()
-        return compute_keys(records, self.embedder, self.store, context=rc.context_keys, dates=rc.date_keys)
+        index_texts, vecs, tokens = compute_keys(records, self.embedder, self.store, context=rc.context_keys,
+                                                 dates=rc.date_keys)
+        if not rc.late_interaction:  # searches will not read them: do not store them
+            tokens = [None] * len(records)
+        return index_texts, vecs, tokens
 
     def _retriever(self) -> Retriever:
         return Retriever(self.store, self.vectors, self.embedder, self.config.retrieval_config())
@@ -217,8 +222,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
         """Insert prepared records (embedding them in batches) in one transaction."""
         if not records:
             return []
-        index_texts, vecs = self._keys(records)  # before the transaction: a model failure writes nothing
-        self.store.insert(records, vecs, index_texts)
+        index_texts, vecs, tokens = self._keys(records)  # before the transaction: a model failure writes nothing
+        self.store.insert(records, vecs, index_texts, tokens=tokens)
         return records
 
     def update(
@@ -252,11 +257,11 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if not changes:
             raise ValidationError("update: nothing to change")
         new = rec.model_copy(update=changes)
-        vector = index_text = None
+        vector = index_text = tokens = None
         if "text" in changes:
-            index_texts, vecs = self._keys([new])
-            index_text, vector = index_texts[0], vecs[0]
-        self.store.update(new, vector=vector, index_text=index_text)
+            index_texts, vecs, toks = self._keys([new])
+            index_text, vector, tokens = index_texts[0], vecs[0], toks[0]
+        self.store.update(new, vector=vector, index_text=index_text, tokens=tokens)
         return self._require(memory_id)
 
     def delete(self, memory_id: str) -> None:
@@ -402,8 +407,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
                 page = self.store.list(f, limit=batch, offset=offset, order="recorded_at")
                 if not page:
                     break
-                index_texts, vecs = self._keys(page)
-                self.store.replace_keys([r.id for r in page], index_texts, vecs)
+                index_texts, vecs, tokens = self._keys(page)
+                self.store.replace_keys([r.id for r in page], index_texts, vecs, tokens=tokens)
                 offset += len(page)
                 done += len(page)
                 if progress:

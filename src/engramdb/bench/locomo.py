@@ -230,7 +230,8 @@ PLAIN_KEYS = {"context_keys": False, "date_keys": False}
 def baseline_methods() -> list[Method]:
     """The baselines: BM25 / dense / RRF over plain turns ('Speaker: text'), as in the issue's reference table,
     and the hand-set linear fusion + lifts that the learned ranker replaced."""
-    return [Method("linear", retrieval={"ranker": "linear"}),
+    return [Method("learned, no late interaction", retrieval={"late_interaction": False}),
+            Method("linear", retrieval={"ranker": "linear"}),
             *(Method(b, mode=b, retrieval=dict(PLAIN_KEYS)) for b in BASELINES)]
 
 
@@ -240,6 +241,7 @@ def ablation_methods() -> list[Method]:
     lin = {"ranker": "linear"}
     return [
         Method("default"),
+        Method("- late interaction (the plain learned ranker)", retrieval={"late_interaction": False}),
         Method("linear (hand-set lifts)", retrieval=dict(lin)),
         Method("- speaker boost", retrieval={**lin, "speaker_boost": 0.0}),
         Method("- session lift", retrieval={**lin, "session_weight": 0.0}),
@@ -265,7 +267,9 @@ class MemoEmbedder(Embedder):
         self.name = inner.name
         self.dim = inner.dim
         self.batch_size = max(inner.batch_size, 1)
+        self.has_tokens = inner.has_tokens
         self.memo: dict[str, np.ndarray] = {}
+        self.memo_tokens: dict[str, np.ndarray | None] = {}
 
     def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         need = list(dict.fromkeys(t for t in texts if t not in self.memo))
@@ -273,6 +277,14 @@ class MemoEmbedder(Embedder):
             for t, v in zip(need, self.inner.embed(need), strict=True):
                 self.memo[t] = v
         return np.stack([self.memo[t] for t in texts])
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        need = list(dict.fromkeys(t for t in texts if t not in self.memo_tokens))
+        if need:
+            vecs, toks = self.inner.embed_tokens(need)
+            for t, v, k in zip(need, vecs, toks, strict=True):
+                self.memo[t], self.memo_tokens[t] = v, k
+        return np.stack([self.memo[t] for t in texts]), [self.memo_tokens[t] for t in texts]
 
 
 def _in_sample(methods: Sequence[Method], sample_ids: Sequence[str]) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ValidationError
-from ..retrieve.features import FEATURES, NEIGHBOURS, QUERY_WORDS, WINDOWS, candidate_features
+from ..retrieve.features import FEATURES, LATE_FEATURES, NEIGHBOURS, QUERY_WORDS, WINDOWS, candidate_features
 from .locomo import MemoEmbedder, ingest, load_conversations, load_questions, score_question
 from .metrics import average
 
@@ -49,6 +49,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "offset_session_best", "distance_top3"),
     "query cues": (*(f"q_starts_{w}" for w in QUERY_WORDS), "q_words", "q_hypothetical", "q_year", "q_how_many",
                    "q_plural"),
+    "late interaction (MaxSim)": LATE_FEATURES,  # only where the model gives token vectors
 }
 
 
@@ -61,8 +62,10 @@ def _lightgbm() -> Any:
 
 
 def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = None, *, embedder: Any = None,
-            limit: int = 20, max_sessions: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
-    """One row per question with evidence: conversation, category, candidate dia ids, features, labels."""
+            limit: int = 20, max_sessions: int | None = None, progress: bool = False, late: bool = True
+            ) -> list[dict[str, Any]]:
+    """One row per question with evidence: conversation, category, candidate dia ids, features, labels. With
+    `late` and a model that gives token vectors, the rows include the late-interaction features."""
     from rich.progress import Progress, track
 
     from .. import Memory
@@ -72,6 +75,7 @@ def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = 
     if not convs:
         raise ValidationError("no conversations selected")
     emb = MemoEmbedder(embedder if embedder is not None else make_embedder())
+    late = late and emb.has_tokens
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="engramdb-train-") as tmp:
         mem = Memory(os.path.join(tmp, "train.db"), embedder=emb)
@@ -95,7 +99,8 @@ def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = 
                 dia = [ids.get(i, "") for i in pool.ids]
                 gold = set(q.evidence)
                 rows.append({"conv": q.sample_id, "category": q.category, "evidence": q.evidence, "dia": dia,
-                             "X": candidate_features(pool, query), "y": np.array([float(d in gold) for d in dia])})
+                             "X": candidate_features(pool, query, late=late),
+                             "y": np.array([float(d in gold) for d in dia])})
         finally:
             mem.close()
     return rows
@@ -166,38 +171,46 @@ def cross_validate(rows: Sequence[dict[str, Any]], *, drop: Sequence[int] = (), 
 
 def train(path: str | os.PathLike[str], *, conversations: Sequence[str] | None = None, ablation: bool = False,
           embedder: Any = None, limit: int = 20, max_sessions: int | None = None, params: dict[str, Any] | None = None,
-          progress: bool = False, seeds: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model JSON, report): the model fitted on every selected conversation, and its honesty checks."""
+          progress: bool = False, seeds: int = 1, late: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model JSON, report): the model fitted on every selected conversation, and its honesty checks. `late`:
+    with the late-interaction features where the embedding model has token vectors (`False`: the plain model,
+    for stores without them)."""
     from ..embed import make_embedder
     from ..retrieve.ranker import TreeEnsemble
 
     lgb = _lightgbm()
     embedder = embedder if embedder is not None else make_embedder()
-    rows = collect(path, conversations, embedder=embedder, limit=limit, max_sessions=max_sessions, progress=progress)
+    rows = collect(path, conversations, embedder=embedder, limit=limit, max_sessions=max_sessions, progress=progress,
+                   late=late)
     if not rows:
         raise ValidationError("no questions with evidence in the selected conversations")
+    names = list(FEATURES) + (list(LATE_FEATURES) if rows[0]["X"].shape[1] > len(FEATURES) else [])
     report: dict[str, Any] = {
         "benchmark": "train-ranker", "file": str(path), "conversations": sorted({r["conv"] for r in rows}),
-        "questions": len(rows), "embedder": embedder.name, "features": len(FEATURES), "params": PARAMS,
+        "questions": len(rows), "embedder": embedder.name, "features": len(names),
+        "late_interaction": len(names) > len(FEATURES), "params": PARAMS,
         "lightgbm": lgb.__version__,
         "seeds": seeds, "cross_validation": cross_validate(rows, limit=limit, params=params, seeds=seeds),
     }
     if ablation:
         report["ablation"] = {}
         for name, cols in GROUPS.items():
-            drop = [FEATURES.index(c) for c in cols]
+            if not set(cols) <= set(names):
+                continue
+            drop = [names.index(c) for c in cols]
             report["ablation"][name] = cross_validate(rows, drop=drop, limit=limit, params=params,
                                                       seeds=seeds)["overall"]
     models = fit(rows, params, seeds=seeds)
     info = {
         "trained_on": os.path.basename(str(path)), "conversations": report["conversations"],
-        "questions": len(rows), "embedder": embedder.name, "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "questions": len(rows), "embedder": embedder.name, "late_interaction": len(names) > len(FEATURES),
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
         "lightgbm": lgb.__version__,
         "params": {k: v for k, v in {**PARAMS, **(params or {})}.items() if k != "verbose"}, "seeds": seeds,
         "loo_cv": report["cross_validation"]["overall"],
     }
     ens = TreeEnsemble.average(
-        [TreeEnsemble.from_lightgbm(m.booster_.dump_model(), list(FEATURES)) for m in models], info)
+        [TreeEnsemble.from_lightgbm(m.booster_.dump_model(), names) for m in models], info)
     X = np.vstack([r["X"] for r in rows[:50]])
     if not np.allclose(ens.predict(X), predict(models, X), atol=1e-6):  # the exported trees must be the model
         raise RuntimeError("exported ranker disagrees with LightGBM; refusing to write it")

@@ -116,6 +116,8 @@ def bench_train_ranker(
     seeds: int = typer.Option(1, min=1, max=10, help="Average this many fits (steadier; each adds its trees to "
                                                       "every search)."),
     embedder: str = typer.Option("all-MiniLM-L6-v2", help=EMBEDDER_HELP),
+    late: bool = typer.Option(True, "--late/--no-late", help="With the late-interaction (MaxSim) features, where "
+                              "the model gives token vectors; --no-late: the plain model, for stores without them."),
     report_dir: str = typer.Option("bench_results", "--report-dir", help="Directory for the JSON/markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
@@ -128,7 +130,7 @@ def bench_train_ranker(
 
     convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
     model, report = train_ranker.train(path, conversations=convs, ablation=ablation, progress=not as_json,
-                                       seeds=seeds, embedder=_embedder(embedder))
+                                       seeds=seeds, embedder=_embedder(embedder), late=late)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")

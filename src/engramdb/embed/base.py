@@ -18,6 +18,7 @@ class Embedder(ABC):
     dim: int
     batch_size: int = 64
     calls: int = 0  # model invocations, so tests can check that adds are batched
+    has_tokens: bool = False  # can `embed_tokens` give token vectors (late interaction, index/late.py)?
 
     @abstractmethod
     def _embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
@@ -37,3 +38,8 @@ class Embedder(ABC):
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Sentence vectors, as `embed`, and each text's content-token vectors from the same model run.
+        Models without token outputs (hashing, remote APIs) give None for each text."""
+        return self.embed(texts), [None] * len(texts)

@@ -7,7 +7,9 @@ the searchable keys carry more (measured on LoCoMo, docs/retrieval.md):
   context, plus the absolute dates its relative ones resolve to, plus the
   previous turn of the conversation;
 * vector: the normalised sum of the turn's embedding and the embedding of
-  'previous turn + turn', so a short reply is found by what it answers.
+  'previous turn + turn', so a short reply is found by what it answers;
+* token vectors: the content tokens of the turn alone, from the same model run
+  (late interaction, index/late.py), where the model exposes them.
 
 This module is the one place that decides those keys, so every write path
 (add, update, import, reindex) agrees. `build_keys` gives context-free keys
@@ -56,10 +58,11 @@ def build_keys(records: list[MemoryRecord]) -> tuple[list[str], list[str]]:
 
 def compute_keys(
     records: Sequence[MemoryRecord], embedder: Any, store: Any = None, *, context: bool = True, dates: bool = True
-) -> tuple[list[str], np.ndarray]:
-    """(index_texts, vectors) for records written together, with conversational context.
+) -> tuple[list[str], np.ndarray, list[np.ndarray | None]]:
+    """(index_texts, vectors, token vectors) for records written together, with conversational context.
 
-    One batched embedding call covers the turns and their context pairs."""
+    One batched embedding call covers the turns and their context pairs. The token vectors (index/late.py) are
+    those of the turn alone, or None for each record when the model has none."""
     prevs = previous_turns(records, store) if context else [None] * len(records)
     texts = [embed_text(r) for r in records]
     pair_at: dict[int, int] = {}
@@ -67,11 +70,12 @@ def compute_keys(
         if p is not None:
             pair_at[i] = len(texts)
             texts.append(context_text(r, p))
-    mat = embedder.embed(texts)
+    mat, toks = embedder.embed_tokens(texts)  # token vectors: the turn alone's (late interaction)
     vecs = np.array(mat[: len(records)], dtype=np.float32, copy=True)
     for i, j in pair_at.items():
         v = vecs[i] + mat[j]
         n = float(np.linalg.norm(v))
         vecs[i] = v / n if n > 0 else vecs[i]
     weighted = context or dates
-    return [index_text(r, p, dates=dates, weighted=weighted) for r, p in zip(records, prevs, strict=True)], vecs
+    index_texts = [index_text(r, p, dates=dates, weighted=weighted) for r, p in zip(records, prevs, strict=True)]
+    return index_texts, vecs, list(toks[: len(records)])

@@ -117,10 +117,10 @@ def ingest(
     if embed_steps:
         mem.add_records(records + steps)
         return trajs
-    h_index, h_vecs = mem._keys(records)  # before the transaction: a model failure writes nothing
+    h_index, h_vecs, h_tokens = mem._keys(records)  # before the transaction: a model failure writes nothing
     s_index, _ = build_keys(steps)
     with mem.store.transaction():
-        mem.store.insert(records, h_vecs, h_index)
+        mem.store.insert(records, h_vecs, h_index, tokens=h_tokens)
         mem.store.insert(steps, None, s_index)
     return trajs
 

@@ -3,8 +3,9 @@
 One function computes them for serving and for training (bench/train_ranker.py),
 so the two cannot drift. Every feature comes from what the engine already has
 at query time: the BM25 and dense scores of the candidates, their neighbours and
-session in write order, who spoke, when, the text's length and form, and a few
-cues of the query's wording. Nothing is specific to one benchmark.
+session in write order, who spoke, when, the text's length and form, a few
+cues of the query's wording, and (where the store has token vectors) the
+late-interaction MaxSim. Nothing is specific to one benchmark.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ FEATURES: tuple[str, ...] = (
     "offset_session_best", "distance_top3",
     "names", "has_number", "time_words", "has_quote", "ends_question",
 )
+# late interaction (index/late.py), where the store holds token vectors: the candidate's MaxSim with the query,
+# the better of its two neighbours', the best of the three, and its MaxSim as a z-score over the pool
+LATE_FEATURES: tuple[str, ...] = ("late_maxsim", "late_neighbour", "late_best", "late_z")
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 # what a turn holds, for answer-type cues (a "what city" answer names something, a "when" answer dates it)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")  # a capitalised word that does not start a sentence
@@ -66,6 +70,8 @@ class Candidates:
     fused: dict[str, float]  # score_fusion's base score
     signals: dict[str, dict[str, float]] = field(default_factory=dict)  # raw scores per candidate, shown to users
     expanded: set[str] = field(default_factory=set)  # joined as neighbours of strong candidates, not by a search
+    # MaxSim with the query for candidates with token vectors; None when none has them (or the model has none)
+    late: dict[str, float] | None = None
 
 
 def query_features(query: str) -> list[float]:
@@ -86,8 +92,13 @@ def thread_of(m: RankMeta) -> tuple[str | None, str | None, str | None]:
     return m.user_id, m.agent_id, m.session_id
 
 
-def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.ndarray:
-    """One row per candidate (in `c.ids` order), one column per name in FEATURES."""
+def candidate_features(c: Candidates, query: str, *, grace_days: int = 7, late: bool | None = None) -> np.ndarray:
+    """One row per candidate (in `c.ids` order), one column per name in FEATURES, then LATE_FEATURES when `late`
+    (default: when the pool has MaxSim scores)."""
+    if late is None:
+        late = c.late is not None
+    if late and c.late is None:
+        raise ValueError("late-interaction features need a pool with MaxSim scores")
     ids, meta = c.ids, c.meta
     n = len(ids)
     top_bm = max((c.bm25.get(i, 0.0) for i in ids), default=0.0) or 1.0
@@ -133,16 +144,33 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7) -> np.
     cols += [inside, dist, np.full(n, float(info.time is not None))]
     cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
     cols.append(np.array([float("?" in meta[i].text) for i in ids]))
-    late = [np.array([float(i in c.expanded) for i in ids])]
+    tail = [np.array([float(i in c.expanded) for i in ids])]
     for w in WINDOWS:  # the best of the pool's turns within w places, same thread ("none nearby" as for neighbours)
         idx = np.stack([near[d] for d in range(-w, w + 1) if d])
         has = idx >= 0
-        late += [np.where(has, arr[idx], floor).max(axis=0) for arr, floor in ((fused, 0.0), (z, -3.0), (bm, 0.0))]
-    late += _offsets(ids, meta, fused)
-    late += [np.array(col, dtype=np.float64) for col in zip(*(_text_form(meta[i].text) for i in ids), strict=True)]
-    X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1)), np.column_stack(late)])
+        tail += [np.where(has, arr[idx], floor).max(axis=0) for arr, floor in ((fused, 0.0), (z, -3.0), (bm, 0.0))]
+    tail += _offsets(ids, meta, fused)
+    tail += [np.array(col, dtype=np.float64) for col in zip(*(_text_form(meta[i].text) for i in ids), strict=True)]
+    X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1)), np.column_stack(tail)])
     assert X.shape[1] == len(FEATURES)
+    if late:
+        X = np.hstack([X, _late_columns(ids, c.late or {}, near)])
     return X
+
+
+def _late_columns(ids: list[str], scores: dict[str, float], near: dict[int, np.ndarray]) -> np.ndarray:
+    """LATE_FEATURES. A candidate without token vectors (a derived memory) scores 0, and -3 as a z-score."""
+    has = np.array([i in scores for i in ids])
+    own = np.array([scores.get(i, 0.0) for i in ids])
+    nb = np.zeros(len(ids))
+    for off in (-1, 1):
+        j = near[off]
+        nb = np.maximum(nb, np.where(j >= 0, own[j], 0.0))
+    z = np.full(len(ids), -3.0)
+    if has.sum() > 1:
+        vals = own[has]
+        z[has] = (vals - vals.mean()) / (vals.std() + 1e-9)
+    return np.column_stack([own, nb, np.maximum(own, nb), z])
 
 
 def _near(ids: list[str], meta: dict[str, RankMeta], w: int) -> dict[int, np.ndarray]:

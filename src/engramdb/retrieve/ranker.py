@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .features import FEATURES
+from .features import FEATURES, LATE_FEATURES
 
 FORMAT = "engramdb-tree-ensemble/1"
-DEFAULT_MODEL = Path(__file__).parent / "models" / "ranker.json"
+DEFAULT_MODEL = Path(__file__).parent / "models" / "ranker.json"  # with late interaction (token vectors)
+PLAIN_MODEL = Path(__file__).parent / "models" / "ranker_plain.json"  # for stores or models without token vectors
+FEATURE_SETS = (list(FEATURES), [*FEATURES, *LATE_FEATURES])
 
 
 class TreeEnsemble:
@@ -33,6 +35,7 @@ class TreeEnsemble:
         self.sizes = [len(t["value"]) for t in self.trees]
         self.depth = max(int(t.get("depth", len(t["value"]))) for t in trees)
         self.features = list(features)
+        self.late = self.features == FEATURE_SETS[1]  # reads the late-interaction features (index/late.py)
         self.info = info or {}
         # flat arrays: node ids are global; a leaf points to itself on both sides, so every row takes `depth` steps
         self._roots = np.cumsum([0, *self.sizes[:-1]]).astype(np.int64)
@@ -114,7 +117,7 @@ class TreeEnsemble:
             raise ConfigError(f"cannot read ranker model {path}: {exc}") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ConfigError(f"{path} is not an EngramDB ranker model ({FORMAT})")
-        if list(data.get("features", [])) != list(FEATURES):
+        if list(data.get("features", [])) not in FEATURE_SETS:
             raise ConfigError(f"ranker model {path} was trained on other features; retrain it with "
                               "`engramdb bench train-ranker`")
         trees = [{**t, "depth": data.get("depth", len(t["value"]))} for t in data["trees"]]
@@ -122,6 +125,7 @@ class TreeEnsemble:
 
 
 @lru_cache(maxsize=8)
-def load_ranker(path: str | None = None) -> TreeEnsemble:
-    """The shipped model (None) or one trained by the user; cached per path."""
-    return TreeEnsemble.load(path or DEFAULT_MODEL)
+def load_ranker(path: str | None = None, *, late: bool = True) -> TreeEnsemble:
+    """A model trained by the user (`path`), or the shipped one: with late-interaction features when the pool has
+    them (`late`), else the plain one. Cached per path."""
+    return TreeEnsemble.load(path or (DEFAULT_MODEL if late else PLAIN_MODEL))

@@ -20,7 +20,9 @@ With `ranker="learned"` (the default) the pool first gains the turns within
 `expand_window` places of its `expand_top` best candidates (same conversation,
 same filters: `_neighbours`), then steps 3-6 are replaced by a small tree
 ensemble over the same evidence (retrieve/features.py, retrieve/ranker.py):
-it learned from LoCoMo dev how much each signal counts, and when.
+it learned from LoCoMo dev how much each signal counts, and when. Where the
+store holds token vectors (index/late.py), the pool also gets each candidate's
+late-interaction MaxSim with the query, and the ranker trained with it is used.
 
 `mode` exists so the benchmark can run the baselines (bm25, dense, rrf) through
 the same code path as the default pipeline; users get `default`.
@@ -34,6 +36,8 @@ from datetime import timedelta
 import numpy as np
 
 from ..embed.base import Embedder
+from ..errors import ConfigError
+from ..index import late
 from ..index.vector import VectorIndex
 from ..model import SearchResult
 from ..store.base import Filters, RankMeta, Store
@@ -72,6 +76,9 @@ class RetrievalConfig:
     # ("Edinburgh!" after "Where are you headed?") can still be ranked; 0 turns it off
     expand_top: int = 20
     expand_window: int = 4
+    # learned ranker only: MaxSim of the query's token vectors with each candidate's (index/late.py), where the
+    # embedding model gives token vectors and the store holds them; off: the plain ranker
+    late_interaction: bool = True
 
     def __post_init__(self) -> None:
         for name, top in (("expand_top", 200), ("expand_window", 20)):
@@ -115,7 +122,7 @@ class Retriever:
         cfg = self.config
         n = max(cfg.candidates, limit)
         bm = self.store.keyword_search(query, filters, n)
-        qvec = self.embedder.embed_one(query)
+        qvec, qtok = self._embed_query(query)
         hits = self.vectors.search(qvec, filters, n)
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]
@@ -141,7 +148,30 @@ class Retriever:
             ids=ids, meta=meta, bm25=dict(bm), dense=dense,
             bm25_rank={i: r for r, (i, _) in enumerate(bm)}, dense_rank={i: r for r, i in enumerate(dense_list)},
             pool=n, fused=base, signals=signals, expanded=expanded,
+            late=self._maxsim(ids, meta, qtok, signals) if qtok is not None else None,
         )
+
+    def _embed_query(self, query: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The query's vector, and its token vectors when late interaction is on and the model has them."""
+        if self.config.late_interaction and self.embedder.has_tokens:  # one model run gives both
+            vecs, toks = self.embedder.embed_tokens([query])
+            return vecs[0], toks[0]
+        return self.embedder.embed_one(query), None
+
+    def _maxsim(self, ids: list[str], meta: dict[str, RankMeta], qtok: np.ndarray,
+                signals: dict[str, dict[str, float]]) -> dict[str, float] | None:
+        """Late interaction: each candidate's MaxSim with the query's tokens, for those with token vectors
+        (None when no candidate has them: a store written without them ranks as before)."""
+        blobs = self.store.token_vectors_for([meta[i].key for i in ids])
+        have = [i for i in ids if meta[i].key in blobs]
+        if not have:
+            return None
+        codes, scales, counts = late.unpack_many([blobs[meta[i].key] for i in have], int(qtok.shape[1]))
+        scores = late.maxsim_many(qtok, codes, counts, scales)
+        out = dict(zip(have, scores.tolist(), strict=True))
+        for i, v in out.items():
+            signals[i]["maxsim"] = v
+        return out
 
     def _add_cosines(self, ids: list[str], meta: dict[str, RankMeta], dense: dict[str, float], qvec: np.ndarray
                      ) -> None:
@@ -183,8 +213,12 @@ class Retriever:
             return []
         ids, meta, signals = pool.ids, pool.meta, pool.signals
         if cfg.ranker == "learned":
-            model = load_ranker(cfg.ranker_path)
-            learned = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days))
+            model = load_ranker(cfg.ranker_path, late=pool.late is not None)
+            if model.late and pool.late is None:
+                raise ConfigError(f"ranker model {cfg.ranker_path} reads late-interaction features, but no candidate "
+                                  "has token vectors (another embedding model, or a store written without them); "
+                                  "train one without: `engramdb bench train-ranker --no-late`")
+            learned = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days, late=model.late))
             # the score is the model's output squashed to 0..1 (same order); the raw output is a signal
             scores = {i: float(1 / (1 + np.exp(-v))) for i, v in zip(ids, learned, strict=True)}
             for i, v in zip(ids, learned, strict=True):

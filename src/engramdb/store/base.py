@@ -106,14 +106,17 @@ class Store(ABC):
         index_texts: Sequence[str],
         *,
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
+        tokens: Sequence[np.ndarray | None] | None = None,
     ) -> list[int]:
         """Insert new records with their vectors and keyword-index text; returns their keys.
 
-        Each insert writes an 'add' history entry, unless `histories` (import) supplies them."""
+        Each insert writes an 'add' history entry, unless `histories` (import) supplies them. `tokens`: each
+        record's token vectors (index/late.py) or None."""
 
     @abstractmethod
-    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Rewrite index text and vectors (reindex) without a version bump or history."""
+    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray, *,
+                     tokens: Sequence[np.ndarray | None] | None = None) -> None:
+        """Rewrite index text, vectors and token vectors (reindex) without a version bump or history."""
 
     @abstractmethod
     def update(
@@ -123,8 +126,10 @@ class Store(ABC):
         vector: np.ndarray | None = None,
         index_text: str | None = None,
         action: str = "update",
+        tokens: np.ndarray | None = None,
     ) -> None:
-        """Replace a record (bumping its version) and write a history entry."""
+        """Replace a record (bumping its version) and write a history entry. A new `vector` replaces the token
+        vectors too (with `tokens`, or none: old ones would describe the old text)."""
 
     @abstractmethod
     def soft_delete(self, ids: Sequence[str], *, at: datetime, action: str = "delete") -> int: ...
@@ -188,6 +193,10 @@ class Store(ABC):
 
     @abstractmethod
     def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @abstractmethod
+    def token_vectors_for(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The packed token vectors (index/late.pack) of those `keys` that have them."""
 
     @abstractmethod
     def index_texts(self, ids: Sequence[str]) -> dict[str, str]: ...

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..errors import ValidationError
+from ..index import late
 from ..model import HistoryEntry, MemoryRecord
 from .base import Filters, Link, Store
 
@@ -49,6 +50,13 @@ def _vectors_by_id(store: Store, ids: list[str]) -> dict[str, np.ndarray]:
     return {mid: by_key[k] for mid, k in keys.items() if k in by_key}
 
 
+def _tokens_by_id(store: Store, ids: list[str], dim: int) -> dict[str, np.ndarray]:
+    """Token vectors (late interaction) by memory id; unpacking and packing again is exact."""
+    keys = store.keys_for(ids)
+    blobs = store.token_vectors_for(list(keys.values())) if keys and dim else {}
+    return {mid: late.unpack(blobs[k], dim) for mid, k in keys.items() if k in blobs}
+
+
 def copy_store(
     src: Store,
     dst: Store,
@@ -76,6 +84,7 @@ def copy_store(
             ids = [r.id for r in page]
             texts = src.index_texts(ids)
             vecs = _vectors_by_id(src, ids)
+            toks = _tokens_by_id(src, ids, int(meta.get("embed_dim") or 0))
             histories = {r.id: src.history(r.id) for r in page}
             links = [lk for r in page for lk in src.links(r.id, direction="out")]
             # insert() takes vectors for all records or none: split the page into runs that agree.
@@ -91,6 +100,7 @@ def copy_store(
                     np.vstack([vecs[r.id] for r in run]) if has else None,
                     [texts.get(r.id, r.text) for r in run],
                     histories=[histories[r.id] for r in run],
+                    tokens=[toks.get(r.id) for r in run],
                 )
                 start = end
             dst.add_links(links)

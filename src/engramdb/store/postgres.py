@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import ConfigError, StoreError, ValidationError
+from ..index import late
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
@@ -220,7 +221,7 @@ def _vector_adapters(oid: int) -> tuple[type, type, type]:
 # functions and operator with the extension's schema. No search_path (session state) is needed, so it works
 # behind transaction-mode poolers (pgbouncer, Supavisor, Neon) and one pool serves every tenant schema.
 _TABLES_RE = re.compile(
-    r"\b(memories|vectors|history|links|meta|engramdb_migrations|data_version_seq|vector_epoch_seq)\b"
+    r"\b(memories|token_vectors|vectors|history|links|meta|engramdb_migrations|data_version_seq|vector_epoch_seq)\b"
 )
 _EXT_RE = re.compile(r"::vector\b|\bvector_dims\(|<=>|\bvector_cosine_ops\b")
 
@@ -478,6 +479,7 @@ class PostgresStore(Store):
         index_texts: Sequence[str],
         *,
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
+        tokens: Sequence[np.ndarray | None] | None = None,
     ) -> list[int]:
         if not records:
             return []
@@ -503,6 +505,8 @@ class PostgresStore(Store):
                     "INSERT INTO vectors (key, embedding) VALUES (%s, %b)",
                     [(k, np.asarray(vectors[i], dtype=np.float32)) for i, k in enumerate(keys)],
                 )
+            if tokens is not None:
+                self._set_tokens(conn, keys, tokens)
             hist: list[tuple[Any, ...]] = []
             for i, rec in enumerate(records):
                 if histories is None:
@@ -584,11 +588,13 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise StoreError(f"building the vector index failed: {_first_line(exc)}") from exc
 
-    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
+    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray, *,
+                     tokens: Sequence[np.ndarray | None] | None = None) -> None:
+        toks = tokens if tokens is not None else [None] * len(ids)
         with self.transaction(), self._conn() as conn:
             if len(vectors):
                 self._ensure_vector_index(conn, int(np.asarray(vectors).shape[1]))
-            for mid, text, vec in zip(ids, index_texts, vectors, strict=True):
+            for mid, text, vec, tok in zip(ids, index_texts, vectors, toks, strict=True):
                 row = self._ex(
                     conn,
                     "UPDATE memories SET index_text = %s, doc_len = %s WHERE id = %s RETURNING key",
@@ -602,7 +608,18 @@ class PostgresStore(Store):
                     " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
                     (row[0], np.asarray(vec, dtype=np.float32)),
                 )
+                self._set_tokens(conn, [row[0]], [tok])
             self._mark(vectors=True)
+
+    def _set_tokens(self, conn: psycopg.Connection, keys: Sequence[int], tokens: Sequence[np.ndarray | None]) -> None:
+        """Store (or, for None, drop) token vectors by memory key, inside the caller's transaction."""
+        drop = [int(k) for k, t in zip(keys, tokens, strict=True) if t is None or not len(t)]
+        put = [(int(k), late.pack(t)) for k, t in zip(keys, tokens, strict=True) if t is not None and len(t)]
+        if drop:
+            self._ex(conn, "DELETE FROM token_vectors WHERE key = ANY(%s)", (drop,))
+        if put:
+            self._x(conn, "INSERT INTO token_vectors (key, data) VALUES (%s, %s)"
+                          " ON CONFLICT (key) DO UPDATE SET data = excluded.data", put)
 
     def update(
         self,
@@ -611,6 +628,7 @@ class PostgresStore(Store):
         vector: np.ndarray | None = None,
         index_text: str | None = None,
         action: str = "update",
+        tokens: np.ndarray | None = None,
     ) -> None:
         with self.transaction(), self._conn() as conn:
             with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
@@ -634,6 +652,7 @@ class PostgresStore(Store):
                     " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
                     (row["key"], vec),
                 )
+                self._set_tokens(conn, [row["key"]], [tokens])
             self._ex(conn, _HISTORY_SQL, _history_row(after, after.version, action, before, after, now()))
             self._mark(vectors=vector is not None)
 
@@ -666,7 +685,9 @@ class PostgresStore(Store):
             return 0
         ids = list(ids)
         with self.transaction(), self._conn() as conn:
-            self._ex(conn, "DELETE FROM vectors WHERE key IN (SELECT key FROM memories WHERE id = ANY(%s))", (ids,))
+            for table in ("vectors", "token_vectors"):
+                self._ex(conn, f"DELETE FROM {table} WHERE key IN (SELECT key FROM memories WHERE id = ANY(%s))",
+                         (ids,))
             n = self._ex(conn, "DELETE FROM memories WHERE id = ANY(%s)", (ids,)).rowcount
             self._ex(conn, "DELETE FROM history WHERE memory_id = ANY(%s)", (ids,))
             self._ex(conn, "DELETE FROM links WHERE src_id = ANY(%s) OR dst_id = ANY(%s)", (ids, ids))
@@ -868,6 +889,13 @@ class PostgresStore(Store):
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return np.asarray([r[0] for r in rows], dtype=np.int64), np.vstack([r[1] for r in rows])
 
+    def token_vectors_for(self, keys: Sequence[int]) -> dict[int, bytes]:
+        if not len(keys):
+            return {}
+        rows = self._q("SELECT key, data FROM token_vectors WHERE key = ANY(%s)", ([int(k) for k in keys],),
+                       binary=True)
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
     def index_texts(self, ids: Sequence[str]) -> dict[str, str]:
         if not ids:
             return {}
@@ -909,7 +937,7 @@ class PostgresStore(Store):
             " (SELECT count(DISTINCT user_id) FROM memories),"
             " (SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
             "   WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'S')),"
-            " (SELECT max(version) FROM engramdb_migrations)",
+            " (SELECT max(version) FROM engramdb_migrations), (SELECT count(*) FROM token_vectors)",
             (f'"{self.schema}"',),
         )[0]
         return {
@@ -921,6 +949,7 @@ class PostgresStore(Store):
             "deleted": sum(r[2] for r in rows),
             "by_kind": {r[0]: r[1] - r[2] for r in rows},
             "vectors": int(one[0]),
+            "token_vectors": int(one[6]),
             "history_entries": int(one[1]),
             "links": int(one[2]),
             "users": int(one[3]),

@@ -89,6 +89,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         SELECT gin_clean_pending_list('memories_metadata'::regclass);
         """,
     ),
+    (
+        3,
+        "token vectors for late interaction",
+        """
+        CREATE TABLE token_vectors (key bigint PRIMARY KEY REFERENCES memories(key) ON DELETE CASCADE,
+                                    data bytea NOT NULL);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

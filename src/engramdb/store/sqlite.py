@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
+from ..index import late
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
@@ -189,6 +190,7 @@ class SQLiteStore(Store):
         index_texts: Sequence[str],
         *,
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
+        tokens: Sequence[np.ndarray | None] | None = None,
     ) -> list[int]:
         cols = ", ".join(COLUMNS) + ", index_text"
         marks = ", ".join("?" * (len(COLUMNS) + 1))
@@ -205,6 +207,8 @@ class SQLiteStore(Store):
                     self._conn.execute(
                         "INSERT INTO vectors(key, vector) VALUES (?, ?)", (key, vector_to_blob(vectors[i]))
                     )
+                if tokens is not None:
+                    self._set_tokens(key, tokens[i])
                 if histories is None:
                     self._history(rec, rec.version, "add", None, rec)
                 else:
@@ -227,9 +231,11 @@ class SQLiteStore(Store):
             self._bump()
         return keys
 
-    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray) -> None:
+    def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray, *,
+                     tokens: Sequence[np.ndarray | None] | None = None) -> None:
+        toks = tokens if tokens is not None else [None] * len(ids)
         with self.transaction():
-            for mid, text, vec in zip(ids, index_texts, vectors, strict=True):
+            for mid, text, vec, tok in zip(ids, index_texts, vectors, toks, strict=True):
                 row = self._conn.execute("SELECT key FROM memories WHERE id = ?", (mid,)).fetchone()
                 if row is None:
                     continue
@@ -237,7 +243,17 @@ class SQLiteStore(Store):
                 self._conn.execute(
                     "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (row[0], vector_to_blob(vec))
                 )
+                self._set_tokens(row[0], tok)
             self._bump(vectors_changed=True)
+
+    def _set_tokens(self, key: int, tokens: np.ndarray | None) -> None:
+        """Store (or, with None, drop) a memory's token vectors; inside the caller's transaction."""
+        if tokens is None or not len(tokens):
+            self._conn.execute("DELETE FROM token_vectors WHERE key = ?", (key,))
+        else:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO token_vectors(key, data) VALUES (?, ?)", (key, late.pack(tokens))
+            )
 
     def _history(
         self, rec: MemoryRecord, version: int, action: str, before: MemoryRecord | None, after: MemoryRecord | None
@@ -265,6 +281,7 @@ class SQLiteStore(Store):
         vector: np.ndarray | None = None,
         index_text: str | None = None,
         action: str = "update",
+        tokens: np.ndarray | None = None,
     ) -> None:
         with self.transaction():
             rows = self._conn.execute(_SELECT + " WHERE m.id = ?", (record.id,)).fetchall()
@@ -284,6 +301,7 @@ class SQLiteStore(Store):
                 self._conn.execute(
                     "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (key, vector_to_blob(vector))
                 )
+                self._set_tokens(key, tokens)
             self._history(after, after.version, action, before, after)
             self._bump(vectors_changed=vector is not None)
 
@@ -309,9 +327,10 @@ class SQLiteStore(Store):
             n = 0
             for chunk in _chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
-                self._conn.execute(
-                    f"DELETE FROM vectors WHERE key IN (SELECT key FROM memories WHERE id IN ({marks}))", chunk
-                )
+                for table in ("vectors", "token_vectors"):
+                    self._conn.execute(
+                        f"DELETE FROM {table} WHERE key IN (SELECT key FROM memories WHERE id IN ({marks}))", chunk
+                    )
                 n += self._conn.execute(f"DELETE FROM memories WHERE id IN ({marks})", chunk).rowcount
                 self._conn.execute(f"DELETE FROM history WHERE memory_id IN ({marks})", chunk)
                 self._conn.execute(f"DELETE FROM links WHERE src_id IN ({marks}) OR dst_id IN ({marks})", chunk + chunk)
@@ -452,6 +471,13 @@ class SQLiteStore(Store):
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return np.asarray(got_keys, dtype=np.int64), np.vstack(vecs)
 
+    def token_vectors_for(self, keys: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for chunk in _chunks([int(k) for k in keys], 500):
+            rows = self._q(f"SELECT key, data FROM token_vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            out.update({int(r[0]): bytes(r[1]) for r in rows})
+        return out
+
     def index_texts(self, ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for chunk in _chunks(list(ids), 500):
@@ -493,6 +519,7 @@ class SQLiteStore(Store):
             "deleted": sum(r[2] or 0 for r in rows),
             "by_kind": {r[0]: r[1] - (r[2] or 0) for r in rows},
             "vectors": int(self._q("SELECT COUNT(*) FROM vectors")[0][0]),
+            "token_vectors": int(self._q("SELECT COUNT(*) FROM token_vectors")[0][0]),
             "history_entries": int(self._q("SELECT COUNT(*) FROM history")[0][0]),
             "links": int(self._q("SELECT COUNT(*) FROM links")[0][0]),
             "users": int(self._q("SELECT COUNT(DISTINCT user_id) FROM memories")[0][0]),

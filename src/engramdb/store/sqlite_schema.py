@@ -72,6 +72,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX links_dst ON links(dst_id, type);
         """,
     ),
+    (
+        2,
+        """
+        -- late interaction (index/late.py): each memory's content-token vectors, int8, packed
+        CREATE TABLE token_vectors (key INTEGER PRIMARY KEY REFERENCES memories(key) ON DELETE CASCADE,
+                                    data BLOB NOT NULL);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
