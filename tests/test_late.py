@@ -129,7 +129,7 @@ def test_token_vectors_migrate_to_postgres_exactly_and_rank_there(tmp_path, embe
         ids = [r.id for r in mem.add(TURNS, user_id="u", session_id="s1")]
     src, dst = SQLiteStore(tmp_path / "m.db"), PostgresStore(pg_url)
     try:
-        copy_store(src, dst, verify=False)
+        assert copy_store(src, dst).verified  # verify compares token vectors too
         ks, kd = src.keys_for(ids), dst.keys_for(ids)
         a, b = src.token_vectors_for(list(ks.values())), dst.token_vectors_for(list(kd.values()))
         assert len(a) == len(ids) and {i: a[ks[i]] for i in ids} == {i: b[kd[i]] for i in ids}

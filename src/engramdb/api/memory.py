@@ -149,11 +149,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
         """Index texts, vectors and token vectors for records written together (ingest.keys decides what they
         hold)."""
         rc = self.config.retrieval_config()
-        index_texts, vecs, tokens = compute_keys(records, self.embedder, self.store, context=rc.context_keys,
-                                                 dates=rc.date_keys)
-        if not rc.late_interaction:  # searches will not read them: do not store them
-            tokens = [None] * len(records)
-        return index_texts, vecs, tokens
+        return compute_keys(records, self.embedder, self.store, context=rc.context_keys, dates=rc.date_keys,
+                            tokens=rc.late_interaction)  # off: searches will not read them, so none are stored
 
     def _retriever(self) -> Retriever:
         return Retriever(self.store, self.vectors, self.embedder, self.config.retrieval_config())

@@ -13,6 +13,13 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def normalise(mat: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (mat / norms).astype(np.float32, copy=False)
+
+
 class Embedder(ABC):
     name: str
     dim: int
@@ -31,10 +38,7 @@ class Embedder(ABC):
         for i in range(0, len(texts), self.batch_size):
             self.calls += 1
             parts.append(np.asarray(self._embed_batch(texts[i : i + self.batch_size]), dtype=np.float32))
-        mat = np.vstack(parts)
-        norms = np.linalg.norm(mat, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return (mat / norms).astype(np.float32, copy=False)
+        return normalise(np.vstack(parts))
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..index import late
 from . import packs
-from .base import Embedder
+from .base import Embedder, normalise
 
 DEFAULT_MODEL = packs.MINILM.name
 MINILM_SHA256 = packs.MINILM.sha256
@@ -114,10 +114,7 @@ class SentenceTransformerEmbedder(Embedder):
                 mask = np.asarray(out["attention_mask"]).astype(bool)
                 tok = np.asarray(out["token_embeddings"], dtype=np.float32)[: int(mask.sum())]
                 toks.append(late.content_tokens(tok, np.asarray(out["input_ids"])[mask].tolist(), self._stop_ids))
-        mat = np.vstack(vecs)
-        norms = np.linalg.norm(mat, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return (mat / norms).astype(np.float32, copy=False), list(toks)
+        return normalise(np.vstack(vecs)), toks
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         return self._model.encode(  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ A sentence vector averages a turn into one point; a rare word in the query ("pot
 it. MaxSim keeps one vector per token: each query token finds its best match among the turn's tokens, and the
 score is the mean of those best cosines. The model is the one that embeds the sentences (all-MiniLM-L6-v2 by
 default), so its token vectors come from the same forward pass and cost no extra model time. Measured on
-LoCoMo dev as ranker features: +1.5 points recall@10 out of fold (docs/retrieval.md#late-interaction).
+LoCoMo dev as ranker features: +1.2 points recall@10 out of fold (docs/retrieval.md#late-interaction).
 
 Storage: content tokens only (no special tokens, no stopwords), at most `MAX_TOKENS` per text, each as int8
 with its own float32 scale: (4 + dim) bytes a token, about 7.8 KB for a typical 20-token turn with MiniLM.

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..index import late
 from ..model import MemoryRecord
 from .enrich import date_labels, previous_turns, speaker_line
 
@@ -57,12 +58,14 @@ def build_keys(records: list[MemoryRecord]) -> tuple[list[str], list[str]]:
 
 
 def compute_keys(
-    records: Sequence[MemoryRecord], embedder: Any, store: Any = None, *, context: bool = True, dates: bool = True
-) -> tuple[list[str], np.ndarray, list[np.ndarray | None]]:
+    records: Sequence[MemoryRecord], embedder: Any, store: Any = None, *, context: bool = True, dates: bool = True,
+    tokens: bool = True,
+) -> tuple[list[str], np.ndarray, list[bytes | None]]:
     """(index_texts, vectors, token vectors) for records written together, with conversational context.
 
-    One batched embedding call covers the turns and their context pairs. The token vectors (index/late.py) are
-    those of the turn alone, or None for each record when the model has none."""
+    One batched embedding call covers the turns and their context pairs. The token vectors are those of the turn
+    alone, packed for the store (index/late.pack); None for each record when the model has none or `tokens` is
+    off."""
     prevs = previous_turns(records, store) if context else [None] * len(records)
     texts = [embed_text(r) for r in records]
     pair_at: dict[int, int] = {}
@@ -70,7 +73,10 @@ def compute_keys(
         if p is not None:
             pair_at[i] = len(texts)
             texts.append(context_text(r, p))
-    mat, toks = embedder.embed_tokens(texts)  # token vectors: the turn alone's (late interaction)
+    if tokens:
+        mat, toks = embedder.embed_tokens(texts)
+    else:
+        mat, toks = embedder.embed(texts), [None] * len(texts)
     vecs = np.array(mat[: len(records)], dtype=np.float32, copy=True)
     for i, j in pair_at.items():
         v = vecs[i] + mat[j]
@@ -78,4 +84,5 @@ def compute_keys(
         vecs[i] = v / n if n > 0 else vecs[i]
     weighted = context or dates
     index_texts = [index_text(r, p, dates=dates, weighted=weighted) for r, p in zip(records, prevs, strict=True)]
-    return index_texts, vecs, list(toks[: len(records)])
+    packed = [late.pack(t) if t is not None and len(t) else None for t in toks[: len(records)]]
+    return index_texts, vecs, packed

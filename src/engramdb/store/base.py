@@ -106,16 +106,16 @@ class Store(ABC):
         index_texts: Sequence[str],
         *,
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
-        tokens: Sequence[np.ndarray | None] | None = None,
+        tokens: Sequence[bytes | None] | None = None,
     ) -> list[int]:
         """Insert new records with their vectors and keyword-index text; returns their keys.
 
         Each insert writes an 'add' history entry, unless `histories` (import) supplies them. `tokens`: each
-        record's token vectors (index/late.py) or None."""
+        record's packed token vectors (index/late.pack) or None."""
 
     @abstractmethod
     def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray, *,
-                     tokens: Sequence[np.ndarray | None] | None = None) -> None:
+                     tokens: Sequence[bytes | None] | None = None) -> None:
         """Rewrite index text, vectors and token vectors (reindex) without a version bump or history."""
 
     @abstractmethod
@@ -126,7 +126,7 @@ class Store(ABC):
         vector: np.ndarray | None = None,
         index_text: str | None = None,
         action: str = "update",
-        tokens: np.ndarray | None = None,
+        tokens: bytes | None = None,
     ) -> None:
         """Replace a record (bumping its version) and write a history entry. A new `vector` replaces the token
         vectors too (with `tokens`, or none: old ones would describe the old text)."""

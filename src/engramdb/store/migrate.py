@@ -18,7 +18,6 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..errors import ValidationError
-from ..index import late
 from ..model import HistoryEntry, MemoryRecord
 from .base import Filters, Link, Store
 
@@ -50,11 +49,11 @@ def _vectors_by_id(store: Store, ids: list[str]) -> dict[str, np.ndarray]:
     return {mid: by_key[k] for mid, k in keys.items() if k in by_key}
 
 
-def _tokens_by_id(store: Store, ids: list[str], dim: int) -> dict[str, np.ndarray]:
-    """Token vectors (late interaction) by memory id; unpacking and packing again is exact."""
+def _tokens_by_id(store: Store, ids: list[str]) -> dict[str, bytes]:
+    """Packed token vectors (late interaction) by memory id, copied as they are."""
     keys = store.keys_for(ids)
-    blobs = store.token_vectors_for(list(keys.values())) if keys and dim else {}
-    return {mid: late.unpack(blobs[k], dim) for mid, k in keys.items() if k in blobs}
+    blobs = store.token_vectors_for(list(keys.values())) if keys else {}
+    return {mid: blobs[k] for mid, k in keys.items() if k in blobs}
 
 
 def copy_store(
@@ -84,7 +83,7 @@ def copy_store(
             ids = [r.id for r in page]
             texts = src.index_texts(ids)
             vecs = _vectors_by_id(src, ids)
-            toks = _tokens_by_id(src, ids, int(meta.get("embed_dim") or 0))
+            toks = _tokens_by_id(src, ids)
             histories = {r.id: src.history(r.id) for r in page}
             links = [lk for r in page for lk in src.links(r.id, direction="out")]
             # insert() takes vectors for all records or none: split the page into runs that agree.
@@ -142,6 +141,7 @@ def _verify(src: Store, dst: Store, batch: int) -> list[str]:
         ids = [r.id for r in a]
         ta, tb = src.index_texts(ids), dst.index_texts(ids)
         va, vb = _vectors_by_id(src, ids), _vectors_by_id(dst, ids)
+        ka, kb = _tokens_by_id(src, ids), _tokens_by_id(dst, ids)
         for ra, rb in zip(a, b, strict=True):
             if ra.model_dump() != rb.model_dump():
                 out.append(f"{ra.id}: record differs")
@@ -149,6 +149,8 @@ def _verify(src: Store, dst: Store, batch: int) -> list[str]:
                 out.append(f"{ra.id}: index text differs")
             if (ra.id in va) != (ra.id in vb) or (ra.id in va and not np.array_equal(va[ra.id], vb[ra.id])):
                 out.append(f"{ra.id}: vector differs")
+            if ka.get(ra.id) != kb.get(ra.id):
+                out.append(f"{ra.id}: token vectors differ")
             if _hist(src.history(ra.id)) != _hist(dst.history(ra.id)):
                 out.append(f"{ra.id}: history differs")
             if _links(src.links(ra.id, direction="out")) != _links(dst.links(ra.id, direction="out")):

@@ -32,7 +32,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import ConfigError, StoreError, ValidationError
-from ..index import late
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
@@ -479,7 +478,7 @@ class PostgresStore(Store):
         index_texts: Sequence[str],
         *,
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
-        tokens: Sequence[np.ndarray | None] | None = None,
+        tokens: Sequence[bytes | None] | None = None,
     ) -> list[int]:
         if not records:
             return []
@@ -589,7 +588,7 @@ class PostgresStore(Store):
                 raise StoreError(f"building the vector index failed: {_first_line(exc)}") from exc
 
     def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray, *,
-                     tokens: Sequence[np.ndarray | None] | None = None) -> None:
+                     tokens: Sequence[bytes | None] | None = None) -> None:
         toks = tokens if tokens is not None else [None] * len(ids)
         with self.transaction(), self._conn() as conn:
             if len(vectors):
@@ -611,10 +610,10 @@ class PostgresStore(Store):
                 self._set_tokens(conn, [row[0]], [tok])
             self._mark(vectors=True)
 
-    def _set_tokens(self, conn: psycopg.Connection, keys: Sequence[int], tokens: Sequence[np.ndarray | None]) -> None:
-        """Store (or, for None, drop) token vectors by memory key, inside the caller's transaction."""
-        drop = [int(k) for k, t in zip(keys, tokens, strict=True) if t is None or not len(t)]
-        put = [(int(k), late.pack(t)) for k, t in zip(keys, tokens, strict=True) if t is not None and len(t)]
+    def _set_tokens(self, conn: psycopg.Connection, keys: Sequence[int], tokens: Sequence[bytes | None]) -> None:
+        """Store (or, for None, drop) packed token vectors by memory key, inside the caller's transaction."""
+        drop = [int(k) for k, t in zip(keys, tokens, strict=True) if not t]
+        put = [(int(k), t) for k, t in zip(keys, tokens, strict=True) if t]
         if drop:
             self._ex(conn, "DELETE FROM token_vectors WHERE key = ANY(%s)", (drop,))
         if put:
@@ -628,7 +627,7 @@ class PostgresStore(Store):
         vector: np.ndarray | None = None,
         index_text: str | None = None,
         action: str = "update",
-        tokens: np.ndarray | None = None,
+        tokens: bytes | None = None,
     ) -> None:
         with self.transaction(), self._conn() as conn:
             with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:

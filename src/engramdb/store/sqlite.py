@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from ..index import late
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
@@ -190,7 +189,7 @@ class SQLiteStore(Store):
         index_texts: Sequence[str],
         *,
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
-        tokens: Sequence[np.ndarray | None] | None = None,
+        tokens: Sequence[bytes | None] | None = None,
     ) -> list[int]:
         cols = ", ".join(COLUMNS) + ", index_text"
         marks = ", ".join("?" * (len(COLUMNS) + 1))
@@ -232,7 +231,7 @@ class SQLiteStore(Store):
         return keys
 
     def replace_keys(self, ids: Sequence[str], index_texts: Sequence[str], vectors: np.ndarray, *,
-                     tokens: Sequence[np.ndarray | None] | None = None) -> None:
+                     tokens: Sequence[bytes | None] | None = None) -> None:
         toks = tokens if tokens is not None else [None] * len(ids)
         with self.transaction():
             for mid, text, vec, tok in zip(ids, index_texts, vectors, toks, strict=True):
@@ -246,14 +245,12 @@ class SQLiteStore(Store):
                 self._set_tokens(row[0], tok)
             self._bump(vectors_changed=True)
 
-    def _set_tokens(self, key: int, tokens: np.ndarray | None) -> None:
-        """Store (or, with None, drop) a memory's token vectors; inside the caller's transaction."""
-        if tokens is None or not len(tokens):
+    def _set_tokens(self, key: int, tokens: bytes | None) -> None:
+        """Store (or, with None, drop) a memory's packed token vectors; inside the caller's transaction."""
+        if not tokens:
             self._conn.execute("DELETE FROM token_vectors WHERE key = ?", (key,))
         else:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO token_vectors(key, data) VALUES (?, ?)", (key, late.pack(tokens))
-            )
+            self._conn.execute("INSERT OR REPLACE INTO token_vectors(key, data) VALUES (?, ?)", (key, tokens))
 
     def _history(
         self, rec: MemoryRecord, version: int, action: str, before: MemoryRecord | None, after: MemoryRecord | None
@@ -281,7 +278,7 @@ class SQLiteStore(Store):
         vector: np.ndarray | None = None,
         index_text: str | None = None,
         action: str = "update",
-        tokens: np.ndarray | None = None,
+        tokens: bytes | None = None,
     ) -> None:
         with self.transaction():
             rows = self._conn.execute(_SELECT + " WHERE m.id = ?", (record.id,)).fetchall()
