@@ -198,6 +198,12 @@ def test_models_cli(fake, monkeypatch):
     rows = {r["name"]: r for r in json.loads(res.stdout)}
     assert rows["all-MiniLM-L6-v2"]["default"] and rows["all-MiniLM-L6-v2"]["state"] == "installed"
     assert "all-mpnet-base-v2" in rows
+    assert rows["all-MiniLM-L6-v2"]["onnx_copy"] is None  # the cache here is empty: no query has run
+    (packs.model_cache() / "onnx").mkdir(parents=True, exist_ok=True)
+    made = packs.model_cache() / "onnx" / "all-MiniLM-L6-v2-0123456789abcdef.onnx"
+    made.write_bytes(b"x")
+    rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)}
+    assert rows["all-MiniLM-L6-v2"]["onnx_copy"] == str(made) and rows["all-mpnet-base-v2"]["onnx_copy"] is None
     res = runner.invoke(app, ["models", "fetch", "nope"])
     assert res.exit_code == 2 and "not a pack that is fetched" in res.output
 

@@ -18,19 +18,22 @@ def list_packs(as_json: Annotated[bool, typer.Option("--json", help="Print machi
     """The packs EngramDB can load with no model hub, and whether each is here."""
     from rich.table import Table
 
-    from ..embed import packs
+    from ..embed import onnx, packs
     from .output import console, emit_json
 
-    rows = [packs.status(p) for p in packs.PACKS]
+    rows = []
+    for p in packs.PACKS:
+        copies = onnx.cached(p.name, packs.model_cache())  # made on the first query (embed/onnx.py)
+        rows.append({**packs.status(p), "onnx_copy": str(copies[-1]) if copies else None})
     if as_json:
         emit_json(rows)
         return
     table = Table()
-    for col in ("model", "MB", "state", "path"):
+    for col in ("model", "MB", "state", "path", "query copy (ONNX)"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(f"{r['name']}{' (default)' if r['default'] else ''}", str(r["size_mb"]), str(r["state"]),
-                      str(r["path"] or ""))
+                      str(r["path"] or ""), str(r["onnx_copy"] or "made on first query"))
     console.print(table)
 
 

@@ -98,6 +98,11 @@ def load(model: Any, key: str, cache: Path) -> OnnxTransformer | None:
         return None
 
 
+def cached(key: str, cache: Path) -> list[Path]:
+    """The ONNX copies of model `key` in `cache` (one per weights, torch and transformers version)."""
+    return sorted((cache / "onnx").glob(f"{_slug(key)}-*.onnx"))
+
+
 def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in key.rsplit("/", 1)[-1])[:60]
 
