@@ -97,3 +97,15 @@ def test_a_copy_that_disagrees_is_not_used(embedder, copy, tmp_path, monkeypatch
         assert onnx.load(embedder._model, "all-MiniLM-L6-v2", tmp_path / "cache") is None
     assert len(exports) == 2  # a stale file gets one more export before torch is kept
     assert "differs from the model" in caplog.text
+
+
+def test_embedder_builds_its_copy_once_into_the_model_cache(embedder, tmp_path, monkeypatch):
+    monkeypatch.setenv("ENGRAMDB_MODEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(local_mod, "_onnx", {})
+    got = embedder._onnx_copy()
+    assert got is not None and got.path.parent == tmp_path / "onnx" and got.path.name.startswith("all-MiniLM-L6-v2-")
+    assert embedder._onnx_copy() is got  # one per process
+    monkeypatch.setattr(local_mod, "_onnx", {})  # a new process: reads the file, exports nothing
+    monkeypatch.setattr(onnx, "_export", lambda *a: pytest.fail("the cached file should have been used"))
+    assert embedder._onnx_copy().path == got.path
+    assert onnx.cached("all-MiniLM-L6-v2", tmp_path) == [got.path]

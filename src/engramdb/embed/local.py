@@ -162,8 +162,9 @@ class SentenceTransformerEmbedder(Embedder):
         if key not in _onnx:
             with _cache_lock:
                 if key not in _onnx:
-                    name = self._pack.name if self._offline and self._pack is not None else self.name
-                    _onnx[key] = onnx.load(self._model, name, packs.model_cache())
+                    pack = self._pack if self._offline else None  # a pack's weights were hash-checked at load
+                    _onnx[key] = onnx.load(self._model, pack.name if pack else self.name, packs.model_cache(),
+                                           weights_sha256=pack.sha256 if pack else None)
         return _onnx[key]
 
     def _run(self, fn, texts: Sequence[str]):  # noqa: ANN001, ANN202 - fn: one of the _encode methods

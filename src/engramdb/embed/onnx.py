@@ -59,8 +59,9 @@ class OnnxTransformer:
         return out
 
 
-def load(model: Any, key: str, cache: Path) -> OnnxTransformer | None:
-    """An ONNX copy of `model`'s transformer that reproduces it (exported to `cache` on first use), or None."""
+def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None) -> OnnxTransformer | None:
+    """An ONNX copy of `model`'s transformer that reproduces it (exported to `cache` on first use), or None.
+    `weights_sha256`: the weights' checked hash, where known (a pack), which saves hashing them here."""
     if not enabled():
         return None
     try:
@@ -77,7 +78,7 @@ def load(model: Any, key: str, cache: Path) -> OnnxTransformer | None:
         prepare = getattr(model, "preprocess", None) or model.tokenize
         probe = {k: v for k, v in prepare(PROBES).items() if hasattr(v, "shape")}
         inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in probe]
-        path = cache / "onnx" / f"{_slug(key)}-{_fingerprint(hf, key)}.onnx"
+        path = cache / "onnx" / f"{_slug(key)}-{_fingerprint(hf, key, weights_sha256)}.onnx"
         output = getattr(first, "module_output_name", "token_embeddings")
         with _lock:
             for attempt in (0, 1):
@@ -107,16 +108,19 @@ def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in key.rsplit("/", 1)[-1])[:60]
 
 
-def _fingerprint(hf: Any, key: str) -> str:
-    """Names the export by the weights themselves and the code that traced them: a new model, transformers
-    or torch gets a new file."""
+def _fingerprint(hf: Any, key: str, weights_sha256: str | None) -> str:
+    """Names the export by the weights and the code that traced them: a new model, transformers or torch gets
+    a new file."""
     import torch
     import transformers
 
     h = hashlib.sha256(f"{key}|{torch.__version__}|{transformers.__version__}|{EXPORT_VERSION}".encode())
-    for name, t in hf.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    if weights_sha256:
+        h.update(weights_sha256.encode())
+    else:
+        for name, t in hf.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
