@@ -28,8 +28,13 @@ def copy(embedder, cache):
 
 def test_onnx_copy_reproduces_torch(embedder, copy, monkeypatch):
     monkeypatch.setitem(local_mod._onnx, f"{embedder._source}@cpu", copy)
+    monkeypatch.setattr(embedder, "_small_runs", 1)  # past the first query: the copy is in use
+    calls = []
+    real = copy.forward
+    monkeypatch.setattr(copy, "forward", lambda *a: calls.append(1) or real(*a))
     fast = [embedder.embed_tokens([t]) for t in TEXTS]
     batch = embedder.embed_tokens(TEXTS)
+    assert len(calls) == len(TEXTS) + 1
     monkeypatch.setattr(embedder, "use_onnx", False)
     for t, (vec, toks) in zip(TEXTS, fast, strict=True):
         want_vec, want_toks = embedder.embed_tokens([t])
@@ -45,6 +50,9 @@ def test_embedder_uses_the_copy_for_queries(embedder, copy, monkeypatch):
     real = copy.forward
     monkeypatch.setattr(copy, "forward", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setitem(local_mod._onnx, f"{embedder._source}@cpu", copy)
+    monkeypatch.setattr(embedder, "_small_runs", 0)  # a fresh embedder
+    embedder.embed_one("Where did Caroline move from?")
+    assert calls == []  # one query alone stays in torch: loading the copy would cost more than it saves
     embedder.embed_one("Where did Caroline move from?")
     assert calls == [1]
     embedder.embed(["a turn"] * (local_mod.SMALL_BATCH + 1))  # a batch: torch's encode, not the copy

@@ -45,6 +45,7 @@ class SentenceTransformerEmbedder(Embedder):
                  use_onnx: bool = True) -> None:
         self.batch_size = batch_size
         self.use_onnx = use_onnx  # queries through ONNX Runtime where it reproduces the model (embed/onnx.py)
+        self._small_runs = 0  # queries and small adds so far (see _forward)
         pack = packs.find_pack(model)
         self._offline = pack is not None and (pack is packs.MINILM or pack.installed(pack))
         if pack is None:
@@ -138,13 +139,15 @@ class SentenceTransformerEmbedder(Embedder):
     def _forward(self, texts: Sequence[str]) -> list[dict]:
         """The model's outputs per text from one direct forward pass: what `encode` computes, without its
         per-call set-up (mode switch, module walks, length sort), which costs ~2 ms of a 13 ms query. On CPU
-        the transformer runs in ONNX Runtime where a verified copy can be had (embed/onnx.py): ~3.4 ms, not ~10."""
+        the transformer runs in ONNX Runtime where a verified copy can be had (embed/onnx.py): ~3.4 ms, not ~10,
+        from the embedder's second small run on: loading the copy costs ~0.4 s, which one query does not repay."""
         import torch
 
         m = self._model
         prepare = getattr(m, "preprocess", None) or m.tokenize  # type: ignore[attr-defined]
         feats = {k: v.to(m.device) if hasattr(v, "to") else v for k, v in prepare(list(texts)).items()}
-        fast = self._onnx_copy()
+        self._small_runs += 1
+        fast = self._onnx_copy() if self._small_runs > 1 else None  # one query alone (a CLI call): not worth ~0.4 s
         if fast is not None:
             out = fast.forward(m, feats)
         else:
@@ -155,7 +158,7 @@ class SentenceTransformerEmbedder(Embedder):
         return [{k: v[j] for k, v in rows.items()} for j in range(n)]
 
     def _onnx_copy(self) -> onnx.OnnxTransformer | None:
-        """The model's ONNX Runtime copy, built (or read from the cache) on the first query; None: torch."""
+        """The model's ONNX Runtime copy, built (or read from the cache) on first use; None: torch."""
         if not self.use_onnx or self._device != "cpu":
             return None
         key = f"{self._source}@{self._device}"

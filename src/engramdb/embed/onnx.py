@@ -5,11 +5,11 @@ MiniLM query takes ~10 ms there and ~3.4 ms in ONNX Runtime, with the same numbe
 Batches (ingest) stay in torch, which is as fast there: it sorts texts by length, and the arithmetic dominates.
 
 The copy is exported once per model (`torch.onnx.export`, the TorchScript exporter) into the model cache
-(`<cache>/onnx/`), and loaded from there afterwards. Whatever follows the transformer (pooling, normalising)
-still runs as the model's own torch modules on the ONNX output, so any sentence-transformers model with a
-text transformer first can use it. Before a copy is used it must reproduce the torch model's outputs on probe
-texts; any failure (onnxruntime or onnx not installed, an export error, a mismatch) leaves the embedder on torch,
-with one warning. `ENGRAMDB_ONNX=0` turns it off.
+(`<cache>/onnx/`), and loaded from there afterwards (from a process's second query on; see local.py).
+Whatever follows the transformer (pooling, normalising) still runs as the model's own torch modules on the
+ONNX output, so any sentence-transformers model with a text transformer first can use it. Before a copy is
+used it must reproduce the torch model's outputs on probe texts; any failure (onnxruntime or onnx not
+installed, an export error, a mismatch) leaves the embedder on torch, with one warning. `ENGRAMDB_ONNX=0` turns it off.
 """
 
 from __future__ import annotations
