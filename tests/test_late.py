@@ -141,3 +141,20 @@ def test_token_vectors_migrate_to_postgres_exactly_and_rank_there(tmp_path, embe
     with Memory(url=pg_url, embedder=embedder) as pm:
         hits = pm.search("What class did Ann sign up for?", user_id="u", limit=3)
         assert "maxsim" in hits[0].signals and pm.stats()["token_vectors"] == len(ids) - 1
+
+
+def test_maxsim_is_computed_only_for_a_ranker_that_reads_it(tmp_path, embedder, monkeypatch):
+    from engramdb.retrieve.ranker import PLAIN_MODEL
+
+    with Memory(tmp_path / "l.db", embedder=embedder) as mem:
+        mem.add(TURNS, user_id="u", session_id="s1")
+        reads = []
+        real = mem.store.token_vectors_for
+        monkeypatch.setattr(mem.store, "token_vectors_for", lambda keys: reads.append(1) or real(keys))
+        assert "maxsim" in mem.search("pottery class", user_id="u")[0].signals and reads == [1]
+    for retrieval in ({"ranker": "linear"}, {"ranker_path": str(PLAIN_MODEL)}):  # neither reads MaxSim
+        with Memory(tmp_path / "l.db", embedder=embedder, config=MemoryConfig(retrieval=retrieval)) as mem:
+            reads.clear()
+            monkeypatch.setattr(mem.store, "token_vectors_for", lambda keys: reads.append(1) or {})
+            hits = mem.search("What class did Ann sign up for?", user_id="u", limit=4)
+            assert "pottery" in hits[0].memory.text and "maxsim" not in hits[0].signals and reads == []

@@ -93,7 +93,7 @@ def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = 
             for q in track(questions, description="building candidate features", transient=True, disable=not progress):
                 f = mem._filters(q.sample_id, None, None, None, None, None, None, current_only=True)
                 query = mem._retrieval_query(q.question)
-                pool = retriever.candidates(query, f, fetch)
+                pool = retriever.candidates(query, f, fetch, late=late)
                 if pool is None:
                     continue
                 dia = [ids.get(i, "") for i in pool.ids]

@@ -116,13 +116,15 @@ class Retriever:
         records = {r.id: r for r in self.store.get([m for m, _, _ in fused])}
         return [SearchResult(memory=records[m], score=score, signals=sig) for m, score, sig in fused if m in records]
 
-    def candidates(self, query: str, filters: Filters, limit: int, *, expand: bool = True) -> Candidates | None:
+    def candidates(self, query: str, filters: Filters, limit: int, *, expand: bool = True, late: bool = True
+                   ) -> Candidates | None:
         """The pool both rankers start from: top BM25 and top dense hits, each with both scores, fused;
-        with `expand`, plus the conversational neighbours of the best of them (`_neighbours`)."""
+        with `expand`, plus the conversational neighbours of the best of them (`_neighbours`); with `late` (and
+        `late_interaction` on), each candidate's MaxSim, which only a learned ranker with those features reads."""
         cfg = self.config
         n = max(cfg.candidates, limit)
         bm = self.store.keyword_search(query, filters, n)
-        qvec, qtok = self._embed_query(query)
+        qvec, qtok = self._embed_query(query, late=late)
         hits = self.vectors.search(qvec, filters, n)
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]
@@ -151,9 +153,9 @@ class Retriever:
             late=self._maxsim(ids, meta, qtok, signals) if qtok is not None else None,
         )
 
-    def _embed_query(self, query: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """The query's vector, and its token vectors when late interaction is on and the model has them."""
-        if self.config.late_interaction and self.embedder.has_tokens:  # one model run gives both
+    def _embed_query(self, query: str, *, late: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The query's vector, and its token vectors when late interaction is wanted and the model has them."""
+        if late and self.config.late_interaction and self.embedder.has_tokens:  # one model run gives both
             vecs, toks = self.embedder.embed_tokens([query])
             return vecs[0], toks[0]
         return self.embedder.embed_one(query), None
@@ -208,11 +210,15 @@ class Retriever:
         cfg = self.config
         if cfg.ranker not in RANKERS:
             raise ValueError(f"retrieval.ranker must be one of {RANKERS}")
-        pool = self.candidates(query, filters, limit, expand=cfg.ranker == "learned")
+        learned = cfg.ranker == "learned"
+        # MaxSim costs a blob read and a product per search: only for a ranker that reads it (the shipped one, or
+        # a user's model trained with it), not for the linear pipeline
+        late_wanted = learned and (cfg.ranker_path is None or load_ranker(cfg.ranker_path).late)
+        pool = self.candidates(query, filters, limit, expand=learned, late=late_wanted)
         if pool is None:
             return []
         ids, meta, signals = pool.ids, pool.meta, pool.signals
-        if cfg.ranker == "learned":
+        if learned:
             model = load_ranker(cfg.ranker_path, late=pool.late is not None)
             if model.late and pool.late is None:
                 raise ConfigError(f"ranker model {cfg.ranker_path} reads late-interaction features, but no candidate "
