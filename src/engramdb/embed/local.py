@@ -117,7 +117,8 @@ class SentenceTransformerEmbedder(Embedder):
                 vecs.append(np.asarray(out["sentence_embedding"], dtype=np.float32))
                 mask = np.asarray(out["attention_mask"]).astype(bool)
                 tok = np.asarray(out["token_embeddings"], dtype=np.float32)[: int(mask.sum())]
-                toks.append(late.content_tokens(tok, np.asarray(out["input_ids"])[mask].tolist(), self._stop_ids))
+                ids = np.asarray(out["input_ids"])[mask].tolist()
+                toks.append(normalise(late.content_tokens(tok, ids, self._stop_ids)))
         return normalise(np.vstack(vecs)), toks
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:

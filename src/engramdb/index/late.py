@@ -12,7 +12,7 @@ with its own float32 scale: (4 + dim) bytes a token, about 7.8 KB for a typical 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,15 +35,13 @@ def stop_ids(tokenizer: object) -> frozenset[int]:
 
 def content_tokens(vectors: np.ndarray, token_ids: Sequence[int], drop: frozenset[int],
                    limit: int | None = MAX_TOKENS) -> np.ndarray:
-    """The L2-normalised vectors of the content tokens (all non-special ones when a text has no content token)."""
+    """The vectors of the content tokens (all non-special ones when a text has no content token), unnormalised:
+    the embedder scales them to unit length (embed.base.normalise), as it does its sentence vectors."""
     ids = list(token_ids)[: len(vectors)]
     keep = [k for k, t in enumerate(ids) if t not in drop]
     if not keep:
         keep = list(range(len(ids)))
-    mat = np.asarray(vectors, dtype=np.float32)[keep][:limit]
-    norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return mat / norms
+    return np.asarray(vectors, dtype=np.float32)[keep][:limit]
 
 
 def pack(mat: np.ndarray) -> bytes:
@@ -53,16 +51,6 @@ def pack(mat: np.ndarray) -> bytes:
     scale[scale == 0] = 1.0
     codes = np.clip(np.rint(mat / scale[:, None]), -127, 127).astype(np.int8)
     return scale.astype("<f4").tobytes() + codes.tobytes()
-
-
-def unpack(blob: bytes, dim: int) -> np.ndarray:
-    """(n, dim) float32 token vectors from `pack`."""
-    n, rest = divmod(len(blob), 4 + dim)
-    if rest:
-        raise ValueError(f"token vector blob of {len(blob)} bytes does not hold {dim}-d tokens")
-    scale = np.frombuffer(blob, dtype="<f4", count=n)
-    codes = np.frombuffer(blob, dtype=np.int8, offset=4 * n).reshape(n, dim)
-    return codes.astype(np.float32) * scale[:, None]
 
 
 def unpack_many(blobs: Sequence[bytes], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,15 +65,11 @@ def unpack_many(blobs: Sequence[bytes], dim: int) -> tuple[np.ndarray, np.ndarra
     return codes.reshape(-1, dim), scales, np.array(counts, dtype=np.int64)
 
 
-def maxsim_many(query: np.ndarray, docs: np.ndarray | Iterable[np.ndarray], counts: np.ndarray | None = None,
-                scales: np.ndarray | None = None) -> np.ndarray:
+def maxsim_many(query: np.ndarray, docs: np.ndarray, counts: np.ndarray, scales: np.ndarray | None = None
+                ) -> np.ndarray:
     """For each document, the mean over query tokens of the best cosine with any of its tokens (one matmul).
-    `docs`: a list of (n_i, dim) matrices, or one stacked matrix (float, or int8 codes with their `scales`) with
-    each document's row `counts`."""
-    if counts is None:
-        docs = list(docs)
-        counts = np.array([len(d) for d in docs], dtype=np.int64)
-        docs = np.vstack(docs) if docs else np.zeros((0, query.shape[1]), dtype=np.float32)
+    `docs`: every document's token rows stacked (float, or int8 codes with their `scales`, as `unpack_many`
+    gives them); `counts`: each document's number of rows."""
     if not len(counts):
         return np.zeros(0)
     if (counts <= 0).any():
