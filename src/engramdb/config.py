@@ -10,6 +10,7 @@ Environment:
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,11 @@ class MemoryConfig(BaseModel):
     max_text_chars: int = MAX_TEXT_CHARS
     exact_max: int = EXACT_MAX  # vector search is exact up to this many candidates, ANN beyond (docs/ann.md)
     track_access: bool = True  # count reads (access_count, last_accessed_at) for decay policies
+    # SQLite PRAGMA synchronous: NORMAL (a power cut may lose the last commits, never corrupts) | FULL | EXTRA
+    # (every commit survives a power cut). Measured in docs/reliability.md.
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = Field(
+        default_factory=lambda: os.environ.get("ENGRAMDB_SQLITE_SYNCHRONOUS", "NORMAL").upper()  # type: ignore[return-value]
+    )
     retrieval: dict = Field(default_factory=dict)  # overrides for RetrievalConfig fields
     # Fact extraction on add: auto (LLM when one is configured, else rules) | rules | llm | off.
     extraction: str = Field(default_factory=lambda: os.environ.get("ENGRAMDB_EXTRACTION", "auto"))

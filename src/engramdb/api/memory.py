@@ -47,7 +47,9 @@ class Page(BaseModel):
     next_offset: int | None
 
 
-def open_store(path: str | os.PathLike[str] | None, url: str | None) -> tuple[Store, str | None]:
+def open_store(
+    path: str | os.PathLike[str] | None, url: str | None, *, read_only: bool | None = None, synchronous: str = "NORMAL"
+) -> tuple[Store, str | None]:
     """Pick a backend from a path or URL. Returns (store, ann sidecar path or None)."""
     if url and path:
         raise ConfigError("pass either path= or url=, not both")
@@ -65,7 +67,9 @@ def open_store(path: str | os.PathLike[str] | None, url: str | None) -> tuple[St
     from ..store.sqlite import SQLiteStore
 
     path = str(path or default_path())
-    return SQLiteStore(path), (None if path == ":memory:" else path + ".usearch")
+    return SQLiteStore(path, read_only=read_only, synchronous=synchronous), (
+        None if path == ":memory:" else path + ".usearch"
+    )
 
 
 class Memory(LifecycleMixin, ProceduralMixin):
@@ -80,13 +84,20 @@ class Memory(LifecycleMixin, ProceduralMixin):
         config: MemoryConfig | None = None,
         allow_model_change: bool = False,
         store: Store | None = None,
+        read_only: bool | None = None,
     ) -> None:
+        """`read_only`: serve reads only (SQLite); None opens read-only by itself when the file or its
+        directory is not writable (read-only media)."""
         self.config = config or MemoryConfig()
         if embedder is not None and not isinstance(embedder, Embedder):
             self.config = self.config.model_copy(update={"embedder": embedder})
         self.config.retrieval_config()  # bad retrieval settings fail here, before a store is opened
         # `store=` takes an already-open backend (the server opens one per tenant, e.g. a Postgres schema).
-        self.store, self._ann_path = (store, None) if store is not None else open_store(path, url)
+        self.store, self._ann_path = (
+            (store, None)
+            if store is not None
+            else open_store(path, url, read_only=read_only, synchronous=self.config.sqlite_synchronous)
+        )
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._vectors: VectorIndex | None = None
         self._allow_model_change = allow_model_change
@@ -113,6 +124,16 @@ class Memory(LifecycleMixin, ProceduralMixin):
                 f"this store was embedded with {stored!r} (dim {self.store.get_meta('embed_dim')}), "
                 f"but it was opened with {self.model_name!r}. Open it with the same model, or re-embed "
                 f"everything: engramdb reindex --model {self.model_name}"
+            )
+
+    def _check_store_model(self) -> None:
+        """The store's model, read now: another process may have re-indexed it to another model since this one
+        opened (same dimension or not). Mixing two vector spaces is refused, never done silently."""
+        stored = self.store.get_meta("embed_model")
+        if stored and canonical_name(stored) != canonical_name(self.embedder.name):
+            raise ModelMismatchError(
+                f"this store is now embedded with {stored!r} (re-indexed since it was opened here?), "
+                f"but this Memory embeds with {self.embedder.name!r}; reopen it with {stored!r}"
             )
 
     @property
@@ -153,6 +174,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
                             tokens=rc.late_interaction)  # off: searches will not read them, so none are stored
 
     def _retriever(self) -> Retriever:
+        self._check_store_model()  # a query embedded with another model than the stored vectors ranks noise
         return Retriever(self.store, self.vectors, self.embedder, self.config.retrieval_config())
 
     def close(self) -> None:
@@ -192,7 +214,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         when = parse_time(timestamp, field="timestamp")
         expires = parse_time(expires_at, field="expires_at")
         source_ref = check_id(source_ref, where="source_ref")
-        if importance is not None and (not isinstance(importance, (int, float)) or not 0 <= importance <= 1):
+        if importance is not None and (not _is_number(importance) or not 0 <= importance <= 1):
             raise ValidationError("importance must be a number between 0 and 1")
         recorded = now()
         records = [
@@ -220,7 +242,9 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if not records:
             return []
         index_texts, vecs, tokens = self._keys(records)  # before the transaction: a model failure writes nothing
-        self.store.insert(records, vecs, index_texts, tokens=tokens)
+        with self.store.transaction():
+            self._check_store_model()  # inside the write lock: no reindex can commit between check and insert
+            self.store.insert(records, vecs, index_texts, tokens=tokens)
         return records
 
     def update(
@@ -242,7 +266,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
         if importance is not None:
-            if not isinstance(importance, (int, float)) or not 0 <= importance <= 1:
+            if not _is_number(importance) or not 0 <= importance <= 1:
                 raise ValidationError("importance must be a number between 0 and 1")
             changes["importance"] = float(importance)
         if expires_at is not None:
@@ -258,7 +282,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if "text" in changes:
             index_texts, vecs, toks = self._keys([new])
             index_text, vector, tokens = index_texts[0], vecs[0], toks[0]
-        self.store.update(new, vector=vector, index_text=index_text, tokens=tokens)
+        with self.store.transaction():
+            if vector is not None:
+                self._check_store_model()
+            self.store.update(new, vector=vector, index_text=index_text, tokens=tokens)
         return self._require(memory_id)
 
     def delete(self, memory_id: str) -> None:
@@ -298,10 +325,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
         offset: int = 0,
         order: str = "occurred_at",
     ) -> Page:
-        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        if not _is_int(limit) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer between 1 and 10000")
-        if not isinstance(offset, int) or offset < 0:
-            raise ValidationError("offset must be a non-negative integer")
+        if not _is_int(offset) or not 0 <= offset <= MAX_OFFSET:
+            raise ValidationError(f"offset must be an integer between 0 and {MAX_OFFSET}")
         f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
         try:
             items = self.store.list(f, limit=limit, offset=offset, order=order)
@@ -331,7 +358,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
 
         Superseded facts are left out; `as_of=` answers what was valid (and said) at that time."""
         query = check_text(query, where="query", max_chars=self.config.max_text_chars)
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+        if not _is_int(limit) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer between 1 and 1000")
         when = parse_time(as_of, field="as_of")
         validity = {"as_of": when} if when is not None else {"current_only": True}
@@ -361,7 +388,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         as_of: datetime | str | None = None,
     ) -> ContextBlock:
         """A prompt-ready block of the most relevant memories, oldest first, within `max_tokens`."""
-        if not isinstance(max_tokens, int) or max_tokens < 16:
+        if not _is_int(max_tokens) or max_tokens < 16:
             raise ValidationError("max_tokens must be an integer of at least 16")
         results = self.search(
             query,
@@ -398,6 +425,42 @@ class Memory(LifecycleMixin, ProceduralMixin):
         f = Filters(include_deleted=True, include_expired=True)
         total = self.store.count(f)
         done = 0
+        if self.store.supports_staged_reindex:
+            done = self._reindex_staged(emb, total, progress, batch)
+        else:
+            done = self._reindex_in_place(emb, f, total, progress, batch)
+        self._allow_model_change = False
+        self._vectors = None
+        if self._ann_path:
+            for p in (self._ann_path, self._ann_path + ".json"):
+                if os.path.exists(p):
+                    os.remove(p)
+        return done
+
+    def _reindex_staged(self, emb: Embedder, total: int, progress: Progress | None, batch: int) -> int:
+        """New vectors go beside the live ones, one short transaction per batch, and are swapped in at the end
+        (store.reindex_*): searches meanwhile use the old, complete vector space, and writers wait at most a
+        batch. Rows written meanwhile are picked up by the sweep before the swap."""
+        self.store.reindex_begin(emb.name)
+        done, after = 0, 0
+        while True:
+            page = self.store.reindex_todo(after, batch)
+            if page:
+                index_texts, vecs, tokens = self._keys([r for _, r in page])
+                self.store.reindex_stage([k for k, _ in page], index_texts, vecs, tokens=tokens)
+                after = page[-1][0]
+                done += len(page)
+                if progress:
+                    progress(min(done, total), total)
+                continue
+            if self.store.reindex_commit(emb.name, emb.dim):
+                return done
+            after = 0  # rows changed during the pass: one more sweep
+
+    def _reindex_in_place(
+        self, emb: Embedder, f: Filters, total: int, progress: Progress | None, batch: int
+    ) -> int:
+        done = 0
         with self.store.transaction():
             offset = 0
             while True:
@@ -412,12 +475,6 @@ class Memory(LifecycleMixin, ProceduralMixin):
                     progress(done, total)
             self.store.set_meta("embed_model", emb.name)
             self.store.set_meta("embed_dim", str(emb.dim))
-        self._allow_model_change = False
-        self._vectors = None
-        if self._ann_path:
-            for p in (self._ann_path, self._ann_path + ".json"):
-                if os.path.exists(p):
-                    os.remove(p)
         return done
 
     # -- export / import ---------------------------------------------------------
@@ -490,6 +547,18 @@ class Memory(LifecycleMixin, ProceduralMixin):
             metadata=meta,
             **extra,
         )
+
+
+MAX_OFFSET = 2**62  # far past any store, and inside SQLite's 64-bit integers once limit is added
+
+
+def _is_int(value: object) -> bool:
+    """An integer, not a bool (True is an int to Python, never a count to a caller)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> dict[str, str | None]:

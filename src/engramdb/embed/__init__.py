@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import Embedder
 from .hashing import HashingEmbedder
 from .local import DEFAULT_MODEL
@@ -15,8 +16,13 @@ def make_embedder(spec: str | Embedder | None = None) -> Embedder:
     if isinstance(spec, Embedder):
         return spec
     spec = spec or DEFAULT_MODEL
+    if not isinstance(spec, str):
+        raise ConfigError(f"embedder: expected a model name or an Embedder, got {type(spec).__name__}")
     if spec.startswith("hashing-"):
-        return HashingEmbedder(int(spec.split("-", 1)[1]))
+        dim = spec.split("-", 1)[1]
+        if not dim.isdecimal() or not 1 <= int(dim) <= 65_536:
+            raise ConfigError(f"embedder {spec!r}: 'hashing-<dim>' needs a dimension between 1 and 65536")
+        return HashingEmbedder(int(dim))
     if spec.startswith("openai:"):
         from .remote import OpenAIEmbedder, parse_embedder_spec
 

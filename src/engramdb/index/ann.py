@@ -82,17 +82,24 @@ class UsearchANN:
         return matches.keys.astype(np.int64)
 
     def save(self, path: str, meta: dict[str, Any]) -> None:
+        remove_orphans(path)
         tmp = f"{path}.{os.getpid()}.tmp"
-        self._index.save(tmp)
-        os.replace(tmp, path)
         meta_tmp = f"{path}.json.{os.getpid()}.tmp"
-        Path(meta_tmp).write_text(json.dumps(meta))
-        os.replace(meta_tmp, path + ".json")
+        try:
+            self._index.save(tmp)
+            os.replace(tmp, path)
+            Path(meta_tmp).write_text(json.dumps(meta))
+            os.replace(meta_tmp, path + ".json")
+        finally:
+            for p in (tmp, meta_tmp):
+                if os.path.exists(p):
+                    os.remove(p)
 
     @classmethod
     def load(cls, path: str, dim: int) -> tuple[UsearchANN, dict[str, Any]] | None:
         """The saved index and its metadata, or None when missing or unreadable (the caller rebuilds)."""
         meta_path = Path(path + ".json")
+        remove_orphans(path)
         if not (os.path.exists(path) and meta_path.exists()):
             return None
         try:
@@ -104,6 +111,40 @@ class UsearchANN:
         if ann._index.ndim != dim or not isinstance(meta, dict):
             return None
         return ann, meta
+
+
+def remove_orphans(path: str) -> int:
+    """Delete temporary files left by processes killed while saving (`<path>.<pid>.tmp`, `<path>.json.<pid>.tmp`)
+    whose process is gone; returns how many. A live writer's file is left alone."""
+    removed = 0
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(base + ".") and name.endswith(".tmp")):
+            continue
+        pid = name[len(base) + 1 : -4].removeprefix("json.")
+        if not pid.isdecimal() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def remove_files(path: str) -> None:

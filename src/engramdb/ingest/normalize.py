@@ -21,6 +21,8 @@ from ..errors import ValidationError
 from ..model import MAX_ID_CHARS, MAX_METADATA_BYTES, MAX_TEXT_CHARS
 from ..timeutil import parse_time
 
+MAX_METADATA_DEPTH = 32  # levels of nested objects/arrays, the top-level object included
+
 _TURN_KEYS = {"role", "content", "name", "speaker", "text", "timestamp", "time", "metadata", "source_ref", "id"}
 
 
@@ -58,28 +60,44 @@ def check_metadata(metadata: object, *, where: str = "metadata") -> dict[str, An
     bad_keys = [k for k in metadata if not isinstance(k, str)]
     if bad_keys:
         raise ValidationError(f"{where}: keys must be strings, got {bad_keys[0]!r}")
+    depth, has_nul = _scan(metadata)
+    if depth > MAX_METADATA_DEPTH:
+        # Deeper trees break JSON serialisers further on (export, the REST response): refuse them here.
+        raise ValidationError(f"{where}: nested more than {MAX_METADATA_DEPTH} levels deep")
     try:
         # allow_nan=False: NaN/Infinity are not JSON, and one such row would break SQLite's json_extract filters.
         raw = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
         raw.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
         raise ValidationError(f"{where}: must be JSON-serialisable UTF-8: {exc}") from exc
     if len(raw.encode("utf-8")) > MAX_METADATA_BYTES:
         raise ValidationError(f"{where}: over the limit of {MAX_METADATA_BYTES:,} bytes as JSON")
-    if _has_nul(metadata):
+    if has_nul:
         # PostgreSQL's jsonb cannot hold U+0000; refuse it on every backend so stores stay portable.
         raise ValidationError(f"{where}: contains a NUL character")
     return metadata
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
+def _scan(value: object) -> tuple[int, bool]:
+    """(nesting depth of objects and arrays, whether any key or string holds NUL); iterative, so no depth
+    can overflow the Python stack, and it stops past the limit (a cyclic dict is infinitely deep)."""
+    deepest, nul = 0, False
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return depth, nul
+        if isinstance(item, str):
+            nul = nul or "\x00" in item
+        elif isinstance(item, dict):
+            deepest = max(deepest, depth + 1)
+            for k, v in item.items():
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest, nul
 
 
 def check_id(value: object, *, where: str) -> str | None:

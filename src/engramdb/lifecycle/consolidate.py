@@ -4,13 +4,14 @@
 
 Steps, each unit in its own transaction so an interruption loses at most the unit in flight:
 1. expire: memories past `expires_at` are soft-deleted (history action 'expire');
-2. session summaries for sessions that changed (LLM when configured, else extractive: the
+2. near-duplicates merged: identical re-ingested turns, and derived memories (facts)
+   with cosine >= `merge_threshold` in the same scope; first, so that everything built
+   next cites only surviving memories, and an interrupted run ends like an uninterrupted one;
+3. session summaries for sessions that changed (LLM when configured, else extractive: the
    most central turns), linked to their turns ('summarizes'); a changed session supersedes
    its old summary;
-3. topic clusters per user/agent scope over episodes (greedy cosine clustering, deterministic),
+4. topic clusters per user/agent scope over episodes (greedy cosine clustering, deterministic),
    linked to the session summaries they span; a topic is identified by its member set;
-4. near-duplicates merged: identical re-ingested turns, and derived memories (facts,
-   summaries) with cosine >= `merge_threshold` in the same scope;
 5. A-MEM-style 'related' links from each new turn to similar turns of other sessions, with
    the reason (cosine and shared words) stored on the link.
 Idempotent: everything is keyed on content (source sets, member hashes, link primary keys),
@@ -101,10 +102,15 @@ class Consolidator:
         if len(dirty_keys) == 0:
             return rep
         changed = self._records_for_keys(dirty_keys)  # new turns, and new derived memories (facts...)
-        dirty = [r for r in changed if r.kind == EPISODE]
-        rep.dirty_episodes = len(dirty)
-        sessions = sorted({_session_key(r) for r in dirty if r.session_id}, key=_sort_key)
+        rep.dirty_episodes = sum(r.kind == EPISODE for r in changed)
         scopes = sorted({_scope_key(r) for r in changed}, key=_sort_key)
+        # Merges first: summaries, topics and links are then built from the surviving memories only, so a run
+        # interrupted anywhere and resumed ends in the same state as an uninterrupted one (a merge done late
+        # would leave summaries citing merged turns, which a resumed run would then rebuild).
+        for scope in scopes:
+            self._merge_duplicates(scope, rep)
+        dirty = [r for r in self._records_for_keys(dirty_keys) if r.kind == EPISODE]
+        sessions = sorted({_session_key(r) for r in dirty if r.session_id}, key=_sort_key)
         for i, skey in enumerate(sessions, 1):
             self._tick("sessions", i, len(sessions))
             self._session_summary(skey, rep)
@@ -112,7 +118,6 @@ class Consolidator:
             self._tick("topics", i, len(scopes))
             if dirty:
                 self._topics(scope, rep)
-            self._merge_duplicates(scope, rep)
         self._related_links(dirty, rep)
         if not rep.failures:  # a failed unit keeps its episodes dirty, so the next run retries it
             top = self.store.candidate_keys(Filters(include_deleted=True, include_expired=True))

@@ -26,16 +26,17 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ..model import MAX_ID_CHARS, MAX_TEXT_CHARS, HistoryEntry, MemoryRecord, SearchResult
 from ..retrieve.context import ContextBlock
+from ..store.base import MAX_META_KEY_CHARS, META_KEY_PATTERN
 
 # The spec says what the engine accepts, so a client (or a fuzzer) that follows it is never refused:
 # text has a non-blank character and no NUL, ids are short, kinds are identifiers, times carry a zone.
 TEXT_RE = r"^[^\x00]*[^\s\x00][^\x00]*$"
 KIND_RE = r"^[a-z][a-z0-9_]{0,31}$"
-META_KEY_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+META_KEY_RE = META_KEY_PATTERN  # no empty dot segments ('a.', 'a..b'): the store's own rule
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_RE)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=TEXT_RE)]
 Kind = Annotated[str, StringConstraints(pattern=KIND_RE)]
-MetaKey = Annotated[str, StringConstraints(pattern=META_KEY_RE)]
+MetaKey = Annotated[str, StringConstraints(max_length=MAX_META_KEY_CHARS, pattern=META_KEY_RE)]
 
 
 def _utc(dt: datetime) -> datetime:

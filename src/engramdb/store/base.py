@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,7 +20,13 @@ import numpy as np
 from ..errors import ValidationError
 from ..model import HistoryEntry, MemoryRecord
 
-_META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+# Dot-separated segments (a nested path), none empty: 'a.' or 'a..b' would make an invalid JSON path.
+META_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}(\.[A-Za-z0-9_-]{1,63}){0,31}$"
+_META_KEY_RE = re.compile(META_KEY_PATTERN)
+MAX_META_KEY_CHARS = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
+PERIOD_WIDTH = {"month": 7, "day": 10}  # characters of an ISO date that name the period
 
 
 class RankMeta(NamedTuple):
@@ -56,12 +62,17 @@ class Filters:
 
     def __post_init__(self) -> None:
         for key, value in self.metadata.items():
-            if not isinstance(key, str) or not _META_KEY_RE.match(key):
-                raise ValidationError(f"metadata filter key {key!r} must be a simple identifier")
+            if not isinstance(key, str) or len(key) > MAX_META_KEY_CHARS or not _META_KEY_RE.fullmatch(key):
+                raise ValidationError(
+                    f"metadata filter key {key!r} must be an identifier, or identifiers joined by single dots"
+                    f" (at most {MAX_META_KEY_CHARS} characters)"
+                )
             if not isinstance(value, (str, int, float, bool)) and value is not None:
                 raise ValidationError(
                     f"metadata filter {key!r}: only str, int, float, bool or None values can be matched"
                 )
+            if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+                raise ValidationError(f"metadata filter {key!r}: integer {value} is outside the 64-bit range")
 
 
 @dataclass
@@ -154,6 +165,20 @@ class Store(ABC):
     @abstractmethod
     def count(self, filters: Filters) -> int: ...
 
+    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> list[MemoryRecord]:
+        """Memories passing `filters` whose `source_ids` include any of `ids` (provenance read backwards).
+        Backends answer with one indexed query; this fallback pages through `list`."""
+        want = set(ids)
+        out: list[MemoryRecord] = []
+        offset = 0
+        while want and len(out) < limit:
+            page = self.list(filters, limit=1000, offset=offset, order="recorded_at")
+            if not page:
+                break
+            out += [r for r in page if want.intersection(r.source_ids)]
+            offset += len(page)
+        return out[:limit]
+
     @abstractmethod
     def history(self, memory_id: str) -> list[HistoryEntry]: ...
 
@@ -208,6 +233,39 @@ class Store(ABC):
     @abstractmethod
     def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]: ...
 
+    # -- aggregates (the web UI's overview and scope pickers) ------------------------
+    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
+        """(distinct values, the `limit` values with most memories and their counts) of a scope column.
+        Backends override this with one GROUP BY; the fallback pages through every row."""
+        if field not in SCOPE_FIELDS:
+            raise ValueError(f"field must be one of {SCOPE_FIELDS}")
+        counts: dict[str, int] = {}
+        for rec in self._all(filters):
+            value = getattr(rec, field)
+            if value is not None:
+                counts[value] = counts.get(value, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return len(counts), top
+
+    def period_counts(self, filters: Filters, period: str) -> list[tuple[str, int]]:
+        """Memories per month ('YYYY-MM') or day ('YYYY-MM-DD') of occurred_at (UTC), oldest first."""
+        width = PERIOD_WIDTH[period]
+        counts: dict[str, int] = {}
+        for rec in self._all(filters):
+            if rec.occurred_at is not None:
+                label = rec.occurred_at.astimezone(UTC).strftime("%Y-%m-%d")[:width]
+                counts[label] = counts.get(label, 0) + 1
+        return sorted(counts.items())
+
+    def _all(self, filters: Filters) -> Iterator[MemoryRecord]:
+        offset = 0
+        while True:
+            page = self.list(filters, limit=1000, offset=offset, order="recorded_at")
+            if not page:
+                return
+            yield from page
+            offset += len(page)
+
     # -- maintenance -------------------------------------------------------------
     @abstractmethod
     def stats(self) -> dict[str, Any]: ...
@@ -219,6 +277,25 @@ class Store(ABC):
     def all_meta(self) -> dict[str, str]:
         """Every meta key and value, for `engramdb migrate` (counters like data_version excluded)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its meta keys")
+
+    # -- staged reindex (optional) ------------------------------------------------
+    # Backends that set supports_staged_reindex re-embed into a side table in bounded transactions and swap
+    # it in at the end (SQLite, docs/reliability.md); the others rewrite vectors in one transaction.
+    supports_staged_reindex: bool = False
+
+    def reindex_begin(self, model: str) -> None:
+        raise NotImplementedError
+
+    def reindex_todo(self, after_key: int, limit: int) -> list[tuple[int, MemoryRecord]]:
+        """Up to `limit` (key, record), key order, after `after_key`, that have no staged vector yet."""
+        raise NotImplementedError
+
+    def reindex_stage(self, keys: Sequence[int], index_texts: Sequence[str], vectors: np.ndarray, *,
+                      tokens: Sequence[bytes | None] | None = None) -> None:
+        raise NotImplementedError
+
+    def reindex_commit(self, model: str, dim: int) -> bool:
+        raise NotImplementedError
 
     # -- optional native search --------------------------------------------------
     def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:

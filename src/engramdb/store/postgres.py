@@ -35,7 +35,7 @@ from ..errors import ConfigError, StoreError, ValidationError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
-from .base import Filters, Link, Store
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, Filters, Link, Store
 from .codec import COLUMNS, TIME_FIELDS, keyword_terms, record_json
 
 try:
@@ -734,6 +734,15 @@ class PostgresStore(Store):
         where, params = where_clause(filters)
         return int(self._q(f"SELECT count(*) FROM memories m{where}", params)[0][0])
 
+    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        where, params = where_clause(filters)
+        cond = (" AND " if where else " WHERE ") + "m.source_ids ?| %s::text[]"
+        rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT %s", [*params, list(dict.fromkeys(ids)), limit],
+                       dict_rows=True)
+        return [_row_to_record(r) for r in rows]
+
     def history(self, memory_id: str) -> list[HistoryEntry]:
         rows = self._q(
             "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = %s ORDER BY seq",
@@ -924,6 +933,32 @@ class PostgresStore(Store):
             params,
         )
         return [Link(r[0], r[1], r[2], r[3], _utc(r[4])) for r in rows]
+
+    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
+        if field not in SCOPE_FIELDS:
+            raise ValueError(f"field must be one of {SCOPE_FIELDS}")
+        where, params = where_clause(filters)
+        where += f"{' AND' if where else ' WHERE'} m.{field} IS NOT NULL"
+        total = int(self._q(f"SELECT COUNT(DISTINCT m.{field}) FROM memories m{where}", params)[0][0])
+        rows = self._q(
+            f"SELECT m.{field}, COUNT(*) AS n FROM memories m{where} GROUP BY m.{field} ORDER BY n DESC, m.{field}"
+            " LIMIT %s",
+            [*params, limit],
+        )
+        return total, [(r[0], int(r[1])) for r in rows]
+
+    def period_counts(self, filters: Filters, period: str) -> list[tuple[str, int]]:
+        fmt = {"month": "YYYY-MM", "day": "YYYY-MM-DD"}[period] if period in PERIOD_WIDTH else None
+        if fmt is None:
+            raise ValueError("period must be month or day")
+        where, params = where_clause(filters)
+        where += f"{' AND' if where else ' WHERE'} m.occurred_at IS NOT NULL"
+        rows = self._q(
+            f"SELECT to_char(m.occurred_at AT TIME ZONE 'UTC', '{fmt}') AS p, COUNT(*) FROM memories m{where}"
+            " GROUP BY p ORDER BY p",
+            params,
+        )
+        return [(r[0], int(r[1])) for r in rows]
 
     # -- maintenance -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Concurrency: one connection per `SQLiteStore`, guarded by a re-entrant lock so
 threads (and the async twin) can share it. Writes take `BEGIN IMMEDIATE` so two
 processes queue on the busy timeout instead of dead-locking on a lock upgrade.
+Reads never take the write lock (WAL readers see the last commit): opening only
+locks when it must migrate, and access counts are flushed best-effort, never
+waiting (`touch`). Every SQLite error leaves as a `StoreError`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
-from .base import Filters, Link, RankMeta, Store
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, Filters, Link, RankMeta, Store
 from .codec import (
     COLUMNS,
     blob_to_vector,
@@ -35,6 +39,8 @@ from .codec import (
 )
 
 BUSY_TIMEOUT_MS = 30_000
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous levels offered (docs/reliability.md)
+TOUCH_FLUSH_S = 1.0  # pending access counts are retried at most this often while the store is busy
 _SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
 
 
@@ -82,33 +88,89 @@ def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, read_only: bool | None = None, synchronous: str = "NORMAL"
+    ) -> None:
+        """`read_only`: None opens read-only by itself when the file or its directory is not writable;
+        `synchronous`: NORMAL (default), FULL or EXTRA, what a commit waits for (docs/reliability.md)."""
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
-        self._conn.row_factory = sqlite3.Row
+        sync = str(synchronous).upper()
+        if sync not in SYNCHRONOUS:
+            raise ConfigError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
+        memory = self.path == ":memory:"
+        if not memory and os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
+            # An empty file is not a store: someone else's truncated file must not silently become a new one.
+            raise StoreError(f"{self.path!r} is an empty file (0 bytes), not an EngramDB store; remove it first")
+        if read_only is None:
+            read_only = not memory and os.path.exists(self.path) and not _writable(self.path)
+        self.read_only = bool(read_only)
+        if not memory and not self.read_only:
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the directory for {self.path!r}: {exc.strerror}") from exc
         self._lock = threading.RLock()
         self._depth = 0
+        self._pending_touch: dict[str, tuple[int, str]] = {}  # id -> (accesses, last time), not yet written
+        self._touch_tried = 0.0
+        self._conn = self._connect()
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            # Overwrite deleted content with zeros, so purge leaves no readable bytes behind.
-            self._conn.execute("PRAGMA secure_delete = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
+            if self.read_only:
+                self._check_schema_read_only()
+            else:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute(f"PRAGMA synchronous = {sync}")
+                self._conn.execute("PRAGMA foreign_keys = ON")
+                # Overwrite deleted content with zeros, so purge leaves no readable bytes behind.
+                self._conn.execute("PRAGMA secure_delete = ON")
+                self._migrate()
+        except (sqlite3.DatabaseError, StoreError) as exc:
             self._conn.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"{self.path!r} is not a usable EngramDB SQLite file: {exc}") from exc
 
     # -- plumbing ----------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if not self.read_only:
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                )
+            else:
+                if not os.path.exists(self.path):
+                    raise StoreError(f"{self.path!r} does not exist (a read-only open never creates a store)")
+                uri = Path(self.path).resolve().as_uri()
+                conn = sqlite3.connect(
+                    uri + "?mode=ro", timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                    check_same_thread=False, uri=True,
+                )  # fmt: skip
+                try:
+                    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                except sqlite3.OperationalError:
+                    # WAL on read-only media: no -shm can be made. immutable=1 reads the file as it is.
+                    conn.close()
+                    conn = sqlite3.connect(
+                        uri + "?immutable=1", isolation_level=None, check_same_thread=False, uri=True
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _check_schema_read_only(self) -> None:
+        current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if current != sqlite_schema.LATEST:
+            raise StoreError(
+                f"{self.path!r} is read-only and has schema v{current}; this EngramDB needs"
+                f" v{sqlite_schema.LATEST}: open it once where it is writable to migrate it"
+            )
+
     def _migrate(self) -> None:
+        # Read first, without a lock: an up-to-date store (the usual case) opens without waiting on writers.
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.LATEST:
+            return
         with self.transaction():
             current = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if current > sqlite_schema.LATEST:
@@ -131,24 +193,42 @@ class SQLiteStore(Store):
                 finally:
                     self._depth -= 1
                 return
+            if self.read_only:
+                raise StoreError(f"{self.path!r} is open read-only: nothing can be written")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreError(f"database is busy or locked: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path!r} cannot be written: {exc}") from exc
             self._depth = 1
             try:
                 yield
             except sqlite3.IntegrityError as exc:  # e.g. a duplicate id: a clear error, and nothing written
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise StoreError(f"write refused by the database, nothing written: {exc}") from exc
+            except sqlite3.DatabaseError as exc:  # corrupt pages, a read-only file, a full disk
+                self._depth = 0
+                self._rollback()
+                raise StoreError(f"SQLite error, nothing written: {exc}") from exc
             except BaseException:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             else:
                 self._depth = 0
-                self._conn.execute("COMMIT")
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.DatabaseError as exc:
+                    self._rollback()
+                    raise StoreError(f"SQLite could not commit, nothing written: {exc}") from exc
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:  # SQLite already rolled back (e.g. after SQLITE_FULL)
+            pass
 
     def _bump(self, *, vectors_changed: bool = False) -> None:
         keys = "('data_version', 'vector_epoch')" if vectors_changed else "('data_version')"
@@ -156,10 +236,19 @@ class SQLiteStore(Store):
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if self._depth:  # inside a transaction: it rolls back and reports
+                    raise
+                raise StoreError(f"SQLite error reading {self.path!r}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self._flush_touches(wait_ms=1000)
+            except Exception:  # noqa: BLE001 - access counts are best-effort; closing must not fail on them
+                pass
             self._conn.close()
 
     # -- metadata ----------------------------------------------------------------
@@ -243,6 +332,7 @@ class SQLiteStore(Store):
                     "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (row[0], vector_to_blob(vec))
                 )
                 self._set_tokens(row[0], tok)
+                self._unstage([row[0]])
             self._bump(vectors_changed=True)
 
     def _set_tokens(self, key: int, tokens: bytes | None) -> None:
@@ -299,6 +389,7 @@ class SQLiteStore(Store):
                     "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (key, vector_to_blob(vector))
                 )
                 self._set_tokens(key, tokens)
+                self._unstage([key])
             self._history(after, after.version, action, before, after)
             self._bump(vectors_changed=vector is not None)
 
@@ -335,14 +426,118 @@ class SQLiteStore(Store):
         return n
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        if not ids:
+        """Best-effort and never waiting: counts are buffered and written when the write lock is free at once;
+        while another process holds it they wait here (retried at most every TOUCH_FLUSH_S), so a read never
+        waits on a write. Counts still buffered at close get one short last try."""
+        if not ids or self.read_only:
             return
+        stamp = to_store(at)
+        with self._lock:
+            for mid in ids:
+                n, last = self._pending_touch.get(mid, (0, stamp))
+                self._pending_touch[mid] = (n + 1, max(last, stamp))
+            if self._depth:  # inside the caller's transaction: write with it
+                self._write_touches()
+            elif time.monotonic() - self._touch_tried >= TOUCH_FLUSH_S or len(self._pending_touch) <= len(ids):
+                self._flush_touches(wait_ms=0)
+
+    def _flush_touches(self, *, wait_ms: int) -> None:
+        if not self._pending_touch or self.read_only:
+            return
+        self._touch_tried = time.monotonic()
+        self._conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return  # busy: keep them for the next try
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            self._write_touches()
+            self._conn.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            self._rollback()
+
+    def _write_touches(self) -> None:
+        pending, self._pending_touch = self._pending_touch, {}
+        self._conn.executemany(
+            "UPDATE memories SET access_count = access_count + ?,"
+            " last_accessed_at = max(coalesce(last_accessed_at, ''), ?) WHERE id = ?",
+            [(n, last, mid) for mid, (n, last) in pending.items()],
+        )
+
+    # -- staged reindex ------------------------------------------------------------
+    # A reindex to another model writes the new vectors beside the live ones, in short transactions, and swaps
+    # them in with one last transaction: searches never see two vector spaces mixed, and writers never wait on
+    # more than one batch. A write during it (a new memory, a changed text) leaves its row unstaged, so the
+    # reindex embeds it again before the swap.
+    supports_staged_reindex = True
+
+    def reindex_begin(self, model: str) -> None:
         with self.transaction():
-            marks = ",".join("?" * len(ids))
+            for table in ("vectors_next", "token_vectors_next"):
+                self._conn.execute(f"DROP TABLE IF EXISTS {table}")
+            self._conn.execute("CREATE TABLE vectors_next (key INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
+            self._conn.execute("CREATE TABLE token_vectors_next (key INTEGER PRIMARY KEY, data BLOB NOT NULL)")
             self._conn.execute(
-                f"UPDATE memories SET access_count = access_count + 1, last_accessed_at = ? WHERE id IN ({marks})",
-                [to_store(at), *ids],
+                "INSERT INTO meta(key, value) VALUES ('reindex_to', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (model,),
             )
+
+    def reindex_todo(self, after_key: int, limit: int) -> list[tuple[int, MemoryRecord]]:
+        rows = self._q(
+            _SELECT + " WHERE m.key > ? AND m.key NOT IN (SELECT key FROM vectors_next) ORDER BY m.key LIMIT ?",
+            (after_key, limit),
+        )
+        return [(int(r["key"]), row_to_record(r)) for r in rows]
+
+    def reindex_stage(self, keys: Sequence[int], index_texts: Sequence[str], vectors: np.ndarray, *,
+                      tokens: Sequence[bytes | None] | None = None) -> None:
+        toks = tokens if tokens is not None else [None] * len(keys)
+        with self.transaction():
+            for key, text, vec, tok in zip(keys, index_texts, vectors, toks, strict=True):
+                # Keyword index text does not depend on the model: it is rewritten in place.
+                self._conn.execute(
+                    "UPDATE memories SET index_text = ? WHERE key = ? AND index_text IS NOT ?", (text, key, text)
+                )
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO vectors_next(key, vector) VALUES (?, ?)", (key, vector_to_blob(vec))
+                )
+                if tok:
+                    self._conn.execute("INSERT OR REPLACE INTO token_vectors_next(key, data) VALUES (?, ?)",
+                                       (key, tok))  # fmt: skip
+            self._bump()
+
+    def reindex_commit(self, model: str, dim: int) -> bool:
+        """Swap the staged vectors in, if every memory has one; False (nothing changed) when some are missing."""
+        with self.transaction():
+            left = self._conn.execute(
+                "SELECT 1 FROM memories WHERE key NOT IN (SELECT key FROM vectors_next) LIMIT 1"
+            ).fetchone()
+            if left is not None:
+                return False
+            self._conn.execute("DELETE FROM vectors")
+            self._conn.execute("INSERT INTO vectors(key, vector) SELECT key, vector FROM vectors_next")
+            self._conn.execute("DELETE FROM token_vectors")
+            self._conn.execute("INSERT INTO token_vectors(key, data) SELECT key, data FROM token_vectors_next")
+            self._conn.execute("DROP TABLE vectors_next")
+            self._conn.execute("DROP TABLE token_vectors_next")
+            self._conn.execute("DELETE FROM meta WHERE key = 'reindex_to'")
+            for key, value in (("embed_model", model), ("embed_dim", str(dim))):
+                self._conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+            self._bump(vectors_changed=True)
+        return True
+
+    def _unstage(self, keys: Sequence[int]) -> None:
+        """A vector written during a staged reindex: its staged copy (from the old text) must be redone."""
+        if self._conn.execute("SELECT 1 FROM meta WHERE key = 'reindex_to'").fetchone() is None:
+            return
+        for table in ("vectors_next", "token_vectors_next"):
+            self._conn.executemany(f"DELETE FROM {table} WHERE key = ?", [(int(k),) for k in keys])
 
     # -- reads -------------------------------------------------------------------
     def get(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
@@ -373,6 +568,18 @@ class SQLiteStore(Store):
     def count(self, filters: Filters) -> int:
         where, params = where_clause(filters)
         return int(self._q(f"SELECT COUNT(*) FROM memories m{where}", params)[0][0])
+
+    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        where, params = where_clause(filters)
+        out: dict[str, MemoryRecord] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+            cond = (" AND " if where else " WHERE ") + "m.source_ids != '[]' AND EXISTS (SELECT 1 FROM json_each("
+            cond += f"m.source_ids) j WHERE j.value IN ({','.join('?' * len(chunk))}))"
+            rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
+            out.update((r["id"], row_to_record(r)) for r in rows)
+        return list(out.values())[:limit]
 
     def history(self, memory_id: str) -> list[HistoryEntry]:
         rows = self._q(
@@ -502,6 +709,29 @@ class SQLiteStore(Store):
         rows = self._q(f"SELECT src_id, dst_id, type, reason, created_at FROM links WHERE {conds}", params)
         return [Link(r[0], r[1], r[2], r[3], from_store(r[4])) for r in rows]
 
+    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
+        if field not in SCOPE_FIELDS:
+            raise ValueError(f"field must be one of {SCOPE_FIELDS}")
+        where, params = where_clause(filters)
+        where += f"{' AND' if where else ' WHERE'} m.{field} IS NOT NULL"
+        total = int(self._q(f"SELECT COUNT(DISTINCT m.{field}) FROM memories m{where}", params)[0][0])
+        rows = self._q(
+            f"SELECT m.{field}, COUNT(*) AS n FROM memories m{where} GROUP BY m.{field} ORDER BY n DESC, m.{field}"
+            " LIMIT ?",
+            [*params, limit],
+        )
+        return total, [(r[0], int(r[1])) for r in rows]
+
+    def period_counts(self, filters: Filters, period: str) -> list[tuple[str, int]]:
+        width = PERIOD_WIDTH[period]  # stored times are fixed-width UTC ISO strings (timeutil.to_store)
+        where, params = where_clause(filters)
+        where += f"{' AND' if where else ' WHERE'} m.occurred_at IS NOT NULL"
+        rows = self._q(
+            f"SELECT substr(m.occurred_at, 1, {width}) AS p, COUNT(*) FROM memories m{where} GROUP BY p ORDER BY p",
+            params,
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
     # -- maintenance -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         rows = self._q("SELECT kind, COUNT(*), SUM(deleted_at IS NOT NULL) FROM memories GROUP BY kind ORDER BY kind")
@@ -528,6 +758,11 @@ class SQLiteStore(Store):
             self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _writable(path: str) -> bool:
+    """Whether SQLite can write here: the file, and its directory (for the -wal and -shm files)."""
+    return os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
