@@ -136,3 +136,43 @@ def longmemeval_chart(rep: dict[str, Any]) -> str:
     series = {f"{name} {lvl}": [(float(k), m[lvl][f"recall_any@{k}"]) for k in rep["ks"]]
               for name, m in rep["methods"].items() for lvl in ("session", "turn")}
     return svg_curves(series, title="LongMemEval recall_any@k", xlabel="k", ylabel="recall_any@k")
+
+
+def svg_bars(groups: dict[str, dict[str, float]], *, title: str, ylabel: str) -> str:
+    """A grouped bar chart: one group per key of `groups`, one bar per series inside it; values in [0, 1]."""
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    w, h, left, right, top, bottom = 640, 340, 50, 160, 30, 60
+    pw, ph = w - left - right, h - top - bottom
+    gw = pw / max(1, len(groups))
+    bw = gw * 0.8 / max(1, len(series))
+
+    def py(y: float) -> float:
+        return top + (1 - max(0.0, min(1.0, y))) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2 - right / 2}" y="18" text-anchor="middle" font-size="13">{html.escape(title)}</text>']
+    for i in range(6):
+        y = i / 5
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+    out.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
+               f'text-anchor="middle">{html.escape(ylabel)}</text>')
+    for gi, (gname, vals) in enumerate(groups.items()):
+        x0 = left + gi * gw + gw * 0.1
+        for si, s in enumerate(series):
+            if s not in vals:
+                continue
+            v = vals[s]
+            out.append(f'<rect x="{x0 + si * bw:.1f}" y="{py(v):.1f}" width="{bw - 1:.1f}" '
+                       f'height="{top + ph - py(v):.1f}" fill="{_COLORS[si % len(_COLORS)]}"/>')
+        lx, ly = left + gi * gw + gw / 2, top + ph + 14
+        out.append(f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" transform="rotate(-25 {lx:.1f} {ly})">'
+                   f'{html.escape(gname)}</text>')
+    for si, s in enumerate(series):
+        ly = top + 14 + 18 * si
+        out.append(f'<rect x="{left + pw + 12}" y="{ly - 9}" width="20" height="10" '
+                   f'fill="{_COLORS[si % len(_COLORS)]}"/>')
+        out.append(f'<text x="{left + pw + 38}" y="{ly}">{html.escape(s)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)

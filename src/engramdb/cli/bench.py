@@ -175,6 +175,35 @@ def bench_longmemeval(
         err_console.print(f"[dim]wrote {paths['json']}, {paths['markdown']} and {paths['chart']}[/dim]")
 
 
+@bench_app.command("updates")
+def bench_updates(
+    people: int = typer.Option(40, help="Synthetic people (each changes 2-3 attributes over three sessions)."),
+    seed: int = typer.Option(7, help="Generator seed."),
+    split: str = typer.Option("test", help="Wording pool: test (report) or dev (tune)."),
+    compare: bool = typer.Option(False, "--compare", help="Also run with lifecycle.current_truth off (before/after)."),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", help=EMBEDDER_HELP + " hashing-384: engine only, fast."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON, markdown and SVG report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Knowledge updates: current-first@10, context names current@150, old shown as past, as_of; per attribute."""
+    from ..bench import updates
+    from ..errors import ValidationError
+    from .output import emit_json, err_console
+
+    if split not in updates.SPLITS:
+        raise ValidationError("--split: dev or test")
+    if not 1 <= people <= len(updates.NAMES):
+        raise ValidationError(f"--people must be between 1 and {len(updates.NAMES)}")
+    report = updates.run(people=people, seed=seed, split=split, compare=compare, embedder=_embedder(embedder),
+                         progress=not as_json)
+    paths = updates.write(report, out)
+    if as_json:
+        emit_json(report)
+    else:
+        sys.stdout.write(updates.markdown(report, chart_name=paths["chart"]))  # plain: tables must not wrap
+        err_console.print(f"[dim]wrote {paths['json']}, {paths['markdown']} and {paths['chart']}[/dim]")
+
+
 @bench_app.command("scale")
 def bench_scale(
     sizes: str = typer.Option("10000,100000", help="Comma list of store sizes, e.g. 10000,100000,1000000."),
