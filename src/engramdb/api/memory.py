@@ -411,6 +411,68 @@ class Memory(LifecycleMixin, ProceduralMixin):
             raise NotFoundError(f"no memory with id {memory_id!r}")
         return entries
 
+    # -- browsing (what the web UI reads) ----------------------------------------------
+    def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
+        """Records by id, in the order asked (unknown ids are skipped), without counting an access: a person
+        looking at a memory is not a recall."""
+        wanted = [check_id(i, where="memory id") for i in ids]
+        got = {r.id: r for r in self.store.get([i for i in wanted if i], include_deleted=include_deleted)}
+        return [got[i] for i in wanted if i in got]
+
+    def links(self, memory_id: str) -> list[dict[str, Any]]:
+        """Typed edges touching a memory in both directions (supersedes, summarizes, related, ...)."""
+        check_id(memory_id, where="memory id")
+        return [
+            {"src_id": lk.src_id, "dst_id": lk.dst_id, "type": lk.type, "reason": lk.reason,
+             "created_at": lk.created_at}
+            for lk in self.store.links(memory_id)
+        ]
+
+    def derived(self, memory_id: str, *, limit: int = 200) -> list[MemoryRecord]:
+        """Memories derived from this one: facts, summaries and profiles of its scope that name it in
+        `source_ids`, and summaries that link to it. Superseded and forgotten ones included."""
+        rec = self.records([memory_id], include_deleted=True)
+        if not rec:
+            raise NotFoundError(f"no memory with id {memory_id!r}")
+        r = rec[0]
+        f = Filters(user_id=r.user_id, agent_id=r.agent_id, kinds=["fact", "summary", "profile"],
+                    include_deleted=True, include_expired=True)
+        out = {d.id: d for d in self.store.list(f, limit=5000, order="-recorded_at") if memory_id in d.source_ids}
+        linked = [lk.src_id for lk in self.store.links(memory_id, type="summarizes", direction="in")]
+        out.update({d.id: d for d in self.store.get([i for i in linked if i not in out], include_deleted=True)})
+        return sorted(out.values(), key=lambda d: (d.recorded_at or now(), d.id))[:limit]
+
+    def scopes(
+        self,
+        field: str = "user_id",
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> tuple[int, list[tuple[str, int]]]:
+        """(how many distinct `field` values, the `limit` busiest with their memory counts) for user_id,
+        agent_id or session_id, among live memories."""
+        if field not in ("user_id", "agent_id", "session_id"):
+            raise ValidationError("field must be user_id, agent_id or session_id")
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValidationError("limit must be an integer between 1 and 10000")
+        f = self._filters(user_id, agent_id, None, kinds, None, None, None)
+        return self.store.scope_counts(field, f, limit)
+
+    def growth(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        period: str = "month",
+    ) -> list[tuple[str, int]]:
+        """Live memories per month ('YYYY-MM') or day of occurred_at (UTC), oldest first."""
+        if period not in ("month", "day"):
+            raise ValidationError("period must be month or day")
+        return self.store.period_counts(self._filters(user_id, agent_id, session_id, None, None, None, None), period)
+
     def stats(self) -> dict[str, Any]:
         out = self.store.stats()
         out["embed_model"] = self.store.get_meta("embed_model")

@@ -395,7 +395,7 @@ def _register_extensions() -> None:
     """Sub-command groups that live in their own modules (bench, lifecycle, server, ...)."""
     from importlib import import_module
 
-    for module in ("bench", "lifecycle", "procedural", "serve", "migrate", "models"):
+    for module in ("bench", "lifecycle", "procedural", "serve", "migrate", "models", "ui"):
         try:
             mod = import_module(f"engramdb.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -86,6 +86,7 @@ class ServerSettings(BaseModel):
     mcp: bool = Field(True, description="also serve MCP (streamable HTTP) at /mcp with the same keys")
     log_level: str = "info"
     host: str = Field("127.0.0.1", description="the address served on (loopback turns on MCP's DNS-rebinding guard)")
+    ui: bool = Field(True, description="serve the web UI at /ui (sign in with an API key)")
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -230,6 +231,10 @@ def create_app(
     app.state.limiter = limiter
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
+    if settings.ui:
+        from ..ui import install_server_ui
+
+        install_server_ui(app, registry, keys, limiter, settings.data_dir, _backend(settings))
 
     reader = Depends(require("read"))
     writer = Depends(require("write"))

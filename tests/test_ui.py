@@ -1,0 +1,252 @@
+"""The web UI over HTTP (no browser): sign-in and session cookie, CSRF, permissions, escaping, tenant
+isolation on the UI routes, bad input, and the local `engramdb ui` app. The browser flows are in
+test_ui_browser.py."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from server_helpers import make_env
+
+from engramdb import Memory
+from engramdb.embed import HashingEmbedder
+from engramdb.ui import local_app
+from engramdb.ui.sample import XSS_IMG, XSS_SCRIPT, seed
+
+PAGES = ["/ui/overview", "/ui/memories", "/ui/memories?q=where+does+alice+live", "/ui/trace?q=where+does+alice+live",
+         "/ui/facts?user_id=alice", "/ui/facts", "/ui/procedures", "/ui/purge", "/ui/purge?user_id=alice"]
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" (?:value|content)="([^"]+)"', html)
+    assert m, "no CSRF field on the page"
+    return m.group(1)
+
+
+def sign_in(c: TestClient, key: str) -> None:
+    token = csrf_of(c.get("/ui/login").text)
+    r = c.post("/ui/login", data={"key": key, "csrf": token, "next": "/ui/overview"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/ui/overview"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    env = make_env(tmp_path_factory.mktemp("ui"))
+    ids = seed(env.registry.get("acme"))
+    secret = f"CANARY-{uuid.uuid4().hex}"
+    g = env.registry.get("globex").add(f"{secret} alice lives in the vault", user_id="alice", session_id="a0")
+    yield env, ids, secret, g[0].id
+    env.registry.close()
+
+
+def test_sign_in_sets_an_httponly_strict_cookie_without_the_key(world):
+    env, *_ = world
+    with TestClient(env.app) as c:
+        r = c.get("/ui/memories", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+        token = csrf_of(c.get("/ui/login").text)
+        bad = c.post("/ui/login", data={"key": "edb_000000000000_" + "x" * 43, "csrf": token})
+        assert bad.status_code == 401 and "invalid API key" in bad.text
+        r = c.post("/ui/login", data={"key": env.tokens["acme_rw"], "csrf": token}, follow_redirects=False)
+        cookie = r.headers["set-cookie"]
+        assert "engramdb_ui=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert env.tokens["acme_rw"].split("_", 2)[2] not in cookie  # the secret part of the key never leaves
+        page = c.get("/ui/overview")
+        assert page.status_code == 200 and "tenant <b>acme</b>" in page.text
+        assert "localStorage" not in c.get("/ui/static/ui.js").text
+        # signing out ends the session
+        c.post("/ui/logout", data={"csrf": csrf_of(page.text)})
+        assert c.get("/ui/overview", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_form_needs_its_csrf_token(world):
+    env, *_ = world
+    with TestClient(env.app) as c:
+        c.get("/ui/login")
+        r = c.post("/ui/login", data={"key": env.tokens["acme_rw"], "csrf": "forged"})
+        assert r.status_code == 403
+
+
+def test_every_page_renders_with_security_headers(world):
+    env, ids, *_ = world
+    mem = env.registry.get("acme")
+    tip = mem.list_tips(status=None)[0]
+    with TestClient(env.app) as c:
+        sign_in(c, env.tokens["acme_admin"])
+        for url in [*PAGES, f"/ui/m/{ids['move0']}", f"/ui/m/{ids['move0']}/forget", f"/ui/procedures/{tip.id}"]:
+            r = c.get(url)
+            assert r.status_code == 200, (url, r.text[:500])
+            assert "script-src 'self'" in r.headers["content-security-policy"]
+            assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_memory_text_is_escaped_everywhere(world):
+    env, ids, *_ = world
+    with TestClient(env.app) as c:
+        sign_in(c, env.tokens["acme_rw"])
+        pages = [f"/ui/m/{ids['xss_script']}", f"/ui/m/{ids['xss_img']}", "/ui/memories?user_id=mallory",
+                 "/ui/memories?q=avatar+bold+claims", "/ui/trace?q=avatar+bold+claims&user_id=mallory"]
+        for url in pages:
+            body = c.get(url).text
+            assert "<script>window.__pwned" not in body and "<img src=x" not in body, url
+            assert "&lt;script&gt;" in body or "&lt;img src=x" in body, url
+        assert "&lt;img src=x onerror=" in c.get(f"/ui/m/{ids['xss_script']}").text  # metadata too
+    assert XSS_SCRIPT.startswith("<script>") and XSS_IMG.startswith("<img")
+
+
+def test_read_only_key_sees_no_edit_controls_and_cannot_edit(world):
+    env, ids, *_ = world
+    mem = env.registry.get("acme")
+    before = mem.records([ids["move1"]])[0]
+    with TestClient(env.app) as c:
+        sign_in(c, env.tokens["acme_ro"])
+        page = c.get(f"/ui/m/{ids['move1']}")
+        assert page.status_code == 200
+        assert 'data-testid="edit-controls"' not in page.text and "/forget" not in page.text
+        assert 'href="/ui/purge"' not in page.text
+        token = csrf_of(page.text)  # the sign-out form's token: valid, but the key is read-only
+        for path, data in [(f"/ui/m/{ids['move1']}/edit", {"text": "pwned"}), (f"/ui/m/{ids['move1']}/forget", {}),
+                           ("/ui/purge", {"user_id": "alice", "confirm": "alice"})]:
+            r = c.post(path, data={**data, "csrf": token})
+            assert r.status_code == 403, path
+        assert c.get(f"/ui/m/{ids['move1']}/forget").status_code == 403
+    after = mem.records([ids["move1"]])[0]
+    assert after.text == before.text and after.version == before.version and after.deleted_at is None
+
+
+def test_writes_need_csrf_and_same_origin(world):
+    env, ids, *_ = world
+    mem = env.registry.get("acme")
+    with TestClient(env.app) as c:
+        sign_in(c, env.tokens["acme_rw"])
+        token = csrf_of(c.get(f"/ui/m/{ids['move2']}").text)
+        url = f"/ui/m/{ids['move2']}/edit"
+        assert c.post(url, data={"text": "csrf-less"}).status_code == 403
+        assert c.post(url, data={"text": "forged", "csrf": token[:-2] + "xx"}).status_code == 403
+        r = c.post(url, data={"text": "other site", "csrf": token}, headers={"Origin": "https://evil.example"})
+        assert r.status_code == 403
+        assert "csrf-less" not in mem.records([ids["move2"]])[0].text
+        ok = c.post(url, data={"text": "I moved to Paris last week, the flat is small.", "csrf": token},
+                    follow_redirects=False)
+        assert ok.status_code == 303 and ok.headers["location"].endswith("saved=1")
+        detail = c.get(ok.headers["location"]).text
+        assert "<ins>small.</ins>" in detail and "<del>tiny but lovely.</del>" in detail
+
+
+def test_bad_input_is_4xx_never_500(world):
+    env, ids, *_ = world
+    with TestClient(env.app) as c:
+        sign_in(c, env.tokens["acme_admin"])
+        cases = [
+            "/ui/memories?offset=-1", "/ui/memories?offset=abc", "/ui/memories?kind=NOT-A-KIND",
+            "/ui/memories?since=yesterday", "/ui/memories?until=2024-13-45", "/ui/memories?order=sideways",
+            "/ui/memories?user_id=" + "u" * 300, "/ui/trace?q=x&max_tokens=3", "/ui/trace?q=" + "q" * 3000,
+            "/ui/facts?as_of=not-a-date", "/ui/procedures?status=maybe", "/ui/m/nope", "/ui/procedures/nope",
+            "/ui/purge?user_id=%00", "/ui/m/" + "x" * 300,
+        ]
+        for url in cases:
+            r = c.get(url)
+            assert 400 <= r.status_code < 500, (url, r.status_code, r.text[:300])
+        token = csrf_of(c.get("/ui/overview").text)
+        for path, data in [(f"/ui/m/{ids['move0']}/edit", {"importance": "lots"}),
+                           (f"/ui/m/{ids['move0']}/edit", {"metadata": "{not json"}),
+                           (f"/ui/m/{ids['move0']}/edit", {"metadata": "[1, 2]"}),
+                           (f"/ui/m/{ids['move0']}/edit", {"text": "   "}),
+                           ("/ui/purge", {"user_id": "alice", "confirm": "bob"}),
+                           ("/ui/purge", {"confirm": "x"}), ("/ui/m/nope/forget", {})]:
+            r = c.post(path, data={**data, "csrf": token})
+            assert 400 <= r.status_code < 500, (path, data, r.status_code, r.text[:300])
+        assert env.registry.get("acme").list(user_id="alice").total > 0  # the refused purge erased nothing
+
+
+def test_tenant_isolation_on_ui_routes(world):
+    """The isolation suite's attacks, against the UI: the attacker (acme) uses globex's id and secret."""
+    env, ids, secret, victim_id = world
+    victim = env.registry.get("globex")
+    before = victim.export(__import__("io").StringIO())
+    attempts, leaks = 0, []
+    guessed = [victim_id, victim_id[:12] + "0" * 16, victim_id.upper(), f"../globex/{victim_id}"]
+    with TestClient(env.app) as c:
+        sign_in(c, env.tokens["acme_admin"])
+        token = csrf_of(c.get("/ui/overview").text)
+        gets = [f"/ui/m/{m}" for m in guessed] + [f"/ui/m/{m}/forget" for m in guessed] + [
+            f"/ui/memories?q={secret}", "/ui/memories?user_id=alice", "/ui/memories?session_id=a0",
+            "/ui/memories?q=vault&user_id=alice", "/ui/memories?order=-recorded_at", "/ui/memories?kind=episode",
+            f"/ui/trace?q={secret}&user_id=alice", f"/ui/trace?q={victim_id}", "/ui/facts?user_id=alice",
+            "/ui/overview", "/ui/purge?user_id=alice", f"/ui/procedures/{victim_id}",
+        ]
+        for url in gets:
+            r = c.get(url)
+            attempts += 1
+            body = r.text.replace(victim_id, "") if victim_id in url else r.text
+            # the page may echo the attacker's own query (the secret); the victim's text around it must not appear
+            reached = victim_id in url and "/ui/m/" in url and r.status_code == 200
+            if f"{secret} alice lives" in r.text or victim_id in body or reached:
+                leaks.append(f"GET {url}: {r.status_code}")
+        for m in guessed:
+            for path, data in [(f"/ui/m/{m}/edit", {"text": "pwned"}), (f"/ui/m/{m}/forget", {})]:
+                r = c.post(path, data={**data, "csrf": token})
+                attempts += 1
+                if r.status_code < 400:
+                    leaks.append(f"POST {path}: {r.status_code}")
+        # a forged session cookie naming the victim's key id, and a tenant header
+        v_key = env.tokens["globex_rw"].split("_")[1]
+        cookie = c.cookies.get("engramdb_ui")
+        forged = v_key + cookie[12:]
+        for jar, headers in [({"engramdb_ui": forged}, {}), ({"engramdb_ui": cookie}, {"X-Tenant": "globex"})]:
+            with TestClient(env.app, cookies=jar) as c2:
+                r = c2.get(f"/ui/m/{victim_id}", headers=headers, follow_redirects=False)
+                attempts += 1
+                if r.status_code == 200 or secret in r.text:
+                    leaks.append(f"forged cookie/header: {r.status_code}")
+    after = victim.export(__import__("io").StringIO())
+    attempts += 1
+    if before != after or victim.records([victim_id])[0].text.startswith(secret) is False:
+        leaks.append("victim's data changed")
+    print(f"\nui isolation: {attempts} attempts, {len(leaks)} leaks")
+    assert leaks == []
+    assert attempts >= 30
+
+
+def test_local_app_needs_no_key_and_answers_only_on_loopback(tmp_path):
+    mem = Memory(tmp_path / "local.db", embedder=HashingEmbedder(64))
+    ids = seed(mem)
+    try:
+        with TestClient(local_app(mem), base_url="http://127.0.0.1:8430") as c:
+            page = c.get("/ui/overview")
+            assert page.status_code == 200 and "local store" in page.text
+            detail = c.get(f"/ui/m/{ids['move0']}")
+            assert 'data-testid="edit-controls"' in detail.text
+            token = csrf_of(detail.text)
+            assert c.post(f"/ui/m/{ids['move0']}/edit", data={"text": "no token"}).status_code == 403
+            r = c.post(f"/ui/m/{ids['move0']}/edit", data={"text": "I live in Berlin.", "csrf": token},
+                       follow_redirects=False)
+            assert r.status_code == 303
+        with TestClient(local_app(mem), base_url="http://evil.example") as c:  # DNS rebinding
+            assert c.get("/ui/overview").status_code == 403
+        with TestClient(local_app(mem, read_only=True), base_url="http://localhost:8430") as c:
+            detail = c.get(f"/ui/m/{ids['move0']}")
+            assert 'data-testid="edit-controls"' not in detail.text
+            assert c.post(f"/ui/m/{ids['move0']}/forget", data={"csrf": csrf_of(detail.text)}).status_code == 403
+    finally:
+        mem.close()
+
+
+def test_purge_shows_counts_then_erases(tmp_path):
+    mem = Memory(tmp_path / "p.db", embedder=HashingEmbedder(64))
+    seed(mem)
+    n = mem.list(user_id="alice").total
+    try:
+        with TestClient(local_app(mem), base_url="http://127.0.0.1") as c:
+            page = c.get("/ui/purge?user_id=alice")
+            assert f"erases <b>{n}</b> memories" in page.text
+            assert mem.list(user_id="alice").total == n  # counting erased nothing
+            r = c.post("/ui/purge", data={"user_id": "alice", "confirm": "alice", "csrf": csrf_of(page.text)})
+            assert r.status_code == 200 and "Erased" in r.text
+        assert mem.list(user_id="alice").total == 0 and mem.list(user_id="maya").total > 0
+    finally:
+        mem.close()
