@@ -18,15 +18,26 @@ import re
 from collections.abc import Iterator
 
 from ..model import MemoryRecord
-from .base import Fact, render, subject_of
+from .base import Fact, norm_value, render, subject_of
+from .lexicon import (
+    INSTRUMENTS,
+    LANGUAGES,
+    NOT_NAMES,
+    NUMBER_RE,
+    OCCUPATIONS,
+    PLURALS,
+    RELATIONS,
+    is_place,
+    parse_number,
+)
 
 _SENT_RE = re.compile(r"[^.!?\n]+[.!?]*")
 _ADV = (
-    r"(?:(?i:just|recently|finally|now|actually|also|officially|eventually|then|currently|still|really|absolutely|"
+    r"(?:(?i:just|recently|finally|now|actually|also|officially|eventually|then|currently|still|really|absolutely|happily|newly|mostly|always|"
     r"totally|honestly|truly|kind of|kinda|sort of|so|literally|already|even)\s+){0,3}"
 )
 _I = r"\b(?i:I)\s+" + _ADV
-_I_AND = r"(?:\b(?i:I)|(?<=\bI\b)[^,;.!?]*?\b(?i:and))\s+" + _ADV  # "I moved to X and started..."
+_I_AND = r"(?:\b(?i:I)|(?<=\bI\b)[^,;.!?]*?\b(?i:and|but|then|and then|so))\s+" + _ADV  # "I moved to X and started..."
 _IM = r"\b(?i:I'm|I’m|I\s+am|Im)\s+" + _ADV
 _IVE = r"\b(?i:I've|I’ve|I\s+have)\s+" + _ADV
 _VAL = r"(?P<v>[^,;.!?]+)"
@@ -58,31 +69,16 @@ _BAD_OBJECT_RE = re.compile(
 _NOT_NAMES = frozenset(
     "I And But The A An Is Was Has Had Just So Who What When Where Our Your My His Her Their Its To In On At For With".split()
 )
-_OCCUPATIONS = (
-    "accountant|actor|actress|architect|artist|baker|barista|carpenter|cashier|chef|cook|consultant|dentist|designer|"
-    "developer|doctor|driver|economist|editor|electrician|engineer|farmer|firefighter|journalist|lawyer|librarian|"
-    "manager|mechanic|musician|nurse|painter|pharmacist|photographer|physician|pilot|plumber|professor|programmer|"
-    "psychologist|researcher|scientist|student|surgeon|teacher|therapist|translator|veterinarian|vet|waiter|"
-    "waitress|writer|analyst|counselor|counsellor|paramedic|police officer|social worker|software engineer|tutor"
-)
-_RELATIONS = {
-    "mom": "mother", "mum": "mother", "mother": "mother", "mommy": "mother",
-    "dad": "father", "father": "father", "daddy": "father",
-    "sister": "sister", "sis": "sister", "brother": "brother", "bro": "brother",
-    "wife": "wife", "husband": "husband", "partner": "partner", "spouse": "partner",
-    "girlfriend": "partner", "boyfriend": "partner", "fiance": "partner", "fiancé": "partner",
-    "fiancee": "partner", "fiancée": "partner",
-    "son": "son", "daughter": "daughter", "kid": "child", "child": "child",
-    "friend": "friend", "buddy": "friend", "bestie": "friend",
-    "cousin": "cousin", "aunt": "aunt", "uncle": "uncle", "niece": "niece", "nephew": "nephew",
-    "grandma": "grandmother", "grandmother": "grandmother", "granny": "grandmother", "nana": "grandmother",
-    "grandpa": "grandfather", "grandfather": "grandfather",
-    "roommate": "roommate", "flatmate": "roommate", "boss": "boss", "colleague": "colleague", "coworker": "colleague",
-    "dog": "pet", "cat": "pet", "puppy": "pet", "kitten": "pet", "pet": "pet", "bunny": "pet", "rabbit": "pet",
-    "parrot": "pet", "hamster": "pet", "horse": "pet",
-}  # fmt: skip
+_OCCUPATIONS = OCCUPATIONS
+_RELATIONS = RELATIONS
 _REL_ALT = "|".join(sorted(_RELATIONS, key=len, reverse=True))
-_REL_MOD = r"(?:(?i:best|older|younger|little|big|baby|twin|step|new|old|dear|lovely|sweet)\s+)?"
+_PLURAL_ALT = "|".join(sorted(PLURALS, key=len, reverse=True))
+_MOD_WORDS = (
+    "best|older|younger|little|big|baby|twin|step|new|old|dear|lovely|sweet|oldest|youngest|eldest|rescue|golden|"
+    "adopted|beautiful|grumpy|lazy|sweet|two|three|four|black|white|ginger|tabby|senior|teenage|"
+    "german|border|cocker|jack|yorkshire|french|english|labrador|long-haired|fluffy"
+)
+_REL_MOD = r"(?:(?i:" + _MOD_WORDS + r")\s+){0,2}"
 
 # (attribute, pattern, value kind). Value kinds: place, org, phrase, name, num, object; "=X" is a constant value.
 _RULES: list[tuple[str, str, str]] = [
@@ -93,8 +89,6 @@ _RULES: list[tuple[str, str, str]] = [
     ("lives_in", _I + r"(?i:live|reside)\s+(?i:in)\s+" + _PLACE, "place"),
     ("lives_in", _IM + r"(?i:living|based|settled)\s+(?i:in)\s+" + _PLACE, "place"),
     ("lives_in", _IVE + r"(?i:been living|lived)\s+(?i:in)\s+" + _PLACE + r"(?=\s+(?i:for|since))", "place"),
-    ("lives_in", r"\b(?i:I'll|I\s+will)\s+(?i:be\s+)?(?i:moving|relocating)\s+(?i:to)\s+" + _PLACE, "place"),
-    ("lives_in", _IM + r"(?i:moving|relocating)\s+(?i:to)\s+" + _PLACE, "place"),
     ("lives_in", r"\b(?i:my)\s+(?i:new\s+)?(?i:home|apartment|flat|house|place)\s+(?i:is)\s+(?i:in)\s+" + _PLACE, "place"),
     ("lived_in", _I + r"(?i:used to live|lived)\s+(?i:in)\s+" + _PLACE, "place"),
     ("from", _IM + r"(?i:originally\s+)?(?i:from)\s+" + _PLACE, "place"),
@@ -111,23 +105,23 @@ _RULES: list[tuple[str, str, str]] = [
     ("works_at", _IM + r"(?i:working|employed)\s+(?i:at|for|by)\s+" + _VAL, "org"),
     ("works_at", _IVE + r"(?i:been working|worked)\s+(?i:at|for)\s+" + _VAL + r"(?=\s+(?i:for|since))", "org"),
     ("works_at", _I + r"(?i:joined)\s+(?P<v>(?:the\s+)?[A-Z][^,;.!?]*)", "org"),
-    ("works_at", _I + r"(?i:got|landed|accepted)\s+(?i:a|an|the)\s+(?i:new\s+)?(?i:job|position|offer|internship)"
+    ("works_at", _I + r"(?i:got|landed|accepted|took|scored)\s+(?i:a|an|the)\s+(?i:new\s+)?(?i:job|position|offer|internship|role|gig|contract|post)"
      r"\s+(?i:at|with|from)\s+" + _VAL, "org"),
     ("works_at", _I + r"(?i:was|got)\s+(?i:hired)\s+(?i:by|at)\s+" + _VAL, "org"),
     ("works_at-end", _I + r"(?i:quit|left|lost)\s+(?i:my)\s+(?i:job)(?:\s+(?i:at|with)\s+" + _VAL + ")?", "org"),
     ("works_at-end", _I + r"(?i:got fired|was fired|got laid off|was laid off)(?:\s+(?i:from)\s+" + _VAL + ")?", "org"),
-    ("works_at-end", _I + r"(?i:gave|handed in|put in)\s+(?i:my\s+)?(?i:notice)\s+(?i:at|to)\s+" + _VAL, "org"),
+    ("works_at-end", _I + r"(?i:gave|handed in|put in|submitted|turned in)\s+(?i:my\s+)?(?i:notice|resignation)\s+(?i:at|to)\s+" + _VAL, "org"),
     ("works_at-end", _I + r"(?i:retired)\b(?:\s+(?i:from)\s+" + _VAL + ")?", "org"),
-    ("job_title", _I + r"(?i:work|am working)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
+    ("job_title", _I_AND + r"(?i:work|am working)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _IM + r"(?i:working)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _I + r"(?i:started|began|joined)[^,;.!?]*?\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
-    ("job_title", _IM + r"(?i:a|an)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r")\s+(?i:at)\s+[A-Z][^,;.!?]*)", "phrase"),
+    ("job_title", _IM + r"(?i:a|an|the)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r")\s+(?i:at)\s+(?:[A-Z]|(?i:a|an|the)\s+[a-z])[^,;.!?]*)", "phrase"),
     ("job_title", _I + r"(?i:became)\s+(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _I + r"(?i:got promoted|was promoted)\s+(?i:to)\s+" + _VAL, "phrase"),
-    ("job_title", _IM + r"(?i:a|an)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r"))\b", "phrase"),
+    ("job_title", _IM + r"(?i:a|an|the)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r"))\b", "phrase"),
     ("job_title", r"\b(?i:my)\s+(?i:job|profession|occupation)\s+(?i:is)\s+" + _VAL, "phrase"),
     # people and pets
-    ("rel", r"\b(?i:my)\s+" + _REL_MOD + r"(?P<r>(?i:" + _REL_ALT + r"))(?:'s\s+(?i:name)\s+(?i:is)|\s+(?i:is\s+called|"
+    ("rel", r"\b(?i:my|our)\s+" + _REL_MOD + r"(?P<r>(?i:" + _REL_ALT + r"))(?:'s\s+(?i:name)\s+(?i:is)|\s+(?i:is\s+called|"
      r"is\s+named|named|called)|,)?\s+" + _NAME, "name"),
     ("rel", _I + r"(?i:have|got|adopted)\s+(?i:a|an)\s+" + _REL_MOD + r"(?P<r>(?i:" + _REL_ALT + r"))\s+(?i:named|called)\s+"
      + _NAME, "name"),
@@ -135,9 +129,9 @@ _RULES: list[tuple[str, str, str]] = [
      + r"))\s+(?i:named|called)\s+" + _NAME, "name"),
     # identity
     ("name", r"\b(?i:my)\s+(?i:name\s+is)\s+" + _NAME, "name"),
-    ("name", r"\b(?i:call\s+me)\s+" + _NAME, "name"),
+    ("name", r"\b(?i:calls?\s+me)\s+" + _NAME, "name"),
     ("age", _IM + r"(?P<v>\d{1,3})\s+(?i:years?\s+old|yo)\b", "num"),
-    ("age", _I + r"(?i:turned)\s+(?P<v>\d{1,3})\b", "num"),
+    ("age", _I + r"(?i:turned)\s+(?P<v>" + NUMBER_RE + r")\b", "num"),
     ("relationship_status", _I + r"(?i:got)\s+(?P<v>(?i:married|engaged|divorced|separated))\b", "status"),
     ("relationship_status", _IM + r"(?P<v>(?i:single|married|engaged|divorced|separated|widowed))\b", "status"),
     ("studies", _IM + r"(?i:studying|majoring in)\s+" + _VAL, "phrase"),
@@ -149,7 +143,9 @@ _RULES: list[tuple[str, str, str]] = [
     ("diet", _IM + r"(?i:a\s+)?(?P<v>(?i:vegetarian|vegan|pescatarian|keto))\b", "status"),
     ("allergy", _IM + r"(?i:allergic)\s+(?i:to)\s+" + _VAL, "phrase"),
     # preferences (objects)
-    ("favorite", r"\b(?i:my)\s+(?i:favorite|favourite)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\s+(?i:is)\s+" + _VAL, "phrase"),
+    ("favorite", r"\b(?i:my|our)\s+(?:(?i:all-time|absolute|current|personal|very|new)\s+)?(?i:favorite|favourite|fave|go-to)\s+"
+     r"(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\s+(?:(?i:in town|of all time|ever|right now|at the moment|these days)\s+)?"
+     r"(?i:is|has to be|would be|'s)\s+" + _VAL, "phrase"),
     ("opinion=dislikes", _I + r"(?i:hate|dislike|detest|despise|loathe|can't stand|cannot stand|can’t stand|"
      r"don't like|do not like|don’t like|don't enjoy|do not enjoy|no longer like|no longer enjoy|"
      r"don't really like|am not into)\s+" + _VAL, "object"),
@@ -162,7 +158,176 @@ _RULES: list[tuple[str, str, str]] = [
      + _VAL, "object"),
     ("opinion=likes", _I + r"(?i:prefer)\s+(?P<v>[\w ]+?)\s+(?i:over|to|instead of)\b", "object"),
 ]  # fmt: skip
-_COMPILED = [(attr, re.compile(pat), kind) for attr, pat, kind in _RULES]
+# Wider wording, written as general forms: "we"/"X and I" subjects, possessive homes, copular
+# statements ("Home is X", "X is my thing"), negations that end a value, and lists of names.
+_WE = (
+    r"\b(?:(?i:we)|(?i:my|our)\s+(?:[a-z]+\s+){0,2}?(?i:and)\s+I|[A-Z][a-z]+\s+(?i:and)\s+I|(?i:me\s+and\s+my)\s+[a-z]+)\s+"
+    + _ADV
+)
+_SUBJ = r"(?:" + _WE + r"|" + _I_AND + r")"
+_WE_HAVE = r"\b(?i:I've|I’ve|I\s+have|we've|we’ve|we\s+have)\s+" + _ADV
+_WE_ARE = r"\b(?i:I'm|I’m|I\s+am|Im|we're|we’re|we\s+are)\s+" + _ADV
+_NP = r"(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)"  # a short noun phrase at the start of a clause
+_HOME = r"(?i:home|place|flat|apartment|house|address|condo|room|studio|digs|base|loft|townhouse|cottage|bungalow)"
+_HOME_MOD = r"(?:(?i:new|current|own|little|tiny|first|lovely|rented|shared)\s+){0,2}"
+_ENDS_NOW = r"(?=[^,;.!?]*\b(?i:anymore|any more|now|these days|nowadays)\b)"
+_POS_ADJ = (
+    "relaxing|fun|amazing|great|fascinating|calming|enjoyable|interesting|satisfying|therapeutic|delicious|awesome|"
+    "wonderful|soothing|addictive|exciting|rewarding|beautiful|inspiring"
+)
+_NEG_ADJ = (
+    "boring|tedious|annoying|exhausting|stressful|overrated|gross|disgusting|pointless|dull|unbearable|frustrating|"
+    "tiresome|awful|terrible|horrible|depressing|scary|revolting|pretentious"
+)
+_DEG = r"(?:(?i:really|so|very|pretty|quite|super|incredibly|kind of|kinda|a bit|rather|extremely|totally|deeply)\s+)?"
+_DIETS = r"vegan|vegetarian|pescatarian|keto|paleo|gluten-free|dairy-free|plant-based"
+_DEGREES = (
+    r"master's|masters|master|bachelor's|bachelors|degree|phd|ph\.d|doctorate|ba|bsc|msc|ma|mba|diploma|mfa|jd|md|"
+    r"certificate|course|major|minor"
+)
+
+_RULES_MORE: list[tuple[str, str, str]] = [
+    # home: moves, residence verbs, possessive homes, copular statements
+    ("lives_in", _SUBJ + r"(?i:moved|relocated|emigrated)(?:\s+(?i:out|back|over|away|home|abroad|across the country|"
+     r"across the world|all the way|from\s+[^,;.!?]+?)){0,2}\s+(?i:to|into)\s+" + _VAL, "pplace"),
+    ("lives_in", _SUBJ + r"(?i:moved|relocated)\s+(?:(?i:back)\s+)?(?i:in)\s+(?i:with)\s+[^,;.!?]*?\s(?i:in)\s+" + _VAL, "pplace"),
+    ("lives_in", _SUBJ + r"(?i:live|reside|rent|settled|ended up|landed)\b[^,;.!?]{0,30}?\s(?i:in|near|outside|around|on)\s+" + _VAL, "pplace"),
+    ("lives_in", _WE_ARE + r"(?i:living|based|settled|located|renting|residing)\b[^,;.!?]{0,25}?\s(?i:in|near|outside)\s+" + _VAL, "pplace"),
+    ("lives_in", _WE_HAVE + r"(?i:been|lived|been living|been based|been settled|made a home)\s+(?i:in|near|outside)\s+" + _VAL
+     + r"(?=\s+(?i:for|since|now|all my life)\b)", "pplace"),
+    ("lives_in", r"\b(?i:my|our)\s+" + _HOME_MOD + _HOME + r"\s+(?:(?i:is|'s)\s+(?:(?i:now|still)\s+)?)?(?i:in|near|outside)\s+" + _VAL, "pplace"),
+    ("lives_in", _SUBJ + r"(?i:bought|rented|found|got|signed a lease (?:on|for)|got the keys to|moved into|are renting|rent)\s+"
+     r"(?i:a|an|our|my|the)\s+" + _HOME_MOD + r"(?:[a-z]+\s+)?" + _HOME + r"\s+(?i:in|near|outside)\s+" + _VAL, "pplace"),
+    ("lives_in", r"(?:^|[,;]\s*)(?i:home)\s+(?:(?i:these days|now|nowadays|for now|right now)\s+)?(?i:is|has been)\s+"
+     r"(?:(?i:now)\s+)?(?:[^,;.!?]*?\s(?i:in)\s+)?" + _VAL, "pplace"),
+    ("lives_in", r"(?:^|[,;]\s*)(?P<v>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:is|has been|'s)\s+(?:(?i:now|officially)\s+)?"
+     r"(?:(?i:my|our)\s+)?(?:(?i:new)\s+)?(?i:home|base|home base)\b(?!\s+(?i:to|of)\b)", "gplace"),
+    ("lives_in", _SUBJ + r"(?i:call)\s+(?P<v>[A-Za-z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:home)\b", "pplace"),
+    ("lives_in", r"\b(?i:before|after)\s+(?i:moving|relocating)\s+(?:(?i:back)\s+)?(?i:to)\s+" + _VAL, "pplace"),
+    ("lives_in-end", r"\b(?i:I|we)\s+(?i:don't|do not|don’t|no longer)\s+(?i:live|reside)\s+(?i:in|near)\s+" + _VAL, "pplace"),
+    ("lives_in-end", _WE_ARE + r"(?i:no longer)\s+(?:(?i:living|based)\s+)?(?i:in)\s+" + _VAL, "pplace"),
+    ("lives_in-end", _WE_ARE + r"(?i:not)\s+(?:(?i:living|based)\s+)?(?i:in)\s+" + _VAL + _ENDS_NOW, "pplace"),
+    ("lives_in-end", _SUBJ + r"(?i:moved|moved away|moved out)\s+(?i:of|from)\s+" + _VAL + r"(?![^,;.!?]*\s(?i:to|into)\s)", "pplace"),
+    ("lives_in-end", _SUBJ + r"(?i:left)\s+" + _VAL, "leftplace"),
+    # where the subject is from
+    ("from", r"\b(?i:my|our)\s+(?i:home ?town|home city|home country)\s+(?i:is|was)\s+" + _VAL, "pplace"),
+    ("from", r"(?:^|[,;]\s*)(?P<v>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:is|was)\s+(?:(?i:my)\s+(?i:home ?town|home country)|"
+     r"(?i:where)\s+I\s+(?i:grew up|was raised|come from|am from|'m from|was brought up))\b", "gplace"),
+    ("born_in", r"(?:^|[,;]\s*)(?P<v>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:is)\s+(?:(?i:my)\s+(?i:birthplace)|"
+     r"(?i:where)\s+I\s+(?i:was born))\b", "gplace"),
+    ("from", _SUBJ + r"(?i:was|were)\s+(?i:raised|brought up)\s+(?i:in|on)\s+" + _VAL, "pplace"),
+    ("born_in", r"(?:^|[,;]\s*)(?i:born)(?:\s+(?i:and)\s+(?i:raised|bred))?\s+(?i:in)\s+" + _VAL, "pplace"),
+    ("from", r"(?:^|[,;]\s*|(?i:born)\s+(?i:and)\s+)(?i:raised|bred|grew up|brought up)\s+(?i:in)\s+" + _VAL, "pplace"),
+    # work
+    ("job_title", _WE_ARE + r"(?i:employed|working|hired|contracted|employed full-time)\s+(?i:as)\s+(?i:a|an|the)\s+" + _VAL, "phrase"),
+    ("works_at", _WE_ARE + r"(?i:on|in|part of)\s+(?i:the|a)\s+[\w -]{1,25}?\b(?i:team|department|group|division|unit|office|staff|lab)"
+     r"\s+(?i:at|of|for)\s+" + _VAL, "porg"),
+    ("works_at", r"\b(?i:my|our)\s+(?:(?!(?i:old|former|previous|last|first|dream|ideal|future)\b)[a-z]+\s+)?(?i:boss|manager|colleagues|"
+     r"coworkers|co-workers|team|office|job|role|position|shift|workplace|commute)\s+(?i:at|with)\s+" + _VAL, "porg"),
+    ("works_at", r"(?:^|[,;]\s*)(?i:work)\s+(?i:is|has been)\b[^,;.!?]{0,25}?\s(?i:at|with)\s+" + _VAL, "porg"),
+    ("works_at", _IVE + r"(?i:been|worked|been employed)\s+(?i:at|with|by)\s+" + _VAL + r"(?=\s+(?i:for|since)\b)", "porg"),
+    ("works_at", _I_AND + r"(?i:started|began)\s+(?i:at|with)\s+" + _VAL, "porg"),
+    ("works_at", r"\b(?i:my)\s+(?:(?i:new|current)\s+)?(?i:employer|company|workplace|firm)\s+(?i:is|'s)\s+(?:(?i:now)\s+)?" + _VAL, "org"),
+    ("works_at", r"(?:^|[,;]\s*)(?P<v>(?:the\s+)?[A-Z][\w'’.&-]*(?:\s+[A-Z][\w'’.&-]*){0,3})\s+(?i:is)\s+(?:(?i:now)\s+)?(?i:my)\s+"
+     r"(?:(?i:new|current)\s+)?(?i:employer)\b", "porg"),
+    ("works_at", _I_AND + r"(?i:joined)\s+(?i:a|an|the)\s+[\w -]{0,25}?\b(?i:called|named)\s+" + _VAL, "porg"),
+    ("job_title", _I_AND + r"(?i:landed|got|accepted|took)\s+(?i:a|an|the)\s+(?:(?i:new)\s+)?(?i:job|position|role|gig|post)[^,;.!?]*?\s(?i:as)\s+"
+     r"(?i:a|an)\s+" + _VAL, "phrase"),
+    ("job_title", _IVE + r"(?i:been working|been freelancing|been employed|worked|freelanced)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
+    ("job_title", _I_AND + r"(?i:joined|started|began)[^,;.!?]*?\s(?i:as)\s+(?i:their|its|our|the)\s+(?:(?i:first|new|only|lead)\s+)?" + _VAL, "phrase"),
+    ("job_title", r"\b(?i:my)\s+(?:(?i:job title|title|role|position)|(?i:new)\s+(?i:job title|title|role))\s+(?i:is|'s)\s+(?:(?i:now)\s+)?"
+     r"(?:(?i:a|an)\s+)?" + _VAL, "phrase"),
+    ("works_at-end", _I_AND + r"(?i:resigned|quit|stepped down)\s+(?i:from|at)\s+" + _VAL, "org"),
+    ("works_at-end", _I_AND + r"(?i:resigned)\b(?!\s+(?i:from|at|myself|to)\b)", "org"),
+    ("works_at-end", _I_AND + r"(?i:was|got)\s+(?i:let go|made redundant|laid off|fired|sacked)\s+(?i:from|by|at)\s+" + _VAL, "org"),
+    ("works_at-end", r"\b(?i:I)\s+(?i:don't|do not|don’t|no longer)\s+(?i:work)\s+(?i:at|for|with)\s+" + _VAL, "org"),
+    ("works_at-end", _IM + r"(?i:no longer)\s+(?i:working|employed)\s+(?i:at|for|by|with)\s+" + _VAL, "org"),
+    ("works_at-end", _IM + r"(?i:not)\s+(?i:working|employed)\s+(?i:at|for|by|with)\s+" + _VAL + _ENDS_NOW, "org"),
+    ("works_at-end", _IM + r"(?i:between jobs|unemployed|out of work|jobless|retired|laid off|on the dole)\b", "org"),
+    ("works_at-end", _SUBJ + r"(?i:left)\s+" + _VAL, "leftorg"),
+    # people and pets
+    ("partner", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+" + _NAME, "name"),
+    ("relationship_status=married", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+[A-Z]", "const"),
+    ("relationship_status=married", _SUBJ + r"(?i:tied the knot|got hitched|got married|eloped)\b", "const"),
+    ("relationship_status=engaged", _I + r"(?i:proposed)\s+(?i:to)\s+[A-Z][^,;.!?]*\b(?i:said yes)", "const"),
+    ("partner", _I + r"(?i:proposed)\s+(?i:to)\s+" + _NAME + r"(?=[^.;!?]*\b(?i:said yes))", "name"),
+    ("relationship_status=separated", _WE + r"(?i:separated|are separating|have separated)\b", "const"),
+    ("relationship_status=single", _WE + r"(?i:split up|broke up|split|called it quits)\b", "const"),
+    ("relationship_status=divorced", _WE + r"(?i:divorced|got divorced|are divorced)\b", "const"),
+    ("relationship_status", _IVE + r"(?i:been)\s+(?P<v>(?i:single|married|engaged|divorced|separated))\b", "status"),
+    ("relationship_status=widowed", _IM + r"(?i:a\s+)?(?i:widow|widower|widowed)\b", "const"),
+    # preferences
+    ("opinion=likes", r"\b(?i:we)\s+" + _ADV + r"(?i:love|adore|enjoy|like|are into|are obsessed with|are big fans of)\s+" + _VAL, "object"),
+    ("opinion=dislikes", r"\b(?i:we)\s+" + _ADV + r"(?i:hate|dislike|can't stand|don't like|don't enjoy)\s+" + _VAL, "object"),
+    ("opinion=likes", _IVE + r"(?i:always\s+)?(?i:loved|liked|enjoyed|adored|been into|been a fan of)\s+" + _VAL, "object"),
+    ("opinion=dislikes", r"\b(?i:I've|I’ve|I\s+have|I)\s+(?i:never)\s+(?i:liked|enjoyed|been a fan of|been into|cared for|"
+     r"understood the appeal of|been able to stand)\s+" + _VAL, "object"),
+    ("opinion=dislikes", _IVE + r"(?i:always\s+)?(?i:hated|disliked|loathed|detested)\s+" + _VAL, "object"),
+    ("opinion=dislikes", _I + r"(?i:used to)\s+(?i:love|like|enjoy|adore)\s+" + _VAL
+     + r"(?=[^.;!?]*\b(?i:not anymore|no longer|anymore|any more|not now|but now I hate|these days I hate)\b)", "object"),
+    ("opinion=likes", r"(?:^|[,;]\s*|\bI\s+)(?i:can't|cannot|can’t)\s+(?i:get enough of)\s+" + _VAL, "object"),
+    ("opinion=likes", r"(?:^|[,;]\s*)(?i:nothing)\s+(?i:makes me happier than|beats|compares to|relaxes me more than|"
+     r"makes me happier|is better than)\s+" + _VAL, "object"),
+    ("opinion=likes", _IM + r"(?i:a\s+)?(?:(?i:huge|big|massive|total|die-hard|lifelong|great|loyal|diehard)\s+)?(?P<v>[\w'’ -]+?)\s+(?i:fan)\b(?!\s+(?i:of)\b)", "object"),
+    ("opinion=likes", _IM + r"(?i:a\s+)?(?:(?i:real|total|huge|big)\s+)?(?i:sucker for)\s+" + _VAL, "object"),
+    ("opinion=likes", _IM + r"(?i:a\s+)?(?:(?i:big|firm|huge|great|strong|true)\s+)?(?i:believer in)\s+" + _VAL, "object"),
+    ("opinion=likes", _IM + r"(?i:keen on|fond of|hooked on|addicted to|mad about|nuts about|in love with)\s+" + _VAL, "object"),
+    ("opinion=dislikes", _IM + r"(?i:not)\s+(?:(?i:really|very|that|too|so)\s+)?(?i:big on|keen on|fond of|crazy about|much into|"
+     r"into|a fan of|a big fan of|much of a fan of)\s+" + _VAL, "object"),
+    ("opinion=likes", _I + r"(?i:find)\s+(?P<v>[\w'’ -]+?)\s+" + _DEG + r"(?i:" + _POS_ADJ + r")\b", "object"),
+    ("opinion=dislikes", _I + r"(?i:find)\s+(?P<v>[\w'’ -]+?)\s+" + _DEG + r"(?i:" + _NEG_ADJ + r")\b", "object"),
+    ("opinion=likes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:is|are)\s+(?:(?i:really|totally|definitely|kind of|kinda|so)\s+)?(?i:my|our)\s+"
+     r"(?i:thing|jam|passion|guilty pleasure|happy place|obsession|addiction|weakness|true love|comfort)\b", "np"),
+    ("opinion=likes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:is|are)\s+(?i:a)\s+(?:(?i:real|big|true|great|huge|lifelong)\s+)?"
+     r"(?i:passion|love|obsession|hobby)\s+(?i:of mine)\b", "np"),
+    ("opinion=dislikes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:isn't|aren't|is not|are not|isn’t|aren’t)\s+(?:(?i:really|exactly)\s+)?"
+     r"(?i:for me|my thing|my cup of tea|my scene|for us|my jam)\b", "np"),
+    ("opinion=dislikes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:bores|bore|annoys|annoy|disgusts|disgust|irritates|irritate|bugs|drains|"
+     r"grosses me out|gross me out|stresses me out|stress me out|gets on my nerves|get on my nerves)\b(?:\s+me)?", "np"),
+    ("opinion=likes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:relaxes|relax|calms|calm|energizes|energises|makes me happy|make me happy|"
+     r"cheers me up|cheer me up)\b", "np"),
+    ("opinion=dislikes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:and)\s+(?i:I|me)\s+(?i:don't|do not|don’t|never)\s+(?i:get along|mix)\b", "np"),
+    ("opinion=dislikes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:is|are)\s+(?i:my)\s+(?i:least favou?rite)\b", "np"),
+    ("opinion=dislikes", r"(?:^|[,;]\s*)" + _NP + r"\s+(?i:is|are|tastes?|smells?)\s+" + _DEG + r"(?:(?i:like soap|" + _NEG_ADJ + r"))\s+"
+     r"(?i:to me|for me|imo|in my opinion)\b", "np"),
+    ("opinion=likes", r"(?:^|[,;]\s*)(?i:I|I\s+really|I\s+just)\s+(?i:can't|cannot|can’t|couldn't)\s+(?i:live without)\s+" + _VAL, "object"),
+    ("opinion=dislikes", _I + r"(?i:avoid)\s+" + _VAL, "object"),
+    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are)\s+(?:(?i:definitely|probably|still|easily|hands down)\s+)?"
+     r"(?i:my|our)\s+(?:(?i:all-time|absolute|very|current|personal)\s+)?(?i:favorite|favourite|fave|go-to)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\b",
+     "phrase"),
+    # identity
+    ("age", _IM + r"(?P<v>" + NUMBER_RE + r")(?:\s+(?i:years old|yrs old|yo|years young|now|this year|already))?"
+     r"(?=\s*(?:$|[,.!;]|\s+(?i:and|but|now|so|btw|by the way)\b))", "num"),
+    ("age", _I + r"(?:(?i:just|recently)\s+)?(?i:had|celebrated)\s+(?i:my)\s+(?P<v>\d{1,3}(?:st|nd|rd|th)|[a-z]+(?:-[a-z]+)?)\s+(?i:birthday)", "num"),
+    ("studies", _IM + r"(?i:doing|taking|pursuing|working on|studying for|enrolled in|halfway through)\s+(?i:a|an|my)\s+(?:[\w'-]+\s+)?(?i:"
+     + _DEGREES + r")\s+(?i:in)\s+" + _VAL, "phrase"),
+    ("studies", _IM + r"(?i:a|an)\s+(?:(?i:first|second|third|fourth|final|1st|2nd|3rd|4th|last)[- ](?i:year)\s+|(?i:grad|graduate|phd|"
+     r"undergrad|undergraduate|masters|master's)\s+)?(?P<v>(?!(?i:high school|college|university|grad|mature|exchange|international|"
+     r"part-time|full-time|good|bad|great|poor)\b)[a-z][\w -]*?)\s+(?i:student|major)\b", "phrase"),
+    ("education", _I + r"(?i:finished|completed|got|earned|did|received|have|hold)\s+(?i:my|a|an)\s+(?:[\w'-]+\s+)?(?i:" + _DEGREES
+     + r")\s+(?i:at|from)\s+" + _VAL, "org"),
+    ("learning", _IM + r"(?i:taking|doing)\s+(?P<v>[\w -]+?)\s+(?i:classes|lessons|class|lesson|courses|course)\b", "phrase"),
+    ("learning", _I_AND + r"(?i:started|began)\s+(?i:taking)\s+(?P<v>[\w -]+?)\s+(?i:classes|lessons|courses)\b", "phrase"),
+    ("learning", r"\b(?i:I've|I’ve|I\s+have|I)\s+" + _ADV + r"(?i:picked up|taken up|took up|started)\s+(?P<v>(?:(?i:the)\s+)?(?i:"
+     + INSTRUMENTS + "|" + LANGUAGES + r"))\b", "phrase"),
+    ("learning", _IM + r"(?i:teaching myself)\s+(?:(?i:to)\s+)?" + _VAL, "phrase"),
+    ("diet=vegetarian", r"\b(?i:I|we)\s+" + _ADV + r"(?i:don't|do not|don’t|no longer|never)\s+(?i:eat)\s+(?i:meat)\b", "const"),
+    ("diet=vegan", r"\b(?i:I|we)\s+" + _ADV + r"(?i:don't|do not|don’t|no longer)\s+(?i:eat)\s+(?i:animal products)\b", "const"),
+    ("diet=vegetarian", _I_AND + r"(?i:stopped|quit|gave up|cut out)\s+(?:(?i:eating)\s+)?(?i:meat)\b", "const"),
+    ("diet=vegetarian", _IVE + r"(?i:stopped|quit|given up|cut out)\s+(?:(?i:eating)\s+)?(?i:meat)\b", "const"),
+    ("diet", r"\b(?i:I|we)\s+" + _ADV + r"(?i:went|turned|became|have gone|'ve gone|’ve gone)\s+(?:(?i:fully)\s+)?(?P<v>(?i:" + _DIETS + r"))\b", "status"),
+    ("diet", _WE_HAVE + r"(?i:been)\s+(?:(?i:a)\s+)?(?P<v>(?i:" + _DIETS + r"))\b", "status"),
+    ("diet", r"\b(?i:we're|we’re|we\s+are|we've\s+been|we\s+have\s+been)\s+" + _ADV + r"(?:(?i:both|all)\s+)?(?P<v>(?i:vegan|vegetarian|pescatarian))s?\b", "status"),
+    ("diet", _IM + r"(?i:a\s+)?(?P<v>(?i:" + _DIETS + r"))\b", "status"),
+    ("diet-end", _WE_ARE + r"(?i:no longer)\s+(?:(?i:a)\s+)?(?P<v>(?i:" + _DIETS + r"))\b", "status"),
+    ("diet-end", _WE_ARE + r"(?i:not)\s+(?:(?i:a)\s+)?(?P<v>(?i:" + _DIETS + r"))\b" + _ENDS_NOW, "status"),
+    ("allergy", _I + r"(?i:can't|cannot|can’t)\s+(?i:eat|have|drink|touch)\s+(?P<v>[\w -]+?)\s*(?:,|;|\s+(?i:because|since|as))\s*"
+     r"(?i:I'm|I’m|I\s+am)\s+(?:(?i:severely|very)\s+)?(?i:allergic)\b", "phrase"),
+    ("allergy", _IM + r"(?P<v>(?i:lactose|gluten|fructose|histamine|wheat))[ -](?i:intolerant)\b", "phrase"),
+    ("allergy", _I + r"(?i:have)\s+(?i:a|an)\s+(?:(?i:severe|bad|mild)\s+)?(?P<v>[a-z]+(?:\s+[a-z]+)?)\s+(?i:allergy)\b", "phrase"),
+    ("allergy=gluten", _IM + r"(?i:celiac|coeliac)\b", "const"),
+]  # fmt: skip
+_COMPILED = [(attr, re.compile(pat), kind) for attr, pat, kind in [*_RULES, *_RULES_MORE]]
 
 
 def _trim(value: str) -> str:
@@ -174,7 +339,65 @@ def _trim(value: str) -> str:
     return v
 
 
-def _clean(value: str, kind: str) -> str | None:
+_CAP_RUN_RE = re.compile(
+    r"^(?:(?:the|The)\s+)?[A-Z0-9][\w'’.&-]*(?:\s+(?:(?:of|de|del|la|le|du|and|&|on|upon|am|im)\s+)?[A-Z0-9][\w'’.&-]*)*"
+)
+_CALLED_RE = re.compile(r"^(?:a|an|the)\s+[\w\s-]*?\b(?:called|named)\s+(?P<n>.+)$", re.I)
+_ORG_LEAD_RE = re.compile(r"^(?:my|our)\s+(?:old\s+|former\s+)?(?:job|position|role|post)\s+(?:at|with)\s+", re.I)
+
+
+def _cap_run(v: str) -> str | None:
+    m = _CAP_RUN_RE.match(v)
+    return m.group(0).strip() if m else None
+
+
+def _place_span(v: str) -> str | None:
+    """A place at the start of `v`: a capitalised run ("Jersey City"), else a known place typed in lower case."""
+    words = v.split()
+    if not words:
+        return None
+    if words[0][0].isupper():
+        run = _cap_run(v)
+        if run and run.split()[0].lower() not in _NOT_PLACE_WORDS:
+            return run
+        return None
+    for n in (3, 2, 1):
+        if len(words) >= n and is_place(" ".join(words[:n])):
+            return " ".join(words[:n])
+    return None
+
+
+_NOT_PLACE_WORDS = frozenset("i it there here home the my our your his her their this that a an".split())
+_AFTER_LEFT_RE = re.compile(
+    r"^\s*(?:$|[.!;,]|for good|behind|in\b|last\b|this\b|after\b|to\b|because\b|when\b|and\b|so\b|"
+    r"back\b|early\b|\d|on\b|at\b|two|three|a few|several|years|months|weeks)",
+    re.I,
+)
+
+
+def _clean(value: str, kind: str, rest: str = "") -> str | None:
+    if kind in ("pplace", "gplace", "leftplace"):
+        v = _place_span(_trim(value))
+        if not v:
+            return None
+        if kind == "gplace" and len(v.split()) == 1 and not is_place(v):
+            return None  # a capitalised word opening a sentence is not a place unless it is a known one
+        if kind == "leftplace" and (not is_place(v) or not _AFTER_LEFT_RE.match(rest)):
+            return None  # "I left Chicago": a place; "I left Google": an employer (leftorg)
+        return v
+    if kind in ("porg", "leftorg"):
+        v = _ORG_LEAD_RE.sub("", _trim(value))
+        m = _CALLED_RE.match(v)
+        if m:
+            v = m.group("n")
+        run = _cap_run(v)
+        if not run or run.split()[0].lower() in _NOT_PLACE_WORDS - {"the"} or run.split()[0] in _NOT_NAMES:
+            return None
+        if kind == "leftorg" and not _AFTER_LEFT_RE.match(rest):
+            return None  # "I left Sam a message": not a job
+        if is_place(run) or run.casefold().removeprefix("the ") in NOT_NAMES:
+            return None
+        return run
     v = _trim(value)
     if not v:
         return None
@@ -184,20 +407,40 @@ def _clean(value: str, kind: str) -> str | None:
             v = m.group("p")
         if v.split()[0].lower() in ("there", "here", "it", "that", "this", "somewhere", "where"):
             return None
-    elif kind == "object":
-        if _BAD_OBJECT_RE.match(v):
+    elif kind in ("object", "np"):
+        if _BAD_OBJECT_RE.match(v) or re.match(r"(?i)an?\s", v):
             return None
         if v.lower().startswith("to "):
             v = v[3:]
         # "running along the river in the mornings" -> "running": the thing liked, not where or when
-        v = re.sub(
-            r"\s+(?:in|at|on|during|along|around|near|by|through|across|from|into|every|outside|inside)\s+.*$", "", v
-        )
-    elif kind == "org" and v.split()[0].lower() in ("it", "there", "that", "this", "them", "home"):
-        return None
+        if kind == "object":
+            v = re.sub(
+                r"\s+(?:in|at|on|during|along|around|near|by|through|across|from|into|every|outside|inside)\s+.*$",
+                "",
+                v,
+            )
+        if v.lower() in _NOT_OBJECTS:
+            return None
+    elif kind == "org":
+        v = _ORG_LEAD_RE.sub("", v)
+        m = _CALLED_RE.match(v)
+        if m:
+            v = m.group("n")
+        if v.split()[0].lower() in ("it", "there", "that", "this", "them", "home"):
+            return None
+    elif kind == "num":
+        n = parse_number(v)
+        if n is None or not 5 <= n <= 110:
+            return None
+        v = str(n)
     if len(v.split()) > 6:
         return None  # long captures are usually mis-parses: prefer a miss
     return v
+
+
+_NOT_OBJECTS = frozenset(
+    "it that this something anything everything nothing one mine yours idea ideas stuff things thing life me myself".split()
+)
 
 
 def _sentences(text: str) -> Iterator[str]:
@@ -207,6 +450,35 @@ def _sentences(text: str) -> Iterator[str]:
             yield s
 
 
+# Phrases that only frame a statement ("I'd say my favourite is X"): removed so they do not read as a wish.
+_DISCOURSE_RE = re.compile(
+    r"\b(?:I'd|I’d|I would|I have to|I gotta|I must|I've got to)\s+(?:say|admit)\b,?\s*|"
+    r"^(?:honestly|tbh|to be honest|frankly|anyway|anyways|well|so|oh|ok|okay|guess what|fun fact|btw|by the way)\b[,:]?\s*",
+    re.I,
+)
+_CLAUSE_CUT_RE = re.compile(r"[,;]|\s(?:but|though|although|whereas)\s", re.I)
+_FUTURE_RE = re.compile(
+    r"\b(?:will|'ll|’ll|going to|gonna|about to|next\s+(?:week|month|year|spring|summer|fall|autumn|winter|weekend|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|time)|tomorrow|soon|someday|one day|"
+    r"in\s+(?:a|one|two|three|four|five|six|a few|\d+)\s+(?:days?|weeks?|months?|years?))\b",
+    re.I,
+)
+_PAST_RE = re.compile(
+    r"\b(?:used to|when I was|back (?:when|then|in (?:the day|college|school|high school|uni|my|19\d\d|20\d\d))|as a (?:kid|child|teenager|student)|in (?:high school|college|"
+    r"uni|university)|was going to|were going to|had planned)\b",
+    re.I,
+)
+# attributes a future or bygone clause must not assert as true now (people and origins stay true)
+_TIMELESS = frozenset({"lived_in", "from", "born_in", "education", "name"})
+
+
+def _clause(sentence: str, start: int, end: int) -> str:
+    """The clause around a match: from the last separator before it to the next one after it."""
+    cuts_before = [m.end() for m in _CLAUSE_CUT_RE.finditer(sentence, 0, start)]
+    after = _CLAUSE_CUT_RE.search(sentence, end)
+    return sentence[(cuts_before[-1] if cuts_before else 0) : (after.start() if after else len(sentence))]
+
+
 def _hedged(sentence: str, start: int) -> bool:
     """True when the match sits in a conditional/wish clause ("if I moved to...", "I'd love to...")."""
     before = sentence[:start]
@@ -214,25 +486,199 @@ def _hedged(sentence: str, start: int) -> bool:
     return bool(_HEDGE_RE.search(before[cut + 1 :] + sentence[start : start + 12]))
 
 
+def _not_now(attribute: str, sentence: str, start: int, end: int) -> bool:
+    """A plan ("I'm moving to Tokyo next spring") or a bygone state ("I used to be a teacher"): not true now."""
+    if attribute in _TIMELESS or attribute in _RELATION_ATTRS:
+        return False
+    clause = _clause(sentence, start, end)
+    if _FUTURE_RE.search(clause):
+        return True
+    return bool(_PAST_RE.search(clause)) and not attribute.startswith("opinion:")
+
+
+_RELATION_ATTRS = frozenset(RELATIONS.values()) | frozenset(PLURALS.values())
+_NAME_TOKEN = r"[A-Z][a-z'’-]+"
+_GREETING = r"(?:(?i:hi|hello|hey|hiya|heya|morning|evening|hi there|hey there|hello again|hey again)\s*[,!.]?\s+)?"
+_NAME_RULES = [
+    re.compile(
+        r"^"
+        + _GREETING
+        + r"(?:(?i:so|well|oh|ok|okay|yeah|yes)[,]?\s+)?(?i:I'm|I’m|I\s+am|Im)\s+(?P<n>"
+        + _NAME_TOKEN
+        + r"(?:\s+"
+        + _NAME_TOKEN
+        + r")?)(?=\s*(?:$|[,.!;:]|\s+(?i:and|from|here|by the way|btw|again|btw)\b))"
+    ),
+    re.compile(r"^" + _GREETING + r"(?P<n>" + _NAME_TOKEN + r")\s+(?i:here)(?=\s*(?:$|[,.!;:]))"),
+    re.compile(
+        r"^(?:(?i:hi|hello|hey|hiya)\s*[,!.]?\s+(?i:it's|it’s|it\s+is)\s+(?P<n>"
+        + _NAME_TOKEN
+        + r")(?=\s*(?:$|[,.!;:]|\s+(?i:again|here)\b))"
+        r"|(?i:it's|it’s|it\s+is)\s+(?P<m>" + _NAME_TOKEN + r")\s+(?i:again|here)\b)"
+    ),
+    re.compile(r"\b(?i:I)\s+(?i:go\s+by)\s+(?P<n>" + _NAME_TOKEN + r")\b"),
+    re.compile(r"(?:^|[,;]\s*)(?:(?i:the|my)\s+)?(?i:name's|name’s)\s+(?P<n>" + _NAME_TOKEN + r")\b"),
+]
+# "I have two kids, Mia and Leo", "our dogs, Bella and Max", "Tom, my husband", "a son, Arjun"
+_NAME_LIST = (
+    r"(?P<list>" + _NAME_TOKEN + r"(?:\s*,\s*" + _NAME_TOKEN + r")*(?:\s*,?\s+(?i:and|&)\s+" + _NAME_TOKEN + r")?)"
+)
+_HAVE = (
+    r"(?:\b(?i:I|we)\s+"
+    + _ADV
+    + r"(?i:have|have got|got|adopted|raise|are raising|also have)|\b(?i:I've|I’ve|we've|we’ve)\s+"
+    + _ADV
+    + r"(?i:got|adopted))\s+"
+)
+_COUNT = r"(?:(?i:two|three|four|five|six|\d|a|an|a pair of)\s+)"
+_PEOPLE_RULES = [
+    re.compile(
+        _HAVE
+        + _COUNT
+        + "?"
+        + _REL_MOD
+        + r"(?P<r>(?i:"
+        + _PLURAL_ALT
+        + "|"
+        + _REL_ALT
+        + r"))\b\s*(?:[,:(-]|(?i:called|named))\s*"
+        + _NAME_LIST
+    ),
+    re.compile(
+        r"\b(?i:my|our)\s+(?:(?i:two|three|four|five|six|\d)\s+)?"
+        + _REL_MOD
+        + r"(?P<r>(?i:"
+        + _PLURAL_ALT
+        + r"))\b\s*[,:(-]?\s*"
+        + _NAME_LIST
+    ),
+    re.compile(
+        r"(?:^|[,;]\s*|\b(?i:meet|this is)\s+)(?P<list>"
+        + _NAME_TOKEN
+        + r"),\s+(?i:my|our)\s+"
+        + _REL_MOD
+        + r"(?P<r>(?i:"
+        + _REL_ALT
+        + r"))\b"
+    ),
+    re.compile(
+        _HAVE
+        + r"(?i:a|an)\s+"
+        + _REL_MOD
+        + r"(?:[a-z]+\s+)?(?P<r>(?i:"
+        + _REL_ALT
+        + r"))\b[^.;!?]{0,25}?,?\s+(?i:his|her|its|their)\s+"
+        r"(?i:name is|name's|name’s)\s+" + _NAME_LIST
+    ),
+]
+_AND_A_REL = re.compile(
+    r"\b(?i:a|an)\s+"
+    + _REL_MOD
+    + r"(?:[a-z]+\s+)?(?P<r>(?i:"
+    + _REL_ALT
+    + r"))\b\s*(?:,|\s+(?i:called|named))\s*(?P<list>"
+    + _NAME_TOKEN
+    + r")"
+)
+_TEACH_RE = re.compile(
+    _I_AND
+    + r"(?i:teach)\s+(?P<s>[a-z][a-z -]{1,25}?)(?:\s+(?i:at|for)\s+(?P<o>[^,;.!?]+))?(?=$|[,;.!?]|\s+(?i:at|for|and|to|in|on)\b)"
+)
+_FIELD_RE = re.compile(_I_AND + r"(?i:work)\s+(?i:in)\s+(?P<s>[a-z][a-z &-]{1,25}?)\s+(?i:at|for)\s+(?P<o>[^,;.!?]+)")
+_DO_FOR_RE = re.compile(
+    _I_AND + r"(?i:do)\s+(?P<s>[A-Za-z][\w &-]{1,25}?)\s+(?i:for)\s+(?P<o>(?:a|an|the)\s+[^,;.!?]+|[A-Z][^,;.!?]*)"
+)
+
+
+def _split_names(names: str) -> list[str]:
+    return [n for n in re.split(r"\s*,\s*|\s*,?\s+(?:and|&)\s+", names.strip()) if n]
+
+
+def _is_name(n: str) -> bool:
+    first = n.split()[0]
+    return first not in _NOT_NAMES and first.casefold() not in NOT_NAMES
+
+
+def _special(sentence: str) -> Iterator[tuple[str, str, int, int]]:
+    """Facts that need more than one capture: names, lists of people, 'I teach X at Y'. (attribute, value, start, end)"""
+    for rx in _NAME_RULES:
+        for m in rx.finditer(sentence):
+            n = m.groupdict().get("n") or m.groupdict().get("m")
+            if n and _is_name(n):
+                yield "name", n, m.start(), m.end()
+    for rx in _PEOPLE_RULES:
+        for m in rx.finditer(sentence):
+            rel = m.group("r").lower()
+            attr = PLURALS.get(rel) or RELATIONS.get(rel)
+            if not attr:
+                continue
+            for n in _split_names(m.group("list")):
+                if _is_name(n):
+                    yield attr, n, m.start(), m.end()
+            if rx is _PEOPLE_RULES[0]:  # "I have a brother called Sam and a sister called Ella"
+                for m2 in _AND_A_REL.finditer(sentence, m.end()):
+                    a2 = RELATIONS.get(m2.group("r").lower())
+                    if a2 and _is_name(m2.group("list")):
+                        yield a2, m2.group("list"), m.start(), m2.end()
+    for m in _TEACH_RE.finditer(sentence):
+        subj = _trim(m.group("s"))
+        if subj and len(subj.split()) <= 3 and subj not in ("myself", "people", "kids", "them", "it"):
+            yield "job_title", f"{subj} teacher", m.start(), m.end()
+        if m.group("o"):
+            org = _clean(m.group("o"), "org")
+            if org:
+                yield "works_at", org, m.start(), m.end()
+    for rx in (_FIELD_RE, _DO_FOR_RE):
+        for m in rx.finditer(sentence):
+            field = _trim(m.group("s"))
+            org = _clean(m.group("o"), "org")
+            if field and org and not is_place(field) and not is_place(org) and len(field.split()) <= 3:
+                yield "job_title", field, m.start(), m.end()
+                yield "works_at", org, m.start(), m.end()
+
+
+def _norm_category(c: str) -> str:
+    c = c.lower()
+    return {"colour": "color", "colours": "colors", "movie": "movie", "favourite": "favorite"}.get(c, c)
+
+
 def extract_statements(text: str, subject: str) -> list[Fact]:
     """Facts stated in `text` by `subject` (first person)."""
     found: dict[tuple[str, str, bool], Fact] = {}
-    for sentence in _sentences(text):
+
+    def add(attribute: str, value: str, ends: bool) -> None:
+        key = (attribute, value.casefold(), ends)
+        if key not in found:
+            text_ = (
+                render(subject, attribute, value, ends=ends) if value != "*" else f"{subject}: no longer {attribute}"
+            )
+            found[key] = Fact(subject=subject, attribute=attribute, value=value, ends=ends, text=text_, confidence=0.7)
+
+    for raw_sentence in _sentences(text):
+        sentence = _DISCOURSE_RE.sub("", raw_sentence).strip()
+        if not sentence:
+            continue
+        cands: list[tuple[str, str, bool]] = []
         for attr, rx, kind in _COMPILED:
             for m in rx.finditer(sentence):
                 if _hedged(sentence, m.start()):
                     continue
                 groups = m.groupdict()
                 raw = groups.get("v")
-                ends = attr.endswith("-end")
-                attribute = attr.removesuffix("-end")
+                ends = "-end" in attr
+                attribute, _, const = attr.replace("-end", "").partition("=")
                 value: str | None
+                if attribute == "opinion":
+                    const = ""  # opinion=likes|dislikes: the constant is the value, the object names the attribute
                 if raw is None:
-                    if not ends:
+                    if const:
+                        value = const
+                    elif ends:
+                        value = "*"  # "I quit my job": ends whatever the current value is
+                    else:
                         continue
-                    value = "*"  # "I quit my job": ends whatever the current value is
                 else:
-                    value = _clean(raw, kind)
+                    value = _clean(raw, kind, sentence[m.end("v") :])
                 if not value:
                     continue
                 if kind == "name" and value.split()[0] in _NOT_NAMES:
@@ -240,31 +686,51 @@ def extract_statements(text: str, subject: str) -> list[Fact]:
                 if attribute == "rel":
                     attribute = _RELATIONS[groups["r"].lower()]
                 elif attribute == "favorite":
-                    attribute = "favorite:" + groups["c"].lower()
-                elif attribute.startswith("opinion="):
-                    attribute, value = "opinion:" + value.lower(), attribute.split("=", 1)[1]
+                    attribute = "favorite:" + _norm_category(groups["c"])
+                elif attribute == "opinion":
+                    attribute, value = "opinion:" + value.lower(), attr.split("=", 1)[1]
                 elif kind == "status":
                     value = value.lower()
+                    if (
+                        attribute == "diet"
+                        and value.endswith("s")
+                        and value[:-1] in ("vegan", "vegetarian", "pescatarian")
+                    ):
+                        value = value[:-1]
+                if _not_now(attribute, sentence, m.start(), m.end()):
+                    continue
                 facts = [(attribute, value)]
                 if groups.get("t"):
                     facts.append(("job_title", _trim(groups["t"])))
                 if attribute == "job_title" and " at " in value:  # "a developer at Shopify"
                     title, org = value.split(" at ", 1)
                     facts = [("job_title", title.strip()), ("works_at", org.strip())]
-                for a, v in facts:
-                    if not v:
-                        continue
-                    key = (a, v.casefold(), ends)
-                    if key not in found:
-                        found[key] = Fact(
-                            subject=subject,
-                            attribute=a,
-                            value=v,
-                            ends=ends,
-                            text=render(subject, a, v, ends=ends) if v != "*" else f"{subject}: no longer {a}",
-                            confidence=0.7,
-                        )
+                cands.extend((a, v, ends) for a, v in facts if v)
+        for attribute, value, start, end in _special(sentence):
+            if not _hedged(sentence, start) and not _not_now(attribute, sentence, start, end):
+                cands.append((attribute, value, False))
+        for a, v, ends in _reconcile(cands):
+            add(a, v, ends)
     return list(found.values())
+
+
+def _same_value(a: str, b: str) -> bool:
+    ta, tb = norm_value(a).split(), norm_value(b).split()
+    short, long_ = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+    return bool(short) and long_[: len(short)] == short
+
+
+def _reconcile(cands: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
+    """One sentence's facts: a value it also ends is not asserted ("I was let go from my job at Uber"), and two
+    rules reading the same value ("Austin, Texas" / "Austin") give one fact, the first."""
+    out: list[tuple[str, str, bool]] = []
+    for a, v, ends in cands:
+        if not ends and any(e and a2 == a and _same_value(v, v2) for a2, v2, e in cands):
+            continue
+        if any(a2 == a and e == ends and _same_value(v, v2) for a2, v2, e in out):
+            continue
+        out.append((a, v, ends))
+    return out
 
 
 class RuleExtractor:
