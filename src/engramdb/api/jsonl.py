@@ -3,8 +3,9 @@
 Line 1 is a header naming the format version and the embedding model. Each
 following line is one memory: the record, its keyword-index text, its history,
 and (optionally) its embedding as base64 float32 — exact, so a round trip is
-lossless. Import validates every line before writing anything, then writes all
-in one transaction; `skip_bad` instead skips invalid lines and reports them.
+lossless. Import validates every line before writing anything, then writes in
+transactions of IMPORT_CHUNK memories; `skip_bad` instead skips invalid lines
+(and ids already in the store, which also finishes an interrupted import).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 FORMAT = "engramdb-jsonl"
 FORMAT_VERSION = 1
+IMPORT_CHUNK = 500  # memories per write transaction
 
 
 class ImportReport(BaseModel):
@@ -172,11 +174,23 @@ def import_jsonl(
         mem.embedder  # noqa: B018 - records model name/dim in a fresh store
         vecs = np.vstack([p[3] for p in parsed])
     index_texts = [p[1] if p[1] and not recompute_embeddings else index_texts[i] for i, p in enumerate(parsed)]
-    with mem.store.transaction():
-        mem.store.insert(records, vecs, index_texts, histories=[p[2] for p in parsed], tokens=tokens)
-        mem.store.add_links([lk for p in parsed for lk in p[4]])
-    if progress:
-        progress(len(records), len(records))
+    # Bounded transactions: one per chunk, so a concurrent writer waits for a chunk, never the whole file.
+    # Each chunk is all or nothing; after an interruption, importing again with skip_bad adds what is missing.
+    for start in range(0, len(records), IMPORT_CHUNK):
+        part = slice(start, start + IMPORT_CHUNK)
+        with mem.store.transaction():
+            if need:
+                mem._check_store_model()  # noqa: SLF001 - vectors just made must match the store's model
+            mem.store.insert(
+                records[part],
+                vecs[part],
+                index_texts[part],
+                histories=[p[2] for p in parsed[part]],
+                tokens=tokens[part] if tokens is not None else None,
+            )
+            mem.store.add_links([lk for p in parsed[part] for lk in p[4]])
+        if progress:
+            progress(min(start + IMPORT_CHUNK, len(records)), len(records))
     return ImportReport(imported=len(records), skipped=len(errors), errors=errors, recomputed_embeddings=need)
 
 

@@ -401,7 +401,9 @@ class Memory(LifecycleMixin, ProceduralMixin):
             until=until,
             as_of=as_of,
         )
-        return assemble(results, get_counter(self.config.tokenizer), max_tokens)
+        lead = [r for r in results if r.signals.get("current_fact")]  # set by the current-truth order
+        return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead,
+                        before=self._replaced_values([r.memory.id for r in lead]))
 
     def history(self, memory_id: str) -> list:
         if not isinstance(memory_id, str) or not memory_id:
@@ -571,7 +573,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
         skip_bad: bool = False,
         progress: Progress | None = None,
     ):  # noqa: ANN201 - returns ImportReport
-        """Read JSONL written by `export`. All or nothing, unless `skip_bad` skips invalid lines."""
+        """Read JSONL written by `export`. Every line is checked before anything is written; then memories are
+        written in transactions of 500, each all or nothing. `skip_bad` skips invalid lines and ids already here."""
         from .jsonl import import_jsonl
 
         return import_jsonl(self, src, recompute_embeddings=recompute_embeddings, skip_bad=skip_bad, progress=progress)

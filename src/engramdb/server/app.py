@@ -100,6 +100,7 @@ _ERRORS = {
     403: "the key lacks the permission",
     404: "no such memory in this tenant",
     413: "request body too large",
+    415: "request body is not application/json",
     422: "invalid input",
     429: "rate limit exceeded (see Retry-After)",
     503: "storage unavailable",
@@ -178,6 +179,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, bad_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+    @app.middleware("http")
+    async def json_bodies_only(request: Request, call_next: Any) -> Any:
+        # The API reads JSON only: a form or text body is a 415 with the reason, not a confusing 422.
+        if request.method in ("POST", "PUT", "PATCH") and request.url.path.startswith("/v1/"):
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+            if has_body and media and media != "application/json" and not media.endswith("+json"):
+                return _error(
+                    415, "unsupported_media_type", f"request body must be application/json, not {media}", request
+                )
+        return await call_next(request)
 
 
 def create_app(
