@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from engramdb.extract import RuleExtractor, extract_statements
+from engramdb.extract import RuleExtractor, extract_statements, name_subjects
 from engramdb.extract.evaluate import evaluate, format_table
 from engramdb.model import MemoryRecord
 
-LABELLED = Path(__file__).parent / "fixtures" / "extraction_labelled.jsonl"
+FIXTURES = Path(__file__).parent / "fixtures"
+LABELLED = FIXTURES / "extraction_labelled.jsonl"
+UNSEEN = FIXTURES / "extraction_unseen.jsonl"
+FRESH = FIXTURES / "extraction_fresh.jsonl"
 
 
 def test_labelled_set_is_big_enough_and_well_formed():
@@ -46,6 +49,15 @@ def test_precision_recall_table(capsys):
         "My sister moved to Chicago last year.",
         "I love it when it rains.",
         "My boss is really strict.",
+        "I'm moving to Tokyo next spring.",
+        "I used to be a teacher.",
+        "I'll start my new job at Apple in two weeks.",
+        "Sarah lives in Boston.",
+        "I'm tired.",
+        "I'm Italian.",
+        "I'm Fine, thanks.",
+        "It's Monday again.",
+        "I left Sam a message.",
     ],
 )
 def test_refuses_questions_wishes_and_third_person(text):
@@ -78,10 +90,89 @@ def test_extractor_sets_provenance_and_skips_assistant_turns():
 
 def test_heldout_set_written_after_the_rules(capsys):
     """50 statements written after the rules were frozen and never used to tune them: the honest figure."""
-    rows, _ = evaluate(Path(__file__).parent / "fixtures" / "extraction_heldout.jsonl")
+    rows, _ = evaluate(FIXTURES / "extraction_heldout.jsonl")
     with capsys.disabled():
         print("\nrule-based extractor on the held-out set")
         print(format_table(rows))
     overall = rows[-1]
-    assert overall.precision >= 0.9  # it may miss a lot (recall), but what it stores should be right
-    assert overall.recall >= 0.2
+    assert overall.precision >= 0.95  # it may miss some (recall), but what it stores should be right
+    assert overall.recall >= 0.8
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_unseen_set_shape():
+    """Frozen before the rules were widened: lists, we/our, tenses, negations, third person, small talk."""
+    rows = _rows(UNSEEN)
+    assert len(rows) >= 150 and len({r["id"] for r in rows}) == len(rows)
+    assert sum(1 for r in rows if not r["facts"]) >= 30
+    assert sum(1 for r in rows for f in r["facts"] if f["value"].startswith("-")) >= 8  # facts that end a value
+
+
+def test_unseen_set(capsys):
+    rows, errors = evaluate(UNSEEN)
+    with capsys.disabled():
+        print("\nrule-based extractor on", UNSEEN.name)
+        print(format_table(rows))
+        for e in errors:
+            print("  error:", e)
+    overall = rows[-1]
+    assert overall.gold >= 150
+    assert overall.precision >= 0.9 and overall.recall >= 0.75  # the goal; today 1.00 / 0.99 (rules tuned on it)
+
+
+def test_fresh_set_written_after_the_rules(capsys):
+    """Written after the rules were widened and never used to tune them: the figure to expect on new wording."""
+    rows, errors = evaluate(FRESH)
+    with capsys.disabled():
+        print("\nrule-based extractor on", FRESH.name)
+        print(format_table(rows))
+        for e in errors:
+            print("  error:", e)
+    overall = rows[-1]
+    assert overall.precision >= 0.8 and overall.recall >= 0.35  # floors at today's 0.83 / 0.38
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We moved across the country to Portland.", ("lives_in", "Portland", False)),
+        ("I don't live in Paris anymore.", ("lives_in", "Paris", True)),
+        ("I left Chicago for good.", ("lives_in", "Chicago", True)),
+        ("I left Google in March.", ("works_at", "Google", True)),
+        ("I'm between jobs right now.", ("works_at", "*", True)),
+        ("Home is Seattle now.", ("lives_in", "Seattle", False)),
+        ("i moved to seattle", ("lives_in", "seattle", False)),
+        ("I'm thirty-two.", ("age", "32", False)),
+        ("Hey, it's Marco again.", ("name", "Marco", False)),
+        ("Honestly, opera bores me.", ("opinion:opera", "dislikes", False)),
+    ],
+)
+def test_wider_wording(text, expected):
+    assert expected in {(f.attribute, f.value, f.ends) for f in extract_statements(text, "user")}
+
+
+def test_lists_and_appositives_give_one_fact_per_name():
+    got = {
+        (f.attribute, f.value) for f in extract_statements("I have two kids, Mia and Leo. Tom, my husband, cooks.", "u")
+    }
+    assert got == {("child", "Mia"), ("child", "Leo"), ("husband", "Tom")}
+
+
+def test_a_value_ended_in_the_same_sentence_is_not_also_asserted():
+    got = {(f.attribute, f.value, f.ends) for f in extract_statements("I was let go from my job at Uber.", "u")}
+    assert got == {("works_at", "Uber", True)}
+
+
+def test_facts_name_the_user_but_keep_the_scope():
+    facts = extract_statements("Hi, I'm Sam! I moved to Seattle.", "u42")
+    named = {f.attribute: f for f in name_subjects(facts)}
+    assert named["lives_in"].text == "Sam lives in Seattle" and named["lives_in"].subject == "u42"
+    assert named["name"].text == "u42's name is Sam"  # the name fact links the scope to the name
+    later = name_subjects(extract_statements("I work at Globex.", "u42"), known={"U42": "Sam"})
+    assert [f.text for f in later] == ["Sam works at Globex"]
+    assert [f.text for f in name_subjects(extract_statements("I work at Globex.", "u7"), known={"u42": "Sam"})] == [
+        "u7 works at Globex"
+    ]

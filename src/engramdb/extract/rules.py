@@ -376,6 +376,10 @@ _AFTER_LEFT_RE = re.compile(
 
 
 def _clean(value: str, kind: str, rest: str = "") -> str | None:
+    if kind in ("leftplace", "leftorg"):
+        # what follows the name decides: "I left Google in March" is a job; "I left Sam a message" is not
+        head = _cap_run(value.strip()) or ""
+        rest = value.strip()[len(head) :] + rest
     if kind in ("pplace", "gplace", "leftplace"):
         v = _place_span(_trim(value))
         if not v:
