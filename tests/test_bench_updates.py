@@ -176,3 +176,15 @@ def test_cli_json_and_bad_split(tmp_path):
     assert "failures" not in json.loads(r.stdout)["methods"]["default"]  # no per-item failures on the test split
     r = runner.invoke(app, ["bench", "updates", "--split", "holdout", "--out", str(tmp_path)])
     assert r.exit_code == 2
+
+
+def test_longmemeval_update_fixture_reports_per_type():
+    from pathlib import Path
+
+    from engramdb.bench import longmemeval as lme
+
+    path = Path(__file__).parent / "fixtures" / "longmemeval_updates.json"
+    rep = lme.run_longmemeval(path, embedder=HashingEmbedder(384))
+    by_type = rep["methods"]["default"]["by_type"]
+    assert {k: v["n"] for k, v in by_type.items()} == {"knowledge-update": 3, "temporal-reasoning": 2}
+    assert by_type["knowledge-update"]["session"]["recall_all@50"] == 1.0  # tiny haystacks: all found at 50
