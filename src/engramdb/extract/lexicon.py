@@ -163,3 +163,21 @@ INSTRUMENTS = (
     "piano|guitar|bass|violin|viola|cello|drums|flute|clarinet|saxophone|sax|trumpet|trombone|ukulele|banjo|"
     "harp|harmonica|accordion|mandolin|keyboard|bagpipes|oboe|tuba"
 )
+
+
+def canonical(attribute: str, value: str) -> tuple[str, str]:
+    """One spelling per attribute, whichever extractor produced it: relation words ('cat' -> 'pet',
+    'kids' -> 'child'), 'favorite:colour' -> 'favorite:color', ages in digits ('thirty-two' -> '32')."""
+    prefix, sep, obj = attribute.partition(":")
+    if sep and prefix in ("favorite", "favourite"):
+        obj = " ".join(obj.split())
+        return "favorite:" + {"colour": "color", "colours": "colors"}.get(obj, obj), value
+    if sep:
+        return prefix + ":" + " ".join(obj.split()), value
+    rel = attribute.replace("_", " ")
+    if rel in RELATIONS or rel in PLURALS:
+        return RELATIONS.get(rel) or PLURALS[rel], value
+    if attribute == "age":
+        n = parse_number(value)
+        return attribute, str(n) if n is not None else value
+    return attribute, value

@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field, field_validator
 from ..llm import LLMClient
 from ..model import MemoryRecord
 from .base import Fact, render, subject_of
+from .lexicon import canonical
 from .prompts import render_prompt
 
 KNOWN_ATTRIBUTES = (
     "name, age, lives_in, lived_in, from, born_in, works_at, job_title, relationship_status, studies, education, "
-    "learning, diet, allergy, pet, sister, brother, mother, father, wife, husband, partner, son, daughter, friend"
+    "learning, diet, allergy, pet, sister, brother, mother, father, wife, husband, partner, son, daughter, child, "
+    "friend"
 )
 
 
@@ -31,7 +33,9 @@ class LLMFact(BaseModel):
     @field_validator("attribute")
     @classmethod
     def _attr(cls, v: str) -> str:
-        return v.strip().lower().replace(" ", "_")
+        # "Lives In" -> "lives_in", but "opinion:Rock Climbing" -> "opinion:rock climbing", as the rules spell it
+        prefix, sep, obj = v.strip().lower().partition(":")
+        return prefix.strip().replace(" ", "_") + sep + " ".join(obj.split())
 
 
 class LLMFacts(BaseModel):
@@ -64,13 +68,14 @@ class LLMExtractor:
             if f.turn > len(eps):
                 continue  # a turn number the model made up: no provenance, no fact
             ep = eps[f.turn - 1]
+            attribute, value = canonical(f.attribute, f.value)
             facts.append(
                 Fact(
                     subject=f.subject,
-                    attribute=f.attribute,
-                    value=f.value,
+                    attribute=attribute,
+                    value=value,
                     ends=f.ends,
-                    text=render(f.subject, f.attribute, f.value, ends=f.ends),
+                    text=render(f.subject, attribute, value, ends=f.ends),
                     confidence=0.8,
                     source_ids=[ep.id],
                 )
