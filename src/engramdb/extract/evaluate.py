@@ -102,3 +102,24 @@ def format_table(rows: list[PRRow]) -> str:
     for r in rows:
         lines.append(f"| {r.group} | {r.gold} | {r.predicted} | {r.correct} | {r.precision:.2f} | {r.recall:.2f} |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m engramdb.extract.evaluate FILE.jsonl...`: the rule extractor's table for each labelled file."""
+    import sys
+
+    paths = argv if argv is not None else sys.argv[1:]
+    if not paths:
+        print("usage: python -m engramdb.extract.evaluate LABELLED.jsonl [...] [--errors]", file=sys.stderr)
+        return 2
+    show_errors = "--errors" in paths
+    for p in (x for x in paths if x != "--errors"):
+        rows, errors = evaluate(p)
+        print(f"\n{p}\n{format_table(rows)}")
+        for e in errors if show_errors else []:
+            print("  error:", e)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
