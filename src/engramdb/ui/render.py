@@ -75,20 +75,22 @@ def history_changes(before: dict[str, Any] | None, after: dict[str, Any] | None)
 def why(rank: int, hit: Any, prev: Any | None) -> str:
     """One or two sentences: what put this hit at this rank."""
     s = hit.signals
-    parts: list[str] = []
     if s.get("exact"):
         return "Its text is the query itself: exact matches always come first."
-    kw, dn = s.get("bm25_rank"), s.get("dense_rank")
-    if kw is not None and dn is not None:
-        parts.append(f"keyword rank {int(kw) + 1} and dense rank {int(dn) + 1}")
-    elif kw is not None:
-        parts.append(f"found by keywords (rank {int(kw) + 1}) only")
-    elif dn is not None:
-        parts.append(f"found by meaning (dense rank {int(dn) + 1}) only, no shared keywords")
+    parts: list[str] = []
+    if s.get("current_fact"):
+        parts.append("a current fact about who the question names, so it leads")
+    kw = s.get("bm25", 0.0)
+    if kw > 0:
+        rank_kw = f", keyword rank {int(s['bm25_rank']) + 1}" if "bm25_rank" in s else ""
+        parts.append(f"shares words with the query (BM25 {kw:.2f}{rank_kw})")
     else:
-        parts.append("pulled in as a neighbour of a strong hit")
+        parts.append("no words in common with the query")
+    if "dense" in s:
+        rank_dn = f", dense rank {int(s['dense_rank']) + 1}" if "dense_rank" in s else ""
+        parts.append(f"meaning similarity {s['dense']:.2f}{rank_dn}")
     if "learned" in s:
-        parts.append(f"the learned ranker scored it {s['learned']:+.2f}")
+        parts.append(f"the learned ranker scored it {s['learned']:+.2f} (fused base {s.get('fused', 0):.2f})")
     lifts = [(SIGNAL_NAMES[k], s[k]) for k in ("context", "session", "speaker", "time") if s.get(k)]
     if lifts:
         parts.append("lifted by " + ", ".join(f"{n} (+{v:.3f})" for n, v in lifts))
@@ -97,10 +99,8 @@ def why(rank: int, hit: Any, prev: Any | None) -> str:
     text = "; ".join(parts)
     text = text[0].upper() + text[1:] + "."
     if prev is not None and hit.score > prev.score + 1e-9:
-        if hit.memory.kind in ("fact", "summary", "profile"):
-            text += " Placed below a lower score: derived memories follow their source turn and are capped per page."
-        else:
-            text += " Placed below a lower score: a derived memory's quota moved it up."
+        text += (" It sits below a lower score because a step after scoring orders the page: current facts first,"
+                 " a source turn before what was derived from it, and a cap on derived memories per page.")
     return text
 
 
@@ -117,8 +117,30 @@ def currency(hit: Any, as_of: datetime | None = None) -> tuple[str, str | None]:
     return ("current" if cur else "historical"), sup
 
 
+def fill_months(series: list[tuple[str, int]], most: int = 120) -> list[tuple[str, int]]:
+    """Every month between the first and the last (empty ones as 0), so the axis is time; a span of more
+    than `most` months is summed by year."""
+    if not series:
+        return []
+    counts = dict(series)
+    y0, m0 = map(int, series[0][0].split("-"))
+    y1, m1 = map(int, series[-1][0].split("-"))
+    n = (y1 - y0) * 12 + (m1 - m0) + 1
+    if n > most:
+        years: dict[str, int] = {}
+        for label, c in series:
+            years[label[:4]] = years.get(label[:4], 0) + c
+        return [(str(y), years.get(str(y), 0)) for y in range(y0, y1 + 1)]
+    out = []
+    for i in range(n):
+        y, m = y0 + (m0 - 1 + i) // 12, (m0 - 1 + i) % 12 + 1
+        out.append((f"{y:04d}-{m:02d}", counts.get(f"{y:04d}-{m:02d}", 0)))
+    return out
+
+
 def bar_chart(series: list[tuple[str, int]], width: int = 860, height: int = 220) -> dict[str, Any]:
     """Geometry of the growth chart: a bar per period and the cumulative line."""
+    series = fill_months(series)
     pad_l, pad_b, pad_t = 56, 28, 12
     if not series:
         return {"width": width, "height": height, "bars": [], "line": "", "ticks": [], "yticks": []}

@@ -137,7 +137,7 @@ def _headers() -> dict[str, str]:
         "Content-Security-Policy": CSP,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send Origin: null on our own forms
         "Cache-Control": "no-store",
     }
 
@@ -367,7 +367,7 @@ def memories(ctx: Ctx) -> Response:
 
 
 def trace(ctx: Ctx) -> Response:
-    from ..retrieve.context import HEADER, format_line
+    from ..retrieve.context import format_line
     from ..retrieve.tokens import get_counter
 
     mem = ctx.mem
@@ -376,28 +376,31 @@ def trace(ctx: Ctx) -> Response:
     max_tokens = ctx.int_arg("max_tokens", 300, 16, 100_000)
     as_of = ctx.time_arg("as_of")
     limit = ctx.int_arg("limit", 20, 1, 50)
-    rows, block, left_out = [], None, []
+    rows: list[dict[str, Any]] = []
+    block, left_out = None, []
     if q:
-        # context() searches with limit=50 and packs by relevance: the same search replayed shows what it chose
+        # context() packs the best of the same search (limit 50) into the budget: this is that search, shown
         hits = mem.search(q, **scope, limit=50, as_of=as_of)
         block = mem.context(q, **scope, max_tokens=max_tokens, as_of=as_of)
         counter = get_counter(mem.config.tokenizer)
         chosen = set(block.memory_ids)
-        used = counter.count(HEADER) + 1
-        for i, h in enumerate(hits):
-            cost = counter.count(format_line(h)) + 1
+        by_id = {h.memory.id: h for h in hits}
+        for i, h in enumerate(hits[:limit]):
             state, sup = render.currency(h, as_of)
-            row = {"rank": i + 1, "hit": h, "cost": cost, "in_context": h.memory.id in chosen, "state": state,
-                   "superseded_by": sup, "why": render.why(i + 1, h, hits[i - 1] if i else None)}
-            if h.memory.id in chosen:
-                used += cost
-            elif len(left_out) < 50:
-                left_out.append({**row, "room": max(max_tokens - used, 0)})
-            if i < limit:
-                rows.append(row)
-        link_counts = {r["hit"].memory.id: len(mem.links(r["hit"].memory.id)) for r in rows}
-        for r in rows:
-            r["links"] = link_counts[r["hit"].memory.id]
+            rows.append({"rank": i + 1, "hit": h, "cost": counter.count(format_line(h)) + 1,
+                         "in_context": h.memory.id in chosen, "state": state, "superseded_by": sup,
+                         "why": render.why(i + 1, h, hits[i - 1] if i else None),
+                         "links": len(mem.links(h.memory.id))})
+        omitted = getattr(block, "omitted_ids", None)
+        if omitted is None:  # an engine without the list: every hit that is not in the block
+            omitted = [h.memory.id for h in hits if h.memory.id not in chosen]
+        rank = {h.memory.id: i + 1 for i, h in enumerate(hits)}
+        others = {r.id: r for r in mem.records([i for i in omitted if i not in by_id])}
+        for mid in omitted[:50]:
+            rec = by_id[mid].memory if mid in by_id else others.get(mid)
+            if rec is not None:
+                cost = counter.count(format_line(by_id[mid])) + 1 if mid in by_id else None
+                left_out.append({"rank": rank.get(mid), "memory": rec, "cost": cost})
     return ctx.page("trace.html", scope=scope, q=q, max_tokens=max_tokens, as_of=ctx.arg("as_of", 64), rows=rows,
                     block=block, left_out=left_out, limit=limit)
 
