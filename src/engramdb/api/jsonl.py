@@ -198,6 +198,8 @@ def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: A
     if not isinstance(obj, dict) or "record" not in obj:
         raise ValidationError("expected an object with a 'record' field")
     rec = MemoryRecord.model_validate(obj["record"])
+    if rec.recorded_at is None:  # a hand-written line: it is recorded now (the column cannot be empty)
+        rec = rec.model_copy(update={"recorded_at": now()})
     check_text(rec.text, max_chars=mem.config.max_text_chars)
     for name in ("user_id", "agent_id", "session_id", "source_ref", "speaker", "role"):
         check_id(getattr(rec, name), where=name)

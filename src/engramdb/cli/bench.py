@@ -305,3 +305,26 @@ def bench_load(
         progress=None if as_json else lambda msg: err_console.print(f"[dim]{msg}[/dim]"),
     )
     publish(load, report, out, as_json)
+
+
+@bench_app.command("faults")
+def bench_faults(
+    kills: int = typer.Option(200, "--kills", min=1, help="workers to kill -9 (operations in turn)"),
+    concurrency: bool = typer.Option(True, "--concurrency/--no-concurrency", help="also 4 writers + 2 searchers"),
+    writes: int = typer.Option(1200, "--writes", min=1, help="memories per writer in the concurrency check"),
+    workdir: str = typer.Option(None, "--dir", help="where the scratch store goes (default: a temporary folder)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Kill writers at random moments during add, batch add, consolidate, reindex and import, check the store
+    after each kill (docs/reliability.md); exit 1 if anything was lost or torn."""
+    import json
+
+    from ..bench import faults
+
+    report: dict[str, Any] = {"faults": faults.run(kills, workdir=workdir, seed=seed, progress=True)}
+    if concurrency:
+        report["concurrency"] = faults.concurrency(writes=writes)
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    c = report.get("concurrency", {})
+    if any(report["faults"]["problems"].values()) or c.get("lost") or c.get("duplicated") or c.get("search_errors"):
+        raise typer.Exit(1)
