@@ -123,6 +123,9 @@ class SearchResult(BaseModel):
     memory: MemoryRecord
     score: float
     signals: dict[str, float] = Field(default_factory=dict)
+    # the current truth: False for a superseded fact, and for a memory whose facts were all superseded
+    current: bool = True
+    superseded_by: str | None = None  # the newer fact (or the turn) that made it historical
 
 
 HistoryAction = Literal["add", "update", "delete", "restore", "supersede", "merge", "forget", "expire"]

@@ -246,6 +246,28 @@ class LifecycleMixin:
             )
         return rep
 
+    def _rederive(self, episode: MemoryRecord) -> None:
+        """After an episode's text changed: the facts it alone gave and the new text no longer gives are
+        retracted (an older value they replaced reopens); the new text's facts are applied as usual."""
+        from ..extract.base import norm_value
+        from ..lifecycle.cascade import follow_sources
+
+        if self._extraction_mode() == "off":
+            return
+        store = self.store  # type: ignore[attr-defined]
+        ex = self._make_extractor()
+        facts = ex.extract([episode])
+        keep = {(norm_value(f.subject), f.attribute.casefold(), norm_value(f.value)) for f in facts}
+        stale = {
+            d.id
+            for d in store.derived_from([episode.id], Filters(kinds=[FACT], include_expired=True))
+            if (d.metadata.get("subject_key"), d.metadata.get("attribute"), d.metadata.get("value_key")) not in keep
+        }
+        with store.transaction():
+            if stale:
+                follow_sources(store, [episode.id], reason="source edited", at=now(), action="retract", only=stale)
+        self._extract_batches(ex, [([episode], None)])
+
     def _valid_times(self, eps: list[MemoryRecord]) -> dict[str, datetime]:
         """When a statement became true: the earliest resolved past time in the episode ("I moved to Berlin
         last week" -> that week's start), else its occurred_at. Future times ("next month") are not used."""
@@ -308,6 +330,18 @@ class LifecycleMixin:
                         todo.append(other)
         recs = store.get(sorted(seen), include_deleted=True)
         return sorted(recs, key=lambda r: (r.valid_from or r.occurred_at or now(), r.id))
+
+    def _replaced_values(self, fact_ids: Sequence[str]) -> dict[str, str]:
+        """Fact id -> the value it superseded (the newest, when it closed several), for "before: Boston"."""
+        store = self.store  # type: ignore[attr-defined]
+        out: dict[str, str] = {}
+        for fid in fact_ids:
+            olds = store.get([lk.dst_id for lk in store.links(fid, type="supersedes", direction="out")])
+            olds = [o for o in olds if not o.metadata.get("retracted")]
+            if olds:
+                newest = max(olds, key=lambda o: o.valid_from or o.occurred_at or datetime.min.replace(tzinfo=UTC))
+                out[fid] = str(newest.metadata.get("value") or newest.text)
+        return out
 
     # -- consolidation ---------------------------------------------------------------------
     def consolidate(self, *, progress: Callable[[str, int, int], None] | None = None) -> ConsolidateReport:
@@ -490,6 +524,41 @@ class LifecycleMixin:
             raise ConfigError("lifecycle.derived_max_share must be between 0 and 1")
         return share
 
+    def _current_truth(self) -> bool:
+        on = self.config.lifecycle.get("current_truth", True)  # type: ignore[attr-defined]
+        if not isinstance(on, bool):
+            raise ConfigError("lifecycle.current_truth must be true or false")
+        return on
+
+    def _time_intent(self, query: str, *, as_of: datetime | None = None, order: str = "relevance") -> str:
+        """"present", "past" or "neutral" (retrieve/currency.py); "off" when current-truth ranking is off.
+        `as_of` and a time order read history by their own rules, so both count as the past."""
+        from ..retrieve.currency import time_intent
+
+        if not self._current_truth():
+            return "off"
+        if as_of is not None or order != "relevance":
+            return "past"
+        return time_intent(query)
+
+    def _slots(self, results: list[SearchResult], query_vector: np.ndarray | None) -> dict[str, Any]:
+        """The state slots the query asks about and the slot each candidate states (retrieve/slots.py)."""
+        from ..retrieve.slots import query_slots, statement_slots
+
+        if query_vector is None:
+            return {}
+        emb = self.embedder  # type: ignore[attr-defined]
+        attrs = [str(r.memory.metadata.get("attribute", "")) for r in results if r.memory.kind == FACT]
+        slots = query_slots(emb, query_vector, attrs)
+        if not any(not s.startswith("attr:") for s in slots):
+            return {"slots": slots}  # facts only: no memory needs reading
+        eps = [r.memory.id for r in results if r.memory.kind != FACT and r.current and r.memory.role != "assistant"]
+        keys = self.store.keys_for(eps)  # type: ignore[attr-defined]
+        got, mat = self.store.vectors_for(list(keys.values()))  # type: ignore[attr-defined]
+        id_of = {k: i for i, k in keys.items()}
+        stated = statement_slots(emb, mat) if len(got) else []
+        return {"slots": slots, "slots_of": {id_of[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
+
     def _lifecycle_rerank(
         self,
         results: list[SearchResult],
@@ -498,6 +567,8 @@ class LifecycleMixin:
         query: str = "",
         f: Filters | None = None,
         order: str = "relevance",
+        intent: str = "off",
+        query_vector: np.ndarray | None = None,
     ) -> list[SearchResult]:
         """Post-retrieval steps of the lifecycle:
         - time words in the query lift memories that happened in the named time (additive, scaled to the
@@ -531,6 +602,12 @@ class LifecycleMixin:
                 rescored.append(r.model_copy(update={"score": score, "signals": sig}))
             results = sorted(rescored, key=lambda r: -r.score)
         results = _sources_first(results)
+        if intent != "off" and results:
+            from ..retrieve.currency import annotate, present_first, statuses
+
+            results = annotate(results, statuses(self.store, results, f or Filters(), now()))  # type: ignore[attr-defined]
+            if intent in ("present", "neutral") and span is None:
+                results = present_first(results, **self._slots(results, query_vector))
         share = self._derived_share()
         if share < 1.0:
             cap = int(limit * share) if limit * share >= 1 else (1 if share > 0 else 0)

@@ -286,12 +286,17 @@ class Memory(LifecycleMixin, ProceduralMixin):
             if vector is not None:
                 self._check_store_model()
             self.store.update(new, vector=vector, index_text=index_text, tokens=tokens)
+        if "text" in changes and new.kind == EPISODE:
+            self._rederive(new)  # its facts follow the new text (api/lifecycle.py)
         return self._require(memory_id)
 
     def delete(self, memory_id: str) -> None:
-        """Soft-delete: the memory disappears from reads; history keeps it."""
+        """Soft-delete: the memory disappears from reads; history keeps it. What was derived from it alone
+        (facts, summaries) is retracted with it, and a fact it had replaced is current again."""
+        from ..lifecycle.forget import forget_ids
+
         self._require(memory_id)
-        self.store.soft_delete([memory_id], at=now())
+        forget_ids(self.store, [memory_id], cascade=True, action="delete")
 
     # -- read --------------------------------------------------------------------
     def get(self, memory_id: str) -> MemoryRecord:
@@ -361,12 +366,16 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if not _is_int(limit) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer between 1 and 1000")
         when = parse_time(as_of, field="as_of")
-        validity = {"as_of": when} if when is not None else {"current_only": True}
+        intent = self._time_intent(query, as_of=when, order=order)
+        # superseded facts answer questions about the past (and time-ordered lists); otherwise only open ones
+        validity = {"as_of": when} if when is not None else {} if intent == "past" else {"current_only": True}
         f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters, **validity)
         try:
             fetch = self._lifecycle_fetch(limit)  # derived-memory quota and time words re-rank a wider list
-            results = self._retriever().search(self._retrieval_query(query), f, fetch, mode=mode)
-            results = self._lifecycle_rerank(results, limit, query=query, f=f, order=order)
+            retriever = self._retriever()
+            results = retriever.search(self._retrieval_query(query), f, fetch, mode=mode)
+            results = self._lifecycle_rerank(results, limit, query=query, f=f, order=order, intent=intent,
+                                             query_vector=retriever.query_vector)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
         if self.config.track_access and results:
@@ -386,8 +395,12 @@ class Memory(LifecycleMixin, ProceduralMixin):
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         as_of: datetime | str | None = None,
+        hits: list[SearchResult] | None = None,
     ) -> ContextBlock:
-        """A prompt-ready block of the most relevant memories, oldest first, within `max_tokens`."""
+        """A prompt-ready block of the most relevant memories, oldest first, within `max_tokens`.
+
+        `hits`: a list that receives the search results the block was packed from (the web UI's recall trace
+        shows them beside the block without searching twice)."""
         if not _is_int(max_tokens) or max_tokens < 16:
             raise ValidationError("max_tokens must be an integer of at least 16")
         results = self.search(
@@ -401,9 +414,12 @@ class Memory(LifecycleMixin, ProceduralMixin):
             until=until,
             as_of=as_of,
         )
+        if hits is not None:
+            hits.extend(results)
         lead = [r for r in results if r.signals.get("current_fact")]  # set by the current-truth order
-        return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead,
-                        before=self._replaced_values([r.memory.id for r in lead]))
+        before = self._replaced_values([r.memory.id for r in lead])
+        results = _mark_said_before(results, lead, before)
+        return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead, before=before)
 
     def history(self, memory_id: str) -> list:
         if not isinstance(memory_id, str) or not memory_id:
@@ -624,6 +640,26 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mark_said_before(results: list[SearchResult], lead: list[SearchResult], before: dict[str, str]
+                      ) -> list[SearchResult]:
+    """A memory naming a replaced value ("Boston is lovely") from before the current fact began reads as
+    past in the context block, whoever said it."""
+    import re
+
+    olds = [(re.compile(rf"\b{re.escape(before[f.memory.id])}\b", re.I), f.memory.valid_from)
+            for f in lead if f.memory.id in before and f.memory.valid_from]
+    if not olds:
+        return results
+    out = []
+    for r in results:
+        m = r.memory
+        if r.current and m.kind != "fact" and m.occurred_at and any(
+                m.occurred_at < start and pat.search(m.text) for pat, start in olds):  # type: ignore[operator]
+            r = r.model_copy(update={"current": False})
+        out.append(r)
+    return out
 
 
 def _scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> dict[str, str | None]:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -62,5 +63,7 @@ def results_table(results: list, title: str | None = None) -> Table:
             sig = {k: v for k, v in sig.items() if k in ("bm25", "dense")} or dict(list(sig.items())[:2])
         sig_text = (" " if wide else "\n").join(f"{k}={v:.3g}" for k, v in sig.items())
         when = m.occurred_at.strftime("%Y-%m-%d") if m.occurred_at else ""
-        table.add_row(str(i), f"{res.score:.3f}", when, m.speaker or "", short(m.text, 160), sig_text)
+        # Text, not a markup string: memory text is the user's and may hold brackets
+        text = Text(short(m.text, 160)) if res.current else Text("(past) ", style="dim") + Text(short(m.text, 150))
+        table.add_row(str(i), f"{res.score:.3f}", when, m.speaker or "", text, sig_text)
     return table

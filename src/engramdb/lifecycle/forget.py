@@ -120,31 +120,16 @@ def remove_ann_files(ann_path: str | None) -> list[str]:
     return removed
 
 
-def forget_ids(store: Store, ids: Sequence[str], *, cascade: bool, at: datetime | None = None) -> list[str]:
-    """Soft-delete `ids` (action 'forget'); with `cascade`, also derived memories whose sources are all forgotten."""
+def forget_ids(store: Store, ids: Sequence[str], *, cascade: bool, at: datetime | None = None,
+               action: str = "forget") -> list[str]:
+    """Soft-delete `ids` (history action `action`); with `cascade`, derived memories follow them
+    (lifecycle/cascade.py): those left with no source are retracted, older facts they had replaced reopen."""
+    from .cascade import follow_sources
+
     at = at or now()
-    gone = set(ids)
-    store.soft_delete(list(ids), at=at, action="forget")
-    if not cascade:
-        return list(ids)
-    out = list(ids)
-    everything = Filters()
-    changed = True
-    while changed:
-        changed = False
-        offset = 0
-        extra = []
-        while True:
-            page = store.list(everything, limit=1000, offset=offset, order="recorded_at")
-            if not page:
-                break
-            for r in page:
-                if r.source_ids and r.id not in gone and set(r.source_ids) <= gone:
-                    extra.append(r.id)
-            offset += len(page)
-        if extra:
-            store.soft_delete(extra, at=at, action="forget")
-            gone.update(extra)
-            out.extend(extra)
-            changed = True
-    return out
+    with store.transaction():
+        store.soft_delete(list(ids), at=at, action=action)
+        if not cascade:
+            return list(ids)
+        rep = follow_sources(store, ids, reason=f"source {action}", at=at, action=action)
+    return [*ids, *rep.retracted, *rep.removed]

@@ -180,7 +180,7 @@ class KnowledgeUpdater:
         report.added.append(rec.id)
         links = []
         for old, why in to_close:
-            closed = old.model_copy(update={"valid_to": when})
+            closed = old.model_copy(update={"valid_to": when, "metadata": {**old.metadata, "superseded_by": rec.id}})
             self.store.update(closed, action="supersede")
             links.append(Link(rec.id, old.id, SUPERSEDES, reason=why))
             report.superseded.append(old.id)

@@ -129,7 +129,9 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             "Search long-term memory. Call this before answering anything that may depend on earlier conversations "
             "(the user's preferences, personal facts, past decisions, what happened when) and before `remember`, "
             "to avoid duplicates. Phrase the query as the question you need answered. Returns the best matches, "
-            "best first, with ids (for update_memory / forget / memory_history), dates and relevance scores."
+            "best first, with ids (for update_memory / forget / memory_history), dates and relevance scores. "
+            "`current: false` marks a memory that is no longer true (a newer one, `superseded_by`, replaced it); "
+            "questions about the present get what is true now first."
         ),
     )
     def recall(
@@ -147,7 +149,8 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             "read",
             lambda m: m.search(query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until),
         )
-        return {"results": [{**_brief(r.memory), "score": round(r.score, 4)} for r in results]}
+        return {"results": [{**_brief(r.memory), "score": round(r.score, 4), "current": r.current,
+                             **({"superseded_by": r.superseded_by} if r.superseded_by else {})} for r in results]}
 
     @mcp.tool(
         annotations=ToolAnnotations(title="Get memory context", read_only_hint=True),
@@ -177,7 +180,8 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         annotations=ToolAnnotations(title="Forget", read_only_hint=False, destructive_hint=True, idempotent_hint=True),
         description=(
             "Forget one memory by id (get the id from `recall`). Call this when the user asks you to forget "
-            "something, or a memory is wrong and must no longer be used. It disappears from recall and context; "
+            "something, or a memory is wrong and must no longer be used. It disappears from recall and context, "
+            "and so do the facts derived from it alone (a value it had replaced becomes current again); "
             "its history is kept for audit. To correct a memory rather than drop it, use `update_memory`."
         ),
     )

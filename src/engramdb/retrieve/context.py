@@ -3,6 +3,12 @@
 Selection is by relevance (best first, until the budget is spent); presentation
 is chronological, with dates and speakers, because readers (and LLMs) reason
 about events in time order.
+
+For a question about the present, the block leads with the current facts that
+answer it ("Sam lives in Seattle (since 2024-10-01; before: Boston)"). They are
+budgeted first, so a tight budget drops supporting memories before them, and a
+memory that is no longer true is never shown as current: superseded facts carry
+"(until DATE)" and the turns that supported only them "(past)".
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from ..model import SearchResult
 from .tokens import TokenCounter
 
 HEADER = "Relevant memories (oldest first):"
+FACTS_HEADER = "Current facts:"
 
 
 class ContextBlock(BaseModel):
@@ -22,6 +29,8 @@ class ContextBlock(BaseModel):
     tokenizer: str
     memory_ids: list[str]
     truncated: bool  # some relevant memories did not fit
+    fact_ids: list[str] = []  # the current facts the block leads with
+    omitted_ids: list[str] = []  # relevant memories left out for the budget, best first
 
     def __str__(self) -> str:
         return self.text
@@ -34,28 +43,68 @@ def format_line(res: SearchResult) -> str:
     tag = "" if m.kind == "episode" else f"({m.kind}) "
     if m.valid_to is not None:
         tag += f"(until {m.valid_to:%Y-%m-%d}) "
+    elif not res.current:
+        tag += "(past) "
     return f"[{when}] {tag}{who}{m.text}"
 
 
-def assemble(results: list[SearchResult], counter: TokenCounter, max_tokens: int) -> ContextBlock:
-    used = counter.count(HEADER) + 1
+def fact_line(res: SearchResult, before: str | None = None) -> str:
+    """"- Sam lives in Seattle (since 2024-10-01; before: Boston)"."""
+    m = res.memory
+    since = m.valid_from or m.occurred_at
+    notes = [f"since {since:%Y-%m-%d}"] if since else []
+    if before:
+        notes.append(f"before: {before}")
+    return f"- {m.text}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def assemble(results: list[SearchResult], counter: TokenCounter, max_tokens: int, *,
+             facts: list[SearchResult] | None = None, before: dict[str, str] | None = None) -> ContextBlock:
+    """`facts`: current facts to lead with (budgeted first); `before`: fact id -> the value it replaced."""
+    facts = facts or []
+    before = before or {}
+    used = 0
+    fact_lines: list[tuple[SearchResult, str]] = []
+    omitted: list[str] = []
+    if facts:
+        used = counter.count(FACTS_HEADER) + 1
+        for res in facts:
+            line = fact_line(res, before.get(res.memory.id))
+            cost = counter.count(line) + 1
+            if used + cost > max_tokens:
+                omitted.append(res.memory.id)
+                continue
+            fact_lines.append((res, line))
+            used += cost
+        if not fact_lines:
+            used = 0
+    shown = {r.memory.id for r, _ in fact_lines}
+    used += counter.count(HEADER) + 2  # +1 for the blank line between the sections
     chosen: list[tuple[SearchResult, str]] = []
-    truncated = False
     for res in results:
+        if res.memory.id in shown:
+            continue
         line = format_line(res)
         cost = counter.count(line) + 1  # +1 for the newline
         if used + cost > max_tokens:
-            truncated = True
+            omitted.append(res.memory.id)
             continue  # a shorter, less relevant memory may still fit
         chosen.append((res, line))
         used += cost
     chosen.sort(key=lambda p: (p[0].memory.occurred_at is None, p[0].memory.occurred_at or 0, p[0].memory.id))
-    text = "\n".join([HEADER, *(line for _, line in chosen)]) if chosen else ""
+    parts = []
+    if fact_lines:
+        parts.append("\n".join([FACTS_HEADER, *(line for _, line in fact_lines)]))
+    if chosen:
+        parts.append("\n".join([HEADER, *(line for _, line in chosen)]))
+    text = "\n\n".join(parts)
     return ContextBlock(
         text=text,
         tokens=counter.count(text) if text else 0,
         max_tokens=max_tokens,
         tokenizer=counter.name,
-        memory_ids=[r.memory.id for r, _ in chosen],
-        truncated=truncated,
+        memory_ids=[r.memory.id for r, _ in fact_lines] + [r.memory.id for r, _ in chosen],
+        truncated=bool(omitted),
+        fact_ids=[r.memory.id for r, _ in fact_lines],
+        omitted_ids=omitted,
     )

@@ -97,6 +97,7 @@ class Retriever:
         self.vectors = vectors
         self.embedder = embedder
         self.config = config
+        self.query_vector: np.ndarray | None = None  # the last search's, for the steps after ranking
 
     def search(self, query: str, filters: Filters, limit: int, *, mode: str = "default") -> list[SearchResult]:
         if mode not in MODES:
@@ -108,7 +109,7 @@ class Retriever:
         if mode in ("bm25", "rrf"):
             ranked["bm25"] = self.store.keyword_search(query, filters, n)
         if mode in ("dense", "rrf"):
-            qvec = self.embedder.embed_one(query)
+            qvec = self.query_vector = self.embedder.embed_one(query)
             hits = self.vectors.search(qvec, filters, n)
             ids = self.store.ids_for([k for k, _ in hits])
             ranked["dense"] = [(ids[k], s) for k, s in hits if k in ids]
@@ -157,8 +158,10 @@ class Retriever:
         """The query's vector, and its token vectors when late interaction is wanted and the model has them."""
         if late and self.config.late_interaction and self.embedder.has_tokens:  # one model run gives both
             vecs, toks = self.embedder.embed_tokens([query])
+            self.query_vector = vecs[0]
             return vecs[0], toks[0]
-        return self.embedder.embed_one(query), None
+        self.query_vector = self.embedder.embed_one(query)
+        return self.query_vector, None
 
     def _maxsim(self, ids: list[str], meta: dict[str, RankMeta], qtok: np.ndarray,
                 signals: dict[str, dict[str, float]]) -> dict[str, float] | None:

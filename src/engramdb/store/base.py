@@ -233,6 +233,10 @@ class Store(ABC):
     @abstractmethod
     def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]: ...
 
+    @abstractmethod
+    def remove_links(self, memory_ids: Sequence[str], *, type: str) -> int:
+        """Drop links of `type` touching any of `memory_ids` (e.g. `related` links of a forgotten memory)."""
+
     # -- aggregates (the web UI's overview and scope pickers) ------------------------
     def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
         """(distinct values, the `limit` values with most memories and their counts) of a scope column.

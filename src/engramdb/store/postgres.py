@@ -922,6 +922,17 @@ class PostgresStore(Store):
             )
             self._mark()
 
+    def remove_links(self, memory_ids: Sequence[str], *, type: str) -> int:
+        if not memory_ids:
+            return 0
+        with self.transaction(), self._conn() as conn:
+            cur = self._ex(conn, "DELETE FROM links WHERE type = %s AND (src_id = ANY(%s) OR dst_id = ANY(%s))",
+                           (type, list(memory_ids), list(memory_ids)))
+            n = int(cur.rowcount or 0)
+            if n:
+                self._mark()
+            return n
+
     def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]:
         conds = {"out": "src_id = %s", "in": "dst_id = %s", "both": "(src_id = %s OR dst_id = %s)"}[direction]
         params: list[Any] = [memory_id] * (2 if direction == "both" else 1)

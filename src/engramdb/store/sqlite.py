@@ -700,6 +700,20 @@ class SQLiteStore(Store):
             )
             self._bump()
 
+    def remove_links(self, memory_ids: Sequence[str], *, type: str) -> int:
+        n = 0
+        with self.transaction():
+            for chunk in _chunks(list(memory_ids), 400):
+                marks = ",".join("?" * len(chunk))
+                cur = self._conn.execute(
+                    f"DELETE FROM links WHERE type = ? AND (src_id IN ({marks}) OR dst_id IN ({marks}))",
+                    [type, *chunk, *chunk],
+                )
+                n += cur.rowcount
+            if n:
+                self._bump()
+        return n
+
     def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]:
         conds = {"out": "src_id = ?", "in": "dst_id = ?", "both": "(src_id = ? OR dst_id = ?)"}[direction]
         params: list[Any] = [memory_id] * (2 if direction == "both" else 1)

@@ -1,0 +1,178 @@
+"""The current truth on the read path: which hits are historical, what time a query asks about, and the
+order that puts what is true now first.
+
+- A fact is *current* while its validity is open. When a newer value supersedes it (lifecycle/update.py)
+  it becomes historical, and so do the episodes that supported only it: an episode whose facts are all
+  closed says something that is no longer true. Nothing is erased: historical memories still answer
+  questions about the past, `as_of=` and `order="time"`.
+- `time_intent` reads the query without an LLM: "present" ("where does Sam live now?", "who does she
+  work for"), "past" ("where did Sam live before?", "what was his previous job?", a named time range) or
+  "neutral" (no tense cue: "Sam's employer"), which is read like the present.
+- `present_first` re-orders a result list for a present or neutral query: relevant current facts and
+  their newest evidence first, historical memories last.
+- `newest_answers` covers what the extractor missed: when several episodes answer the same state
+  question (where one lives, who one works for...), the newest comes first. See docs/lifecycle.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from ..model import FACT, SearchResult
+from ..store.base import Filters, Store
+
+Intent = Literal["present", "past", "neutral"]
+
+# Words that point at an earlier state, whatever the verb's tense ("what was his job before Globex").
+_PAST_WORDS = re.compile(
+    r"\b(?:used\s+to|did\s+(?:\w+\s+){0,2}use\s+to|previous(?:ly)?|former(?:ly)?|originally|at\s+first|in\s+the\s+past|back\s+(?:then|when|in)|"
+    r"before|earlier|prior|first\s+(?:job|home|car|city|place)|old\s+(?:job|home|car|city|place|address|"
+    r"company|employer|apartment|flat|house)|ex-\w+|histor(?:y|ical)|over\s+the\s+years|ever)\b",
+    re.I,
+)
+# Words that pin the present ("now", "these days", "still").
+_PRESENT_WORDS = re.compile(
+    r"\b(?:now|nowadays|currently|current|these\s+days|today|at\s+the\s+moment|at\s+present|presently|still|"
+    r"latest|most\s+recent(?:ly)?|anymore|any\s+more|right\s+now|this\s+(?:week|month))\b",
+    re.I,
+)
+# Past-tense auxiliaries and common past forms of state verbs.
+_PAST_TENSE = re.compile(
+    r"\b(?:did|didn't|was|wasn't|were|weren't|had|lived|worked|drove|owned|moved|used|went|got|started|"
+    r"joined|left|quit|bought|sold|adopted|married)\b",
+    re.I,
+)
+
+
+def time_intent(query: str, *, has_time_range: bool = False) -> Intent:
+    """What time a query asks about. Explicit past words win over present words ("where did he live before
+    he moved here now?" is about the past); a named time range ("in 2023") is the past."""
+    if _PAST_WORDS.search(query) or has_time_range:
+        return "past"
+    if _PRESENT_WORDS.search(query):
+        return "present"
+    if _PAST_TENSE.search(query):
+        return "past"
+    return "neutral"
+
+
+@dataclass(frozen=True)
+class Status:
+    current: bool
+    superseded_by: str | None = None  # the memory that made it historical (a newer fact, or the turn ending it)
+
+
+def fact_status(rec_metadata: dict, valid_to: datetime | None, at: datetime) -> Status:
+    if valid_to is None or valid_to > at:
+        return Status(True)
+    by = rec_metadata.get("superseded_by") or (rec_metadata.get("ended_by") or [None])[0]
+    return Status(False, by if isinstance(by, str) else None)
+
+
+def statuses(store: Store, results: Sequence[SearchResult], filters: Filters, at: datetime) -> dict[str, Status]:
+    """Current or historical, per result. Facts by their own validity; any other memory is historical when
+    the facts derived from it are all closed by a newer value (retracted facts do not count)."""
+    out: dict[str, Status] = {}
+    others: list[str] = []
+    for r in results:
+        m = r.memory
+        if m.kind == FACT or m.valid_to is not None:
+            out[m.id] = fact_status(m.metadata, m.valid_to, at)
+        else:
+            out[m.id] = Status(True)
+            others.append(m.id)
+    if not others:
+        return out
+    scope = Filters(user_id=filters.user_id, agent_id=filters.agent_id, kinds=[FACT], include_expired=True)
+    derived: dict[str, list[Status]] = {}
+    for fact in store.derived_from(others, scope):
+        if fact.metadata.get("retracted"):
+            continue
+        st = fact_status(fact.metadata, fact.valid_to, at)
+        if not st.current and st.superseded_by is None:
+            st = Status(False, _superseder(store, fact.id))
+        for s in fact.source_ids:
+            derived.setdefault(s, []).append(st)
+    for i in others:
+        sts = derived.get(i)
+        if sts and not any(s.current for s in sts):
+            out[i] = Status(False, next((s.superseded_by for s in sts if s.superseded_by), None))
+    return out
+
+
+def _superseder(store: Store, fact_id: str) -> str | None:
+    """For facts closed before `superseded_by` was kept in metadata: the supersedes link into it."""
+    for lk in store.links(fact_id, type="supersedes", direction="in"):
+        return lk.src_id
+    return None
+
+
+def annotate(results: list[SearchResult], status: dict[str, Status]) -> list[SearchResult]:
+    out = []
+    for r in results:
+        st = status.get(r.memory.id, Status(True))
+        out.append(r.model_copy(update={"current": st.current, "superseded_by": st.superseded_by}))
+    return out
+
+
+# What a person says about a past state ("I miss Boston", "ran into my old boss"), a plan or a question does
+# not state the present one: such memories never lead a present-tense answer.
+_NOT_A_STATE = re.compile(
+    r"\b(?:miss(?:ed|ing)?|used\s+to|old|former(?:ly)?|back\s+(?:in|when|then|home)|remember|ex-\w+|visit(?:ed|ing)?|"
+    r"trip|vacation|holiday|previous(?:ly)?|before|if|might|maybe|would|could|should|want|wanna|hope|plan(?:ning)?|"
+    r"thinking|considering|someday|dream)\b|\?\s*$",
+    re.I,
+)
+
+
+def states_present(text: str) -> bool:
+    return not _NOT_A_STATE.search(text)
+
+
+def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
+                  slots_of: dict[str, str | None] | None = None) -> list[SearchResult]:
+    """For a question about the present. For each slot the question asks about (retrieve/slots.py): the
+    current facts of that slot and the memories stating it lead, newest evidence first (so a newer "I
+    started at Globex" beats an older fact the extractor could not update). Then every other current memory
+    in rank order, then the historical ones. Leading facts that no newer statement contradicts are marked
+    `signals["current_fact"]` for the context block."""
+    from .slots import attribute_slot
+
+    slots_of = slots_of or {}
+    lead: list[SearchResult] = []
+    for slot in slots:
+        group = []
+        for r in results:
+            m = r.memory
+            if not r.current or any(r.memory.id == x.memory.id for x in lead):
+                continue
+            if m.kind == FACT:
+                attr = str(m.metadata.get("attribute", ""))
+                if attribute_slot(attr) == slot or f"attr:{attr}" == slot:
+                    group.append(r)
+            elif slots_of.get(m.id) == slot and m.role != "assistant" and states_present(m.text):
+                group.append(r)
+        group.sort(key=_evidence_time, reverse=True)
+        newest_statement = next((r for r in group if r.memory.kind != FACT), None)
+        for r in group:
+            if r.memory.kind == FACT and (
+                newest_statement is None
+                or newest_statement.memory.id in r.memory.source_ids
+                or _evidence_time(newest_statement) <= _evidence_time(r)
+            ):
+                r = r.model_copy(update={"signals": {**r.signals, "current_fact": 1.0}})
+            lead.append(r)
+    chosen = {r.memory.id for r in lead}
+    rest = [r for r in results if r.memory.id not in chosen]
+    return lead + [r for r in rest if r.current] + [r for r in rest if not r.current]
+
+
+def _evidence_time(r: SearchResult) -> tuple[bool, float]:
+    """When a memory's claim dates from: a fact's valid_from, anything else's occurred_at."""
+    m = r.memory
+    t = (m.valid_from or m.occurred_at) if m.kind == FACT else m.occurred_at
+    return (t is not None, t.timestamp() if t is not None else 0.0)

@@ -1,0 +1,156 @@
+"""Which changeable state a question asks about (where one lives, who one works for...), and which memories
+state it, read with the embedding model against a few prototype sentences per slot. No LLM.
+
+Used by the current-truth order (retrieve/currency.py): a present-tense question about a slot should be
+answered by the newest statement of that slot, and by the facts of that slot's attributes. Slots are the
+extractor's single-valued attributes plus the everyday things people replace (a car, a phone, a pet).
+An attribute the table does not know is matched through its own name ("favorite:band" -> "favorite band").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..embed.base import Embedder
+
+# slot -> (attributes it covers, question prototypes, statement prototypes)
+SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "home": (
+        ("lives_in",),
+        ("where does she live", "which city is he based in", "where is home for them", "what is your address"),
+        ("I live in a city", "we moved to a new town", "my apartment is in the city", "I relocated to another place"),
+    ),
+    # employer and job title answer the same question often enough ("where does Jon work?") to share a slot
+    "work": (
+        ("works_at", "job_title"),
+        ("which company does he work for", "who is her employer", "where does she work", "what is his job",
+         "what does she do for a living", "what is their occupation"),
+        ("I work at a company", "I started a new job at a firm", "I joined a company", "I was hired by a company",
+         "I work as an engineer", "I got promoted to manager", "first day at my new job"),
+    ),
+    "car": (
+        ("car", "drives"),
+        ("what car does he drive", "which vehicle does she own"),
+        ("I drive a car", "I bought a new car", "I traded my car for another", "my vehicle is a sedan"),
+    ),
+    "phone": (
+        ("phone",),
+        ("what phone does she use", "which smartphone does he have"),
+        ("I got a new phone", "I switched to another smartphone"),
+    ),
+    "partner": (
+        ("partner", "wife", "husband", "relationship_status"),
+        ("who is she dating", "who is his partner", "is he married", "what is her relationship status"),
+        ("I am dating someone", "my partner and I", "we got married", "I broke up with my boyfriend"),
+    ),
+    "pet": (
+        ("pet",),
+        ("what pet does she have", "what is his dog called"),
+        ("I have a dog", "we adopted a cat", "my pet is a puppy"),
+    ),
+    "studies": (
+        ("studies", "education"),
+        ("what does she study", "which school does he attend"),
+        ("I study biology", "I enrolled at a university", "I am a student at a college"),
+    ),
+    "diet": (
+        ("diet",),
+        ("what diet does she follow", "does he eat meat"),
+        ("I am vegetarian", "I went vegan", "I stopped eating meat"),
+    ),
+    # not a state: what people do, feel, plan and remember. A question or memory closest to these is read as
+    # no slot, so activities and events keep their plain ranking.
+    "_other": (
+        (),
+        ("what are her hobbies", "what does he like to do for fun", "what did she do last weekend",
+         "how does he feel about it", "who are her friends", "what events did they attend", "what is she planning"),
+        ("I went hiking last weekend", "we had a great time at the party", "I love painting", "I feel happy today",
+         "my friend and I went to a concert", "I am planning a trip"),
+    ),
+}
+QUERY_MIN = 0.40  # a question's best slot prototype must reach this cosine...
+QUERY_MARGIN = 0.08  # ...and beat every other slot by this much, or no slot is read
+STATEMENT_MIN = 0.20  # a memory states the slot whose prototypes it is closest to, from this cosine on
+
+
+@dataclass(frozen=True)
+class _Protos:
+    names: tuple[str, ...]
+    questions: np.ndarray  # (n, d) with owners in q_owner
+    q_owner: np.ndarray
+    statements: np.ndarray
+    s_owner: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def _protos(embedder: Embedder) -> _Protos:
+    names = tuple(SLOTS)
+    qs = [(i, q) for i, n in enumerate(names) for q in SLOTS[n][1]]
+    ss = [(i, s) for i, n in enumerate(names) for s in SLOTS[n][2]]
+    qv = embedder.embed([q for _, q in qs])
+    sv = embedder.embed([s for _, s in ss])
+    return _Protos(names, np.asarray(qv), np.array([i for i, _ in qs]), np.asarray(sv), np.array([i for i, _ in ss]))
+
+
+def _best(scores: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, -1.0)
+    np.maximum.at(out, owner, scores)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _attribute_question(embedder: Embedder, attribute: str) -> np.ndarray:
+    words = attribute.replace(":", " ").replace("_", " ")
+    return np.asarray(embedder.embed_one(f"what is her {words}"))
+
+
+def query_slots(embedder: Embedder, qvec: np.ndarray, attributes: Sequence[str] = ()) -> list[str]:
+    """The slots a question (its vector) asks about, best first: the best one when it reaches QUERY_MIN and
+    beats the next by QUERY_MARGIN, or the two best when both reach QUERY_MIN within the margin of each other
+    and beat the third ("where does Sam live and work?"); else none. `attributes`: fact attributes the table
+    does not know, read through their names; such a slot is named "attr:<attribute>"."""
+    p = _protos(embedder)
+    best = list(_best(p.questions @ qvec, p.q_owner, len(p.names)))
+    names = list(p.names)
+    for a in dict.fromkeys(attributes):
+        if a and attribute_slot(a) is None:
+            names.append(f"attr:{a}")
+            best.append(float(_attribute_question(embedder, a) @ qvec))
+    order = [int(i) for i in np.argsort(-np.asarray(best))]
+    score = [best[i] for i in order] + [-1.0, -1.0]
+    if score[0] < QUERY_MIN:
+        return []
+    if score[0] - score[1] >= QUERY_MARGIN:
+        chosen = order[:1]
+    elif score[1] >= QUERY_MIN and score[1] - score[2] >= QUERY_MARGIN:
+        chosen = order[:2]
+    else:
+        return []
+    if any(names[i].startswith("_") for i in chosen):
+        return []  # closest to "not a state": activities, events, feelings
+    return [names[i] for i in chosen]
+
+
+def statement_slots(embedder: Embedder, vectors: np.ndarray) -> list[str | None]:
+    """For each memory vector, the slot it states (best statement prototype over STATEMENT_MIN), or None."""
+    if not len(vectors):
+        return []
+    p = _protos(embedder)
+    sims = vectors @ p.statements.T  # (m, n_protos)
+    out: list[str | None] = []
+    for row in sims:
+        best = _best(row, p.s_owner, len(p.names))
+        k = int(np.argmax(best))
+        out.append(p.names[k] if best[k] >= STATEMENT_MIN and not p.names[k].startswith("_") else None)
+    return out
+
+
+def attribute_slot(attribute: str) -> str | None:
+    for name, (attrs, _, _) in SLOTS.items():
+        if attribute in attrs:
+            return name
+    return None
