@@ -48,6 +48,7 @@ _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|weekend"
 _STOP_RE = re.compile(
     r"\s+(?:and|but|with|because|since|for|after|before|when|while|so|which|who|where|as|last|next|this|"
     r"yesterday|today|tomorrow|tonight|recently|now|ago|again|already|anymore|any more|lately|originally|"
+    r"tbh|lol|haha|imo|tho|though|honestly|too|as well|either|here|to be honest|"
     r"downtown|these days|by far|a lot|so much|very much|right now|at the moment|someday|one day|"
     r"in (?:the )?(?:morning|evening|afternoon|summer|winter|spring|fall|autumn)|in (?:19|20)\d\d|in (?:"
     + _MONTHS
@@ -100,7 +101,7 @@ _RULES: list[tuple[str, str, str]] = [
      r"a new position|a position)(?:\s+(?i:as)\s+(?i:a|an)\s+(?P<t>[\w -]+?))?\s+(?i:at|for|with)\s+" + _VAL, "org"),
     ("works_at", _I + r"(?i:started|began|start)\s+(?i:a new job|a job|my new job|a new position)\s+(?i:at|with)\s+"
      + _VAL, "org"),
-    ("works_at", r"\b(?i:I|I'll|I\s+will)\s+" + _ADV + r"(?i:work|am working)\s+(?:(?i:remotely|full-time|part-time)\s+)?"
+    ("works_at", r"\b(?i:I|I'll|I\s+will)\s+" + _ADV + r"(?i:work|am working)\s+(?:(?i:remotely|full-time|part-time|from home)\s+)?"
      r"(?i:at|for)\s+" + _VAL, "org"),
     ("works_at", _IM + r"(?i:working|employed)\s+(?i:at|for|by)\s+" + _VAL, "org"),
     ("works_at", _IVE + r"(?i:been working|worked)\s+(?i:at|for)\s+" + _VAL + r"(?=\s+(?i:for|since))", "org"),
@@ -143,7 +144,7 @@ _RULES: list[tuple[str, str, str]] = [
     ("diet", _IM + r"(?i:a\s+)?(?P<v>(?i:vegetarian|vegan|pescatarian|keto))\b", "status"),
     ("allergy", _IM + r"(?i:allergic)\s+(?i:to)\s+" + _VAL, "phrase"),
     # preferences (objects)
-    ("favorite", r"\b(?i:my|our)\s+(?:(?i:all-time|absolute|current|personal|very|new)\s+)?(?i:favorite|favourite|fave|go-to)\s+"
+    ("favorite", r"\b(?i:my|our)\s+(?:(?i:all-time|all time|absolute|current|personal|very|new)\s+)?(?i:favorite|favourite|fave|go-to)\s+"
      r"(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\s+(?:(?i:in town|of all time|ever|right now|at the moment|these days)\s+)?"
      r"(?i:is|has to be|would be|'s)\s+" + _VAL, "phrase"),
     ("opinion=dislikes", _I + r"(?i:hate|dislike|detest|despise|loathe|can't stand|cannot stand|can’t stand|"
@@ -168,7 +169,10 @@ _SUBJ = r"(?:" + _WE + r"|" + _I_AND + r")"
 _WE_HAVE = r"\b(?i:I've|I’ve|I\s+have|we've|we’ve|we\s+have)\s+" + _ADV
 _WE_ARE = r"\b(?i:I'm|I’m|I\s+am|Im|we're|we’re|we\s+are)\s+" + _ADV
 _NP = r"(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)"  # a short noun phrase at the start of a clause
-_HOME = r"(?i:home|place|flat|apartment|house|address|condo|room|studio|digs|base|loft|townhouse|cottage|bungalow)"
+_HOME = (
+    r"(?i:home|place|flat|apartment|house|address|condo|room|studio|digs|base|loft|townhouse|cottage|bungalow|"
+    r"farmhouse|cabin|villa|houseboat|caravan|duplex|penthouse)"
+)
 _HOME_MOD = r"(?:(?i:new|current|own|little|tiny|first|lovely|rented|shared)\s+){0,2}"
 _ENDS_NOW = r"(?=[^,;.!?]*\b(?i:anymore|any more|now|these days|nowadays)\b)"
 _POS_ADJ = (
@@ -190,9 +194,13 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     # home: moves, residence verbs, possessive homes, copular statements
     ("lives_in", _SUBJ + r"(?i:moved|relocated|emigrated)(?:\s+(?i:out|back|over|away|home|abroad|across the country|"
      r"across the world|all the way|from\s+[^,;.!?]+?)){0,2}\s+(?i:to|into)\s+" + _VAL, "pplace"),
-    ("lives_in", _SUBJ + r"(?i:moved|relocated)\s+(?:(?i:back)\s+)?(?i:in)\s+(?i:with)\s+[^,;.!?]*?\s(?i:in)\s+" + _VAL, "pplace"),
+    ("lives_in", _SUBJ + r"(?i:moved|relocated)\s+(?:(?i:back)\s+)?(?i:in)\s+(?:(?i:together)|(?i:with)\s+[^,;.!?]*?)\s(?i:in)\s+" + _VAL, "pplace"),
+    ("lives_in", _SUBJ + r"(?i:made the move|made the big move|finally made the move)\s+(?i:to)\s+" + _VAL, "pplace"),
+    ("lives_in", _WE_ARE + r"(?:(?i:a|an)\s+)?(?P<v>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:resident|local|homeowner)\b", "pplace"),
     ("lives_in", _SUBJ + r"(?i:live|reside|rent|settled|ended up|landed)\b[^,;.!?]{0,30}?\s(?i:in|near|outside|around|on)\s+" + _VAL, "pplace"),
     ("lives_in", _WE_ARE + r"(?i:living|based|settled|located|renting|residing)\b[^,;.!?]{0,25}?\s(?i:in|near|outside)\s+" + _VAL, "pplace"),
+    ("lives_in", _WE_HAVE + r"(?i:been living|been based|been staying|been renting)\b[^,;.!?]{0,25}?\s(?i:in|near|outside)\s+" + _VAL
+     + r"(?=\s+(?i:for|since|now)\b)", "pplace"),
     ("lives_in", _WE_HAVE + r"(?i:been|lived|been living|been based|been settled|made a home)\s+(?i:in|near|outside)\s+" + _VAL
      + r"(?=\s+(?i:for|since|now|all my life)\b)", "pplace"),
     ("lives_in", r"\b(?i:my|our)\s+" + _HOME_MOD + _HOME + r"\s+(?:(?i:is|'s)\s+(?:(?i:now|still)\s+)?)?(?i:in|near|outside)\s+" + _VAL, "pplace"),
@@ -243,9 +251,17 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("works_at-end", r"\b(?i:I)\s+(?i:don't|do not|don’t|no longer)\s+(?i:work)\s+(?i:at|for|with)\s+" + _VAL, "org"),
     ("works_at-end", _IM + r"(?i:no longer)\s+(?i:working|employed)\s+(?i:at|for|by|with)\s+" + _VAL, "org"),
     ("works_at-end", _IM + r"(?i:not)\s+(?i:working|employed)\s+(?i:at|for|by|with)\s+" + _VAL + _ENDS_NOW, "org"),
-    ("works_at-end", _IM + r"(?i:between jobs|unemployed|out of work|jobless|retired|laid off|on the dole)\b", "org"),
+    ("works_at-end", _IM + r"(?i:between jobs|unemployed|out of work|jobless|retired|laid off|on the dole|job hunting|job-hunting|"
+     r"looking for work)\b", "org"),
+    ("works_at-end", _I_AND + r"(?i:quit|resigned)(?=\s*(?:$|[.!;,]|\s+(?i:today|yesterday|last|this)\b))", "org"),
+    ("works_at-end", r"\b(?i:was|is|'s)\s+(?i:my)\s+(?i:last day)\s+(?i:at|with)\s+" + _VAL, "org"),
+    ("works_at-end", _IM + r"(?i:no longer)\s+(?i:with|at)\s+" + _VAL, "porg"),
+    ("job_title", _I_AND + r"(?i:was|got|been|have been|'ve been)\s+(?i:hired|taken on|brought on)\s+(?i:as)\s+(?i:a|an|the)\s+" + _VAL, "phrase"),
     ("works_at-end", _SUBJ + r"(?i:left)\s+" + _VAL, "leftorg"),
     # people and pets
+    ("rel", r"\b(?i:my|our)\s+" + _REL_MOD + r"(?P<r>(?i:" + _REL_ALT + r"))(?:'s|’s)\s+(?i:called|named)\s+" + _NAME, "name"),
+    ("rel", r"\b(?i:my|our)\s+" + _REL_MOD + r"(?P<r>(?i:" + _REL_ALT + r"))\s+(?i:from|at|in)\s+[^,;.!?]{1,30},\s+" + _NAME
+     + r"(?=\s*(?:$|[,.!;]|\s+(?i:is|was|and|who|just)\b))", "name"),
     ("partner", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+" + _NAME, "name"),
     ("relationship_status=married", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+[A-Z]", "const"),
     ("relationship_status=married", _SUBJ + r"(?i:tied the knot|got hitched|got married|eloped)\b", "const"),
@@ -272,6 +288,10 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("opinion=likes", _IM + r"(?i:a\s+)?(?:(?i:real|total|huge|big)\s+)?(?i:sucker for)\s+" + _VAL, "object"),
     ("opinion=likes", _IM + r"(?i:a\s+)?(?:(?i:big|firm|huge|great|strong|true)\s+)?(?i:believer in)\s+" + _VAL, "object"),
     ("opinion=likes", _IM + r"(?i:keen on|fond of|hooked on|addicted to|mad about|nuts about|in love with)\s+" + _VAL, "object"),
+    ("opinion=likes", r"\b(?i:I've|I’ve|I\s+have)\s+" + _ADV + r"(?i:gotten|got|become|grown)\s+" + _ADV + r"(?i:into|obsessed with|hooked on|"
+     r"addicted to)\s+" + _VAL, "object"),
+    ("opinion=dislikes", _I + r"(?i:don't|do not|don’t)\s+" + _ADV + r"(?i:care for|much care for|get the appeal of|see the appeal of)\s+"
+     + _VAL, "object"),
     ("opinion=dislikes", _IM + r"(?i:not)\s+(?:(?i:really|very|that|too|so)\s+)?(?i:big on|keen on|fond of|crazy about|much into|"
      r"into|a fan of|a big fan of|much of a fan of)\s+" + _VAL, "object"),
     ("opinion=likes", _I + r"(?i:find)\s+(?P<v>[\w'’ -]+?)\s+" + _DEG + r"(?i:" + _POS_ADJ + r")\b", "object"),
@@ -292,8 +312,9 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?i:to me|for me|imo|in my opinion)\b", "np"),
     ("opinion=likes", r"(?:^|[,;]\s*)(?i:I|I\s+really|I\s+just)\s+(?i:can't|cannot|can’t|couldn't)\s+(?i:live without)\s+" + _VAL, "object"),
     ("opinion=dislikes", _I + r"(?i:avoid)\s+" + _VAL, "object"),
-    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are)\s+(?:(?i:definitely|probably|still|easily|hands down)\s+)?"
-     r"(?i:my|our)\s+(?:(?i:all-time|absolute|very|current|personal)\s+)?(?i:favorite|favourite|fave|go-to)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\b",
+    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are|has always been|has been|was always|will always be)\s+"
+     r"(?:(?i:definitely|probably|still|easily|hands down|always)\s+)?"
+     r"(?i:my|our)\s+(?:(?i:all-time|all time|absolute|very|current|personal)\s+)?(?i:favorite|favourite|fave|go-to)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\b",
      "phrase"),
     # identity
     ("age", _IM + r"(?P<v>" + NUMBER_RE + r")(?:\s+(?i:years old|yrs old|yo|years young|now|this year|already))?"
@@ -353,6 +374,7 @@ def _cap_run(v: str) -> str | None:
 
 def _place_span(v: str) -> str | None:
     """A place at the start of `v`: a capitalised run ("Jersey City"), else a known place typed in lower case."""
+    v = _PLACE_ADJ_RE.sub("", v)
     words = v.split()
     if not words:
         return None
@@ -367,7 +389,14 @@ def _place_span(v: str) -> str | None:
     return None
 
 
-_NOT_PLACE_WORDS = frozenset("i it there here home the my our your his her their this that a an".split())
+_NOT_PLACE_WORDS = frozenset(
+    "i it there here home the my our your his her their this that a an monday tuesday wednesday thursday friday "
+    "saturday sunday january february march april may june july august september october november december".split()
+)
+_PLACE_ADJ_RE = re.compile(
+    r"^(?:rural|downtown|central|northern|southern|eastern|western|north|south|east|west|upstate|sunny|rainy|"
+    r"beautiful|little|small|lovely|coastal|suburban|inner-city)\s+(?=[A-Z])"
+)
 _AFTER_LEFT_RE = re.compile(
     r"^\s*(?:$|[.!;,]|for good|behind|in\b|last\b|this\b|after\b|to\b|because\b|when\b|and\b|so\b|"
     r"back\b|early\b|\d|on\b|at\b|two|three|a few|several|years|months|weeks)",
@@ -409,6 +438,7 @@ def _clean(value: str, kind: str, rest: str = "") -> str | None:
         m = _IN_PLACE_RE.match(v)
         if m:
             v = m.group("p")
+        v = _PLACE_ADJ_RE.sub("", v)
         if v.split()[0].lower() in ("there", "here", "it", "that", "this", "somewhere", "where"):
             return None
     elif kind in ("object", "np"):
@@ -432,6 +462,8 @@ def _clean(value: str, kind: str, rest: str = "") -> str | None:
             v = m.group("n")
         if v.split()[0].lower() in ("it", "there", "that", "this", "them", "home"):
             return None
+    elif kind == "phrase" and re.match(r"(?i)(?:to|for|towards?)\s", v):
+        return None  # "I'm studying to become a nurse", "studying for my exams"
     elif kind == "num":
         n = parse_number(v)
         if n is None or not 5 <= n <= 110:
@@ -460,6 +492,34 @@ _DISCOURSE_RE = re.compile(
     r"^(?:honestly|tbh|to be honest|frankly|anyway|anyways|well|so|oh|ok|okay|guess what|fun fact|btw|by the way)\b[,:]?\s*",
     re.I,
 )
+_ELLIPSIS_ADV = r"(?:(?:just|finally|recently|also|still|currently|now|officially|really)\s+)*"
+# Chat drops the subject ("Just moved to Leeds!", "Been living in Porto since May", "Big fan of jazz"):
+# such fragments read as the speaker's, so the implied subject is put back before the rules run.
+_ELLIPSIS = [
+    (re.compile(r"^(?=" + _ELLIPSIS_ADV + r"been\b)", re.I), "I've "),
+    (re.compile(r"^(?=(?:big|huge|massive)\s+fan\b)", re.I), "I'm a "),
+    (
+        re.compile(
+            r"^(?="
+            + _ELLIPSIS_ADV
+            + r"(?:living|working|based|studying|learning|obsessed|allergic|married|single|engaged|"
+            r"divorced|vegan|vegetarian|not a|not into|not big on|moving|retired|unemployed|employed|settled)\b)",
+            re.I,
+        ),
+        "I'm ",
+    ),
+    (
+        re.compile(
+            r"^(?="
+            + _ELLIPSIS_ADV
+            + r"(?:moved|relocated|started|joined|got|turned|quit|left|graduated|adopted|landed|"
+            r"became|switched|signed|bought|finished|retired|resigned|love|hate|adore|enjoy|teach)\b)",
+            re.I,
+        ),
+        "I ",
+    ),
+]
+_REPEAT_RE = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)  # "I hate hate hate flying"
 _CLAUSE_CUT_RE = re.compile(r"[,;]|\s(?:but|though|although|whereas)\s", re.I)
 _FUTURE_RE = re.compile(
     r"\b(?:will|'ll|’ll|going to|gonna|about to|next\s+(?:week|month|year|spring|summer|fall|autumn|winter|weekend|"
@@ -472,6 +532,7 @@ _PAST_RE = re.compile(
     r"uni|university)|was going to|were going to|had planned)\b",
     re.I,
 )
+_TEMPORARY_RE = re.compile(r"\b(?:for lent|temporarily|as a trial|for a (?:week|few days|couple of days))\b", re.I)
 # attributes a future or bygone clause must not assert as true now (people and origins stay true)
 _TIMELESS = frozenset({"lived_in", "from", "born_in", "education", "name"})
 
@@ -495,7 +556,7 @@ def _not_now(attribute: str, sentence: str, start: int, end: int) -> bool:
     if attribute in _TIMELESS or attribute in _RELATION_ATTRS:
         return False
     clause = _clause(sentence, start, end)
-    if _FUTURE_RE.search(clause):
+    if _FUTURE_RE.search(clause) or _TEMPORARY_RE.search(clause):
         return True
     return bool(_PAST_RE.search(clause)) and not attribute.startswith("opinion:")
 
@@ -521,6 +582,13 @@ _NAME_RULES = [
         r"|(?i:it's|it’s|it\s+is)\s+(?P<m>" + _NAME_TOKEN + r")\s+(?i:again|here)\b)"
     ),
     re.compile(r"\b(?i:I)\s+(?i:go\s+by)\s+(?P<n>" + _NAME_TOKEN + r")\b"),
+    re.compile(
+        r"^"
+        + _GREETING
+        + r"(?i:this\s+is)\s+(?P<n>"
+        + _NAME_TOKEN
+        + r")(?=\s*(?:$|[.!;:]|,(?!\s*(?i:my|our|the\s+new)\b)))"
+    ),
     re.compile(r"(?:^|[,;]\s*)(?:(?i:the|my)\s+)?(?i:name's|name’s)\s+(?P<n>" + _NAME_TOKEN + r")\b"),
 ]
 # "I have two kids, Mia and Leo", "our dogs, Bella and Max", "Tom, my husband", "a son, Arjun"
@@ -575,6 +643,29 @@ _PEOPLE_RULES = [
         r"(?i:name is|name's|name’s)\s+" + _NAME_LIST
     ),
 ]
+_PEOPLE_RULES += [
+    re.compile(
+        r"(?:^|[,;]\s*)"
+        + _NAME_LIST
+        + r"\s+(?i:are|is)\s+(?i:my|our)\s+"
+        + _REL_MOD
+        + r"(?P<r>(?i:"
+        + _PLURAL_ALT
+        + "|"
+        + _REL_ALT
+        + r"))\b"
+    ),
+    re.compile(
+        r"\b(?i:I'm|I’m|I\s+am|we're|we\s+are)\s+(?i:a\s+)?(?:(?i:proud|happy|busy|single|tired|new)\s+)?(?i:mom|mum|dad|mother|"
+        r"father|parent|mama|papa)s?\s+(?i:of|to)\s+"
+        + _COUNT
+        + "?"
+        + r"(?P<r>(?i:"
+        + _PLURAL_ALT
+        + r"))\b\s*[,:(-]?\s*"
+        + _NAME_LIST
+    ),
+]
 _AND_A_REL = re.compile(
     r"\b(?i:a|an)\s+"
     + _REL_MOD
@@ -608,7 +699,7 @@ def _special(sentence: str) -> Iterator[tuple[str, str, int, int]]:
     for rx in _NAME_RULES:
         for m in rx.finditer(sentence):
             n = m.groupdict().get("n") or m.groupdict().get("m")
-            if n and _is_name(n):
+            if n and _is_name(n) and not (rx is _NAME_RULES[4] and is_place(n)):  # "This is Paris!"
                 yield "name", n, m.start(), m.end()
     for rx in _PEOPLE_RULES:
         for m in rx.finditer(sentence):
@@ -659,9 +750,13 @@ def extract_statements(text: str, subject: str) -> list[Fact]:
             found[key] = Fact(subject=subject, attribute=attribute, value=value, ends=ends, text=text_, confidence=0.7)
 
     for raw_sentence in _sentences(text):
-        sentence = _DISCOURSE_RE.sub("", raw_sentence).strip()
+        sentence = _REPEAT_RE.sub(r"\1", _DISCOURSE_RE.sub("", raw_sentence).strip())
         if not sentence:
             continue
+        for rx_e, subj in _ELLIPSIS:
+            if rx_e.match(sentence):
+                sentence = subj + sentence[0].lower() + sentence[1:]
+                break
         cands: list[tuple[str, str, bool]] = []
         for attr, rx, kind in _COMPILED:
             for m in rx.finditer(sentence):
@@ -690,7 +785,11 @@ def extract_statements(text: str, subject: str) -> list[Fact]:
                 if attribute == "rel":
                     attribute = _RELATIONS[groups["r"].lower()]
                 elif attribute == "favorite":
-                    attribute = "favorite:" + _norm_category(groups["c"])
+                    category = _norm_category(groups["c"])
+                    if category.split()[0] in ("way", "thing", "things", "part", "kind", "sort", "time"):
+                        attribute, value = "opinion:" + value.lower(), "likes"  # "X is my favourite way to relax"
+                    else:
+                        attribute = "favorite:" + category
                 elif attribute == "opinion":
                     attribute, value = "opinion:" + value.lower(), attr.split("=", 1)[1]
                 elif kind == "status":
