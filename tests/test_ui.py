@@ -250,3 +250,33 @@ def test_purge_shows_counts_then_erases(tmp_path):
         assert mem.list(user_id="alice").total == 0 and mem.list(user_id="maya").total > 0
     finally:
         mem.close()
+
+
+def test_memory_methods_the_ui_reads(tmp_path):
+    mem = Memory(tmp_path / "m.db", embedder=HashingEmbedder(64))
+    try:
+        ids = seed(mem)
+        total, top = mem.scopes("user_id")
+        assert total == 3 and top[0] == ("maya", mem.list(user_id="maya").total)
+        assert sum(n for _, n in top) == mem.list(user_id="maya").total + mem.list(user_id="alice").total + 2
+        assert mem.scopes("session_id", user_id="alice")[0] == 3
+        growth = dict(mem.growth())
+        assert growth["2021-05"] == mem.list(since="2021-05-01T00:00:00Z", until="2021-06-01T00:00:00Z").total
+        assert sum(growth.values()) == mem.stats()["memories"]
+        before = mem.records([ids["move0"]])[0].access_count
+        got = mem.records([ids["move1"], "missing", ids["move0"]])
+        assert [r.id for r in got] == [ids["move1"], ids["move0"]] and got[1].access_count == before
+        derived = mem.derived(ids["move0"])
+        assert {d.metadata.get("value") for d in derived} >= {"Berlin", "Siemens"}
+        assert all(ids["move0"] in d.source_ids for d in derived)
+        fact = next(d for d in derived if d.metadata.get("value") == "Berlin")
+        assert any(lk["type"] == "supersedes" for lk in mem.links(fact.id))
+        hits: list = []
+        block = mem.context("where does alice live", user_id="alice", max_tokens=200, hits=hits)
+        assert hits and set(block.memory_ids) <= {h.memory.id for h in hits}
+        with pytest.raises(Exception, match="field must be"):
+            mem.scopes("text")
+        with pytest.raises(Exception, match="period must be"):
+            mem.growth(period="week")
+    finally:
+        mem.close()

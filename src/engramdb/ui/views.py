@@ -344,7 +344,8 @@ def memories(ctx: Ctx) -> Response:
             raise PageError(422, str(exc)) from exc
     since, until = ctx.time_arg("since"), ctx.time_arg("until", end_of_day=True)
     q = ctx.arg("q", 2000)
-    order = ctx.arg("order", 16) or "-occurred_at"
+    # unscoped, newest-stored first walks the primary key; a scope's time order walks its (scope, time) index
+    order = ctx.arg("order", 16) or ("-occurred_at" if any(scope.values()) else "-recorded_at")
     if order not in ("occurred_at", "-occurred_at", "recorded_at", "-recorded_at"):
         raise PageError(422, "order must be occurred_at, -occurred_at, recorded_at or -recorded_at")
     offset = ctx.int_arg("offset", 0, 0, 10_000_000)
@@ -379,9 +380,9 @@ def trace(ctx: Ctx) -> Response:
     rows: list[dict[str, Any]] = []
     block, left_out = None, []
     if q:
-        # context() packs the best of the same search (limit 50) into the budget: this is that search, shown
-        hits = mem.search(q, **scope, limit=50, as_of=as_of)
-        block = mem.context(q, **scope, max_tokens=max_tokens, as_of=as_of)
+        # the search context() packed its block from (limit 50), handed back by the same call: one search
+        hits: list[Any] = []
+        block = mem.context(q, **scope, max_tokens=max_tokens, as_of=as_of, hits=hits)
         counter = get_counter(mem.config.tokenizer)
         chosen = set(block.memory_ids)
         by_id = {h.memory.id: h for h in hits}
