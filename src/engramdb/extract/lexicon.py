@@ -153,7 +153,8 @@ NOT_NAMES = frozenset(
         "trans queer straight black white republican democrat conservative liberal libertarian texan californian "
         "scorpio virgo libra aries taurus gemini cancer sagittarius capricorn aquarius pisces introvert extrovert "
         "aussie brit yank honestly actually seriously basically luckily sadly hopefully apparently obviously "
-        "unfortunately fortunately finally recently currently anyway meanwhile also then besides plus"
+        "unfortunately fortunately finally recently currently anyway meanwhile also then besides plus dr mr mrs ms "
+        "miss prof sir madam"
     ).split()
 )
 

@@ -113,10 +113,10 @@ _RULES: list[tuple[str, str, str]] = [
     ("works_at-end", _I + r"(?i:got fired|was fired|got laid off|was laid off)(?:\s+(?i:from)\s+" + _VAL + ")?", "org"),
     ("works_at-end", _I + r"(?i:gave|handed in|put in|submitted|turned in)\s+(?i:my\s+)?(?i:notice|resignation)\s+(?i:at|to)\s+" + _VAL, "org"),
     ("works_at-end", _I + r"(?i:retired)\b(?:\s+(?i:from)\s+" + _VAL + ")?", "org"),
-    ("job_title", _I_AND + r"(?i:work|am working)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
+    ("job_title", _I_AND + r"(?i:work|am working)\s+(?:(?i:nights|weekends|days|shifts|part-time|full-time|remotely|from home)\s+)?(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _IM + r"(?i:working)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _I + r"(?i:started|began|joined)[^,;.!?]*?\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
-    ("job_title", _IM + r"(?i:a|an|the)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r")\s+(?i:at)\s+(?:[A-Z]|(?i:a|an|the)\s+[a-z])[^,;.!?]*)", "phrase"),
+    ("job_title", _IM + r"(?i:a|an|the)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r")(?:\s+(?i:in|on)\s+(?i:the)\s+[\w-]+)?\s+(?i:at)\s+(?:[A-Z]|(?i:a|an|the)\s+[a-z])[^,;.!?]*)", "phrase"),
     ("job_title", _I + r"(?i:became)\s+(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _I + r"(?i:got promoted|was promoted)\s+(?i:to)\s+" + _VAL, "phrase"),
     ("job_title", _IM + r"(?i:a|an|the)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r"))\b", "phrase"),
@@ -145,7 +145,8 @@ _RULES: list[tuple[str, str, str]] = [
     ("allergy", _IM + r"(?i:allergic)\s+(?i:to)\s+" + _VAL, "phrase"),
     # preferences (objects)
     ("favorite", r"\b(?i:my|our)\s+(?:(?i:all-time|all time|absolute|current|personal|very|new)\s+)?(?i:favorite|favourite|fave|go-to)\s+"
-     r"(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\s+(?:(?i:in town|of all time|ever|right now|at the moment|these days)\s+)?"
+     r"(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\s+(?:(?i:to)\s+[a-z]+(?:\s+(?i:to|at|on))?\s+)?(?:(?i:in town|of all time|ever|right now|at the moment|"
+     r"these days|on weekends|on the weekend|in the world|in the city)\s+)?"
      r"(?i:is|has to be|would be|'s)\s+" + _VAL, "phrase"),
     ("opinion=dislikes", _I + r"(?i:hate|dislike|detest|despise|loathe|can't stand|cannot stand|can’t stand|"
      r"don't like|do not like|don’t like|don't enjoy|do not enjoy|no longer like|no longer enjoy|"
@@ -208,7 +209,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?i:a|an|our|my|the)\s+" + _HOME_MOD + r"(?:[a-z]+\s+)?" + _HOME + r"\s+(?i:in|near|outside)\s+" + _VAL, "pplace"),
     ("lives_in", r"(?:^|[,;]\s*)(?i:home)\s+(?:(?i:these days|now|nowadays|for now|right now)\s+)?(?i:is|has been)\s+"
      r"(?:(?i:now)\s+)?(?:[^,;.!?]*?\s(?i:in)\s+)?" + _VAL, "pplace"),
-    ("lives_in", r"(?:^|[,;]\s*)(?P<v>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:is|has been|'s)\s+(?:(?i:now|officially)\s+)?"
+    ("lives_in", r"(?:^|[,;]\s*|\b(?i:but|and|so|now)\s+)(?P<v>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:is|has been|'s)\s+(?:(?i:now|officially)\s+)?"
      r"(?:(?i:my|our)\s+)?(?:(?i:new)\s+)?(?i:home|base|home base)\b(?!\s+(?i:to|of)\b)", "gplace"),
     ("lives_in", _SUBJ + r"(?i:call)\s+(?P<v>[A-Za-z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2})\s+(?i:home)\b", "pplace"),
     ("lives_in", r"\b(?i:before|after)\s+(?i:moving|relocating)\s+(?:(?i:back)\s+)?(?i:to)\s+" + _VAL, "pplace"),
@@ -225,7 +226,9 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?i:where)\s+I\s+(?i:was born))\b", "gplace"),
     ("from", _SUBJ + r"(?i:was|were)\s+(?i:raised|brought up)\s+(?i:in|on)\s+" + _VAL, "pplace"),
     ("born_in", r"(?:^|[,;]\s*)(?i:born)(?:\s+(?i:and)\s+(?i:raised|bred))?\s+(?i:in)\s+" + _VAL, "pplace"),
-    ("from", r"(?:^|[,;]\s*|(?i:born)\s+(?i:and)\s+)(?i:raised|bred|grew up|brought up)\s+(?i:in)\s+" + _VAL, "pplace"),
+    ("from", r"(?:^|[,;]\s*|(?i:born)\s+(?i:and)\s+|(?<=\bborn\b)[^.;!?]*?\b(?i:but|and)\s+)(?i:raised|bred|grew up|brought up)\s+(?i:in)\s+" + _VAL, "pplace"),
+    ("lives_in", r"\b(?i:live|lived|living)\b[^.;!?]*\b(?i:now|these days)\s*,?\s+(?i:I'm|I’m|I\s+am|we're|we\s+are)\s+(?:(?i:in|based in|living in)\s+)" + _VAL, "pplace"),
+    ("lives_in", r"\b(?i:my|our)\s+(?i:landlord|landlady|neighbourhood|neighborhood|street|building|block)\s+(?i:in)\s+" + _VAL, "pplace"),
     # work
     ("job_title", _WE_ARE + r"(?i:employed|working|hired|contracted|employed full-time)\s+(?i:as)\s+(?i:a|an|the)\s+" + _VAL, "phrase"),
     ("works_at", _WE_ARE + r"(?i:on|in|part of)\s+(?i:the|a)\s+[\w -]{1,25}?\b(?i:team|department|group|division|unit|office|staff|lab)"
@@ -233,7 +236,14 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("works_at", r"\b(?i:my|our)\s+(?:(?!(?i:old|former|previous|last|first|dream|ideal|future)\b)[a-z]+\s+)?(?i:boss|manager|colleagues|"
      r"coworkers|co-workers|team|office|job|role|position|shift|workplace|commute)\s+(?i:at|with)\s+" + _VAL, "porg"),
     ("works_at", r"(?:^|[,;]\s*)(?i:work)\s+(?i:is|has been)\b[^,;.!?]{0,25}?\s(?i:at|with)\s+" + _VAL, "porg"),
-    ("works_at", _IVE + r"(?i:been|worked|been employed)\s+(?i:at|with|by)\s+" + _VAL + r"(?=\s+(?i:for|since)\b)", "porg"),
+    ("works_at", _IVE + r"(?i:been|worked|been employed)\s+(?i:at|with|by)\s+" + _VAL + r"(?=\s+(?i:for|since|almost|nearly|about|over|now)\b)", "porg"),
+    ("job_title", _IVE + r"(?i:been)\s+(?i:a|an)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r"))\s+(?=(?i:for|since|almost|nearly|about|over)\b)", "phrase"),
+    ("job_title", _I_AND + r"(?i:work|am working)\s+(?i:at|for)\s+[^,;.!?]+?\s(?i:as)\s+(?i:a|an|the)\s+" + _VAL, "phrase"),
+    ("works_at", _IM + r"(?i:still|now)\s+(?i:at|with)\s+" + _VAL, "porg"),
+    ("works_at", _IM + r"(?i:the)\s+(?i:ceo|cto|cfo|coo|founder|co-founder|cofounder|director|head|owner|president|manager)\s+(?i:of|at)\s+" + _VAL, "porg"),
+    ("job_title", _IM + r"(?i:in)\s+(?P<v>(?i:sales|marketing|finance|hr|it|tech|retail|consulting|healthcare|education|insurance|"
+     r"real estate|hospitality|construction|publishing|advertising|accounting|banking|logistics|recruiting|recruitment|pr|law))\b"
+     r"(?!\s+(?i:school|class|college))", "phrase"),
     ("works_at", _I_AND + r"(?i:started|began)\s+(?i:at|with)\s+" + _VAL, "porg"),
     ("works_at", r"\b(?i:my)\s+(?:(?i:new|current)\s+)?(?i:employer|company|workplace|firm)\s+(?i:is|'s)\s+(?:(?i:now)\s+)?" + _VAL, "org"),
     ("works_at", r"(?:^|[,;]\s*)(?P<v>(?:the\s+)?[A-Z][\w'’.&-]*(?:\s+[A-Z][\w'’.&-]*){0,3})\s+(?i:is)\s+(?:(?i:now)\s+)?(?i:my)\s+"
@@ -265,6 +275,8 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("partner", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+" + _NAME, "name"),
     ("relationship_status=married", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+[A-Z]", "const"),
     ("relationship_status=married", _SUBJ + r"(?i:tied the knot|got hitched|got married|eloped)\b", "const"),
+    ("relationship_status=engaged", _WE + r"(?i:got engaged|are engaged|just got engaged)\b", "const"),
+    ("allergy=gluten", _I + r"(?i:have)\s+(?i:celiac|coeliac)(?:\s+(?i:disease))?\b", "const"),
     ("relationship_status=engaged", _I + r"(?i:proposed)\s+(?i:to)\s+[A-Z][^,;.!?]*\b(?i:said yes)", "const"),
     ("partner", _I + r"(?i:proposed)\s+(?i:to)\s+" + _NAME + r"(?=[^.;!?]*\b(?i:said yes))", "name"),
     ("relationship_status=separated", _WE + r"(?i:separated|are separating|have separated)\b", "const"),
@@ -318,7 +330,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      "phrase"),
     # identity
     ("age", _IM + r"(?P<v>" + NUMBER_RE + r")(?:\s+(?i:years old|yrs old|yo|years young|now|this year|already))?"
-     r"(?=\s*(?:$|[,.!;]|\s+(?i:and|but|now|so|btw|by the way)\b))", "num"),
+     r"(?=\s*(?:$|[,.!;]|\s+(?i:and|but|now|so|btw|by the way|with|from)\b))", "num"),
     ("age", _I + r"(?:(?i:just|recently)\s+)?(?i:had|celebrated)\s+(?i:my)\s+(?P<v>\d{1,3}(?:st|nd|rd|th)|[a-z]+(?:-[a-z]+)?)\s+(?i:birthday)", "num"),
     ("studies", _IM + r"(?i:doing|taking|pursuing|working on|studying for|enrolled in|halfway through)\s+(?i:a|an|my)\s+(?:[\w'-]+\s+)?(?i:"
      + _DEGREES + r")\s+(?i:in)\s+" + _VAL, "phrase"),
@@ -375,6 +387,9 @@ def _cap_run(v: str) -> str | None:
 def _place_span(v: str) -> str | None:
     """A place at the start of `v`: a capitalised run ("Jersey City"), else a known place typed in lower case."""
     v = _PLACE_ADJ_RE.sub("", v)
+    m = _IN_PLACE_RE.match(v)  # "a tiny apartment in Queens" -> Queens
+    if m:
+        v = m.group("p")
     words = v.split()
     if not words:
         return None
@@ -442,7 +457,11 @@ def _clean(value: str, kind: str, rest: str = "") -> str | None:
         if v.split()[0].lower() in ("there", "here", "it", "that", "this", "somewhere", "where"):
             return None
     elif kind in ("object", "np"):
-        if _BAD_OBJECT_RE.match(v) or re.match(r"(?i)an?\s", v):
+        if (
+            _BAD_OBJECT_RE.match(v)
+            or re.match(r"(?i)an?\s", v)
+            or re.match(r"(?i)\S+(?:\s+\S+)?\s+(?:who|which|that)\s", value.strip())
+        ):
             return None
         if v.lower().startswith("to "):
             v = v[3:]
@@ -532,6 +551,9 @@ _PAST_RE = re.compile(
     r"uni|university)|was going to|were going to|had planned)\b",
     re.I,
 )
+_PURPOSE_RE = re.compile(
+    r"\bfor\s+(?:a|an|my|our|the)\s+(?:trip|holiday|vacation|wedding|exam|move|job|visit)\b.*$", re.I
+)
 _TEMPORARY_RE = re.compile(r"\b(?:for lent|temporarily|as a trial|for a (?:week|few days|couple of days))\b", re.I)
 # attributes a future or bygone clause must not assert as true now (people and origins stay true)
 _TIMELESS = frozenset({"lived_in", "from", "born_in", "education", "name"})
@@ -555,7 +577,7 @@ def _not_now(attribute: str, sentence: str, start: int, end: int) -> bool:
     """A plan ("I'm moving to Tokyo next spring") or a bygone state ("I used to be a teacher"): not true now."""
     if attribute in _TIMELESS or attribute in _RELATION_ATTRS:
         return False
-    clause = _clause(sentence, start, end)
+    clause = _PURPOSE_RE.sub("", _clause(sentence, start, end))
     if _FUTURE_RE.search(clause) or _TEMPORARY_RE.search(clause):
         return True
     return bool(_PAST_RE.search(clause)) and not attribute.startswith("opinion:")
@@ -644,6 +666,11 @@ _PEOPLE_RULES = [
     ),
 ]
 _PEOPLE_RULES += [
+    re.compile(
+        r"(?:^|(?<![’'s])\s)(?P<r>(?i:grandma|grandpa|granny|nana|aunt|auntie|uncle|cousin))\s+(?P<list>"
+        + _NAME_TOKEN
+        + r")\b"
+    ),
     re.compile(
         r"(?:^|[,;]\s*)"
         + _NAME_LIST
