@@ -432,7 +432,7 @@ def valid_first(texts: Sequence[str], expected: str, values: Sequence[str]) -> b
     return top is not None and names(top, expected)
 
 
-PAST_MARKERS = ("until", "before:", "(past)", "previously", "superseded", "no longer", "formerly")
+PAST_MARKERS = ("(until ", "before:", "(past)", "previously", "superseded", "no longer", "formerly")
 _LINE_DATE = re.compile(r"\[(\d{4}-\d{2}-\d{2})")
 
 
