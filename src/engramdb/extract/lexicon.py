@@ -10,6 +10,7 @@ in lower case; a capitalised name is accepted as a place without it.
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 from functools import lru_cache
 from importlib.resources import files
@@ -18,7 +19,11 @@ from importlib.resources import files
 @lru_cache(maxsize=1)
 def places() -> frozenset[str]:
     """Casefolded place names (loaded once, ~15k entries)."""
-    raw = files("engramdb.extract").joinpath("data/places.txt.gz").read_bytes()
+    try:
+        raw = files("engramdb.extract").joinpath("data/places.txt.gz").read_bytes()
+    except (FileNotFoundError, OSError):  # a trimmed install: capitalised places still work, lower case does not
+        logging.getLogger("engramdb").warning("extract/data/places.txt.gz missing; place names read by capitals only")
+        return frozenset()
     lines = gzip.decompress(raw).decode("utf-8").splitlines()
     return frozenset(x.casefold() for x in lines if x and not x.startswith("#"))
 
