@@ -193,6 +193,11 @@ def test_tenant_isolation_on_ui_routes(world):
                 attempts += 1
                 if r.status_code < 400:
                     leaks.append(f"POST {path}: {r.status_code}")
+        # purge the scope both tenants use: only the attacker's own alice goes
+        r = c.post("/ui/purge", data={"user_id": "alice", "confirm": "alice", "csrf": token})
+        attempts += 1
+        if secret in r.text or r.status_code != 200:
+            leaks.append(f"purge: {r.status_code}")
         # a forged session cookie naming the victim's key id, and a tenant header
         v_key = env.tokens["globex_rw"].split("_")[1]
         cookie = c.cookies.get("engramdb_ui")
@@ -280,3 +285,34 @@ def test_memory_methods_the_ui_reads(tmp_path):
             mem.growth(period="week")
     finally:
         mem.close()
+
+
+def test_pages_and_isolation_on_postgres(tmp_path, pg_server):
+    """The same pages over PostgreSQL (a schema per tenant): its GROUP BY paths for scopes and growth."""
+    from engramdb.server.tenants import pg_schema
+
+    suffix = uuid.uuid4().hex[:8]
+    me, other = f"acme_{suffix}", f"globex_{suffix}"
+    env = make_env(tmp_path, url=pg_server.uri)
+    key = env.keys.create(me, ["admin"]).key
+    try:
+        ids = seed(env.registry.get(me))
+        secret = f"CANARY-{uuid.uuid4().hex}"
+        victim = env.registry.get(other).add(f"{secret} alice lives in the vault", user_id="alice")[0].id
+        tip = env.registry.get(me).list_tips(status=None)[0]
+        with TestClient(env.app) as c:
+            sign_in(c, key)
+            for url in [*PAGES, f"/ui/m/{ids['move0']}", f"/ui/procedures/{tip.id}"]:
+                r = c.get(url)
+                assert r.status_code == 200, (url, r.text[:300])
+                assert secret not in r.text
+            assert "Berlin" in c.get("/ui/facts?user_id=alice").text
+            assert c.get(f"/ui/m/{victim}").status_code == 404
+            mem = env.registry.get(me)
+            growth = dict(mem.growth())
+            assert growth["2021-05"] == mem.list(since="2021-05-01T00:00:00Z", until="2021-06-01T00:00:00Z").total
+            assert sum(growth.values()) == mem.stats()["memories"]
+    finally:
+        env.registry.close()
+        for tenant in (me, other):
+            pg_server.drop_schema(pg_schema(tenant))
