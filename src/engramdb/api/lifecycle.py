@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, NotFoundError, ValidationError
+from ..ingest.normalize import check_id
 from ..model import EPISODE, FACT, MemoryRecord, SearchResult
 from ..store.base import Filters
 from ..timeutil import now, parse_time
@@ -201,6 +202,7 @@ class LifecycleMixin:
         progress: Callable[[int, int], None] | None = None,
     ) -> ExtractReport:
         """Extract and apply batch by batch; each batch and its watermark advance commit together."""
+        from ..extract import name_subjects
         from ..llm import LLMError
 
         rep = ExtractReport(extractor=ex.name)
@@ -210,7 +212,7 @@ class LifecycleMixin:
         done = 0
         for eps, top_key in batches:
             try:
-                facts = ex.extract(eps)
+                facts = name_subjects(ex.extract(eps), self._known_names(eps))  # "Sam lives in...", not "u42..."
                 valid_times = self._valid_times(eps)
 
                 def advance(report: Any, top_key: int | None = top_key) -> None:
@@ -268,6 +270,16 @@ class LifecycleMixin:
                 follow_sources(store, [episode.id], reason="source edited", at=now(), action="retract", only=stale)
         self._extract_batches(ex, [([episode], None)])
 
+    def _known_names(self, eps: list[MemoryRecord]) -> dict[str, str]:
+        """Subject -> the name it stated earlier ("I'm Sam"), from the current `name` facts of these scopes."""
+        out: dict[str, str] = {}
+        for user_id, agent_id in {(e.user_id, e.agent_id) for e in eps}:
+            flt = Filters(user_id=user_id, agent_id=agent_id, kinds=[FACT], metadata={"attribute": "name"},
+                          current_only=True)
+            for f in self.store.list(flt, limit=100):  # type: ignore[attr-defined]
+                out[str(f.metadata.get("subject", ""))] = str(f.metadata.get("value", ""))
+        return out
+
     def _valid_times(self, eps: list[MemoryRecord]) -> dict[str, datetime]:
         """When a statement became true: the earliest resolved past time in the episode ("I moved to Berlin
         last week" -> that week's start), else its occurred_at. Future times ("next month") are not used."""
@@ -301,6 +313,8 @@ class LifecycleMixin:
         """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
         from ..extract.base import norm_value
 
+        subject = check_id(subject, where="subject")
+        attribute = check_id(attribute, where="attribute")
         meta: dict[str, Any] = {}
         if subject:
             meta["subject_key"] = norm_value(subject)
@@ -316,6 +330,8 @@ class LifecycleMixin:
 
     def fact_history(self, fact_id: str) -> list[MemoryRecord]:
         """The chain of values a fact went through (oldest first), following supersedes/invalidates links."""
+        if not isinstance(fact_id, str) or not fact_id:
+            raise ValidationError(f"fact id must be a non-empty string, got {fact_id!r}")
         store = self.store  # type: ignore[attr-defined]
         if not store.get([fact_id], include_deleted=True):
             raise NotFoundError(f"no memory with id {fact_id!r}")
