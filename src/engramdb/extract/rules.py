@@ -1,11 +1,18 @@
 # ruff: noqa: E501 - the rule table reads best one pattern per line
-"""Rule-based extraction: clear first-person statements -> structured facts. No LLM, no model.
+"""Rule-based extraction: first-person statements -> structured facts. No LLM, no model.
 
-Deliberately narrow: it looks for explicit statements ("I moved to Berlin", "my
-sister Anna", "I started working at X", "I love/hate Y") and prefers missing a
-fact to inventing one. Questions, conditionals ("if I moved...") and wishes
-("I'd love to live in...") are skipped. Measured precision/recall on a
-hand-labelled set is in docs/lifecycle.md (tests/test_extract_rules.py prints it).
+It prefers missing a fact to inventing one. Per sentence:
+
+1. framing is removed ("I'd say ...", "honestly, ...") and a subjectless chat fragment gets its implied
+   subject back ("Been living in Porto since May" -> "I've been living ...");
+2. the rule table (`_RULES`, then the wider `_RULES_MORE`) and the multi-capture readers (`_special`:
+   names, lists and appositives of people, "I teach X at Y") propose facts;
+3. a fact is dropped when its clause is hedged ("if I moved..."), a plan ("... next spring") or a bygone
+   state ("I used to be ..."), unless it is timeless (origins, relatives);
+4. `_reconcile` drops a value the same sentence ends ("let go from my job at Uber") and duplicates.
+
+Measured precision/recall on six hand-labelled sets is in docs/lifecycle.md
+(`python -m engramdb.extract.evaluate tests/fixtures/extraction_*.jsonl`).
 
 No NLP library: spaCy was considered but not measured. Its English models are not
 on PyPI from the spaCy authors (only third-party re-uploads), and it would add
@@ -554,6 +561,7 @@ _PAST_RE = re.compile(
 _PURPOSE_RE = re.compile(
     r"\bfor\s+(?:a|an|my|our|the)\s+(?:trip|holiday|vacation|wedding|exam|move|job|visit)\b.*$", re.I
 )
+_FOR_NOW_RE = re.compile(r"\bfor\s+(?:now|the time being|the moment)\b", re.I)
 _TEMPORARY_RE = re.compile(r"\b(?:for lent|temporarily|as a trial|for a (?:week|few days|couple of days))\b", re.I)
 # attributes a future or bygone clause must not assert as true now (people and origins stay true)
 _TIMELESS = frozenset({"lived_in", "from", "born_in", "education", "name"})
@@ -578,7 +586,9 @@ def _not_now(attribute: str, sentence: str, start: int, end: int) -> bool:
     if attribute in _TIMELESS or attribute in _RELATION_ATTRS:
         return False
     clause = _PURPOSE_RE.sub("", _clause(sentence, start, end))
-    if _FUTURE_RE.search(clause) or _TEMPORARY_RE.search(clause):
+    if _FUTURE_RE.search(clause) and not _FOR_NOW_RE.search(sentence):  # "for now I'll work at X" holds now
+        return True
+    if _TEMPORARY_RE.search(clause):
         return True
     return bool(_PAST_RE.search(clause)) and not attribute.startswith("opinion:")
 
