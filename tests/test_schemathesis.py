@@ -24,7 +24,7 @@ schema.config.phases.coverage.enabled = bool(os.environ.get("ENGRAMDB_SCHEMATHES
 # Mining literals from the application's source costs ~20 s of validator builds; leave it to the full run too.
 schema.config.analysis.constants.enabled = bool(os.environ.get("ENGRAMDB_SCHEMATHESIS_FULL"))
 # An oversized invalid body is refused with 413 before it is parsed: a correct rejection too.
-schema.config.checks.negative_data_rejection.expected_statuses = ["400", "401", "403", "404", "413", "422"]
+schema.config.checks.negative_data_rejection.expected_statuses = ["400", "401", "403", "404", "413", "415", "422"]
 
 
 @schema.parametrize()

@@ -334,6 +334,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
             raise ValidationError("limit must be an integer between 1 and 10000")
         if not _is_int(offset) or not 0 <= offset <= MAX_OFFSET:
             raise ValidationError(f"offset must be an integer between 0 and {MAX_OFFSET}")
+        if not isinstance(order, str):
+            raise ValidationError(f"order: expected a string, got {type(order).__name__}")
         f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
         try:
             items = self.store.list(f, limit=limit, offset=offset, order=order)
@@ -615,6 +617,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if kinds is not None:
             if isinstance(kinds, str):
                 kinds = [kinds]
+            if not isinstance(kinds, (list, tuple)):
+                raise ValidationError(f"kinds: expected a kind or a list of kinds, got {type(kinds).__name__}")
             for k in kinds:
                 try:
                     check_kind(k)
