@@ -326,3 +326,19 @@ def test_example_remembers_a_user_across_threads(tmp_path: Path, embedder: Any) 
     second = [line for line in lines if line.startswith("[thread-2] assistant:")]
     assert second and "vegetarian" in second[0] and "Lisbon" in second[0]
     assert "[thread-2] history: 0 messages before this turn" in lines  # a fresh thread: the store carried it
+
+
+def test_store_on_postgres(pg_url: str) -> None:
+    """The same store over the PostgreSQL backend: its metadata filters (namespace, key, indexed) match SQLite's."""
+    with Memory(url=pg_url, embedder=HashingEmbedder(64)) as pmem:
+        store = EngramDBStore(pmem, user_label=1, index={"fields": ["text"]})
+        store.put(("memories", "ada"), "a", {"text": "Ada likes green tea", "n": 1})
+        store.put(("memories", "ada"), "b", {"text": "Ada plays chess"}, index=False)
+        store.put(("memories", "bob"), "a", {"text": "Bob likes coffee", "n": 2})
+        assert store.get(("memories", "ada"), "a").value["n"] == 1
+        assert [r.key for r in store.search(("memories", "ada"), query="tea", limit=1)] == ["a"]
+        assert [(r.key, r.score) for r in store.search(("memories", "ada"), query="chess")][-1] == ("b", None)
+        assert [r.value["text"] for r in store.search(("memories",), filter={"n": {"$gt": 1}})] == ["Bob likes coffee"]
+        assert store.list_namespaces(prefix=("memories",)) == [("memories", "ada"), ("memories", "bob")]
+        store.delete(("memories", "ada"), "a")
+        assert store.get(("memories", "ada"), "a") is None
