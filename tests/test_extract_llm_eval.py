@@ -42,3 +42,28 @@ def test_llm_path_on_the_unseen_set(capsys):
     # 25 answers were written to depart from the labels; the rest must all survive the parsing path
     assert 0.9 <= overall.precision < 1.0 and 0.95 <= overall.recall < 1.0  # today 0.94 / 0.98
     assert client.usage.ops["extract"].failures == 0
+
+
+def test_the_speakers_facts_keep_the_speaker_as_subject():
+    """A model that writes the stated name ("Sam") or "I" as subject must not split the user's facts off."""
+    answer = (
+        '{"facts": [{"subject": "Sam", "attribute": "name", "value": "Sam", "turn": 1},'
+        ' {"subject": "Sam", "attribute": "lives_in", "value": "Seattle", "turn": 1},'
+        ' {"subject": "I", "attribute": "works_at", "value": "Globex", "turn": 2},'
+        ' {"subject": "Mia", "attribute": "lives_in", "value": "Oslo", "turn": 2}]}'
+    )
+    with ReplayServer([{"match": "call me Sam", "responses": [{"content": answer}]}]) as srv:
+        ex = LLMExtractor(LLMClient(LLMConfig(base_url=srv.base_url, model="replay", timeout_s=5.0)))
+        eps = [
+            MemoryRecord(user_id="u42", text="call me Sam, I live in Seattle", role="user", speaker="user"),
+            MemoryRecord(
+                user_id="u42", text="I work at Globex; my sister Mia lives in Oslo", role="user", speaker="user"
+            ),
+        ]
+        got = [(f.subject, f.attribute, f.value) for f in ex.extract(eps)]
+    assert got == [
+        ("u42", "name", "Sam"),
+        ("u42", "lives_in", "Seattle"),
+        ("u42", "works_at", "Globex"),
+        ("Mia", "lives_in", "Oslo"),
+    ]

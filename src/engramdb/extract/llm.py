@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..llm import LLMClient
 from ..model import MemoryRecord
-from .base import Fact, render, subject_of
+from .base import Fact, norm_value, render, subject_of
 from .lexicon import canonical
 from .prompts import render_prompt
 
@@ -21,6 +21,9 @@ KNOWN_ATTRIBUTES = (
     "learning, diet, allergy, pet, sister, brother, mother, father, wife, husband, partner, son, daughter, child, "
     "friend"
 )
+
+
+_SELF = ("i", "me", "myself", "user", "the user", "speaker", "the speaker")
 
 
 class LLMFact(BaseModel):
@@ -63,19 +66,37 @@ class LLMExtractor:
             lines.append(f"{n}. [{subject_of(ep)}]{when}: {ep.text}")
         prompt = render_prompt("extract_facts", attributes=KNOWN_ATTRIBUTES, turns="\n".join(lines))
         result = self.client.complete_json(prompt, LLMFacts, op="extract")
+        # The speaker's own facts must keep the speaker as subject (the update key and the scope), even when
+        # the model writes the name the speaker gave ("I'm Sam" -> subject "Sam") or "I"/"user".
+        speakers = {norm_value(subject_of(ep) or ""): subject_of(ep) for ep in eps}
+        aliases = {k: k for k in speakers}
+        for f in result.facts:
+            if f.attribute == "name" and 1 <= f.turn <= len(eps):
+                speaker = norm_value(subject_of(eps[f.turn - 1]) or "")
+                if (
+                    norm_value(f.subject) in aliases
+                    or norm_value(f.subject) in _SELF
+                    or norm_value(f.subject) == norm_value(f.value)
+                ):
+                    aliases[norm_value(f.value)] = speaker
         facts: list[Fact] = []
         for f in result.facts:
             if f.turn > len(eps):
                 continue  # a turn number the model made up: no provenance, no fact
             ep = eps[f.turn - 1]
             attribute, value = canonical(f.attribute, f.value)
+            key = aliases.get(norm_value(f.subject))
+            if norm_value(f.subject) in _SELF:
+                subject = subject_of(ep) or f.subject  # "I" is whoever spoke that turn
+            else:
+                subject = speakers[key] if key is not None and speakers.get(key) else f.subject
             facts.append(
                 Fact(
-                    subject=f.subject,
+                    subject=subject,
                     attribute=attribute,
                     value=value,
                     ends=f.ends,
-                    text=render(f.subject, attribute, value, ends=f.ends),
+                    text=render(subject, attribute, value, ends=f.ends),
                     confidence=0.8,
                     source_ids=[ep.id],
                 )
