@@ -96,6 +96,29 @@ async def test_cannot_put_bad_namespaces(store: EngramDBStore) -> None:
     assert store.get(("langgraph", "foo"), "bar").value == doc
 
 
+@pytest.mark.parametrize("namespace", [("foo.bar",), ("foo", ""), (123,)])
+async def test_every_method_rejects_bad_labels(store: EngramDBStore, namespace: tuple) -> None:
+    """Ported from LangGraph's namespace-validation tests: sync and async, reads included."""
+    calls = [lambda: store.get(namespace, "k"), lambda: store.delete(namespace, "k"),
+             lambda: store.search(namespace), lambda: store.list_namespaces(prefix=namespace),
+             lambda: store.list_namespaces(suffix=namespace)]
+    for call in calls:
+        with pytest.raises(InvalidNamespaceError):
+            call()
+    with pytest.raises(InvalidNamespaceError):
+        await store.asearch(namespace)
+    with pytest.raises(InvalidNamespaceError):
+        store.batch([GetOp(namespace, "k")])  # straight to batch, past the public methods
+
+
+def test_labels_are_literal_and_the_empty_prefix_is_everything(store: EngramDBStore) -> None:
+    store.put(("tenant", "a_%"), "k", {"v": 1})
+    store.put(("tenant", "ab"), "k", {"v": 2})
+    assert [r.value["v"] for r in store.search(("tenant", "a_%"))] == [1]  # no LIKE wildcards
+    assert len(store.search(())) == 2
+    assert store.list_namespaces(prefix=("tenant", "*"), suffix=("*",)) == [("tenant", "a_%"), ("tenant", "ab")]
+
+
 # -- get / put / delete ----------------------------------------------------------------------------------------
 def test_put_get_update_delete_keep_history(store: EngramDBStore, fake_mem: Memory) -> None:
     ns = ("memories", "alice")
@@ -277,6 +300,11 @@ def test_ttl_maps_to_expires_at_and_refreshes(fake_mem: Memory) -> None:
     assert store.get(("t",), "short").value == {"v": 2}
     with pytest.raises(ValueError, match="ttl"):
         store.put(("t",), "bad", {"v": 1}, ttl=-1)
+    # newer LangGraph releases pass a timedelta or an aware datetime through as the TTL
+    store.batch([PutOp(("t",), "td", {"v": 4}, ttl=timedelta(minutes=15))])
+    store.batch([PutOp(("t",), "dt", {"v": 5}, ttl=datetime.now(UTC) + timedelta(minutes=30))])
+    recs = {r.metadata["lg_key"]: r for r in fake_mem.list(agent_id="langgraph").items}
+    assert recs["td"].metadata["lg_ttl"] == 15.0 and 29.9 < recs["dt"].metadata["lg_ttl"] <= 30.0
 
 
 def test_expired_items_read_as_gone_and_are_swept(fake_mem: Memory) -> None:

@@ -139,22 +139,21 @@ class EngramDBStore(BaseStore):
             return
         if not isinstance(op.value, Mapping):
             raise ValueError(f"a store value must be a mapping (dict), got {type(op.value).__name__}")
-        if op.ttl is not None and (isinstance(op.ttl, bool) or not isinstance(op.ttl, (int, float)) or op.ttl <= 0):
-            raise ValueError(f"ttl must be a positive number of minutes or None, got {op.ttl!r}")
-        value = dict(op.value)
         at = datetime.now(UTC)
+        ttl = _ttl_minutes(op.ttl, at)
+        value = dict(op.value)
         text, indexed = self._text(op.key, value, op.index)
         meta = {
             "lg_ns": ".".join(op.namespace),
             "lg_key": op.key,
             **{f"lg_l{i}": label for i, label in enumerate(op.namespace)},
             "lg_indexed": indexed,
-            "lg_ttl": op.ttl,
+            "lg_ttl": ttl,
             "lg_created_at": (old.metadata.get("lg_created_at") if old else None) or at.isoformat(),
             "lg_updated_at": at.isoformat(),
             "value": value,
         }
-        expires = at + timedelta(minutes=op.ttl) if op.ttl is not None else None
+        expires = at + timedelta(minutes=ttl) if ttl is not None else None
         if old is not None and (expires is not None or old.expires_at is None):
             # update keeps the memory's id and writes the old version to history
             self.memory.update(
@@ -306,6 +305,19 @@ def _check_ttl(ttl: TTLConfig | None) -> TTLConfig | None:
     if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float)) or default <= 0):
         raise ValueError(f"ttl['default_ttl'] must be a positive number of minutes, got {default!r}")
     return TTLConfig(**ttl)  # type: ignore[typeddict-item]
+
+
+def _ttl_minutes(ttl: Any, at: datetime) -> float | None:
+    """A TTL in minutes; newer LangGraph releases also pass a timedelta or an aware datetime through."""
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds() / 60
+    elif isinstance(ttl, datetime):
+        if ttl.tzinfo is None:
+            raise ValueError("a ttl given as a datetime needs a time zone")
+        ttl = (ttl - at).total_seconds() / 60
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+        raise ValueError(f"ttl must be a positive number of minutes or None, got {ttl!r}")
+    return None if ttl is None else float(ttl)
 
 
 def _leaf_text(value: Any, path: str = "") -> str:
