@@ -80,10 +80,10 @@ async def test_session_protocol_round_trip(fake_mem: Memory) -> None:
         EngramDBSession("", fake_mem)
 
 
-async def test_runner_keeps_the_conversation_in_engramdb(tmp_path) -> None:
+async def test_runner_keeps_the_conversation_in_engramdb(tmp_path, embedder) -> None:
     """Runner.run with session=: the second turn's model input holds the first turn, read back from EngramDB;
     the real default model embeds it."""
-    amem = AsyncMemory(tmp_path / "r.db")
+    amem = AsyncMemory(tmp_path / "r.db", embedder=embedder)  # the session's real default model
     model = ScriptedModel([[_message("Nice to meet you, Ada.")], [_message("You are Ada.")]])
     agent = Agent(name="assistant", instructions="Be brief.", model=model)
     session = EngramDBSession("chat-1", amem, user_id="ada")
