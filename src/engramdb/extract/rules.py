@@ -56,21 +56,24 @@ _STOP_RE = re.compile(
     r"\s+(?:and|but|with|because|since|for|after|before|when|while|so|which|who|where|as|last|next|this|"
     r"yesterday|today|tomorrow|tonight|recently|now|ago|again|already|anymore|any more|lately|originally|"
     r"tbh|lol|haha|imo|tho|though|honestly|too|as well|either|here|to be honest|"
-    r"downtown|these days|by far|a lot|so much|very much|right now|at the moment|someday|one day|"
+    r"downtown|these days|by far|a lot|so much|very much|right now|at the moment|someday|one day|part time|part-time|"
+    r"full time|full-time|online|"
     r"in (?:the )?(?:morning|evening|afternoon|summer|winter|spring|fall|autumn)|in (?:19|20)\d\d|in (?:"
     + _MONTHS
     + r")|"
     r"on (?:" + _DAYS + r")|(?:a|one|two|three|four|five|six|few|several|\d+) (?:days?|weeks?|months?|years?))\b.*$",
     re.I,
 )
-_IN_PLACE_RE = re.compile(r"^(?:a|an|the|my)\s+[a-z][\w\s-]*?\s+in\s+(?P<p>[A-Z].*)$")
+_IN_PLACE_RE = re.compile(
+    r"^(?:a|an|the|my|our|this|that)\s+[a-z][\w\s-]*?\s+(?:in|near|outside)\s+(?P<p>(?:the\s+)?[A-Z].*)$"
+)
 _HEDGE_RE = re.compile(
     r"\b(?:if|whether|unless|wish|maybe|might|would|could|should|want|wanna|hope|plan|planning|thinking|"
     r"considering|dream|imagine|pretend|not sure)\b|\b(?:I'd|I’d)\b",
     re.I,
 )
 _BAD_OBJECT_RE = re.compile(
-    r"^(?:it|that|this|you|u|ya|them|him|her|us|to see|to hear|when|how|what|the way|being|your|ur|those|these|"
+    r"^(?:it|that|this|you|u|ya|them|him|her|us|to see|to hear|when|how|what|the way|being|your|ur|those|these|not|"
     r"everything|everyone|all of)\b",
     re.I,
 )
@@ -147,6 +150,8 @@ _RULES: list[tuple[str, str, str]] = [
     ("education", _I + r"(?i:graduated)\s+(?i:from)\s+" + _VAL, "org"),
     ("learning", _IM + r"(?i:learning)\s+(?i:to\s+)?" + _VAL, "phrase"),
     ("learning", _I + r"(?i:started|began)\s+(?i:learning)\s+(?i:to\s+)?" + _VAL, "phrase"),
+    ("learning", _IVE + r"(?i:started|begun)\s+(?i:learning)\s+(?i:to\s+)?" + _VAL, "phrase"),
+    ("learning", r"(?<=\bI'm\b)[^,;.!?]*?\b(?i:and)\s+" + _ADV + r"(?i:learning)\s+(?i:to\s+)?" + _VAL, "phrase"),
     ("learning", _IVE + r"(?i:been learning)\s+" + _VAL, "phrase"),
     ("diet", _IM + r"(?i:a\s+)?(?P<v>(?i:vegetarian|vegan|pescatarian|keto))\b", "status"),
     ("allergy", _IM + r"(?i:allergic)\s+(?i:to)\s+" + _VAL, "phrase"),
@@ -166,6 +171,7 @@ _RULES: list[tuple[str, str, str]] = [
      r"warmed up to)\s+"
      + _VAL, "object"),
     ("opinion=likes", _I + r"(?i:prefer)\s+(?P<v>[\w ]+?)\s+(?i:over|to|instead of)\b", "object"),
+    ("opinion=likes", _I + r"(?i:prefer)\s+(?![^.!;]*\b(?i:over|instead of|rather than|to)\b)(?P<v>[\w -]+?)\s*(?:$|[.!;])", "object"),
 ]  # fmt: skip
 # Wider wording, written as general forms: "we"/"X and I" subjects, possessive homes, copular
 # statements ("Home is X", "X is my thing"), negations that end a value, and lists of names.
@@ -247,6 +253,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("job_title", _IVE + r"(?i:been)\s+(?i:a|an)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r"))\s+(?=(?i:for|since|almost|nearly|about|over)\b)", "phrase"),
     ("job_title", _I_AND + r"(?i:work|am working)\s+(?i:at|for)\s+[^,;.!?]+?\s(?i:as)\s+(?i:a|an|the)\s+" + _VAL, "phrase"),
     ("works_at", _IM + r"(?i:still|now)\s+(?i:at|with)\s+" + _VAL, "porg"),
+    ("works_at", r"(?:^|[,;]\s*)(?i:the)\s+(?i:new)\s+(?i:job|role|position|gig)\s+(?i:at|with)\s+" + _VAL, "porg"),
     ("works_at", _IM + r"(?i:the)\s+(?i:ceo|cto|cfo|coo|founder|co-founder|cofounder|director|head|owner|president|manager)\s+(?i:of|at)\s+" + _VAL, "porg"),
     ("job_title", _IM + r"(?i:in)\s+(?P<v>(?i:sales|marketing|finance|hr|it|tech|retail|consulting|healthcare|education|insurance|"
      r"real estate|hospitality|construction|publishing|advertising|accounting|banking|logistics|recruiting|recruitment|pr|law))\b"
@@ -283,6 +290,11 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("relationship_status=married", _IM + r"(?i:happily\s+)?(?i:married|wed)\s+(?i:to)\s+[A-Z]", "const"),
     ("relationship_status=married", _SUBJ + r"(?i:tied the knot|got hitched|got married|eloped)\b", "const"),
     ("relationship_status=engaged", _WE + r"(?i:got engaged|are engaged|just got engaged)\b", "const"),
+    ("partner", r"(?:^|[,;]\s*|\b(?i:news|so|and|but)\s*,?\s+)" + _NAME + r"\s+(?i:and)\s+I\s+(?:(?i:are|got|just got|have been|'ve been)\s+)"
+     r"(?i:getting married|engaged|married|dating|together|moving in together|a couple)\b", "name"),
+    ("relationship_status=single", _I_AND + r"(?i:split up|broke up|separated)\s+(?i:with)\s+(?i:my)\s+(?i:girlfriend|boyfriend|partner|"
+     r"wife|husband|fiancee|fiancée|fiance|fiancé)\b", "const"),
+    ("relationship_status=single", _IM + r"(?i:a)\s+(?i:single)\s+(?i:dad|mom|mum|parent|mother|father)\b", "const"),
     ("allergy=gluten", _I + r"(?i:have)\s+(?i:celiac|coeliac)(?:\s+(?i:disease))?\b", "const"),
     ("relationship_status=engaged", _I + r"(?i:proposed)\s+(?i:to)\s+[A-Z][^,;.!?]*\b(?i:said yes)", "const"),
     ("partner", _I + r"(?i:proposed)\s+(?i:to)\s+" + _NAME + r"(?=[^.;!?]*\b(?i:said yes))", "name"),
@@ -379,6 +391,10 @@ def _trim(value: str) -> str:
     return v
 
 
+_TITLE_IN_ORG_RE = re.compile(
+    r"^(?P<t>.+?)\s+(?:in|with|for)\s+(?P<o>(?:a|an|the)\s+(?:[a-z-]+\s+){0,2}(?:firm|company|agency|startup|bank|hospital|"
+    r"school|clinic|shop|store|restaurant|bakery|lab|studio|office|practice|factory|warehouse|charity|nonprofit))\b"
+)
 _CAP_RUN_RE = re.compile(
     r"^(?:(?:the|The)\s+)?[A-Z0-9][\w'’.&-]*(?:\s+(?:(?:of|de|del|la|le|du|and|&|on|upon|am|im)\s+)?[A-Z0-9][\w'’.&-]*)*"
 )
@@ -400,7 +416,7 @@ def _place_span(v: str) -> str | None:
     words = v.split()
     if not words:
         return None
-    if words[0][0].isupper():
+    if words[0][0].isupper() or (words[0].lower() == "the" and len(words) > 1 and words[1][0].isupper()):
         run = _cap_run(v)
         if run and run.split()[0].lower() not in _NOT_PLACE_WORDS:
             return run
@@ -464,6 +480,8 @@ def _clean(value: str, kind: str, rest: str = "") -> str | None:
         if v.split()[0].lower() in ("there", "here", "it", "that", "this", "somewhere", "where"):
             return None
     elif kind in ("object", "np"):
+        if _OWN_PEOPLE_RE.match(v):
+            return None
         if (
             _BAD_OBJECT_RE.match(v)
             or re.match(r"(?i)an?\s", v)
@@ -500,6 +518,12 @@ def _clean(value: str, kind: str, rest: str = "") -> str | None:
     return v
 
 
+_OWN_PEOPLE_RE = re.compile(
+    r"^(?:my|our)\s+(?:[a-z-]+\s+)?(?:"
+    + "|".join(sorted({*RELATIONS, *PLURALS, "grandkids", "family", "parents"}, key=len, reverse=True))
+    + r")\b",
+    re.I,
+)
 _NOT_OBJECTS = frozenset(
     "it that this something anything everything nothing one mine yours idea ideas stuff things thing life me myself".split()
 )
@@ -703,6 +727,8 @@ _PEOPLE_RULES += [
         + _NAME_LIST
     ),
 ]
+_INTRO_AGE_RE = re.compile(r",\s*(?P<a>[1-9]\d)\s*(?=,|$|\.|!)")
+_INTRO_FROM_RE = re.compile(r",\s*(?i:from)\s+(?P<p>[^,;.!?]+)")
 _AND_A_REL = re.compile(
     r"\b(?i:a|an)\s+"
     + _REL_MOD
@@ -738,6 +764,13 @@ def _special(sentence: str) -> Iterator[tuple[str, str, int, int]]:
             n = m.groupdict().get("n") or m.groupdict().get("m")
             if n and _is_name(n) and not (rx is _NAME_RULES[4] and is_place(n)):  # "This is Paris!"
                 yield "name", n, m.start(), m.end()
+    if any(rx.search(sentence) for rx in _NAME_RULES[:1]):
+        for m in _INTRO_AGE_RE.finditer(sentence):
+            yield "age", m.group("a"), m.start(), m.end()
+        for m in _INTRO_FROM_RE.finditer(sentence):
+            place = _place_span(m.group("p"))
+            if place:
+                yield "from", place, m.start(), m.end()
     for rx in _PEOPLE_RULES:
         for m in rx.finditer(sentence):
             rel = m.group("r").lower()
@@ -845,6 +878,10 @@ def extract_statements(text: str, subject: str) -> list[Fact]:
                 if attribute == "job_title" and " at " in value:  # "a developer at Shopify"
                     title, org = value.split(" at ", 1)
                     facts = [("job_title", title.strip()), ("works_at", org.strip())]
+                elif attribute == "job_title" and (
+                    m_in := _TITLE_IN_ORG_RE.match(value)
+                ):  # "a paralegal in a law firm"
+                    facts = [("job_title", m_in.group("t")), ("works_at", m_in.group("o"))]
                 cands.extend((a, v, ends) for a, v in facts if v)
         for attribute, value, start, end in _special(sentence):
             if not _hedged(sentence, start) and not _not_now(attribute, sentence, start, end):
@@ -865,6 +902,8 @@ def _reconcile(cands: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]
     rules reading the same value ("Austin, Texas" / "Austin") give one fact, the first."""
     out: list[tuple[str, str, bool]] = []
     for a, v, ends in cands:
+        if a == "name" and any(a2 == "name" for a2, _, _ in out):
+            continue  # the first name a sentence gives is the speaker's; later ones are nicknames or others
         if not ends and any(e and a2 == a and _same_value(v, v2) for a2, v2, e in cands):
             continue
         if any(a2 == a and e == ends and _same_value(v, v2) for a2, v2, e in out):
