@@ -240,6 +240,26 @@ def test_links(store):
     assert store.links(c.id)[0].created_at == T0
 
 
+def test_derived_from_and_remove_links(store):
+    eps = _recs(3)
+    derived = [
+        MemoryRecord(user_id="u1", kind="fact", text="f1", source_ids=[eps[0].id], recorded_at=T0),
+        MemoryRecord(user_id="u1", kind="fact", text="f2", source_ids=[eps[0].id, eps[1].id], recorded_at=T0),
+        MemoryRecord(user_id="u2", kind="summary", text="s", source_ids=[eps[1].id], recorded_at=T0),
+    ]
+    store.insert([*eps, *derived], _vecs(6), ["x"] * 6)
+    got = store.derived_from([eps[0].id], Filters(kinds=["fact"]))
+    assert sorted(r.text for r in got) == ["f1", "f2"]
+    assert sorted(r.text for r in store.derived_from([eps[1].id], Filters())) == ["f2", "s"]
+    assert [r.text for r in store.derived_from([eps[1].id], Filters(user_id="u1"))] == ["f2"]
+    assert store.derived_from([eps[2].id], Filters()) == [] and store.derived_from([], Filters()) == []
+    store.soft_delete([derived[0].id], at=T0)
+    assert [r.text for r in store.derived_from([eps[0].id], Filters())] == ["f2"]
+    store.add_links([Link(eps[0].id, eps[1].id, "related"), Link(eps[0].id, eps[2].id, "supersedes")])
+    assert store.remove_links([eps[0].id], type="related") == 1
+    assert [lk.type for lk in store.links(eps[0].id)] == ["supersedes"]
+
+
 def test_hard_delete_removes_everything(store):
     a, b = _recs(2)
     store.insert([a, b], _vecs(2), [a.text, b.text])
