@@ -141,7 +141,7 @@ def longmemeval_chart(rep: dict[str, Any]) -> str:
 def svg_bars(groups: dict[str, dict[str, float]], *, title: str, ylabel: str) -> str:
     """A grouped bar chart: one group per key of `groups`, one bar per series inside it; values in [0, 1]."""
     series = list(dict.fromkeys(s for g in groups.values() for s in g))
-    w, h, left, right, top, bottom = 640, 340, 50, 160, 30, 60
+    w, h, left, right, top, bottom = 680, 340, 90, 160, 30, 60
     pw, ph = w - left - right, h - top - bottom
     gw = pw / max(1, len(groups))
     bw = gw * 0.8 / max(1, len(series))
