@@ -329,7 +329,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
         limit: int = 50,
         offset: int = 0,
         order: str = "occurred_at",
+        count: bool = True,
     ) -> Page:
+        """A page of memories. `count=False` skips counting the matches (a scan of every row on a large store
+        without a scope): `total` is then -1, and `next_offset` comes from reading one row past the page."""
         if not _is_int(limit) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer between 1 and 10000")
         if not _is_int(offset) or not 0 <= offset <= MAX_OFFSET:
@@ -338,9 +341,13 @@ class Memory(LifecycleMixin, ProceduralMixin):
             raise ValidationError(f"order: expected a string, got {type(order).__name__}")
         f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
         try:
-            items = self.store.list(f, limit=limit, offset=offset, order=order)
+            items = self.store.list(f, limit=limit + (0 if count else 1), offset=offset, order=order)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
+        if not count:
+            more = len(items) > limit
+            items = items[:limit]
+            return Page(items=items, total=-1, offset=offset, next_offset=offset + len(items) if more else None)
         total = self.store.count(f)
         nxt = offset + len(items)
         return Page(items=items, total=total, offset=offset, next_offset=nxt if nxt < total else None)
@@ -432,6 +439,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
         return entries
 
     # -- browsing (what the web UI reads) ----------------------------------------------
+    def version(self) -> int:
+        """A number that changes with every write to the store, from any process: caches compare against it."""
+        return self.store.data_version()
+
     def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
         """Records by id, in the order asked (unknown ids are skipped), without counting an access: a person
         looking at a memory is not a recall."""

@@ -54,7 +54,7 @@ def run(db: str, reps: int) -> list[dict[str, Any]]:
         some = mem.list(limit=1, offset=total // 2, order="recorded_at").items[0]
         tip = mem.list_tips(status=None)[0].id
         _, users = mem.scopes("user_id", limit=50)
-        queries = synthetic_texts(reps * 4, 99)
+        queries = synthetic_texts((reps + 2) * 6, 99)
         rng = random.Random(3)
         q = iter(queries)
         pages: list[tuple[str, Any]] = [

@@ -8,7 +8,9 @@ every Memory call runs in a worker thread.
 from __future__ import annotations
 
 import json
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +76,27 @@ class PageError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+# Aggregates (counts by kind and scope, growth, the scope pickers) scan every row, which on a 100k store costs
+# hundreds of milliseconds: they are kept per store until it changes, and while writes keep arriving they are
+# recomputed at most every AGG_MAX_AGE_S seconds (the pages say how old they are).
+AGG_MAX_AGE_S = 15.0
+_agg: weakref.WeakKeyDictionary[Memory, dict[str, tuple[int, float, Any]]] = weakref.WeakKeyDictionary()
+_agg_lock = threading.Lock()
+
+
+def aggregate(mem: Memory, name: str, compute: Callable[[], Any]) -> tuple[Any, float]:
+    """(value, age in seconds) of a cached aggregate of this store."""
+    version = mem.version()
+    with _agg_lock:
+        hit = _agg.get(mem, {}).get(name)
+    if hit is not None and (hit[0] == version or time.monotonic() - hit[1] < AGG_MAX_AGE_S):
+        return hit[2], time.monotonic() - hit[1]
+    value = compute()
+    with _agg_lock:
+        _agg.setdefault(mem, {})[name] = (version, time.monotonic(), value)
+    return value, 0.0
 
 
 @dataclass
@@ -316,17 +339,30 @@ def _install_sign_in(app: FastAPI, backend: KeyBackend) -> None:
 
 def overview(ctx: Ctx) -> Response:
     mem = ctx.mem
-    st = mem.stats()
-    scopes = {f: mem.scopes(f, limit=8) for f in ("user_id", "agent_id", "session_id")}
-    growth = mem.growth(period="month")
+
+    def compute() -> dict[str, Any]:
+        return {
+            "stats": mem.stats(),
+            "scopes": {f: mem.scopes(f, limit=8) for f in ("user_id", "agent_id", "session_id")},
+            "growth": mem.growth(period="month"),
+        }
+
+    data, age = aggregate(mem, "overview", compute)
+    st = data["stats"]
     return ctx.page(
         "overview.html",
         stats=st,
-        scopes=scopes,
-        chart=render.bar_chart(growth),
+        scopes=data["scopes"],
+        chart=render.bar_chart(data["growth"]),
         model=st.get("embed_model") or mem.model_name,
         dim=st.get("embed_dim"),
+        age=age,
     )
+
+
+def _pickers(mem: Memory, field: str, **kw: Any) -> list[tuple[str, int]]:
+    """The busiest scope ids, offered as you type."""
+    return aggregate(mem, f"pick:{field}:{sorted(kw.items())}", lambda: mem.scopes(field, limit=200, **kw)[1])[0]
 
 
 def _scope(ctx: Ctx) -> dict[str, str | None]:
@@ -354,9 +390,12 @@ def memories(ctx: Ctx) -> Response:
     if q:
         hits = mem.search(q, **scope, kinds=kinds, since=since, until=until, limit=PAGE)
     else:
-        page = mem.list(**scope, kinds=kinds, since=since, until=until, limit=PAGE, offset=offset, order=order)
-    _, users = mem.scopes("user_id", limit=200)
-    _, agents = mem.scopes("agent_id", limit=200)
+        # a scope's index counts its matches cheaply; without one, counting scans every row: skip it
+        page = mem.list(**scope, kinds=kinds, since=since, until=until, limit=PAGE, offset=offset, order=order,
+                        count=any(scope.values()))
+        if page.total < 0 and not (kinds or since or until):
+            page.total = aggregate(mem, "overview-total", lambda: mem.list(limit=1).total)[0]
+    users, agents = _pickers(mem, "user_id"), _pickers(mem, "agent_id")
     sessions = mem.scopes("session_id", user_id=scope["user_id"], limit=200)[1] if scope["user_id"] else []
     params = {k: v for k, v in ctx.request.query_params.items() if k != "offset" and v}
     return ctx.page(
@@ -411,7 +450,7 @@ def facts(ctx: Ctx) -> Response:
     user = ctx.scope_arg("user_id")
     agent = ctx.scope_arg("agent_id")
     as_of = ctx.time_arg("as_of")
-    _, users = mem.scopes("user_id", kinds=["fact"], limit=200)
+    users = _pickers(mem, "user_id", kinds=["fact"])
     groups: list[dict[str, Any]] = []
     episodes: dict[str, Any] = {}
     if user or agent:
@@ -456,7 +495,7 @@ def procedures(ctx: Ctx) -> Response:
     offset = ctx.int_arg("offset", 0, 0, 10_000_000)
     tips = mem.list_tips(agent_id=agent, status=None if status == "all" else status)
     tips.sort(key=lambda t: (-t.utility, -t.support, t.text))
-    _, agents = mem.scopes("agent_id", limit=200)
+    agents = _pickers(mem, "agent_id")
     return ctx.page("procedures.html", tips=tips[offset: offset + PAGE], total=len(tips), offset=offset,
                     agent=agent, tip_status=status, agents=agents, page_size=PAGE,
                     params={k: v for k, v in ctx.request.query_params.items() if k != "offset" and v})
@@ -560,14 +599,16 @@ def _purge_scope(ctx: Ctx) -> dict[str, str | None]:
 def purge_confirm(ctx: Ctx) -> Response:
     mem = ctx.mem
     if not (ctx.arg("user_id") or ctx.arg("agent_id")):
-        _, users = mem.scopes("user_id", limit=200)
-        return ctx.page("purge.html", scope=None, users=users)
+        return ctx.page("purge.html", scope=None, users=_pickers(mem, "user_id"))
     scope = _purge_scope(ctx)
     by_kind = {}
-    for k in mem.stats().get("by_kind", {}):
+    for k in BUILTIN_KINDS:
         n = mem.list(**scope, kinds=[k], limit=1).total
         if n:
             by_kind[k] = n
+    rest = mem.list(**scope, limit=1).total - sum(by_kind.values())
+    if rest:
+        by_kind["other kinds"] = rest
     sessions, _ = mem.scopes("session_id", **scope, limit=1)
     return ctx.page("purge.html", scope=scope, by_kind=by_kind, total=sum(by_kind.values()), sessions=sessions,
                     users=[])
