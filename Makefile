@@ -36,7 +36,7 @@ test: $(VENV)/.test-deps chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # crewai pins mcp<2, openai<3 and pydantic<2.13, against the server extra (mcp 2): its adapter is tested in a
-# venv of its own, outside `make test` (about 7 minutes and 2.3 GB to build on 2 cores; tests/test_integrations_crewai.py)
+# venv of its own, outside `make test` (2.3 GB; 7 to 21 minutes to build on 2 shared cores; tests/test_integrations_crewai.py)
 CREWAI_VENV ?= .venv-crewai
 
 $(CREWAI_VENV)/.deps: pyproject.toml
