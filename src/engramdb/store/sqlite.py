@@ -54,7 +54,10 @@ def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]
             clauses.append(f"m.{col} = ?")
             params.append(value)
     if f.kinds:
-        clauses.append(f"m.kind IN ({','.join('?' * len(f.kinds))})")
+        # with a scope, its (scope, time) index is the narrow one: "+" keeps SQLite from picking the kind index,
+        # which on a large store walks every episode (measured: 350 ms against 1 ms at 100k memories)
+        scoped = f.user_id is not None or f.agent_id is not None or f.session_id is not None
+        clauses.append(f"{'+' if scoped else ''}m.kind IN ({','.join('?' * len(f.kinds))})")
         params.extend(f.kinds)
     if f.ids is not None:
         clauses.append(f"m.id IN ({','.join('?' * len(f.ids))})" if f.ids else "0")
