@@ -557,23 +557,43 @@ class LifecycleMixin:
             return "past"
         return time_intent(query)
 
-    def _slots(self, results: list[SearchResult], query_vector: np.ndarray | None) -> dict[str, Any]:
-        """The state slots the query asks about and the slot each candidate states (retrieve/slots.py)."""
-        from ..retrieve.slots import query_slots, statement_slots
+    def _slots(self, results: list[SearchResult], query_vector: np.ndarray | None, f: Filters) -> dict[str, Any]:
+        """The state slots the query asks about, the slot each candidate states, and what the slots' facts
+        say (retrieve/slots.py, retrieve/currency.py)."""
+        from ..retrieve.currency import SlotValues
+        from ..retrieve.slots import SLOTS, query_slots, statement_slots
 
         if query_vector is None:
             return {}
         emb = self.embedder  # type: ignore[attr-defined]
+        store = self.store  # type: ignore[attr-defined]
         attrs = [str(r.memory.metadata.get("attribute", "")) for r in results if r.memory.kind == FACT]
         slots = query_slots(emb, query_vector, attrs)
-        if not any(not s.startswith("attr:") for s in slots):
-            return {"slots": slots}  # facts only: no memory needs reading
+        if not slots:
+            return {}
+        values: dict[str, SlotValues] = {}
+        for slot in slots:
+            names = [slot[5:]] if slot.startswith("attr:") else list(SLOTS[slot][0])
+            if slot == "favorite":
+                names = [a for a in dict.fromkeys(attrs) if a.startswith("favorite:")]
+            current: set[str] = set()
+            seen: set[str] = set()
+            for a in names:
+                flt = Filters(user_id=f.user_id, agent_id=f.agent_id, kinds=[FACT], metadata={"attribute": a})
+                facts = store.list(flt, limit=200)
+                open_ = [x for x in facts if x.valid_to is None]
+                newest = max(open_, key=lambda x: x.valid_from or x.occurred_at or _EPOCH, default=None)
+                if newest is not None:
+                    current.add(str(newest.metadata.get("value")))
+                seen.update(str(x.metadata.get("value")) for x in facts)
+            values[slot] = SlotValues(frozenset(current), frozenset(seen - current))
         eps = [r.memory.id for r in results if r.memory.kind != FACT and r.current and r.memory.role != "assistant"]
-        keys = self.store.keys_for(eps)  # type: ignore[attr-defined]
-        got, mat = self.store.vectors_for(list(keys.values()))  # type: ignore[attr-defined]
+        keys = store.keys_for(eps)
+        got, mat = store.vectors_for(list(keys.values()))
         id_of = {k: i for i, k in keys.items()}
         stated = statement_slots(emb, mat) if len(got) else []
-        return {"slots": slots, "slots_of": {id_of[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
+        return {"slots": slots, "values": values,
+                "slots_of": {id_of[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
 
     def _lifecycle_rerank(
         self,
@@ -623,7 +643,7 @@ class LifecycleMixin:
 
             results = annotate(results, statuses(self.store, results, f or Filters(), now()))  # type: ignore[attr-defined]
             if intent in ("present", "neutral") and span is None:
-                results = present_first(results, **self._slots(results, query_vector))
+                results = present_first(results, **self._slots(results, query_vector, f or Filters()))
         share = self._derived_share()
         if share < 1.0:
             cap = int(limit * share) if limit * share >= 1 else (1 if share > 0 else 0)
@@ -657,6 +677,7 @@ class LifecycleMixin:
         return {"lifecycle": counters, "llm": llm}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DERIVED_MAX_SHARE = 0.4  # measured in docs/lifecycle.md ("Derived memories in search")
 TIME_BOOST = 0.5
 _EVENT_RE = re.compile(

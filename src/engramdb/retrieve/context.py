@@ -43,7 +43,7 @@ def format_line(res: SearchResult) -> str:
     tag = "" if m.kind == "episode" else f"({m.kind}) "
     if m.valid_to is not None:
         tag += f"(until {m.valid_to:%Y-%m-%d}) "
-    elif not res.current:
+    elif not res.current or res.signals.get("echo"):
         tag += "(past) "
     return f"[{when}] {tag}{who}{m.text}"
 

@@ -133,42 +133,89 @@ def states_present(text: str) -> bool:
     return not _NOT_A_STATE.search(text)
 
 
+@dataclass(frozen=True)
+class SlotValues:
+    """What the facts of one slot say: each attribute's newest current value, and every other value they had."""
+
+    current: frozenset[str] = frozenset()
+    older: frozenset[str] = frozenset()
+
+
+def _names(text: str, value: str) -> bool:
+    return bool(value) and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.I) is not None
+
+
 def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
-                  slots_of: dict[str, str | None] | None = None) -> list[SearchResult]:
-    """For a question about the present. For each slot the question asks about (retrieve/slots.py): the
-    current facts of that slot and the memories stating it lead, newest evidence first (so a newer "I
-    started at Globex" beats an older fact the extractor could not update). Then every other current memory
-    in rank order, then the historical ones. Leading facts that no newer statement contradicts are marked
-    `signals["current_fact"]` for the context block."""
+                  slots_of: dict[str, str | None] | None = None,
+                  values: dict[str, SlotValues] | None = None) -> list[SearchResult]:
+    """For a question about the present. For each slot the question asks about (retrieve/slots.py):
+
+    - the slot's current facts and the memories stating it lead, newest evidence first (so a newer "I
+      started at Globex" beats an older fact the extractor could not update);
+    - a statement that names only an older value of the slot ("I still have Noodle's leash", once Mochi is
+      the pet) or speaks of a past state, a plan or a question is an echo: it never leads, and is marked
+      `signals["echo"]` so the context block shows it as past;
+    - an older statement of the slot that the newest evidence replaced (not a source of a current fact, not
+      naming its value) becomes historical: `current` False, `superseded_by` the newest evidence.
+
+    Then every other current memory in rank order, then the historical ones. Leading facts that no newer
+    statement contradicts are marked `signals["current_fact"]` for the context block."""
     from .slots import attribute_slot
 
     slots_of = slots_of or {}
+    values = values or {}
     lead: list[SearchResult] = []
+    changed: dict[str, SearchResult] = {}
     for slot in slots:
+        vals = values.get(slot, SlotValues())
         group = []
         for r in results:
             m = r.memory
-            if not r.current or any(r.memory.id == x.memory.id for x in lead):
+            if not r.current or any(m.id == x.memory.id for x in lead):
                 continue
             if m.kind == FACT:
                 attr = str(m.metadata.get("attribute", ""))
                 if attribute_slot(attr) == slot or f"attr:{attr}" == slot:
                     group.append(r)
-            elif slots_of.get(m.id) == slot and m.role != "assistant" and states_present(m.text):
-                group.append(r)
+            elif slots_of.get(m.id) == slot and m.role != "assistant":
+                names_old = any(_names(m.text, v) for v in vals.older)
+                names_now = any(_names(m.text, v) for v in vals.current)
+                if states_present(m.text) and (names_now or not names_old):
+                    group.append(r)
+                else:
+                    changed[m.id] = r.model_copy(update={"signals": {**r.signals, "echo": 1.0}})
         group.sort(key=_evidence_time, reverse=True)
+        if not group:
+            continue
         newest_statement = next((r for r in group if r.memory.kind != FACT), None)
+        head = group[0]
+        sources = {s for r in group if r.memory.kind == FACT for s in r.memory.source_ids}
         for r in group:
-            if r.memory.kind == FACT and (
+            m = r.memory
+            if m.kind == FACT and (
                 newest_statement is None
-                or newest_statement.memory.id in r.memory.source_ids
+                or newest_statement.memory.id in m.source_ids
                 or _evidence_time(newest_statement) <= _evidence_time(r)
             ):
                 r = r.model_copy(update={"signals": {**r.signals, "current_fact": 1.0}})
+            elif (m.kind != FACT and r is not head and m.id not in sources
+                  and not any(_names(m.text, v) for v in vals.current)):
+                changed[m.id] = r.model_copy(update={"current": False, "superseded_by": head.memory.id})
+                continue
             lead.append(r)
     chosen = {r.memory.id for r in lead}
-    rest = [r for r in results if r.memory.id not in chosen]
-    return lead + [r for r in rest if r.current] + [r for r in rest if not r.current]
+    rest = [changed.get(r.memory.id, r) for r in results if r.memory.id not in chosen]
+    return _monotone(lead + [r for r in rest if r.current] + [r for r in rest if not r.current])
+
+
+def _monotone(results: list[SearchResult]) -> list[SearchResult]:
+    """Scores that fall with rank again: a memory moved up takes the score of the one it now precedes (the
+    ranker's own output stays in its signals)."""
+    out = list(results)
+    for i in range(len(out) - 2, -1, -1):
+        if out[i].score < out[i + 1].score:
+            out[i] = out[i].model_copy(update={"score": out[i + 1].score})
+    return out
 
 
 def _evidence_time(r: SearchResult) -> tuple[bool, float]:

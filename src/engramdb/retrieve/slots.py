@@ -32,6 +32,12 @@ SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
         ("I work at a company", "I started a new job at a firm", "I joined a company", "I was hired by a company",
          "I work as an engineer", "I got promoted to manager", "first day at my new job"),
     ),
+    "favorite": (
+        (),  # every favorite:<thing> attribute
+        ("what is her favorite band", "which food does he like best", "what is their favourite movie"),
+        ("my favourite band is", "this is my favorite food now", "I love this group the most",
+         "it has become my number one"),
+    ),
     "car": (
         ("car", "drives"),
         ("what car does he drive", "which vehicle does she own"),
@@ -150,6 +156,8 @@ def statement_slots(embedder: Embedder, vectors: np.ndarray) -> list[str | None]
 
 
 def attribute_slot(attribute: str) -> str | None:
+    if attribute.startswith("favorite:"):
+        return "favorite"
     for name, (attrs, _, _) in SLOTS.items():
         if attribute in attrs:
             return name
