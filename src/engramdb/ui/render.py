@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Record fields a person cares about in a diff (bookkeeping like access_count changes on every read).
@@ -81,7 +81,7 @@ def why(rank: int, hit: Any, prev: Any | None) -> str:
     if s.get("current_fact"):
         parts.append("a current fact about who the question names, so it leads")
     kw = s.get("bm25", 0.0)
-    if kw > 0:
+    if kw >= 0.005:
         rank_kw = f", keyword rank {int(s['bm25_rank']) + 1}" if "bm25_rank" in s else ""
         parts.append(f"shares words with the query (BM25 {kw:.2f}{rank_kw})")
     else:
@@ -174,7 +174,11 @@ def timeline(groups: list[dict[str, Any]], now: datetime, width: int = 860) -> d
     if not starts:
         return {"rows": [], "width": width}
     t0 = min(starts)
-    t1 = max([now, *[f["valid_to"] for g in groups for f in g["facts"] if f["valid_to"]]])
+    ends = [*starts, *[f["valid_to"] for g in groups for f in g["facts"] if f["valid_to"]]]
+    # the axis ends a little after the last change, not at today: years of unchanged facts would squeeze the
+    # history into a corner; bars still open run to the right edge (and the slider's end means "now")
+    last = max(ends)
+    t1 = min(now, last + max((last - t0) * 0.12, timedelta(days=45))) if last < now else last
     span = max((t1 - t0).total_seconds(), 86400.0)
     t0 = t0.astimezone(UTC)
     left, right = 190, width - 20
@@ -191,10 +195,12 @@ def timeline(groups: list[dict[str, Any]], now: datetime, width: int = 860) -> d
             bars.append({**f, "x": x(start), "w": round(max(x(end) - x(start), 3), 1),
                          "from_ms": _ms(start), "to_ms": _ms(f["valid_to"]) if f["valid_to"] else ""})
         rows.append({**g, "bars": bars})
-    years = []
+    ticks = []
+    quarterly = span < 3 * 365 * 86400
     for year in range(t0.year, t1.year + 2):
-        t = datetime(year, 1, 1, tzinfo=UTC)
-        if t0 <= t <= t1:
-            years.append({"x": x(t), "label": str(year)})
+        for month in ((1, 4, 7, 10) if quarterly else (1,)):
+            t = datetime(year, month, 1, tzinfo=UTC)
+            if t0 <= t <= t1:
+                ticks.append({"x": x(t), "label": f"{year}-{month:02d}" if quarterly else str(year)})
     return {"rows": rows, "width": width, "left": left, "right": right, "t0_ms": _ms(t0), "t1_ms": _ms(t1),
-            "ticks": years, "x_now": x(now)}
+            "ticks": ticks, "x_now": x(min(now, t1))}

@@ -36,6 +36,7 @@ from .auth import PRESESSION_COOKIE, SESSION_COOKIE, SESSION_TTL_S, KeyBackend, 
 
 HERE = Path(__file__).parent
 PAGE = 50
+LEFT_OUT_SHOWN = 12
 MAX_FORM_BYTES = 256 * 1024
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -415,7 +416,7 @@ def trace(ctx: Ctx) -> Response:
     q = ctx.arg("q", 2000)
     max_tokens = ctx.int_arg("max_tokens", 300, 16, 100_000)
     as_of = ctx.time_arg("as_of")
-    limit = ctx.int_arg("limit", 20, 1, 50)
+    limit = ctx.int_arg("limit", 12, 1, 50)
     rows: list[dict[str, Any]] = []
     block, left_out = None, []
     if q:
@@ -436,13 +437,15 @@ def trace(ctx: Ctx) -> Response:
             omitted = [h.memory.id for h in hits if h.memory.id not in chosen]
         rank = {h.memory.id: i + 1 for i, h in enumerate(hits)}
         others = {r.id: r for r in mem.records([i for i in omitted if i not in by_id])}
-        for mid in omitted[:50]:
+        for mid in omitted[:LEFT_OUT_SHOWN]:
             rec = by_id[mid].memory if mid in by_id else others.get(mid)
             if rec is not None:
                 cost = counter.count(format_line(by_id[mid])) + 1 if mid in by_id else None
                 left_out.append({"rank": rank.get(mid), "memory": rec, "cost": cost})
     return ctx.page("trace.html", scope=scope, q=q, max_tokens=max_tokens, as_of=ctx.arg("as_of", 64), rows=rows,
-                    block=block, left_out=left_out, limit=limit)
+                    block=block, left_out=left_out, limit=limit,
+                    more_left_out=len(getattr(block, "omitted_ids", None) or []) - len(left_out) if block else 0,
+                    more_hits=(len(hits) - len(rows)) if q else 0)
 
 
 def facts(ctx: Ctx) -> Response:
