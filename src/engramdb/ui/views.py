@@ -70,6 +70,7 @@ _env.filters["t"] = _fmt_time
 _env.filters["bytes"] = _fmt_bytes
 _env.filters["short"] = lambda s, n=160: s if len(s) <= n else s[: n - 1] + "…"
 _env.filters["pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+_env.filters["jsontext"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)  # escaped like any text
 _env.filters["num"] = lambda v, d=3: "" if v is None else f"{v:.{d}f}"
 
 

@@ -17,7 +17,7 @@
     line.setAttribute("x1", x.toFixed(1));
     line.setAttribute("x2", x.toFixed(1));
     // the axis ends a little after the last change, so its end stands for today
-    label.textContent = t >= t1 ? "now" : new Date(t).toISOString().slice(0, 10);
+    label.textContent = t > t1 - 86400000 ? "now" : new Date(t).toISOString().slice(0, 10);
     const state = {};
     for (const g of bars) {
       const from = Number(g.dataset.from), to = g.dataset.to === "" ? Infinity : Number(g.dataset.to);
