@@ -546,9 +546,18 @@ class Memory(LifecycleMixin, ProceduralMixin):
                 if progress:
                     progress(min(done, total), total)
                 continue
-            if self.store.reindex_commit(emb.name, emb.dim):
-                return done
-            after = 0  # rows changed during the pass: one more sweep
+            # The last rows written meanwhile are embedded inside the swap's transaction, so a steady writer cannot
+            # keep the reindex from finishing; if many came in, sweep again outside the lock first.
+            with self.store.transaction():
+                rest = self.store.reindex_todo(0, batch)
+                if len(rest) < batch:
+                    if rest:
+                        index_texts, vecs, tokens = self._keys([r for _, r in rest])
+                        self.store.reindex_stage([k for k, _ in rest], index_texts, vecs, tokens=tokens)
+                        done += len(rest)
+                    if self.store.reindex_commit(emb.name, emb.dim):
+                        return done
+            after = 0
 
     def _reindex_in_place(
         self, emb: Embedder, f: Filters, total: int, progress: Progress | None, batch: int

@@ -291,6 +291,102 @@ def concurrency(writers: int = 4, searchers: int = 2, writes: int = 1200, workdi
     }
 
 
+def _reads_client(path: str, stop_path: str, out_path: str, dim: int) -> None:
+    """Child: search and add in turn (old model) until told to stop; record each call's latency and outcome."""
+    from ..api.memory import Memory
+    from ..embed import HashingEmbedder
+    from ..errors import ModelMismatchError
+
+    searches: list[float] = []
+    writes: list[float] = []
+    mismatch = errors = 0
+    with Memory(path, embedder=HashingEmbedder(dim)) as mem:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        i = 0
+        while not os.path.exists(stop_path):
+            i += 1
+            for kind, call in (("search", lambda: mem.search("topic 3", limit=10)),
+                               ("write", lambda i=i: mem.add(f"written during the reindex {i}", user_id="live"))):
+                t = time.perf_counter()
+                try:
+                    call()
+                except ModelMismatchError:
+                    mismatch += 1  # after the swap: the old model is refused, as it should be
+                except Exception:  # noqa: BLE001 - counted: the check is that there are none
+                    errors += 1
+                (searches if kind == "search" else writes).append(time.perf_counter() - t)
+            time.sleep(0.05)
+    Path(out_path).write_text(json.dumps({"searches": searches, "writes": writes, "mismatch": mismatch,
+                                          "errors": errors}))  # fmt: skip
+
+
+def reads_during_reindex(turns: int = 12_000, model: str | None = None, workdir: str | None = None) -> dict[str, Any]:
+    """A store of `turns` memories (hashing embedder) re-indexed to the real model while another process searches
+    and adds with the old one: the longest search and write waits, and what the old model gets after the swap."""
+    from ..api.memory import Memory
+    from ..embed import HashingEmbedder, make_embedder
+
+    base = Path(workdir or tempfile.mkdtemp(prefix="engramdb-reindex-"))
+    base.mkdir(parents=True, exist_ok=True)
+    path = str(base / "reindex.db")
+    with Memory(path, embedder=HashingEmbedder(384)) as mem:
+        for start in range(0, turns, 1000):
+            mem.add([f"turn {i} about topic {i % 50} and more words" for i in range(start, min(turns, start + 1000))],
+                    user_id="u", session_id=f"s{start}")  # fmt: skip
+    env = {**os.environ, "ENGRAMDB_EXTRACTION": "off"}
+    stop, out = str(base / "stop"), str(base / "client.json")
+    client = subprocess.Popen([sys.executable, "-m", "engramdb.bench.faults", "--reads-client", path, stop, out, "384"],
+                              env=env, stdout=subprocess.PIPE)  # fmt: skip
+    client.stdout.readline()  # type: ignore[union-attr]
+    emb = make_embedder(model)
+    t0 = time.perf_counter()
+    with Memory(path, embedder=emb, allow_model_change=True) as mem:
+        done = mem.reindex()
+    seconds = time.perf_counter() - t0
+    time.sleep(1.0)  # a few calls after the swap
+    Path(stop).touch()
+    client.wait()
+    got = json.loads(Path(out).read_text())
+    return {
+        "turns": turns,
+        "reindexed": done,
+        "reindex_s": round(seconds, 1),
+        "model": emb.name,
+        "searches": len(got["searches"]),
+        "longest_search_s": round(max(got["searches"]), 3),
+        "p50_search_s": round(sorted(got["searches"])[len(got["searches"]) // 2], 4),
+        "writes": len(got["writes"]),
+        "longest_write_s": round(max(got["writes"]), 3),
+        "refused_after_swap": got["mismatch"],
+        "errors": got["errors"],
+    }
+
+
+def sync_cost(n: int = 300, workdir: str | None = None) -> dict[str, Any]:
+    """Single-memory adds per synchronous level (hashing embedder: the commit is what is timed)."""
+    from ..api.memory import Memory
+    from ..config import MemoryConfig
+    from ..embed import HashingEmbedder
+
+    base = Path(workdir or tempfile.mkdtemp(prefix="engramdb-sync-"))
+    base.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {"adds": n}
+    for level in ("NORMAL", "FULL", "EXTRA"):
+        cfg = MemoryConfig(sqlite_synchronous=level, extraction="off")
+        with Memory(base / f"{level}.db", embedder=HashingEmbedder(384), config=cfg) as mem:
+            mem.add("warm up", user_id="u")
+            times = []
+            for i in range(n):
+                t = time.perf_counter()
+                mem.add(f"memory number {i} for the durability test", user_id="u")
+                times.append(time.perf_counter() - t)
+        times.sort()
+        out[level] = {"p50_ms": round(1000 * times[n // 2], 2), "p95_ms": round(1000 * times[int(n * 0.95)], 2),
+                      "adds_per_s": round(n / sum(times), 1)}  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m engramdb.bench.faults")
     p.add_argument("--worker", nargs=4, metavar=("OP", "DB", "LOG", "SEED"))
@@ -300,6 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None)
     p.add_argument("--concurrency", action="store_true", help="also run the 4-writer + 2-searcher check")
+    p.add_argument("--reads-client", nargs=4, metavar=("DB", "STOP", "OUT", "DIM"))
+    p.add_argument("--reindex-reads", type=int, metavar="TURNS", help="search waits during a reindex of TURNS")
+    p.add_argument("--sync-cost", type=int, metavar="N", help="time N adds per PRAGMA synchronous level")
     a = p.parse_args(argv)
     if a.worker:
         worker(a.worker[0], a.worker[1], a.worker[2], int(a.worker[3]))
@@ -307,6 +406,12 @@ def main(argv: list[str] | None = None) -> None:
         _conc_writer(a.writer[0], a.writer[1], int(a.writer[2]), a.writer[3])
     elif a.searcher:
         _conc_searcher(*a.searcher)
+    elif a.reads_client:
+        _reads_client(*a.reads_client[:3], int(a.reads_client[3]))
+    elif a.reindex_reads:
+        print(json.dumps(reads_during_reindex(a.reindex_reads, workdir=a.dir), indent=2))
+    elif a.sync_cost:
+        print(json.dumps(sync_cost(a.sync_cost, workdir=a.dir), indent=2))
     else:
         report = {"faults": run(a.kills, workdir=a.dir, seed=a.seed, progress=True)}
         if a.concurrency:
