@@ -86,7 +86,7 @@ _REL_ALT = "|".join(sorted(_RELATIONS, key=len, reverse=True))
 _PLURAL_ALT = "|".join(sorted(PLURALS, key=len, reverse=True))
 _MOD_WORDS = (
     "best|older|younger|little|big|baby|twin|step|new|old|dear|lovely|sweet|oldest|youngest|eldest|rescue|golden|"
-    "adopted|beautiful|grumpy|lazy|sweet|two|three|four|black|white|ginger|tabby|senior|teenage|"
+    "adopted|beautiful|grumpy|lazy|sweet|two|three|four|black|white|ginger|tabby|senior|teenage|grey|gray|brown|tiny|fat|"
     "german|border|cocker|jack|yorkshire|french|english|labrador|long-haired|fluffy"
 )
 _REL_MOD = r"(?:(?i:" + _MOD_WORDS + r")\s+){0,2}"
