@@ -156,9 +156,7 @@ class LocalBackend:
         self._perms = ["read"] if read_only else ["admin"]
 
     def viewer(self, request: Request) -> Viewer | None:
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0] if "]" not in (request.headers.get("host") or "") \
-            else (request.headers.get("host") or "").rsplit("]", 1)[0] + "]"
-        if host not in LOOPBACK:
+        if (request.url.hostname or "") not in LOOPBACK:  # the Host header: a rebinding page names its own host
             return None
         return Viewer("local", "local", self._perms, self._session)
 

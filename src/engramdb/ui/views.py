@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from ..api.memory import Memory
-from ..errors import NotFoundError, ValidationError
+from ..errors import EngramError, ModelMismatchError, NotFoundError, StoreError, ValidationError
 from ..ingest.normalize import check_id
 from ..model import BUILTIN_KINDS, check_kind
 from ..server.auth import RateLimited
@@ -235,6 +235,12 @@ def install(app: FastAPI, backend: UIBackend) -> None:
                 return _error_page(request, backend, viewer, 403, str(exc))
             except AuthError as exc:
                 return _error_page(request, backend, viewer, 401, str(exc))
+            except StoreError as exc:
+                return _error_page(request, backend, viewer, 503, f"storage unavailable: {exc}")
+            except ModelMismatchError as exc:
+                return _error_page(request, backend, viewer, 409, str(exc))
+            except EngramError as exc:
+                return _error_page(request, backend, viewer, 400, str(exc))
             except RateLimited as exc:
                 resp = _error_page(request, backend, viewer, 429, str(exc))
                 resp.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
