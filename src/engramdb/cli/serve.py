@@ -131,6 +131,7 @@ def serve(
     rate_limit: Annotated[float, typer.Option(help="Requests per second per key (0 = unlimited).")] = 100.0,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 4 * 1024 * 1024,
     no_mcp: Annotated[bool, typer.Option("--no-mcp", help="Do not serve MCP at /mcp.")] = False,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the web UI at /ui.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     as_json: JsonOpt = False,
 ) -> None:
@@ -148,6 +149,7 @@ def serve(
         rate_limit=rate_limit,
         max_body_bytes=max_body_bytes,
         mcp=not no_mcp,
+        ui=not no_ui,
         log_level=log_level,
         host=host,
     )
