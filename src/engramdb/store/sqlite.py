@@ -436,7 +436,7 @@ class SQLiteStore(Store):
             return
         stamp = to_store(at)
         with self._lock:
-            for mid in ids:
+            for mid in dict.fromkeys(ids):  # one access per call, however often an id is listed
                 n, last = self._pending_touch.get(mid, (0, stamp))
                 self._pending_touch[mid] = (n + 1, max(last, stamp))
             if self._depth:  # inside the caller's transaction: write with it
