@@ -53,7 +53,9 @@ def _facts(m: Memory, **kw) -> dict[str, str]:
 
 
 def _fact_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if "(fact)" in line]
+    """Facts in the block: '(fact)' lines, and the 'Current facts:' section's '- ' lines without their
+    '(since ...; before: OLD)' note (the replaced value is named there on purpose)."""
+    return [line.split(" (since ")[0] for line in text.splitlines() if "(fact)" in line or line.startswith("- ")]
 
 
 def _scenario(m: Memory, path: Path, capsys, label: str) -> None:

@@ -52,18 +52,21 @@ def test_every_operation_round_trip(env):
     assert page["total"] == 2 and len(page["items"]) == 1 and page["next_offset"] == 1
     page = c.get("/v1/memories", params={"filters": json.dumps({"topic": "home"}), "kind": "episode"}, headers=h)
     assert page.json()["total"] == 2
-    n_all = c.get("/v1/memories", headers=h).json()["total"]
 
     assert c.get(f"/v1/memories/{ids[0]}", headers=h).json()["text"] == "I moved to Berlin last month"
     upd = c.patch(f"/v1/memories/{ids[0]}", json={"text": "I moved to Paris"}, headers=h).json()
     assert upd["version"] == 2 and upd["text"] == "I moved to Paris"
     hist = c.get(f"/v1/memories/{ids[0]}/history", headers=h).json()["entries"]
     assert [e["action"] for e in hist] == ["add", "update"]
+    # the edit re-derived the turn's fact: Paris is live, the Berlin fact is retracted (kept, soft-deleted)
+    facts = c.get("/v1/memories", params={"kind": "fact"}, headers=h).json()["items"]
+    assert [f["metadata"]["value"] for f in facts] == ["Paris"]
+    n_all = c.get("/v1/memories", headers=h).json()["total"] + 1
 
     lines = c.get("/v1/export", headers=h).text.strip().splitlines()
     assert json.loads(lines[0])["format"] == "engramdb-jsonl" and len(lines) == 1 + n_all
     stats = c.get("/v1/stats", headers=h).json()
-    assert stats["tenant"] == "acme" and stats["stats"]["memories"] == n_all and "path" not in stats["stats"]
+    assert stats["tenant"] == "acme" and stats["stats"]["memories"] == n_all - 1 and "path" not in stats["stats"]
 
     assert c.delete(f"/v1/memories/{ids[1]}", headers=h).json() == {"deleted": ids[1]}
     assert c.get(f"/v1/memories/{ids[1]}", headers=h).status_code == 404

@@ -548,30 +548,36 @@ class LifecycleMixin:
 
     def _time_intent(self, query: str, *, as_of: datetime | None = None, order: str = "relevance") -> str:
         """"present", "past" or "neutral" (retrieve/currency.py); "off" when current-truth ranking is off.
-        `as_of` and a time order read history by their own rules, so both count as the past."""
+        With `as_of`, "as_of": the present of that date. A time order keeps history, like the past."""
         from ..retrieve.currency import time_intent
 
         if not self._current_truth():
             return "off"
-        if as_of is not None or order != "relevance":
+        if as_of is not None:
+            return "as_of"
+        if order != "relevance":
             return "past"
         return time_intent(query)
 
-    def _slots(self, results: list[SearchResult], query_vector: np.ndarray | None, f: Filters) -> dict[str, Any]:
-        """The state slots the query asks about, the slot each candidate states, and what the slots' facts
-        say (retrieve/slots.py, retrieve/currency.py)."""
+    def _slots(self, results: list[SearchResult], query_vector: np.ndarray | None, f: Filters, at: datetime
+               ) -> tuple[list[SearchResult], dict[str, Any]]:
+        """The state slots the query asks about; the results plus the scope's memories closest to each slot's
+        statements (a change worded unlike the question: "Officially a UX researcher as of this month"); the
+        slot each of them states; and what the slots' facts say (retrieve/slots.py, retrieve/currency.py)."""
         from ..retrieve.currency import SlotValues
-        from ..retrieve.slots import SLOTS, query_slots, statement_slots
+        from ..retrieve.slots import SLOTS, query_slots, slot_centroid, statement_slots
 
         if query_vector is None:
-            return {}
+            return results, {}
         emb = self.embedder  # type: ignore[attr-defined]
         store = self.store  # type: ignore[attr-defined]
         attrs = [str(r.memory.metadata.get("attribute", "")) for r in results if r.memory.kind == FACT]
         slots = query_slots(emb, query_vector, attrs)
         if not slots:
-            return {}
+            return results, {}
         values: dict[str, SlotValues] = {}
+        have = {r.memory.id for r in results}
+        floor = min((r.score for r in results), default=0.0)
         for slot in slots:
             names = [slot[5:]] if slot.startswith("attr:") else list(SLOTS[slot][0])
             if slot == "favorite":
@@ -581,19 +587,27 @@ class LifecycleMixin:
             for a in names:
                 flt = Filters(user_id=f.user_id, agent_id=f.agent_id, kinds=[FACT], metadata={"attribute": a})
                 facts = store.list(flt, limit=200)
-                open_ = [x for x in facts if x.valid_to is None]
+                open_ = [x for x in facts if x.is_current(at) and (x.valid_from or x.occurred_at or at) <= at]
                 newest = max(open_, key=lambda x: x.valid_from or x.occurred_at or _EPOCH, default=None)
                 if newest is not None:
                     current.add(str(newest.metadata.get("value")))
                 seen.update(str(x.metadata.get("value")) for x in facts)
             values[slot] = SlotValues(frozenset(current), frozenset(seen - current))
-        eps = [r.memory.id for r in results if r.memory.kind != FACT and r.current and r.memory.role != "assistant"]
+            centroid = slot_centroid(emb, slot)
+            if centroid is not None:
+                hits = self.vectors.search(centroid, f, SLOT_EXPAND)  # type: ignore[attr-defined]
+                id_of = store.ids_for([k for k, _ in hits])
+                new = [id_of[k] for k, _ in hits if k in id_of and id_of[k] not in have]
+                for rec in store.get(new):
+                    results = [*results, SearchResult(memory=rec, score=floor, signals={"slot": 1.0})]
+                    have.add(rec.id)
+        eps = [r.memory.id for r in results if r.memory.kind != FACT and r.memory.role != "assistant"]
         keys = store.keys_for(eps)
         got, mat = store.vectors_for(list(keys.values()))
         id_of = {k: i for i, k in keys.items()}
         stated = statement_slots(emb, mat) if len(got) else []
-        return {"slots": slots, "values": values,
-                "slots_of": {id_of[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
+        return results, {"slots": slots, "values": values,
+                         "slots_of": {id_of[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
 
     def _lifecycle_rerank(
         self,
@@ -641,9 +655,14 @@ class LifecycleMixin:
         if intent != "off" and results:
             from ..retrieve.currency import annotate, present_first, statuses
 
-            results = annotate(results, statuses(self.store, results, f or Filters(), now()))  # type: ignore[attr-defined]
-            if intent in ("present", "neutral") and span is None:
-                results = present_first(results, **self._slots(results, query_vector, f or Filters()))
+            f = f or Filters()
+            at = f.as_of if intent == "as_of" and f.as_of is not None else now()  # "current" as of that date
+            slots: dict[str, Any] = {}
+            if intent == "as_of" or (intent in ("present", "neutral") and span is None):
+                results, slots = self._slots(results, query_vector, f, at)
+            results = annotate(results, statuses(self.store, results, f, at))  # type: ignore[attr-defined]
+            if slots:
+                results = present_first(results, **slots)
         share = self._derived_share()
         if share < 1.0:
             cap = int(limit * share) if limit * share >= 1 else (1 if share > 0 else 0)
@@ -678,6 +697,7 @@ class LifecycleMixin:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SLOT_EXPAND = 8  # memories closest to a slot's statements that join the list of a question about that slot
 DERIVED_MAX_SHARE = 0.4  # measured in docs/lifecycle.md ("Derived memories in search")
 TIME_BOOST = 0.5
 _EVENT_RE = re.compile(

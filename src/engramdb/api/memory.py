@@ -428,7 +428,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
         lead = [r for r in results if r.signals.get("current_fact")]  # set by the current-truth order
         before = self._replaced_values([r.memory.id for r in lead])
         results = _mark_said_before(results, lead, before)
-        return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead, before=before)
+        when = parse_time(as_of, field="as_of")
+        header = f"Facts as of {when:%Y-%m-%d}:" if when is not None else "Current facts:"
+        return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead, before=before,
+                        facts_header=header)
 
     def history(self, memory_id: str) -> list:
         if not isinstance(memory_id, str) or not memory_id:

@@ -59,15 +59,17 @@ def fact_line(res: SearchResult, before: str | None = None) -> str:
 
 
 def assemble(results: list[SearchResult], counter: TokenCounter, max_tokens: int, *,
-             facts: list[SearchResult] | None = None, before: dict[str, str] | None = None) -> ContextBlock:
-    """`facts`: current facts to lead with (budgeted first); `before`: fact id -> the value it replaced."""
+             facts: list[SearchResult] | None = None, before: dict[str, str] | None = None,
+             facts_header: str = FACTS_HEADER) -> ContextBlock:
+    """`facts`: current facts to lead with (budgeted first), under `facts_header`; `before`: fact id -> the
+    value it replaced."""
     facts = facts or []
     before = before or {}
     used = 0
     fact_lines: list[tuple[SearchResult, str]] = []
     omitted: list[str] = []
     if facts:
-        used = counter.count(FACTS_HEADER) + 1
+        used = counter.count(facts_header) + 1
         for res in facts:
             line = fact_line(res, before.get(res.memory.id))
             cost = counter.count(line) + 1
@@ -94,7 +96,7 @@ def assemble(results: list[SearchResult], counter: TokenCounter, max_tokens: int
     chosen.sort(key=lambda p: (p[0].memory.occurred_at is None, p[0].memory.occurred_at or 0, p[0].memory.id))
     parts = []
     if fact_lines:
-        parts.append("\n".join([FACTS_HEADER, *(line for _, line in fact_lines)]))
+        parts.append("\n".join([facts_header, *(line for _, line in fact_lines)]))
     if chosen:
         parts.append("\n".join([HEADER, *(line for _, line in chosen)]))
     text = "\n\n".join(parts)

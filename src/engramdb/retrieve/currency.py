@@ -122,7 +122,9 @@ def annotate(results: list[SearchResult], status: dict[str, Status]) -> list[Sea
 # What a person says about a past state ("I miss Boston", "ran into my old boss"), a plan or a question does
 # not state the present one: such memories never lead a present-tense answer.
 _NOT_A_STATE = re.compile(
-    r"\b(?:miss(?:ed|ing)?|used\s+to|old|former(?:ly)?|back\s+(?:in|when|then|home)|remember|ex-\w+|visit(?:ed|ing)?|"
+    r"\b(?:miss(?:ed|ing)?|used\s+to|(?:my|our|his|her|their|the)\s+old|old\s+(?:one|place|job|boss|car|apartment|"
+    r"flat|house|home|city|company|team|band|neighbou?rhood)|former(?:ly)?|back\s+(?:in|when|then|home)|remember|"
+    r"ex-\w+|visit(?:ed|ing)?|"
     r"trip|vacation|holiday|previous(?:ly)?|before|if|might|maybe|would|could|should|want|wanna|hope|plan(?:ning)?|"
     r"thinking|considering|someday|dream)\b|\?\s*$",
     re.I,
@@ -131,6 +133,20 @@ _NOT_A_STATE = re.compile(
 
 def states_present(text: str) -> bool:
     return not _NOT_A_STATE.search(text)
+
+
+# Words that announce a change ("just moved", "started at", "our new puppy", "officially", "as of"). Inside a
+# slot, a statement announcing a change outranks a newer plain mention ("I still have Noodle's leash").
+_CHANGE = re.compile(
+    r"\b(?:new|now|just(?!\s+like)|moved?|moving|relocat\w+|start(?:ed|ing)?|join(?:ed|ing)?|switch(?:ed|ing)?|"
+    r"officially|as\s+of|these\s+days|nowadays|got|adopt(?:ed|ing)?|bought|traded|swapped|replac\w+|hired|"
+    r"promot\w+|became|signed|lease|welcome[ds]?|say\s+hello|finally|no\s+longer|anymore|left|quit|since)\b",
+    re.I,
+)
+
+
+def announces_change(text: str) -> bool:
+    return bool(_CHANGE.search(text))
 
 
 @dataclass(frozen=True)
@@ -184,7 +200,9 @@ def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
                     group.append(r)
                 else:
                     changed[m.id] = r.model_copy(update={"signals": {**r.signals, "echo": 1.0}})
-        group.sort(key=_evidence_time, reverse=True)
+        # facts and change announcements first, newest first; then plain mentions, newest first
+        group.sort(key=lambda r: (r.memory.kind == FACT or announces_change(r.memory.text), _evidence_time(r)),
+                   reverse=True)
         if not group:
             continue
         newest_statement = next((r for r in group if r.memory.kind != FACT), None)

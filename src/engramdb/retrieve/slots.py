@@ -155,6 +155,17 @@ def statement_slots(embedder: Embedder, vectors: np.ndarray) -> list[str | None]
     return out
 
 
+@lru_cache(maxsize=64)
+def slot_centroid(embedder: Embedder, slot: str) -> np.ndarray | None:
+    """The normalised mean of a slot's statement prototypes: a query vector for memories stating the slot."""
+    p = _protos(embedder)
+    if slot not in p.names:
+        return None
+    v = p.statements[p.s_owner == p.names.index(slot)].mean(axis=0)
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n else None
+
+
 def attribute_slot(attribute: str) -> str | None:
     if attribute.startswith("favorite:"):
         return "favorite"
