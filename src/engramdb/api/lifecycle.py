@@ -567,9 +567,9 @@ class LifecycleMixin:
         from ..retrieve.currency import SlotValues
         from ..retrieve.slots import SLOTS, query_slots, slot_centroid, statement_slots
 
-        if query_vector is None:
-            return results, {}
         emb = self.embedder  # type: ignore[attr-defined]
+        if query_vector is None or emb.name.startswith("hashing"):
+            return results, {}  # slots are read by meaning: a hashing embedder has none
         store = self.store  # type: ignore[attr-defined]
         attrs = [str(r.memory.metadata.get("attribute", "")) for r in results if r.memory.kind == FACT]
         slots = query_slots(emb, query_vector, attrs)
@@ -658,10 +658,10 @@ class LifecycleMixin:
             f = f or Filters()
             at = f.as_of if intent == "as_of" and f.as_of is not None else now()  # "current" as of that date
             slots: dict[str, Any] = {}
-            if intent == "as_of" or (intent in ("present", "neutral") and span is None):
+            if intent == "as_of" or (intent == "present" and span is None):
                 results, slots = self._slots(results, query_vector, f, at)
             results = annotate(results, statuses(self.store, results, f, at))  # type: ignore[attr-defined]
-            if slots:
+            if slots or intent == "neutral":  # neutral: historical memories last, no slot order (LoCoMo)
                 results = present_first(results, **slots)
         share = self._derived_share()
         if share < 1.0:

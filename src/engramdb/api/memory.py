@@ -370,12 +370,27 @@ class Memory(LifecycleMixin, ProceduralMixin):
     ) -> list[SearchResult]:
         """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
 
-        Superseded facts are left out; `as_of=` answers what was valid (and said) at that time."""
+        What is true now comes first: each hit says whether it is `current` and what `superseded_by`, and a
+        question about the present puts the current facts and newest statements of what it asks about first
+        (docs/lifecycle.md, "The current truth"). Questions about the past also find superseded facts;
+        `as_of=` answers what was valid (and said) at that time."""
+        return self._search(query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+                            filters=filters, kinds=kinds, since=since, until=until, mode=mode, as_of=as_of,
+                            order=order)
+
+    def _search(self, query: str, *, user_id: str | None, agent_id: str | None, session_id: str | None,
+                limit: int, filters: dict[str, Any] | None, kinds: Sequence[str] | None,
+                since: datetime | str | None, until: datetime | str | None, mode: str,
+                as_of: datetime | str | None, order: str, answer_now: bool = False) -> list[SearchResult]:
+        """`search`; `answer_now`: a question with no time cue is read as about the present (context blocks
+        are read by an agent answering now; plain search keeps such questions' ranking)."""
         query = check_text(query, where="query", max_chars=self.config.max_text_chars)
         if not _is_int(limit) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer between 1 and 1000")
         when = parse_time(as_of, field="as_of")
         intent = self._time_intent(query, as_of=when, order=order)
+        if answer_now and intent == "neutral":
+            intent = "present"
         # superseded facts answer questions about the past (and time-ordered lists); otherwise only open ones
         validity = {"as_of": when} if when is not None else {} if intent == "past" else {"current_only": True}
         f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters, **validity)
@@ -406,23 +421,16 @@ class Memory(LifecycleMixin, ProceduralMixin):
         as_of: datetime | str | None = None,
         hits: list[SearchResult] | None = None,
     ) -> ContextBlock:
-        """A prompt-ready block of the most relevant memories, oldest first, within `max_tokens`.
+        """A prompt-ready block within `max_tokens`: the current facts that answer the query first, then the
+        most relevant memories, oldest first. A query with no time cue is read as about the present here.
 
         `hits`: a list that receives the search results the block was packed from (the web UI's recall trace
         shows them beside the block without searching twice)."""
         if not _is_int(max_tokens) or max_tokens < 16:
             raise ValidationError("max_tokens must be an integer of at least 16")
-        results = self.search(
-            query,
-            user_id=user_id,
-            agent_id=agent_id,
-            session_id=session_id,
-            limit=limit,
-            filters=filters,
-            since=since,
-            until=until,
-            as_of=as_of,
-        )
+        results = self._search(query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+                               filters=filters, kinds=None, since=since, until=until, mode="default", as_of=as_of,
+                               order="relevance", answer_now=True)
         if hits is not None:
             hits.extend(results)
         lead = [r for r in results if r.signals.get("current_fact")]  # set by the current-truth order

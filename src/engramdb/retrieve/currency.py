@@ -149,6 +149,11 @@ def announces_change(text: str) -> bool:
     return bool(_CHANGE.search(text))
 
 
+# Slots that hold one value at a time: there a newer statement makes an older one historical. Pets and
+# favorites can be many at once, so their older statements only rank lower.
+SINGLE_SLOTS = frozenset({"home", "work", "car", "phone", "partner", "studies", "diet"})
+
+
 @dataclass(frozen=True)
 class SlotValues:
     """What the facts of one slot say: each attribute's newest current value, and every other value they had."""
@@ -216,7 +221,7 @@ def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
                 or _evidence_time(newest_statement) <= _evidence_time(r)
             ):
                 r = r.model_copy(update={"signals": {**r.signals, "current_fact": 1.0}})
-            elif (m.kind != FACT and r is not head and m.id not in sources
+            elif (slot in SINGLE_SLOTS and m.kind != FACT and r is not head and m.id not in sources
                   and not any(_names(m.text, v) for v in vals.current)):
                 changed[m.id] = r.model_copy(update={"current": False, "superseded_by": head.memory.id})
                 continue
