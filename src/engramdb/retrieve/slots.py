@@ -28,9 +28,10 @@ SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "work": (
         ("works_at", "job_title"),
         ("which company does he work for", "who is her employer", "where does she work", "what is his job",
-         "what does she do for a living", "what is their occupation"),
+         "what does she do for a living", "what is their occupation", "what is her role", "what position does he hold"),
         ("I work at a company", "I started a new job at a firm", "I joined a company", "I was hired by a company",
-         "I work as an engineer", "I got promoted to manager", "first day at my new job"),
+         "I work as an engineer", "I got promoted to manager", "first day at my new job",
+         "I am now an employee of a firm", "I became a researcher"),
     ),
     "favorite": (
         (),  # every favorite:<thing> attribute
