@@ -133,6 +133,15 @@ def test_newest_statement_wins_without_an_extracted_fact(tmp_path, embedder):
     # a question about the past keeps the plain ranking
     past = m.search("Where did I live at first?", user_id="u", limit=4)
     assert past[0].memory.text.startswith("I live in Boston")
+    # as_of: the same order, as of that date (Denver was not said yet)
+    then = m.search("Where do I live now?", user_id="u", as_of="2024-04-01T00:00:00Z", limit=4)
+    assert then[0].memory.text.startswith("I live in Boston")
+    # a question with no time cue keeps the ranker's order (only historical memories would move down)
+    off = Memory(tmp_path / "nofacts.db", embedder=embedder,
+                 config=MemoryConfig(extraction="off", lifecycle={"current_truth": False}))
+    q = "Which city is home for me?"
+    assert [r.memory.id for r in m.search(q, user_id="u")] == [r.memory.id for r in off.search(q, user_id="u")]
+    off.close()
     m.close()
 
 
