@@ -388,7 +388,8 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if not _is_int(limit) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer between 1 and 1000")
         when = parse_time(as_of, field="as_of")
-        intent = self._time_intent(query, as_of=when, order=order)
+        # the current-truth order is part of the default pipeline; the baseline modes stay plain
+        intent = self._time_intent(query, as_of=when, order=order) if mode == "default" else "off"
         if answer_now and intent == "neutral":
             intent = "present"
         # superseded facts answer questions about the past (and time-ordered lists); otherwise only open ones
