@@ -300,6 +300,8 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("partner", _I + r"(?i:proposed)\s+(?i:to)\s+" + _NAME + r"(?=[^.;!?]*\b(?i:said yes))", "name"),
     ("relationship_status=separated", _WE + r"(?i:separated|are separating|have separated)\b", "const"),
     ("relationship_status=single", _WE + r"(?i:split up|broke up|split|called it quits)\b", "const"),
+    ("partner", r"(?:^|\b(?i:I|I'm|I’m|I\s+am|I've|I’ve|I\s+have)\s+)" + _ADV
+     + r"(?:(?i:started|began|been)\s+(?i:going out with|dating)|(?i:dating))\s+" + _NAME, "name"),
     ("relationship_status=divorced", _WE + r"(?i:divorced|got divorced|are divorced)\b", "const"),
     ("relationship_status", _IVE + r"(?i:been)\s+(?P<v>(?i:single|married|engaged|divorced|separated))\b", "status"),
     ("relationship_status=widowed", _IM + r"(?i:a\s+)?(?i:widow|widower|widowed)\b", "const"),
@@ -606,7 +608,10 @@ def _hedged(sentence: str, start: int) -> bool:
 
 
 def _not_now(attribute: str, sentence: str, start: int, end: int) -> bool:
-    """A plan ("I'm moving to Tokyo next spring") or a bygone state ("I used to be a teacher"): not true now."""
+    """A plan ("I'm moving to Tokyo next spring"), a bygone state ("I used to be a teacher") or a background
+    event ("...after Priya and I split"): not true now."""
+    if attribute == "relationship_status" and _BACKGROUND_RE.search(sentence[:start]):
+        return True
     if attribute in _TIMELESS or attribute in _RELATION_ATTRS:
         return False
     clause = _PURPOSE_RE.sub("", _clause(sentence, start, end))
@@ -618,6 +623,7 @@ def _not_now(attribute: str, sentence: str, start: int, end: int) -> bool:
 
 
 _RELATION_ATTRS = frozenset(RELATIONS.values()) | frozenset(PLURALS.values())
+_BACKGROUND_RE = re.compile(r"\b(?:after|since|before|once|when|until)\s*$", re.I)
 _NAME_TOKEN = r"[A-Z][a-z'’-]+"
 _GREETING = r"(?:(?i:hi|hello|hey|hiya|heya|morning|evening|hi there|hey there|hello again|hey again)\s*[,!.]?\s+)?"
 _NAME_RULES = [
