@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engramdb import Memory
+from engramdb import Memory, MemoryConfig
 from engramdb.embed import HashingEmbedder
 from engramdb.errors import EngramError
 
@@ -57,9 +57,9 @@ _kw = st.fixed_dictionaries  # readable below
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    os.environ["ENGRAMDB_EXTRACTION"] = "off"
     path = tmp_path_factory.mktemp("fuzz") / "f.db"
-    m = Memory(path, embedder=HashingEmbedder(32))
+    # config, not the environment: an environment variable would leak into every later test file
+    m = Memory(path, embedder=HashingEmbedder(32), config=MemoryConfig(extraction="off"))
     seed = m.add(["alice moved to Berlin", "bob likes tea"], user_id="u", session_id="s", metadata={"a": {"b": 1}})
     yield m, path, seed[0].id
     m.close()
