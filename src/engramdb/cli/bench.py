@@ -27,7 +27,7 @@ def publish(module: Any, report: dict[str, Any], out: str, as_json: bool) -> Non
         err_console.print(f"[dim]wrote {jpath} and {mpath}[/dim]")
 
 
-# -- engine benchmarks: ANN library choice and scale (issue 2) ----------------------------------
+# -- engine benchmarks: ANN library choice and scale ----------------------------------
 @bench_app.command("ann")
 def bench_ann(
     n: int = typer.Option(100_000, help="Vectors to index."),
@@ -64,7 +64,7 @@ def bench_ann(
     publish(ann, report, out, as_json)
 
 
-# -- retrieval-quality benchmarks: LoCoMo and LongMemEval (issue 3) ----------------------------
+# -- retrieval-quality benchmarks: LoCoMo and LongMemEval ----------------------------
 EMBEDDER_HELP = "all-MiniLM-L6-v2 (default), all-mpnet-base-v2 (`engramdb models fetch` it first) or any model spec."
 
 
@@ -242,7 +242,7 @@ def bench_scale(
     publish(scale, report, out, as_json)
 
 
-# -- procedural memory: held-out toy-shop tasks with and without tips (issue 5) ------------------
+# -- procedural memory: held-out toy-shop tasks with and without tips ------------------
 @bench_app.command("procedural")
 def bench_procedural(
     curve: str = typer.Option("2,5,10,20,40,80,160", help="Comma list of past-trajectory counts (0 is always run)."),
@@ -277,7 +277,7 @@ def bench_procedural(
     publish(procedural, report, out, as_json)
 
 
-# -- server load: REST on loopback, SQLite and PostgreSQL (issue 6) ------------------------------
+# -- server load: REST on loopback, SQLite and PostgreSQL ------------------------------
 @bench_app.command("load")
 def bench_load(
     backends: str = typer.Option("sqlite,postgres", help="Comma list: sqlite, postgres."),

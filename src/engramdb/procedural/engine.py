@@ -309,7 +309,7 @@ def llm_prompt(traj: Trajectory, *, max_tips: int = 5) -> str:
 
 
 def _call_llm(llm: Any, prompt: str) -> TipDraftList:
-    """Engineer C's LLMClient (complete_json) or any callable prompt -> JSON text."""
+    """The LLM client (complete_json) or any callable prompt -> JSON text."""
     if hasattr(llm, "complete_json"):
         out = llm.complete_json(prompt, schema=TipDraftList, op="procedural")
         return out if isinstance(out, TipDraftList) else TipDraftList.model_validate(out)
