@@ -12,6 +12,7 @@ Three lines to long-term memory:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import IO, Any
@@ -682,8 +683,6 @@ def _mark_said_before(results: list[SearchResult], lead: list[SearchResult], bef
                       ) -> list[SearchResult]:
     """A memory naming a replaced value ("Boston is lovely") from before the current fact began reads as
     past in the context block, whoever said it."""
-    import re
-
     olds = [(re.compile(rf"\b{re.escape(before[f.memory.id])}\b", re.I), f.memory.valid_from)
             for f in lead if f.memory.id in before and f.memory.valid_from]
     if not olds:

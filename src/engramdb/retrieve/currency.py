@@ -5,13 +5,12 @@ order that puts what is true now first.
   it becomes historical, and so do the episodes that supported only it: an episode whose facts are all
   closed says something that is no longer true. Nothing is erased: historical memories still answer
   questions about the past, `as_of=` and `order="time"`.
-- `time_intent` reads the query without an LLM: "present" ("where does Sam live now?", "who does she
-  work for"), "past" ("where did Sam live before?", "what was his previous job?", a named time range) or
-  "neutral" (no tense cue: "Sam's employer"), which is read like the present.
-- `present_first` re-orders a result list for a present or neutral query: relevant current facts and
-  their newest evidence first, historical memories last.
-- `newest_answers` covers what the extractor missed: when several episodes answer the same state
-  question (where one lives, who one works for...), the newest comes first. See docs/lifecycle.md.
+- `time_intent` reads the query without an LLM: "present" ("where does Sam live now?", "does she still
+  drive the Civic?"), "past" ("where did Sam live before?", "what was his previous job?", a named time
+  range) or "neutral" (no time cue: "Sam's employer").
+- `present_first` re-orders a result list. For a present question about a state slot (retrieve/slots.py)
+  the slot's current facts and newest statements lead, which also covers what the extractor missed: a newer
+  "I started at Globex" beats an older fact. Historical memories go last. See docs/lifecycle.md.
 """
 
 from __future__ import annotations
