@@ -12,7 +12,6 @@ Three lines to long-term memory:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import IO, Any
@@ -28,7 +27,7 @@ from ..index.vector import VectorIndex
 from ..ingest.keys import compute_keys
 from ..ingest.normalize import check_id, check_metadata, check_text, normalize
 from ..model import EPISODE, MemoryRecord, SearchResult, check_kind
-from ..retrieve.context import ContextBlock, assemble
+from ..retrieve.context import ContextBlock, assemble, mark_said_before
 from ..retrieve.search import Retriever
 from ..retrieve.tokens import get_counter
 from ..store.base import Filters, Store
@@ -437,7 +436,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
             hits.extend(results)
         lead = [r for r in results if r.signals.get("current_fact")]  # set by the current-truth order
         before = self._replaced_values([r.memory.id for r in lead])
-        results = _mark_said_before(results, lead, before)
+        results = mark_said_before(results, lead, before)
         when = parse_time(as_of, field="as_of")
         header = f"Facts as of {when:%Y-%m-%d}:" if when is not None else "Current facts:"
         return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead, before=before,
@@ -677,24 +676,6 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _mark_said_before(results: list[SearchResult], lead: list[SearchResult], before: dict[str, str]
-                      ) -> list[SearchResult]:
-    """A memory naming a replaced value ("Boston is lovely") from before the current fact began reads as
-    past in the context block, whoever said it."""
-    olds = [(re.compile(rf"\b{re.escape(before[f.memory.id])}\b", re.I), f.memory.valid_from)
-            for f in lead if f.memory.id in before and f.memory.valid_from]
-    if not olds:
-        return results
-    out = []
-    for r in results:
-        m = r.memory
-        if r.current and m.kind != "fact" and m.occurred_at and any(
-                m.occurred_at < start and pat.search(m.text) for pat, start in olds):  # type: ignore[operator]
-            r = r.model_copy(update={"current": False})
-        out.append(r)
-    return out
 
 
 def _scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> dict[str, str | None]:

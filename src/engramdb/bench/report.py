@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _frame(w: int, h: int, left: int, right: int, pw: int, title: str, py: Callable[[float], float]) -> list[str]:
+    """The start of a chart: the svg element, a white ground, the title and the y grid from 0 to 1."""
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2 - right / 2}" y="18" text-anchor="middle" font-size="13">{html.escape(title)}</text>']
+    for i in range(6):
+        y = i / 5
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+    return out
+
+
 def svg_curves(series: dict[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str) -> str:
     """A small line chart: one polyline per series of (x, y) points; y in [0, 1]."""
     w, h, left, right, top, bottom = 560, 340, 50, 150, 30, 40
@@ -35,13 +47,7 @@ def svg_curves(series: dict[str, Sequence[tuple[float, float]]], *, title: str, 
     def py(y: float) -> float:
         return top + (1 - max(0.0, min(1.0, y))) * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2 - right / 2}" y="18" text-anchor="middle" font-size="13">{html.escape(title)}</text>']
-    for i in range(6):
-        y = i / 5
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+    out = _frame(w, h, left, right, pw, title, py)
     for x in xs:
         out.append(f'<text x="{px(x):.1f}" y="{top + ph + 16}" text-anchor="middle">{x:g}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{h - 6}" text-anchor="middle">{html.escape(xlabel)}</text>')
@@ -149,13 +155,7 @@ def svg_bars(groups: dict[str, dict[str, float]], *, title: str, ylabel: str) ->
     def py(y: float) -> float:
         return top + (1 - max(0.0, min(1.0, y))) * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2 - right / 2}" y="18" text-anchor="middle" font-size="13">{html.escape(title)}</text>']
-    for i in range(6):
-        y = i / 5
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+    out = _frame(w, h, left, right, pw, title, py)
     out.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
                f'text-anchor="middle">{html.escape(ylabel)}</text>')
     for gi, (gname, vals) in enumerate(groups.items()):

@@ -13,6 +13,8 @@ memory that is no longer true is never shown as current: superseded facts carry
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel
 
 from ..model import SearchResult
@@ -110,3 +112,21 @@ def assemble(results: list[SearchResult], counter: TokenCounter, max_tokens: int
         fact_ids=[r.memory.id for r, _ in fact_lines],
         omitted_ids=omitted,
     )
+
+
+def mark_said_before(results: list[SearchResult], lead: list[SearchResult], before: dict[str, str]
+                     ) -> list[SearchResult]:
+    """A memory naming a replaced value ("Boston is lovely") from before the current fact began reads as
+    past in the context block, whoever said it."""
+    olds = [(re.compile(rf"\b{re.escape(before[f.memory.id])}\b", re.I), f.memory.valid_from)
+            for f in lead if f.memory.id in before and f.memory.valid_from]
+    if not olds:
+        return results
+    out = []
+    for r in results:
+        m = r.memory
+        if r.current and m.kind != "fact" and m.occurred_at and any(
+                m.occurred_at < start and pat.search(m.text) for pat, start in olds):  # type: ignore[operator]
+            r = r.model_copy(update={"current": False})
+        out.append(r)
+    return out
