@@ -19,7 +19,7 @@ BATCHES = 25
 
 @pytest.fixture(autouse=True)
 def _core_only(monkeypatch):
-    """These tests pin the core engine: no derived memories from fact extraction (api/lifecycle.py)."""
+    """These tests pin the core engine: no derived memories from fact extraction (lifecycle/service.py)."""
     monkeypatch.setenv("ENGRAMDB_EXTRACTION", "off")
 
 

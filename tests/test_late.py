@@ -83,7 +83,7 @@ def test_turns_get_token_vectors_and_search_reads_them(tmp_path, embedder):
         hits = mem.search("What class did Ann sign up for?", user_id="u", limit=4)
         assert "pottery" in hits[0].memory.text
         assert all("maxsim" in h.signals for h in hits)
-        pool = mem._retriever().candidates("pottery class", Filters(user_id="u"), 10)  # noqa: SLF001
+        pool = mem.retrieval.retriever().candidates("pottery class", Filters(user_id="u"), 10)
         assert pool.late is not None and set(pool.late) == {r.id for r in recs}
         X = candidate_features(pool, "pottery class")
         assert X.shape[1] == len(FEATURES) + len(LATE_FEATURES)

@@ -89,12 +89,12 @@ def test_interrupted_run_resumes_without_duplicates(fake_mem):
         if len(calls) == 2:
             raise KeyboardInterrupt("killed mid-consolidation")
 
-    fake_mem._consolidate_hook = crash
+    fake_mem._lifecycle.consolidate_hook = crash
     with pytest.raises(KeyboardInterrupt):
         fake_mem.consolidate()
     assert fake_mem.store.get_meta(WATERMARK) is None  # not advanced: the next run redoes what is missing
     assert len(fake_mem.list(user_id="u", kinds=["summary"]).items) == 2  # two whole units, no partial one
-    fake_mem._consolidate_hook = None
+    fake_mem._lifecycle.consolidate_hook = None
     fake_mem.consolidate()
     summaries = fake_mem.list(user_id="u", kinds=["summary"], filters={"level": "session"}).items
     assert sorted(s.session_id for s in summaries) == ["s1", "s2", "s3"]

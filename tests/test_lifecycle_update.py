@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engramdb.api.lifecycle import EXTRACT_WATERMARK
+from engramdb.lifecycle.service import EXTRACT_WATERMARK
 from engramdb.llm import LLMConfig
 from engramdb.llm.replay import ReplayServer
 

@@ -11,6 +11,7 @@ import pytest
 from engramdb import Memory
 from engramdb.config import MemoryConfig
 from engramdb.errors import ConfigError, ValidationError
+from engramdb.resources import make_filters
 from engramdb.retrieve.features import FEATURES, LATE_FEATURES, Candidates, candidate_features
 from engramdb.retrieve.ranker import DEFAULT_MODEL, FORMAT, TreeEnsemble, load_ranker
 from engramdb.store.base import RankMeta
@@ -165,9 +166,9 @@ def test_pool_gains_the_neighbours_of_strong_candidates_within_filters(fake_mem)
                           for t in ("Hello again.", "Another chat.")], user_id="u", session_id="s2")
     stranger = fake_mem.add("Edinburgh is lovely", user_id="someone-else", session_id="s1")
     fake_mem.delete(recs[3].id)
-    retriever = fake_mem._retriever()
+    retriever = fake_mem.retrieval.retriever()
     retriever.config.candidates = 1  # one BM25 hit and one vector hit: the rest can only come as neighbours
-    f = fake_mem._filters("u", None, None, None, None, None, None, current_only=True)
+    f = make_filters("u", None, None, None, None, None, None, current_only=True)
     pool = retriever.candidates("team trip next month", f, 1)
     assert recs[0].id in pool.ids and recs[0].id not in pool.expanded  # the keyword hit
     assert recs[2].id in pool.ids  # the answer, two turns later, shares no word with the query

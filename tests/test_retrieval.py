@@ -9,6 +9,7 @@ import pytest
 from engramdb.embed import HashingEmbedder
 from engramdb.ingest.keys import build_keys, compute_keys, index_text
 from engramdb.model import MemoryRecord
+from engramdb.resources import make_filters
 from engramdb.retrieve.fuse import score_fusion
 from engramdb.retrieve.query import analyze, named_speakers
 
@@ -164,7 +165,7 @@ def test_two_away_lift_and_session_best_turn(fake_mem):
     base = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder,
                      RetrievalConfig(ranker="linear", neighbor2_weight=0.0, session_max_weight=0.0))
     full = Retriever(fake_mem.store, fake_mem.vectors, fake_mem.embedder, RetrievalConfig(ranker="linear"))
-    f = fake_mem._filters("u", None, None, None, None, None, None)
+    f = make_filters("u", None, None, None, None, None, None)
     b = {r.memory.text: r for r in base.search(q, f, 4)}
     w = {r.memory.text: r for r in full.search(q, f, 4)}
     # turn 3 is two away from the pottery question: neighbor2_weight adds that question's score to its lift

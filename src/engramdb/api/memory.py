@@ -14,26 +14,34 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from ..config import MemoryConfig
-from ..embed import make_embedder
 from ..embed.base import Embedder
-from ..embed.packs import canonical_name
-from ..errors import ConfigError, ModelMismatchError, NotFoundError, ValidationError
+from ..errors import ConfigError, NotFoundError, ValidationError
 from ..index.vector import VectorIndex
-from ..ingest.keys import compute_keys
 from ..ingest.normalize import check_id, check_metadata, check_text, normalize
+from ..lifecycle.service import ExtractReport, ForgetReport, Lifecycle
 from ..model import EPISODE, MemoryRecord, SearchResult, check_kind
-from ..retrieve.context import ContextBlock, assemble, mark_said_before
-from ..retrieve.search import Retriever
-from ..retrieve.tokens import get_counter
+from ..procedural.service import ProceduralHost, Procedures
+from ..resources import Resources, check_scope, is_int, is_number, make_filters
+from ..retrieve.context import ContextBlock
+from ..retrieve.pipeline import Retrieval
 from ..store.base import Filters, Store
 from ..timeutil import now, parse_time
-from .lifecycle import LifecycleMixin
-from .procedural import ProceduralMixin
+from . import params as P
+
+if TYPE_CHECKING:
+    from ..lifecycle.consolidate import ConsolidateReport
+    from ..lifecycle.forget import PurgeReport
+    from ..llm import LLMClient, LLMConfig
+    from ..procedural.engine import LearnReport
+    from ..procedural.model import Guidance, Tip, Trajectory
+
+# Rows a reindex may embed while it holds the write lock for its swap (docs/reliability.md).
+REINDEX_FINAL_ROWS = 8
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -72,8 +80,12 @@ def open_store(
     )
 
 
-class Memory(LifecycleMixin, ProceduralMixin):
-    """Long-term memory over one store. Thread-safe; use one instance per process."""
+class Memory:
+    """Long-term memory over one store. Thread-safe; use one instance per process.
+
+    A facade: reads go to `Retrieval` (retrieve/pipeline.py), extraction, facts and forgetting to `Lifecycle`
+    (lifecycle/service.py), trajectories and tips to `Procedures` (procedural/service.py); all of them share
+    one `Resources` (the store, the configuration, the model, the vector index)."""
 
     def __init__(
         self,
@@ -88,99 +100,66 @@ class Memory(LifecycleMixin, ProceduralMixin):
     ) -> None:
         """`read_only`: serve reads only (SQLite); None opens read-only by itself when the file or its
         directory is not writable (read-only media)."""
-        self.config = config or MemoryConfig()
+        cfg = config or MemoryConfig()
         if embedder is not None and not isinstance(embedder, Embedder):
-            self.config = self.config.model_copy(update={"embedder": embedder})
-        self.config.retrieval_config()  # bad retrieval settings fail here, before a store is opened
+            cfg = cfg.model_copy(update={"embedder": embedder})
+        cfg.retrieval_config()  # bad retrieval settings fail here, before a store is opened
         # `store=` takes an already-open backend (the server opens one per tenant, e.g. a Postgres schema).
-        self.store, self._ann_path = (
+        self.store, ann_path = (
             (store, None)
             if store is not None
-            else open_store(path, url, read_only=read_only, synchronous=self.config.sqlite_synchronous)
+            else open_store(path, url, read_only=read_only, synchronous=cfg.sqlite_synchronous)
         )
-        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
-        self._vectors: VectorIndex | None = None
-        self._allow_model_change = allow_model_change
+        self._res = Resources(
+            self.store,
+            cfg,
+            embedder=embedder if isinstance(embedder, Embedder) else None,
+            ann_path=ann_path,
+            allow_model_change=allow_model_change,
+        )
         try:
-            self._check_model_name()
+            self._res.check_model_name()
         except BaseException:
             self.store.close()
             raise
+        self._lifecycle = Lifecycle(self._res)
+        self.retrieval = Retrieval(self._res)  # public: benchmarks and the ranker's training read its pieces
+        self._procedures = Procedures(ProceduralHost(self._res, self.add_records, self.update))
 
     # -- plumbing ----------------------------------------------------------------
     @property
+    def config(self) -> MemoryConfig:
+        return self._res.config
+
+    @config.setter
+    def config(self, value: MemoryConfig) -> None:
+        """A new configuration for this instance (every service reads it from here)."""
+        self._res.config = value
+
+    @property
     def model_name(self) -> str:
-        if self._embedder is not None:
-            return self._embedder.name
-        spec = self.config.embedder
-        return canonical_name(spec)
-
-    def _check_model_name(self) -> None:
-        stored = self.store.get_meta("embed_model")
-        # canonical names on both sides: a store made as 'sentence-transformers/all-mpnet-base-v2' opens as
-        # 'all-mpnet-base-v2'
-        if stored and canonical_name(stored) != canonical_name(self.model_name) and not self._allow_model_change:
-            raise ModelMismatchError(
-                f"this store was embedded with {stored!r} (dim {self.store.get_meta('embed_dim')}), "
-                f"but it was opened with {self.model_name!r}. Open it with the same model, or re-embed "
-                f"everything: engramdb reindex --model {self.model_name}"
-            )
-
-    def _check_store_model(self) -> None:
-        """The store's model, read now: another process may have re-indexed it to another model since this one
-        opened (same dimension or not). Mixing two vector spaces is refused, never done silently."""
-        stored = self.store.get_meta("embed_model")
-        if stored and canonical_name(stored) != canonical_name(self.embedder.name):
-            raise ModelMismatchError(
-                f"this store is now embedded with {stored!r} (re-indexed since it was opened here?), "
-                f"but this Memory embeds with {self.embedder.name!r}; reopen it with {stored!r}"
-            )
+        return self._res.model_name
 
     @property
     def embedder(self) -> Embedder:
         """The embedding model, loaded on first use (CLI reads that never embed stay fast)."""
-        if self._embedder is None:
-            self._embedder = make_embedder(self.config.embedder)
-        emb = self._embedder
-        stored_dim = self.store.get_meta("embed_dim")
-        if stored_dim is None:
-            with self.store.transaction():
-                self.store.set_meta("embed_model", emb.name)
-                self.store.set_meta("embed_dim", str(emb.dim))
-        elif int(stored_dim) != emb.dim and not self._allow_model_change:
-            raise ModelMismatchError(
-                f"this store holds {stored_dim}-d vectors but {emb.name!r} makes {emb.dim}-d ones; "
-                f"run: engramdb reindex --model {emb.name}"
-            )
-        return emb
+        return self._res.embedder
 
     @property
     def vectors(self) -> VectorIndex:
-        if self._vectors is None:
-            self._vectors = VectorIndex(
-                self.store,
-                self.embedder.dim,
-                ann_path=self._ann_path,
-                exact_max=self.config.exact_max,
-                model_name=self.embedder.name,
-            )
-        return self._vectors
+        return self._res.vectors
 
-    def _keys(self, records: list[MemoryRecord]) -> tuple[list[str], Any, list[Any]]:
-        """Index texts, vectors and token vectors for records written together (ingest.keys decides what they
-        hold)."""
-        rc = self.config.retrieval_config()
-        return compute_keys(records, self.embedder, self.store, context=rc.context_keys, dates=rc.date_keys,
-                            tokens=rc.late_interaction)  # off: searches will not read them, so none are stored
+    @property
+    def llm(self) -> LLMClient | None:
+        """The configured LLM client, or None (the default: no LLM)."""
+        return self._res.llm
 
-    def _retriever(self) -> Retriever:
-        self._check_store_model()  # a query embedded with another model than the stored vectors ranks noise
-        return Retriever(self.store, self.vectors, self.embedder, self.config.retrieval_config())
+    def set_llm(self, llm: LLMClient | LLMConfig | None) -> None:
+        """Use this LLM (or none) for extraction, update judging and summaries."""
+        self._res.set_llm(llm)
 
     def close(self) -> None:
-        if self._vectors is not None:
-            self._vectors.close()
-        self.store.close()
+        self._res.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -204,7 +183,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
         expires_at: datetime | str | None = None,
     ) -> list[MemoryRecord]:
         """Store one or more turns as memories, in one transaction. Returns the new records."""
-        scope = _scope(user_id, agent_id, session_id, required=True)
+        P.check_call(P.AddOptions, {"user_id": user_id, "agent_id": agent_id, "session_id": session_id,
+                                    "timestamp": timestamp, "metadata": metadata, "kind": kind,
+                                    "source_ref": source_ref, "importance": importance, "expires_at": expires_at})
+        scope = check_scope(user_id, agent_id, session_id, required=True)
         turns = normalize(messages, max_chars=self.config.max_text_chars)
         try:
             kind = check_kind(kind)
@@ -214,7 +196,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         when = parse_time(timestamp, field="timestamp")
         expires = parse_time(expires_at, field="expires_at")
         source_ref = check_id(source_ref, where="source_ref")
-        if importance is not None and (not _is_number(importance) or not 0 <= importance <= 1):
+        if importance is not None and (not is_number(importance) or not 0 <= importance <= 1):
             raise ValidationError("importance must be a number between 0 and 1")
         recorded = now()
         records = [
@@ -234,16 +216,16 @@ class Memory(LifecycleMixin, ProceduralMixin):
             )
             for t in turns
         ]
-        records = self._with_time_refs(records)  # resolved relative times, stored alongside (api/lifecycle.py)
-        return self._after_add(self.add_records(records))  # + fact extraction (api/lifecycle.py)
+        records = self._lifecycle.with_time_refs(records)  # resolved relative times, stored alongside
+        return self._lifecycle.after_add(self.add_records(records))  # + fact extraction
 
     def add_records(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Insert prepared records (embedding them in batches) in one transaction."""
         if not records:
             return []
-        index_texts, vecs, tokens = self._keys(records)  # before the transaction: a model failure writes nothing
+        index_texts, vecs, tokens = self._res.keys(records)  # before the transaction: a model failure writes nothing
         with self.store.transaction():
-            self._check_store_model()  # inside the write lock: no reindex can commit between check and insert
+            self._res.check_store_model()  # inside the write lock: no reindex can commit between check and insert
             self.store.insert(records, vecs, index_texts, tokens=tokens)
         return records
 
@@ -266,7 +248,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
         if importance is not None:
-            if not _is_number(importance) or not 0 <= importance <= 1:
+            if not is_number(importance) or not 0 <= importance <= 1:
                 raise ValidationError("importance must be a number between 0 and 1")
             changes["importance"] = float(importance)
         if expires_at is not None:
@@ -280,14 +262,14 @@ class Memory(LifecycleMixin, ProceduralMixin):
         new = rec.model_copy(update=changes)
         vector = index_text = tokens = None
         if "text" in changes:
-            index_texts, vecs, toks = self._keys([new])
+            index_texts, vecs, toks = self._res.keys([new])
             index_text, vector, tokens = index_texts[0], vecs[0], toks[0]
         with self.store.transaction():
             if vector is not None:
-                self._check_store_model()
+                self._res.check_store_model()
             self.store.update(new, vector=vector, index_text=index_text, tokens=tokens)
         if "text" in changes and new.kind == EPISODE:
-            self._rederive(new)  # its facts follow the new text (api/lifecycle.py)
+            self._lifecycle.rederive(new)  # its facts follow the new text
         return self._require(memory_id)
 
     def delete(self, memory_id: str) -> None:
@@ -333,13 +315,13 @@ class Memory(LifecycleMixin, ProceduralMixin):
     ) -> Page:
         """A page of memories. `count=False` skips counting the matches (a scan of every row on a large store
         without a scope): `total` is then -1, and `next_offset` comes from reading one row past the page."""
-        if not _is_int(limit) or not 1 <= limit <= 10_000:
+        if not is_int(limit) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer between 1 and 10000")
-        if not _is_int(offset) or not 0 <= offset <= MAX_OFFSET:
+        if not is_int(offset) or not 0 <= offset <= MAX_OFFSET:
             raise ValidationError(f"offset must be an integer between 0 and {MAX_OFFSET}")
         if not isinstance(order, str):
             raise ValidationError(f"order: expected a string, got {type(order).__name__}")
-        f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters)
+        f = make_filters(user_id, agent_id, session_id, kinds, since, until, filters)
         try:
             items = self.store.list(f, limit=limit + (0 if count else 1), offset=offset, order=order)
         except ValueError as exc:
@@ -367,45 +349,23 @@ class Memory(LifecycleMixin, ProceduralMixin):
         mode: str = "default",
         as_of: datetime | str | None = None,
         order: str = "relevance",
+        threshold: float | None = None,
     ) -> list[SearchResult]:
         """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
 
         What is true now comes first: each hit says whether it is `current` and what `superseded_by`, and a
         question about the present puts the current facts and newest statements of what it asks about first
         (docs/lifecycle.md, "The current truth"). Questions about the past also find superseded facts;
-        `as_of=` answers what was valid (and said) at that time."""
-        return self._search(query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-                            filters=filters, kinds=kinds, since=since, until=until, mode=mode, as_of=as_of,
-                            order=order)
-
-    def _search(self, query: str, *, user_id: str | None, agent_id: str | None, session_id: str | None,
-                limit: int, filters: dict[str, Any] | None, kinds: Sequence[str] | None,
-                since: datetime | str | None, until: datetime | str | None, mode: str,
-                as_of: datetime | str | None, order: str, answer_now: bool = False) -> list[SearchResult]:
-        """`search`; `answer_now`: a question with no time cue is read as about the present (context blocks
-        are read by an agent answering now; plain search keeps such questions' ranking)."""
-        query = check_text(query, where="query", max_chars=self.config.max_text_chars)
-        if not _is_int(limit) or not 1 <= limit <= 1000:
-            raise ValidationError("limit must be an integer between 1 and 1000")
-        when = parse_time(as_of, field="as_of")
-        # the current-truth order is part of the default pipeline; the baseline modes stay plain
-        intent = self._time_intent(query, as_of=when, order=order) if mode == "default" else "off"
-        if answer_now and intent == "neutral":
-            intent = "present"
-        # superseded facts answer questions about the past (and time-ordered lists); otherwise only open ones
-        validity = {"as_of": when} if when is not None else {} if intent == "past" else {"current_only": True}
-        f = self._filters(user_id, agent_id, session_id, kinds, since, until, filters, **validity)
-        try:
-            fetch = self._lifecycle_fetch(limit)  # derived-memory quota and time words re-rank a wider list
-            retriever = self._retriever()
-            results = retriever.search(self._retrieval_query(query), f, fetch, mode=mode)
-            results = self._lifecycle_rerank(results, limit, query=query, f=f, order=order, intent=intent,
-                                             query_vector=retriever.query_vector)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-        if self.config.track_access and results:
-            self.store.touch([r.memory.id for r in results], now())
-        return results
+        `as_of=` answers what was valid (and said) at that time. `threshold=` drops hits scored below it.
+        The arguments are those of `api.params.SearchQuery`, validated through it."""
+        P.check_call(P.SearchQuery, {"query": query, "user_id": user_id, "agent_id": agent_id,
+                                     "session_id": session_id, "limit": limit, "filters": filters, "kinds": kinds,
+                                     "since": since, "until": until, "mode": mode, "as_of": as_of, "order": order,
+                                     "threshold": threshold}, max_text_chars=self.config.max_text_chars)
+        results = self.retrieval.search(query, user_id=user_id, agent_id=agent_id, session_id=session_id,
+                                        limit=limit, filters=filters, kinds=kinds, since=since, until=until, mode=mode,
+                                        as_of=as_of, order=order)
+        return P.above_threshold(results, threshold)
 
     def context(
         self,
@@ -420,27 +380,22 @@ class Memory(LifecycleMixin, ProceduralMixin):
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         as_of: datetime | str | None = None,
+        threshold: float | None = None,
         hits: list[SearchResult] | None = None,
     ) -> ContextBlock:
         """A prompt-ready block within `max_tokens`: the current facts that answer the query first, then the
         most relevant memories, oldest first. A query with no time cue is read as about the present here.
 
         `hits`: a list that receives the search results the block was packed from (the web UI's recall trace
-        shows them beside the block without searching twice)."""
-        if not _is_int(max_tokens) or max_tokens < 16:
-            raise ValidationError("max_tokens must be an integer of at least 16")
-        results = self._search(query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-                               filters=filters, kinds=None, since=since, until=until, mode="default", as_of=as_of,
-                               order="relevance", answer_now=True)
-        if hits is not None:
-            hits.extend(results)
-        lead = [r for r in results if r.signals.get("current_fact")]  # set by the current-truth order
-        before = self._replaced_values([r.memory.id for r in lead])
-        results = mark_said_before(results, lead, before)
-        when = parse_time(as_of, field="as_of")
-        header = f"Facts as of {when:%Y-%m-%d}:" if when is not None else "Current facts:"
-        return assemble(results, get_counter(self.config.tokenizer), max_tokens, facts=lead, before=before,
-                        facts_header=header)
+        shows them beside the block without searching twice). `threshold=`: memories scored below it are left
+        out. The other arguments are those of `api.params.ContextQuery`, validated through it."""
+        P.check_call(P.ContextQuery, {"query": query, "user_id": user_id, "agent_id": agent_id,
+                                      "session_id": session_id, "max_tokens": max_tokens, "limit": limit,
+                                      "filters": filters, "since": since, "until": until, "as_of": as_of,
+                                      "threshold": threshold}, max_text_chars=self.config.max_text_chars)
+        return self.retrieval.context(query, user_id=user_id, agent_id=agent_id, session_id=session_id,
+                                      max_tokens=max_tokens, limit=limit, filters=filters, since=since, until=until,
+                                      as_of=as_of, threshold=threshold, hits=hits)
 
     def history(self, memory_id: str) -> list:
         if not isinstance(memory_id, str) or not memory_id:
@@ -500,7 +455,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
             raise ValidationError("field must be user_id, agent_id or session_id")
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer between 1 and 10000")
-        f = self._filters(user_id, agent_id, None, kinds, None, None, None)
+        f = make_filters(user_id, agent_id, None, kinds, None, None, None)
         return self.store.scope_counts(field, f, limit)
 
     def growth(
@@ -514,7 +469,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
         """Live memories per month ('YYYY-MM') or day of occurred_at (UTC), oldest first."""
         if period not in ("month", "day"):
             raise ValidationError("period must be month or day")
-        return self.store.period_counts(self._filters(user_id, agent_id, session_id, None, None, None, None), period)
+        return self.store.period_counts(make_filters(user_id, agent_id, session_id, None, None, None, None), period)
 
     def stats(self) -> dict[str, Any]:
         out = self.store.stats()
@@ -534,10 +489,10 @@ class Memory(LifecycleMixin, ProceduralMixin):
             done = self._reindex_staged(emb, total, progress, batch)
         else:
             done = self._reindex_in_place(emb, f, total, progress, batch)
-        self._allow_model_change = False
-        self._vectors = None
-        if self._ann_path:
-            for p in (self._ann_path, self._ann_path + ".json"):
+        self._res.allow_model_change = False
+        self._res.drop_vectors()
+        if self._res.ann_path:
+            for p in (self._res.ann_path, self._res.ann_path + ".json"):
                 if os.path.exists(p):
                     os.remove(p)
         return done
@@ -547,28 +502,30 @@ class Memory(LifecycleMixin, ProceduralMixin):
         (store.reindex_*): searches meanwhile use the old, complete vector space, and writers wait at most a
         batch. Rows written meanwhile are picked up by the sweep before the swap."""
         self.store.reindex_begin(emb.name)
-        done, after = 0, 0
+        done, after, final = 0, 0, min(REINDEX_FINAL_ROWS, batch)
         while True:
             page = self.store.reindex_todo(after, batch)
             if page:
-                index_texts, vecs, tokens = self._keys([r for _, r in page])
+                index_texts, vecs, tokens = self._res.keys([r for _, r in page])
                 self.store.reindex_stage([k for k, _ in page], index_texts, vecs, tokens=tokens)
                 after = page[-1][0]
                 done += len(page)
                 if progress:
                     progress(min(done, total), total)
                 continue
-            # The last rows written meanwhile are embedded inside the swap's transaction, so a steady writer cannot
-            # keep the reindex from finishing; if many came in, sweep again outside the lock first.
+            # The last few rows written meanwhile are embedded inside the swap's transaction, so a steady writer
+            # cannot keep the reindex from finishing; more than `final` go back to a sweep outside the lock, and
+            # `final` grows on each retry so the loop ends. Small, so a concurrent writer waits well under 1 s.
             with self.store.transaction():
-                rest = self.store.reindex_todo(0, batch)
-                if len(rest) < batch:
+                rest = self.store.reindex_todo(0, final + 1)
+                if len(rest) <= final:
                     if rest:
-                        index_texts, vecs, tokens = self._keys([r for _, r in rest])
+                        index_texts, vecs, tokens = self._res.keys([r for _, r in rest])
                         self.store.reindex_stage([k for k, _ in rest], index_texts, vecs, tokens=tokens)
                         done += len(rest)
                     if self.store.reindex_commit(emb.name, emb.dim):
                         return done
+            final = min(2 * final, batch)
             after = 0
 
     def _reindex_in_place(
@@ -581,7 +538,7 @@ class Memory(LifecycleMixin, ProceduralMixin):
                 page = self.store.list(f, limit=batch, offset=offset, order="recorded_at")
                 if not page:
                     break
-                index_texts, vecs, tokens = self._keys(page)
+                index_texts, vecs, tokens = self._res.keys(page)
                 self.store.replace_keys([r.id for r in page], index_texts, vecs, tokens=tokens)
                 offset += len(page)
                 done += len(page)
@@ -629,61 +586,227 @@ class Memory(LifecycleMixin, ProceduralMixin):
 
         return import_jsonl(self, src, recompute_embeddings=recompute_embeddings, skip_bad=skip_bad, progress=progress)
 
-    # -- helpers -----------------------------------------------------------------
-    def _filters(
+    # -- lifecycle (lifecycle/service.py) -------------------------------------------
+    def pending_extraction(self) -> int:
+        """Episodes not yet through extraction."""
+        return self._lifecycle.pending_extraction()
+
+    def extract(
         self,
-        user_id: str | None,
-        agent_id: str | None,
-        session_id: str | None,
-        kinds: Sequence[str] | None,
-        since: datetime | str | None,
-        until: datetime | str | None,
-        filters: dict[str, Any] | None,
-        **extra: Any,
-    ) -> Filters:
-        scope = _scope(user_id, agent_id, session_id, required=False)
-        meta = dict(check_metadata(filters, where="filters"))
-        kind_filter = meta.pop("kind", None)
-        if kind_filter is not None:
-            kinds = [*(kinds or []), kind_filter] if isinstance(kind_filter, str) else list(kind_filter)
-        if kinds is not None:
-            if isinstance(kinds, str):
-                kinds = [kinds]
-            if not isinstance(kinds, (list, tuple)):
-                raise ValidationError(f"kinds: expected a kind or a list of kinds, got {type(kinds).__name__}")
-            for k in kinds:
-                try:
-                    check_kind(k)
-                except ValueError as exc:
-                    raise ValidationError(str(exc)) from exc
-        return Filters(
-            **scope,
-            kinds=kinds,
-            since=parse_time(since, field="since"),
-            until=parse_time(until, field="until"),
-            metadata=meta,
-            **extra,
-        )
+        *,
+        episode_ids: Sequence[str] | None = None,
+        extractor: str | None = None,
+        batch: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ExtractReport:
+        """Extract facts from pending episodes (or re-extract `episode_ids`; idempotent) and apply them as
+        bi-temporal knowledge updates. A failed batch stays pending and is counted in `stats()`."""
+        return self._lifecycle.extract(episode_ids=episode_ids, extractor=extractor, batch=batch, progress=progress)
+
+    def facts(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        subject: str | None = None,
+        attribute: str | None = None,
+        as_of: datetime | str | None = None,
+        include_history: bool = False,
+        limit: int = 1000,
+    ) -> list[MemoryRecord]:
+        """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
+        return self._lifecycle.facts(user_id=user_id, agent_id=agent_id, subject=subject, attribute=attribute,
+                                     as_of=as_of, include_history=include_history, limit=limit)
+
+    def fact_history(self, fact_id: str) -> list[MemoryRecord]:
+        """The chain of values a fact went through (oldest first), following supersedes/invalidates links."""
+        return self._lifecycle.fact_history(fact_id)
+
+    def consolidate(self, *, progress: Callable[[str, int, int], None] | None = None) -> ConsolidateReport:
+        """Offline consolidation: expire, extract pending, session summaries, topics, merges, related links.
+        Incremental, idempotent and safe to interrupt (see docs/lifecycle.md)."""
+        return self._lifecycle.consolidate(progress=progress)
+
+    def expire(self, *, at: datetime | str | None = None) -> int:
+        """Soft-delete memories whose expires_at has passed (reads already hide them)."""
+        return self._lifecycle.expire(at=at)
+
+    def forget(
+        self,
+        memory_id: str | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        filters: dict[str, Any] | None = None,
+        before: datetime | str | None = None,
+        cascade: bool = True,
+    ) -> ForgetReport:
+        """Soft delete (history keeps it) by id, ids, or filters/scope; `cascade` also forgets memories
+        derived only from forgotten ones. Use `purge` to erase for privacy."""
+        return self._lifecycle.forget(memory_id, ids=ids, user_id=user_id, agent_id=agent_id, session_id=session_id,
+                                      kinds=kinds, filters=filters, before=before, cascade=cascade)
+
+    def purge(self, *, user_id: str | None = None, agent_id: str | None = None) -> PurgeReport:
+        """Hard delete EVERY trace of a user (or agent): rows, keyword index, vectors, ANN sidecar, links,
+        history, derived memories (in any scope), then VACUUM and a WAL checkpoint. Irreversible."""
+        return self._lifecycle.purge(user_id=user_id, agent_id=agent_id)
+
+    def erase(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> int:
+        """Hard delete exactly these ids and/or every memory of a scope (forgotten and expired ones too), with
+        their history and vectors; returns how many were erased. Irreversible. Unlike `purge` it leaves what was
+        derived from them elsewhere and does not compact the file."""
+        scope = check_scope(user_id, agent_id, session_id, required=False)
+        if ids is None and not any(scope.values()):
+            raise ValidationError("erase needs ids or a scope (user_id, agent_id, session_id)")
+        if ids is not None and (isinstance(ids, str) or not isinstance(ids, Sequence)):
+            raise ValidationError("ids: expected a list of memory ids")
+        wanted = [i for i in (check_id(i, where="memory id") for i in ids or []) if i]
+        chosen = [r.id for r in self.store.get(wanted, include_deleted=True)] if wanted else []
+        if any(scope.values()):
+            f = Filters(**scope, include_deleted=True, include_expired=True)
+            found: list[str] = []
+            while page := self.store.list(f, limit=1000, offset=len(found), order="recorded_at"):
+                found.extend(r.id for r in page)
+            chosen = list(dict.fromkeys(chosen + found))
+        erased = 0
+        with self.store.transaction():
+            for i in range(0, len(chosen), 500):
+                erased += self.store.hard_delete(chosen[i : i + 500])
+        self._res.drop_vectors()  # the in-memory vector copy still holds them: rebuilt on next use
+        return erased
+
+    def decay_scores(
+        self, *, user_id: str | None = None, agent_id: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, float]]:
+        """(id, decay score) for memories the decay policy covers, lowest first."""
+        return self._lifecycle.decay_scores(user_id=user_id, agent_id=agent_id, limit=limit)
+
+    def archive_decayed(self) -> int:
+        """Soft-delete (action 'archive') memories under the policy's archive_below. No-op when decay is off."""
+        return self._lifecycle.archive_decayed()
+
+    def lifecycle_stats(self) -> dict[str, Any]:
+        """Lifecycle counters (extraction, facts, consolidation) and LLM usage."""
+        return self._lifecycle.stats()
+
+    # -- procedural memory (procedural/service.py) -------------------------------------
+    def add_trajectory(
+        self,
+        task: str | dict[str, Any] | list[Any],
+        steps: Sequence[Any] | None = None,
+        outcome: str | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        format: str = "auto",
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source_ref: str | None = None,
+        embed_steps: bool = False,
+    ) -> Trajectory:
+        """Store one trajectory. Either `task` (a string) with `steps` and `outcome`, or `task` is framework JSON
+        (native dict, OpenAI/Anthropic message list, LangChain intermediate steps) and `outcome` is given here
+        if the data lacks it. Returns the trajectory with its stored ids."""
+        return self._procedures.add_trajectory(
+            task, steps, outcome, user_id=user_id, agent_id=agent_id, session_id=session_id, metrics=metrics,
+            format=format, timestamp=timestamp, metadata=metadata, source_ref=source_ref, embed_steps=embed_steps)
+
+    def add_trajectories(
+        self,
+        trajectories: Sequence[Trajectory | dict[str, Any] | list[Any]],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        timestamp: datetime | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source_ref: str | None = None,
+        embed_steps: bool = False,
+    ) -> list[Trajectory]:
+        """Store many trajectories in one transaction (all checked first: one bad one writes nothing).
+        Headers are embedded; steps are keyword-indexed, and embedded too with `embed_steps=True`."""
+        return self._procedures.add_trajectories(
+            trajectories, user_id=user_id, agent_id=agent_id, session_id=session_id, timestamp=timestamp,
+            metadata=metadata, source_ref=source_ref, embed_steps=embed_steps)
+
+    def trajectories(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        ids: list[str] | None = None,
+    ) -> list[Trajectory]:
+        """Stored trajectories in scope, rebuilt with their steps and step ids."""
+        return self._procedures.trajectories(user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids)
+
+    def learn_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        min_support: int = 2,
+        validator: Any = None,
+        llm: Any = None,
+        merge_threshold: float | None = 0.92,
+    ) -> LearnReport:
+        """Mine tips from every stored trajectory in scope (rules; plus `llm` if given: an engramdb.llm.LLMClient
+        or a callable prompt -> JSON), validate, merge with the tips already stored, and consolidate."""
+        return self._procedures.learn_tips(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, min_support=min_support, validator=validator,
+            llm=llm, merge_threshold=merge_threshold)
+
+    def tips(
+        self,
+        task_description: str,
+        *,
+        tools: Sequence[str] | None = None,
+        errors: Sequence[str] | None = None,
+        limit: int = 5,
+        types: Sequence[str] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        track: bool = True,
+    ) -> Guidance:
+        """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
+        prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
+        return self._procedures.tips(
+            task_description, tools=tools, errors=errors, limit=limit, types=types, user_id=user_id,
+            agent_id=agent_id, session_id=session_id, track=track)
+
+    def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> list[Tip]:
+        """Close the loop: what happened on the task the tips were served for (success, failure or partial).
+        Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
+        return self._procedures.report_outcome(tip_ids, outcome, validator=validator)
+
+    def tip_provenance(self, tip_id: str) -> dict[str, Any]:
+        """The tip, the exact step episodes it was drawn from, and their trajectories."""
+        return self._procedures.tip_provenance(tip_id)
+
+    def list_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        status: str | None = "active",
+    ) -> list[Tip]:
+        """Stored tips in scope: active ones by default, `status="retired"` or None for both."""
+        return self._procedures.list_tips(user_id=user_id, agent_id=agent_id, session_id=session_id, status=status)
 
 
 MAX_OFFSET = 2**62  # far past any store, and inside SQLite's 64-bit integers once limit is added
-
-
-def _is_int(value: object) -> bool:
-    """An integer, not a bool (True is an int to Python, never a count to a caller)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> dict[str, str | None]:
-    scope = {
-        "user_id": check_id(user_id, where="user_id"),
-        "agent_id": check_id(agent_id, where="agent_id"),
-        "session_id": check_id(session_id, where="session_id"),
-    }
-    if required and not any(scope.values()):
-        raise ValidationError("a scope is required: pass user_id, agent_id or session_id")
-    return scope

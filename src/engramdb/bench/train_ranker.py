@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ValidationError
+from ..resources import make_filters
 from ..retrieve.features import FEATURES, LATE_FEATURES, NEIGHBOURS, QUERY_WORDS, WINDOWS, candidate_features
 from .locomo import MemoEmbedder, ingest, load_conversations, load_questions, score_question
 from .metrics import average
@@ -88,11 +89,11 @@ def collect(path: str | os.PathLike[str], conversations: Sequence[str] | None = 
             questions = load_questions(path, [c.sample_id for c in convs])  # scoring side: read only now
             have = set(ids.values())
             questions = [q for q in questions if any(e in have for e in q.evidence)]  # a slice: answerable ones
-            retriever = mem._retriever()
-            fetch = mem._lifecycle_fetch(limit)
+            retriever = mem.retrieval.retriever()
+            fetch = mem.retrieval.fetch_size(limit)
             for q in track(questions, description="building candidate features", transient=True, disable=not progress):
-                f = mem._filters(q.sample_id, None, None, None, None, None, None, current_only=True)
-                query = mem._retrieval_query(q.question)
+                f = make_filters(q.sample_id, None, None, None, None, None, None, current_only=True)
+                query = mem.retrieval.retrieval_query(q.question)
                 pool = retriever.candidates(query, f, fetch, late=late)
                 if pool is None:
                     continue

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -29,7 +29,25 @@ from .learn import MAX_SOURCES, error_signature, mine, task_words
 from .model import TIP_TYPES, Guidance, ServedTip, Tip, TipDraftList, Trajectory, normalize_outcome
 
 if TYPE_CHECKING:
-    from ..api.memory import Memory
+    from ..embed.base import Embedder
+    from ..store.base import Store
+
+
+class Memory(Protocol):
+    """What the engine writes through (procedural.service.ProceduralHost): the store, the model, index keys,
+    and the checked write methods of `Memory`."""
+
+    store: Store
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    def keys(self, records: list[MemoryRecord]) -> tuple[list[str], Any, list[Any]]: ...
+
+    def add_records(self, records: list[MemoryRecord]) -> list[MemoryRecord]: ...
+
+    def update(self, memory_id: str, *, text: str | None = None, metadata: dict[str, Any] | None = None
+               ) -> MemoryRecord: ...
 
 PROMPTS = Path(__file__).parent / "prompts"
 _PAGE = 2_000
@@ -117,7 +135,7 @@ def ingest(
     if embed_steps:
         mem.add_records(records + steps)
         return trajs
-    h_index, h_vecs, h_tokens = mem._keys(records)  # before the transaction: a model failure writes nothing
+    h_index, h_vecs, h_tokens = mem.keys(records)  # before the transaction: a model failure writes nothing
     s_index, _ = build_keys(steps)
     with mem.store.transaction():
         mem.store.insert(records, h_vecs, h_index, tokens=h_tokens)
@@ -512,7 +530,8 @@ def render_guidance(g: Guidance) -> str:
         t = s.tip
         known = t.successes_after + t.failures_after
         use = f", worked {t.successes_after}/{known} times when served" if known else ""
-        lines.append(f"{i}. [{t.type}] {t.text} (seen in {t.support} runs{use}; tip {t.id})")
+        runs = "1 run" if t.support == 1 else f"{t.support} runs"
+        lines.append(f"{i}. [{t.type}] {t.text} (seen in {runs}{use}; tip {t.id})")
     return "\n".join(lines)
 
 

@@ -1,28 +1,47 @@
-"""Procedural-memory methods of `Memory` (trajectories, tips, outcomes).
-
-Mixed into `Memory`; the work is done in `engramdb.procedural.engine`. See docs/procedural.md.
-"""
+"""Procedural memory of a `Memory`: trajectories, tips mined from them, and outcomes that keep the tips honest
+(docs/procedural.md). `Memory` delegates to `Procedures`; the work is done in `procedural.engine`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..embed.base import Embedder
 from ..errors import ValidationError
+from ..model import MemoryRecord
+from ..resources import Resources, check_scope
+from ..store.base import Store
 
 if TYPE_CHECKING:
-    from ..procedural.engine import LearnReport
-    from ..procedural.model import Guidance, Tip, Trajectory
+    from .engine import LearnReport
+    from .model import Guidance, Tip, Trajectory
 
 
-class ProceduralMixin:
+class ProceduralHost:
+    """What the procedural engine writes through: the store, the model, index keys, and the `Memory` write
+    methods (so tips get the same checks and history as any memory)."""
+
+    def __init__(self, res: Resources, add_records: Callable[[list[MemoryRecord]], list[MemoryRecord]],
+                 update: Callable[..., MemoryRecord]) -> None:
+        self._res = res
+        self.store: Store = res.store
+        self.add_records = add_records
+        self.update = update
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._res.embedder
+
+    def keys(self, records: list[MemoryRecord]) -> tuple[list[str], Any, list[Any]]:
+        return self._res.keys(records)
+
+
+class Procedures:
     """add_trajectory(), learn_tips(), tips(), report_outcome(), tip_provenance(), trajectories()."""
 
-    def _proc_scope(self, user_id: Any, agent_id: Any, session_id: Any, *, required: bool) -> dict[str, str | None]:
-        from .memory import _scope
-
-        return _scope(user_id, agent_id, session_id, required=required)
+    def __init__(self, host: ProceduralHost) -> None:
+        self.host = host
 
     def add_trajectory(
         self,
@@ -69,10 +88,10 @@ class ProceduralMixin:
         """Store many trajectories in one transaction (all checked first: one bad one writes nothing).
         Headers are embedded; steps are keyword-indexed, and embedded too with `embed_steps=True`."""
         from ..ingest.normalize import check_id
-        from ..procedural.engine import ingest
-        from ..procedural.model import Trajectory as _T
+        from .engine import ingest
+        from .model import Trajectory as _T
 
-        scope = self._proc_scope(user_id, agent_id, session_id, required=True)
+        scope = check_scope(user_id, agent_id, session_id, required=True)
         if isinstance(trajectories, (str, dict)) or not isinstance(trajectories, Sequence):
             raise ValidationError("trajectories: expected a list")
         parsed = []
@@ -82,11 +101,11 @@ class ProceduralMixin:
             except ValidationError as exc:
                 raise ValidationError(f"trajectories[{i}]: {exc}") from exc
         return ingest(
-            self,
+            self.host,
             parsed,
             scope,
             timestamp=timestamp,
-            metadata=metadata,  # type: ignore[arg-type]
+            metadata=metadata,
             source_ref=check_id(source_ref, where="source_ref"),
             embed_steps=bool(embed_steps),
         )
@@ -100,9 +119,9 @@ class ProceduralMixin:
         ids: list[str] | None = None,
     ) -> list[Trajectory]:
         """Stored trajectories in scope, rebuilt with their steps and step ids."""
-        from ..procedural.engine import load_trajectories
+        from .engine import load_trajectories
 
-        return load_trajectories(self, self._proc_scope(user_id, agent_id, session_id, required=False), ids)  # type: ignore[arg-type]
+        return load_trajectories(self.host, check_scope(user_id, agent_id, session_id, required=False), ids)
 
     def learn_tips(
         self,
@@ -117,19 +136,19 @@ class ProceduralMixin:
     ) -> LearnReport:
         """Mine tips from every stored trajectory in scope (rules; plus `llm` if given: an engramdb.llm.LLMClient
         or a callable prompt -> JSON), validate, merge with the tips already stored, and consolidate."""
-        from ..procedural.engine import learn
+        from .engine import learn
 
         if not isinstance(min_support, int) or min_support < 1:
             raise ValidationError("min_support must be a positive integer")
         if merge_threshold is not None and not 0 < merge_threshold <= 1:
             raise ValidationError("merge_threshold must be in (0, 1], or None to skip merging")
-        scope = self._proc_scope(user_id, agent_id, session_id, required=True)
+        scope = check_scope(user_id, agent_id, session_id, required=True)
         return learn(
-            self,
+            self.host,
             scope,
             min_support=min_support,
             validator=validator,
-            llm=llm,  # type: ignore[arg-type]
+            llm=llm,
             merge_threshold=merge_threshold,
         )
 
@@ -149,8 +168,8 @@ class ProceduralMixin:
         """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
         prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
         from ..ingest.normalize import check_text
-        from ..procedural.engine import serve
-        from ..procedural.model import TIP_TYPES
+        from .engine import serve
+        from .model import TIP_TYPES
 
         task_description = check_text(task_description, where="task_description")
         if not isinstance(limit, int) or not 1 <= limit <= 100:
@@ -161,13 +180,13 @@ class ProceduralMixin:
         bad = [t for t in types or [] if t not in TIP_TYPES]
         if bad:
             raise ValidationError(f"unknown tip type {bad[0]!r}: use {', '.join(TIP_TYPES)}")
-        scope = self._proc_scope(user_id, agent_id, session_id, required=False)
+        scope = check_scope(user_id, agent_id, session_id, required=False)
         return serve(
-            self,
+            self.host,
             task_description,
             scope,
             tools=list(tools or []),
-            errors=list(errors or []),  # type: ignore[arg-type]
+            errors=list(errors or []),
             limit=limit,
             types=list(types) if types else None,
             track=track,
@@ -176,20 +195,20 @@ class ProceduralMixin:
     def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> list[Tip]:
         """Close the loop: what happened on the task the tips were served for (success, failure or partial).
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
-        from ..procedural.engine import report_outcome
+        from .engine import report_outcome
 
         return report_outcome(
-            self,
-            list(tip_ids) if not isinstance(tip_ids, str) else tip_ids,  # type: ignore[arg-type]
+            self.host,
+            list(tip_ids) if not isinstance(tip_ids, str) else tip_ids,
             outcome,
             validator=validator,
         )
 
     def tip_provenance(self, tip_id: str) -> dict[str, Any]:
         """The tip, the exact step episodes it was drawn from, and their trajectories."""
-        from ..procedural.engine import provenance
+        from .engine import provenance
 
-        return provenance(self, tip_id)  # type: ignore[arg-type]
+        return provenance(self.host, tip_id)
 
     def list_tips(
         self,
@@ -199,16 +218,16 @@ class ProceduralMixin:
         session_id: str | None = None,
         status: str | None = "active",
     ) -> list[Tip]:
-        from ..procedural.engine import load_tip_records, tip_from_record
+        from .engine import load_tip_records, tip_from_record
 
         if status not in (None, "active", "retired"):
             raise ValidationError("status must be 'active', 'retired' or None (both)")
-        scope = self._proc_scope(user_id, agent_id, session_id, required=False)
-        return [tip_from_record(r) for r in load_tip_records(self, scope, status=status)]  # type: ignore[arg-type]
+        scope = check_scope(user_id, agent_id, session_id, required=False)
+        return [tip_from_record(r) for r in load_tip_records(self.host, scope, status=status)]
 
 
 def _parse_one(task: Any, steps: Any, outcome: Any, metrics: Any, format: str) -> Trajectory:
-    from ..procedural.parse import make_trajectory, parse_trajectory
+    from .parse import make_trajectory, parse_trajectory
 
     if isinstance(task, str):
         if steps is None:
