@@ -12,6 +12,7 @@ import pytest
 
 from engramdb.errors import NotFoundError, ValidationError
 from engramdb.procedural import MAX_OBSERVATION_CHARS, MAX_STEPS, RuleValidator, error_signature, mine, parse_trajectory
+from engramdb.procedural.learn import instance_words
 from engramdb.procedural.model import Step, Trajectory
 
 
@@ -210,8 +211,10 @@ def test_call_before_recovery_with_task_keywords_and_contra():
 
 
 def test_validator_rejects_low_support_and_contradicted_fixes():
-    res = mine([_recovered("t1")], min_support=2)
+    res = mine([_recovered("t1")], min_support=2, validator=RuleValidator(min_support=2, lesson_support=2))
     assert not res.tips and any("support 1" in why for _, why in res.rejected)
+    # a one-run plan is no pattern yet, whatever the lesson threshold
+    assert not [t for t in mine([_recovered("t1")]).tips if t.type == "strategy"]
     assert RuleValidator(min_support=1).admit(mine([_recovered("t1")], min_support=1).tips[0], contra=5)[0] is False
 
 
@@ -507,3 +510,53 @@ def test_warning_without_advice_is_superseded_by_a_recovery_tip():
     res = mine([gave_up("g1"), gave_up("g2"), _recovered("r1"), _recovered("r2", "Bonn")])
     assert [t.type for t in res.tips if t.error_signature == error_signature(PAY)] == ["recovery"]
     assert any(t.type == "warning" and "superseded" in why for t, why in res.rejected)
+
+
+# -- few runs: a lesson seen once is served; keywords name the kind of task ------------------------------
+def _clean(tid: str, task: str, item: str, city: str) -> Trajectory:
+    return _t(task, [{"tool": "search", "args": {"query": item}, "observation": "sku-2"},
+                     {"tool": "checkout", "args": {"address": city, "confirm": True}, "observation": "order placed"}],
+              "success", tid)
+
+
+def test_a_lesson_seen_once_is_served_labelled_with_its_support(fake_mem):
+    fake_mem.add_trajectories([
+        _recovered("t1"),
+        _clean("t2", "Order 1 x lamp for delivery to Hamburg (domestic shipping)", "lamp", "Hamburg"),
+        _clean("t3", "Order 3 x scarf for delivery to Osaka, Japan (international shipping)", "scarf", "Osaka"),
+    ], agent_id="shop")
+    fake_mem.learn_tips(agent_id="shop")  # the default min_support=2
+    g = fake_mem.tips("Order 4 x vase for delivery to Bonn (domestic shipping)", agent_id="shop",
+                      errors=["PaymentError: payment of 12.00 EUR needs confirmation"])
+    rec = [s.tip for s in g.tips if s.tip.type == "recovery"]
+    assert rec and rec[0].support == 1 and rec[0].fix_args == {"confirm": True}
+    assert rec[0].evidence == "1 run recovered this way"
+    assert "(seen in 1 run;" in g.text
+    # the one-run plan is not served as a strategy: plans need min_support runs
+    assert not [s for s in g.tips if s.tip.type == "strategy" and s.tip.support < 2]
+
+
+def test_tip_keywords_name_the_kind_of_task_not_instance_values():
+    trajs = [
+        _recovered("t1"),
+        _clean("t2", "Order 1 x lamp for delivery to Hamburg (domestic shipping)", "lamp", "Hamburg"),
+        _clean("t3", "Order 3 x scarf for delivery to Osaka, Japan (international shipping)", "scarf", "Osaka"),
+    ]
+    assert {"mug", "munich", "lamp", "hamburg", "osaka", "japan"} <= instance_words(trajs)
+    assert not {"order", "delivery", "domestic", "international", "shipping"} & instance_words(trajs)
+    for min_support in (1, 2):
+        tips = mine(trajs, min_support=min_support).tips
+        words = {w for t in tips for w in t.task_keywords}
+        assert not words & {"mug", "munich", "lamp", "hamburg", "scarf", "osaka", "japan"}, (min_support, words)
+        rec = next(t for t in tips if t.type == "recovery")
+        assert "mug" not in rec.text.lower() and "munich" not in rec.text.lower()
+
+
+def test_a_one_run_variant_steps_aside_for_an_established_recovery():
+    odd = _recovered("odd", extra=None)
+    odd.steps[2].args["gift_wrap"] = True  # the run also tried an unrelated flag
+    trajs = [_recovered("t1"), _recovered("t2", "Hamburg"), odd]
+    rec = [t for t in mine(trajs).tips if t.type == "recovery"]
+    assert [t.fix_args for t in rec] == [{"confirm": True}] and rec[0].support == 2
+    alone = [t for t in mine([odd]).tips if t.type == "recovery"]
+    assert alone and alone[0].fix_args == {"confirm": True, "gift_wrap": True}  # all there is: served

@@ -65,13 +65,43 @@ def task_words(task: str) -> set[str]:
     return {w for w in _WORD.findall(task.lower()) if w not in _STOP}
 
 
+_CAPITAL = re.compile(r"(?<![.!?:(\[\n])\s+([A-Z][\w-]*)")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:(\[\n]\s*)([A-Z][\w-]*)")
+
+
+def instance_words(trajs: Iterable[Trajectory]) -> set[str]:
+    """Words that name one task's values rather than a kind of task: the words of the arguments the runs passed
+    to tools (an item searched for, an address), and proper nouns of the task texts (capitalised inside a
+    sentence and never written in lower case: Munich, Japan). A tip's keywords never use them."""
+    out: set[str] = set()
+    lower: set[str] = set()
+    proper: set[str] = set()
+    for t in trajs:
+        for s in t.steps:
+            stack: list[Any] = list(s.args.values())
+            while stack:
+                v = stack.pop()
+                if isinstance(v, str):
+                    out.update(_WORD.findall(v.lower()))
+                elif isinstance(v, dict):
+                    stack.extend(v.values())
+                elif isinstance(v, (list, tuple)):
+                    stack.extend(v)
+        lower.update(w for w in re.findall(r"\b[a-z][\w-]*", t.task))
+        starts = set(_SENTENCE_START.findall(t.task))
+        proper.update(w.lower() for w in _CAPITAL.findall(t.task) if w not in starts and not w.isupper())
+    return out | (proper - lower)
+
+
 def discriminative_words(
-    inside: list[str], outside: list[str], *, min_in: float = 0.8, min_lift: float = 0.5
+    inside: list[str], outside: list[str], *, min_in: float = 0.8, min_lift: float = 0.5,
+    exclude: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Words in at least `min_in` of the inside tasks whose frequency there beats the outside by `min_lift`."""
+    """Words in at least `min_in` of the inside tasks whose frequency there beats the outside by `min_lift`,
+    other than `exclude` (instance values)."""
     if not inside or not outside:
         return []
-    ins = [task_words(t) for t in inside]
+    ins = [task_words(t) - exclude for t in inside]
     outs = [task_words(t) for t in outside]
     cand = Counter(w for ws in ins for w in ws)
     out = []
@@ -361,15 +391,20 @@ def render(tip: Tip, extra: dict[str, Any] | None = None) -> str:
     return f"Skip {skip} unless you need it: successful runs did without it and were shorter{when}."
 
 
+def _runs(n: int, adj: str = "") -> str:
+    return f"1 {adj}run" if n == 1 else f"{n} {adj}runs"
+
+
 def _evidence(c: _Cand) -> str:
     t = c.tip
     n = len(c.trajs)
     if t.type == "recovery":
-        return f"{n} runs recovered this way" + (f"; {c.contra} times the same change did not help" if c.contra else "")
+        return (f"{_runs(n)} recovered this way"
+                + (f"; {c.contra} times the same change did not help" if c.contra else ""))
     if t.type == "warning":
-        return f"{n} failed runs ended on this error"
+        return f"{_runs(n, 'failed ')} ended on this error"
     if t.type == "strategy":
-        return f"{n} successful runs followed this plan"
+        return f"{_runs(n, 'successful ')} followed this plan"
     e = c.extra
     s = (
         f"runs that called it took {e['gain']:.1f} more steps on average ({e['n_outliers']} above the median of "
@@ -385,6 +420,8 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
     from .validate import RuleValidator
 
     validator = validator or RuleValidator(min_support=min_support)
+    lesson_support = min(int(getattr(validator, "lesson_support", min_support)), min_support)
+    values = instance_words(trajs)
     cands: dict[str, _Cand] = {}
     _mine_recovery(trajs, cands)
     _mine_warnings(trajs, cands)
@@ -396,7 +433,14 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
     fixed = {
         (c.tip.tool, c.tip.error_signature)
         for c in cands.values()
-        if c.tip.type == "recovery" and len(c.trajs) >= min_support
+        if c.tip.type == "recovery" and len(c.trajs) >= lesson_support
+    }
+    # a lesson seen in fewer than `min_support` runs is served while it is all that is known about its error;
+    # once a recovery for that error has the support, the one-off variants (an extra flag tried) step aside
+    established = {
+        (c.tip.tool, c.tip.error_signature)
+        for c in cands.values()
+        if c.tip.type == "recovery" and len(c.trajs) >= min_support and c.contra < len(c.trajs)
     }
     superseded = {
         k
@@ -414,7 +458,7 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
         if tip.type == "strategy":
             # the words of the kinds of task that need one of its tools (e.g. a customs step): where it applies
             wins = [t for t in trajs if t.outcome == "success"]
-            tip.task_keywords = sorted({w for tool in tip.plan for w in needed_for(tool, wins)})[:5]
+            tip.task_keywords = sorted({w for tool in tip.plan for w in needed_for(tool, wins)} - values)[:5]
         elif tip.type in ("recovery", "warning") and tip.tool:
             # where the error arose vs tasks that called the tool without ever meeting it
             inside = set(c.trajs)
@@ -427,7 +471,7 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
                     s.tool == tip.tool and error_signature(s.error) == tip.error_signature for s in t.steps if s.failed
                 )
             ]
-            tip.task_keywords = discriminative_words(c.tasks, outside)
+            tip.task_keywords = discriminative_words(c.tasks, outside, exclude=values)
         if tip.task_keywords:  # show examples of the tasks it applies to
             fits = [t for t in c.tasks if task_words(t) & set(tip.task_keywords)]
             tip.task_examples = (fits + [t for t in c.tasks if t not in fits])[:3]
@@ -435,6 +479,11 @@ def mine(trajs: list[Trajectory], *, min_support: int = 2, validator: Any = None
         tip.text = render(tip, c.extra)
         if key in superseded:
             rejected.append((tip, "superseded by a recovery tip for the same error"))
+            continue
+        if (tip.type in ("recovery", "warning") and tip.support < min_support
+                and (tip.tool, tip.error_signature) in established):
+            rejected.append((tip, f"support {tip.support} < {min_support}, and a better-supported recovery tip "
+                                  "covers the same error"))
             continue
         ok, reason = validator.admit(tip, contra=c.contra, trajectories=[by_key[i] for i in c.trajs if i in by_key])
         if ok:

@@ -1,9 +1,13 @@
 """The validator that gates what enters procedural memory and what leaves it (after PREPING's Validator).
 
-Admission: a tip needs `min_support` trajectories behind it, and a recovery tip must have helped more often
-than the same change failed to help. Retirement: a tip is retired only when its outcomes after serving are
-both numerous and bad, and the evidence against it outweighs the trajectories that support it: a single
-unlucky task cannot erase a well-supported tip, and a tip nobody has tried yet is never retired.
+Admission: a plan or a shortcut (strategy, optimization) needs `min_support` trajectories behind it; a lesson
+from an error (recovery, warning) needs `lesson_support` (1: a lesson seen once is served, labelled with its
+support, until a better-supported recovery for the same error replaces it); and a recovery tip must have
+helped more often than the same change failed to help.
+
+Retirement: a tip is retired only when its outcomes after serving are both numerous and bad, and the evidence
+against it outweighs the trajectories that support it: a single unlucky task cannot erase a well-supported
+tip, and a tip nobody has tried yet is never retired.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ class RuleValidator:
         self,
         *,
         min_support: int = 2,
+        lesson_support: int = 1,
         min_reports: int = 5,
         retire_below: float = 0.35,
     ) -> None:
-        if min_support < 1 or min_reports < 1 or not 0 < retire_below < 1:
-            raise ValueError("min_support and min_reports must be >= 1, retire_below in (0, 1)")
+        if min_support < 1 or lesson_support < 1 or min_reports < 1 or not 0 < retire_below < 1:
+            raise ValueError("min_support, lesson_support and min_reports must be >= 1, retire_below in (0, 1)")
         self.min_support = min_support
+        self.lesson_support = lesson_support
         self.min_reports = min_reports
         self.retire_below = retire_below
 
@@ -43,8 +49,11 @@ class RuleValidator:
             if trajectories and named - used:
                 return False, f"the LLM named tools the runs never used: {', '.join(sorted(named - used))}"
             return True, "ok"
-        if tip.support < self.min_support:
-            return False, f"support {tip.support} < {self.min_support}"
+        # a lesson from an error (recovery, warning) is kept from its first run, its support shown with it:
+        # with few runs it is all there is; plans and shortcuts need `min_support` runs to be a pattern
+        need = min(self.lesson_support, self.min_support) if tip.type in ("recovery", "warning") else self.min_support
+        if tip.support < need:
+            return False, f"support {tip.support} < {need}"
         if tip.type == "recovery" and contra >= tip.support:
             return False, f"the same change failed to help {contra} times vs {tip.support} successes"
         if tip.type == "strategy" and len(tip.plan) < 2:
