@@ -95,6 +95,84 @@ def test_reindex_lets_other_writers_in_between_batches(tmp_path):
         assert len(waits) == 3 and max(waits) < 1.0
 
 
+def test_reindex_embeds_only_a_few_rows_while_it_holds_the_lock(tmp_path, monkeypatch):
+    path = tmp_path / "final.db"
+    old = Memory(path, embedder=HashingEmbedder(64))
+    old.add([f"turn {i}" for i in range(20)], user_id="u")
+    new = Memory(path, embedder=HashingEmbedder(96), allow_model_change=True)
+    under_lock: list[int] = []
+    late: list[str] = []
+    keys, todo = new._res.keys, new.store.reindex_todo
+
+    def keys_spy(records):
+        if new.store._depth:  # embedding while the swap's transaction holds the write lock
+            under_lock.append(len(records))
+        return keys(records)
+
+    def todo_spy(after: int, limit: int):
+        page = todo(after, limit)
+        if not page and not new.store._depth and not late:  # between the last sweep and the swap
+            late.extend(r.id for r in old.add([f"late turn {i}" for i in range(40)], user_id="u"))
+        return page
+
+    monkeypatch.setattr(new._res, "keys", keys_spy)
+    monkeypatch.setattr(new.store, "reindex_todo", todo_spy)
+    assert new.reindex(batch=64) == 60
+    assert len(late) == 40 and all(n <= 8 for n in under_lock), under_lock  # not the 40, under the lock
+    got_keys, mat = new.store.vectors_for(list(new.store.keys_for(late).values()))
+    assert len(got_keys) == 40 and mat.shape[1] == 96
+    old.close()
+    new.close()
+
+
+def test_reindex_skips_rows_changed_or_erased_while_it_embedded_them(tmp_path, monkeypatch, embedder):
+    path = tmp_path / "race.db"
+    old = Memory(path, embedder=HashingEmbedder(384))
+    recs = old.add([f"turn {i} about topic {i % 5}" for i in range(12)], user_id="u")
+    changed, erased = recs[2], recs[3]
+    new = Memory(path, embedder=embedder, allow_model_change=True)
+    keys = new._res.keys
+    done: list[bool] = []
+
+    def keys_spy(records):
+        out = keys(records)  # embedded from the texts read before the writes below
+        if not done:
+            done.append(True)
+            old.update(changed.id, text="a completely different sentence about pottery")
+            old.erase([erased.id])
+        return out
+
+    monkeypatch.setattr(new._res, "keys", keys_spy)
+    assert new.reindex(batch=64) >= 11  # no foreign-key failure from the erased row
+    (key,) = new.store.keys_for([changed.id]).values()
+    _, mat = new.store.vectors_for([key])
+    assert _cos(mat[0], embedder.embed(["a completely different sentence about pottery"])[0]) > 0.8
+    assert not new.store.get([erased.id], include_deleted=True)
+    assert new.stats()["vectors"] == 11
+    old.close()
+    new.close()
+
+
+def test_reindex_keeps_the_triggers_and_indexes_of_the_vector_tables(tmp_path):
+    path = tmp_path / "trig.db"
+    with Memory(path, embedder=HashingEmbedder(64)) as m:
+        m.add(["one", "two"], user_id="u")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE INDEX vectors_probe ON vectors(length(vector))")
+    conn.commit()
+    before = sorted(conn.execute("SELECT name FROM sqlite_master WHERE tbl_name IN ('vectors', 'token_vectors')"
+                                 " AND type IN ('trigger', 'index') AND sql IS NOT NULL"))  # fmt: skip
+    conn.close()
+    with Memory(path, embedder=HashingEmbedder(96), allow_model_change=True) as m:
+        m.reindex()
+    conn = sqlite3.connect(path)
+    after = sorted(conn.execute("SELECT name FROM sqlite_master WHERE tbl_name IN ('vectors', 'token_vectors')"
+                                " AND type IN ('trigger', 'index') AND sql IS NOT NULL"))  # fmt: skip
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert after == before and ("vectors_probe",) in after
+
+
 # -- 2-4, 9. inputs that ended in a 500 or exit 1 -------------------------------------------------------
 def _nested(depth: int) -> dict:
     d: dict = {"leaf": 1}

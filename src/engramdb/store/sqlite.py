@@ -116,6 +116,7 @@ class SQLiteStore(Store):
         self._depth = 0
         self._pending_touch: dict[str, tuple[int, str]] = {}  # id -> (accesses, last time), not yet written
         self._touch_tried = 0.0
+        self._staging_versions: dict[int, int] = {}  # reindex: key -> version when read for embedding
         self._conn = self._connect()
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -480,8 +481,11 @@ class SQLiteStore(Store):
         with self.transaction():
             for table in ("vectors_next", "token_vectors_next"):
                 self._conn.execute(f"DROP TABLE IF EXISTS {table}")
-            self._conn.execute("CREATE TABLE vectors_next (key INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
-            self._conn.execute("CREATE TABLE token_vectors_next (key INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            # The live tables' definitions: the swap renames these into their place. A purge meanwhile cascades.
+            self._conn.execute("CREATE TABLE vectors_next (key INTEGER PRIMARY KEY REFERENCES memories(key)"
+                               " ON DELETE CASCADE, vector BLOB NOT NULL)")  # fmt: skip
+            self._conn.execute("CREATE TABLE token_vectors_next (key INTEGER PRIMARY KEY REFERENCES memories(key)"
+                               " ON DELETE CASCADE, data BLOB NOT NULL)")  # fmt: skip
             self._conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('reindex_to', ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -493,13 +497,20 @@ class SQLiteStore(Store):
             _SELECT + " WHERE m.key > ? AND m.key NOT IN (SELECT key FROM vectors_next) ORDER BY m.key LIMIT ?",
             (after_key, limit),
         )
-        return [(int(r["key"]), row_to_record(r)) for r in rows]
+        out = [(int(r["key"]), row_to_record(r)) for r in rows]
+        self._staging_versions.update((k, r.version) for k, r in out)
+        return out
 
     def reindex_stage(self, keys: Sequence[int], index_texts: Sequence[str], vectors: np.ndarray, *,
                       tokens: Sequence[bytes | None] | None = None) -> None:
         toks = tokens if tokens is not None else [None] * len(keys)
         with self.transaction():
             for key, text, vec, tok in zip(keys, index_texts, vectors, toks, strict=True):
+                # Changed or purged since reindex_todo read it (the embedding ran outside the lock): leave it
+                # unstaged, so the next sweep embeds what it says now.
+                row = self._conn.execute("SELECT version FROM memories WHERE key = ?", (key,)).fetchone()
+                if row is None or row[0] != self._staging_versions.pop(key, row[0]):
+                    continue
                 # Keyword index text does not depend on the model: it is rewritten in place.
                 self._conn.execute(
                     "UPDATE memories SET index_text = ? WHERE key = ? AND index_text IS NOT ?", (text, key, text)
@@ -520,12 +531,23 @@ class SQLiteStore(Store):
             ).fetchone()
             if left is not None:
                 return False
-            self._conn.execute("DELETE FROM vectors")
-            self._conn.execute("INSERT INTO vectors(key, vector) SELECT key, vector FROM vectors_next")
-            self._conn.execute("DELETE FROM token_vectors")
-            self._conn.execute("INSERT INTO token_vectors(key, data) SELECT key, data FROM token_vectors_next")
-            self._conn.execute("DROP TABLE vectors_next")
-            self._conn.execute("DROP TABLE token_vectors_next")
+            # A rename, not a copy: copying every vector under the write lock made writers wait seconds. The old
+            # tables hold only old-model vectors of live memories (purged ones were zeroed when purged), so their
+            # pages need no zeroing: secure_delete=FAST for the drop keeps the swap in milliseconds.
+            # Triggers and indexes of the live tables go with them: made again on the renamed ones.
+            extras = [r[0] for r in self._conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type IN ('trigger', 'index') AND sql IS NOT NULL"
+                " AND tbl_name IN ('vectors', 'token_vectors')")]  # fmt: skip
+            self._conn.execute("PRAGMA secure_delete = FAST")
+            try:
+                self._conn.execute("DROP TABLE vectors")
+                self._conn.execute("DROP TABLE token_vectors")
+            finally:
+                self._conn.execute("PRAGMA secure_delete = ON")
+            self._conn.execute("ALTER TABLE vectors_next RENAME TO vectors")
+            self._conn.execute("ALTER TABLE token_vectors_next RENAME TO token_vectors")
+            for sql in extras:
+                self._conn.execute(sql)
             self._conn.execute("DELETE FROM meta WHERE key = 'reindex_to'")
             for key, value in (("embed_model", model), ("embed_dim", str(dim))):
                 self._conn.execute(
