@@ -9,7 +9,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from server_helpers import make_env, mcp_http_client, serve_in_thread, tool_json
 
-TOOLS = {"remember", "recall", "get_context", "forget", "update_memory", "memory_history"}
+TOOLS = {
+    "remember", "recall", "get_context", "forget", "update_memory", "memory_history", "facts", "tips", "report_outcome"
+}
 
 
 async def _session(client, transcript: list[str], *, scope: dict) -> None:
@@ -45,6 +47,14 @@ async def _session(client, transcript: list[str], *, scope: dict) -> None:
     assert [v["action"] for v in hist] == ["add", "update"] and hist[1]["text_before"] == "Alice is allergic to peanuts"
     block = await call("get_context", {"query": "what is Alice allergic to", **scope})
     assert "cashews" in block.get("result", block.get("text", json.dumps(block)))
+    who = {k: v for k, v in scope.items() if k in ("user_id", "agent_id")}
+    facts = (await call("facts", who))["facts"]
+    assert "Alice's favourite city is Lisbon" in [f["text"] for f in facts]
+    assert (await call("tips", {"task_description": "plan a trip to Lisbon", **scope}))["tip_ids"] == []
+    bad = await client.call_tool("report_outcome", {"tip_ids": ["no-such-tip"], "outcome": "success"})
+    assert bad.is_error
+    bad = await client.call_tool("get_context", {"query": "x", "max_tokens": 100_001})
+    assert bad.is_error  # the one token limit of every interface (api/params.py)
     assert (await call("forget", {"memory_id": mid})) == {"forgotten": mid}
     after = (await call("recall", {"query": "peanuts allergy", **scope}))["results"]
     assert mid not in [h["id"] for h in after]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 from server_helpers import make_env
 
 _ENV = make_env(Path(tempfile.mkdtemp(prefix="engram-st-")), rate_limit=0, mcp=False)
@@ -27,7 +28,14 @@ schema.config.analysis.constants.enabled = bool(os.environ.get("ENGRAMDB_SCHEMAT
 schema.config.checks.negative_data_rejection.expected_statuses = ["400", "401", "403", "404", "413", "415", "422"]
 
 
+# Bodies that carry whole documents (an agent run, an exported record) are checked by the engine's own parsers,
+# which the spec cannot spell out: a generated document that fits the schema may still be refused (422), so
+# "schema-valid means accepted" is not asserted for them; every other check is.
+_DOCUMENTS = {("POST", "/v1/trajectories"), ("POST", "/v1/import")}
+
+
 @schema.parametrize()
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 def test_api_conforms_to_its_openapi_spec(case):
-    case.call_and_validate(headers=_AUTH)
+    loose = (case.method.upper(), case.path) in _DOCUMENTS
+    case.call_and_validate(headers=_AUTH, excluded_checks=[positive_data_acceptance] if loose else None)

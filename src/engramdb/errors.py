@@ -32,3 +32,19 @@ class StoreError(EngramError):
 
 class ConfigError(EngramError):
     """Invalid configuration (unknown backend, missing optional dependency...)."""
+
+
+class AuthError(EngramError):
+    """A missing, malformed, unknown, expired or revoked key (HTTP 401)."""
+
+
+class ForbiddenError(EngramError):
+    """A valid key without the permission an operation needs (HTTP 403)."""
+
+
+class RateLimited(Exception):  # noqa: N818 - a signal with a retry time, not an input error
+    """Over the key's request rate (HTTP 429, with Retry-After)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limit exceeded: retry in {retry_after:.2f}s")
+        self.retry_after = retry_after

@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypeAliasType
 
 from ..errors import ValidationError
 from ..model import MAX_ID_CHARS, MAX_TEXT_CHARS
@@ -78,6 +79,13 @@ Text = Annotated[
 ]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=TEXT_RE)]
 Kind = Annotated[str, StringConstraints(pattern=KIND_RE)]
+NO_NUL_RE = r"^[^\x00]*$"
+NoNul = Annotated[str, StringConstraints(pattern=NO_NUL_RE)]
+# Metadata: any JSON object whose strings (keys included) hold no NUL character.
+MetaValue = TypeAliasType(
+    "MetaValue", "NoNul | int | float | bool | None | list[MetaValue] | dict[NoNul, MetaValue]"  # type: ignore[misc]
+)
+Metadata = dict[NoNul, MetaValue]
 MetaKey = Annotated[str, StringConstraints(max_length=MAX_META_KEY_CHARS, pattern=META_KEY_RE)]
 
 
@@ -210,7 +218,7 @@ class Turn(StrictModel):
     speaker: Ident | SkipJsonSchema[None] = None
     text: Text | SkipJsonSchema[None] = None
     timestamp: When | SkipJsonSchema[None] = None
-    metadata: dict[str, Any] | SkipJsonSchema[None] = None
+    metadata: Metadata | SkipJsonSchema[None] = None
     source_ref: Ident | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
@@ -224,7 +232,7 @@ class AddOptions(Scope):
     """Everything about an add but the messages (the Python API takes more message shapes than JSON)."""
 
     timestamp: When | SkipJsonSchema[None] = Field(None, description="When it happened (ISO-8601 with a zone).")
-    metadata: dict[str, Any] | SkipJsonSchema[None] = Field(None, description="Your tags, a JSON object.")
+    metadata: Metadata | SkipJsonSchema[None] = Field(None, description="Your tags, a JSON object.")
     kind: Kind = Field("episode", description="episode, fact, profile, summary, procedure, or your own identifier.")
     source_ref: Ident | SkipJsonSchema[None] = Field(None, description="Your reference for the source.")
     importance: Importance | SkipJsonSchema[None] = None
@@ -275,7 +283,7 @@ class UpdateRequest(StrictModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     text: Text | SkipJsonSchema[None] = Field(None, description="The new text (re-embedded).")
-    metadata: dict[str, Any] | SkipJsonSchema[None] = Field(None, description="The new metadata object.")
+    metadata: Metadata | SkipJsonSchema[None] = Field(None, description="The new metadata object.")
     importance: Importance | SkipJsonSchema[None] = None
     expires_at: When | SkipJsonSchema[None] = None
     occurred_at: When | SkipJsonSchema[None] = None
@@ -303,9 +311,18 @@ class FactsQuery(StrictModel):
 class ForgetRequest(Scope):
     """`Memory.forget`: soft-delete by ids, or by a scope and filters; history keeps what was forgotten."""
 
+    # something to select by: forgetting everything is not a default
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"required": [k]} for k in ("ids", "user_id", "agent_id", "session_id", "kinds", "filters",
+                                                  "before")]
+        },
+    )
+
     ids: MemoryIds | SkipJsonSchema[None] = None
-    kinds: Kinds | SkipJsonSchema[None] = None
-    filters: MetaFilter | SkipJsonSchema[None] = None
+    kinds: Annotated[Kinds, Field(min_length=1)] | SkipJsonSchema[None] = None
+    filters: Annotated[MetaFilter, Field(min_length=1)] | SkipJsonSchema[None] = None
     before: When | SkipJsonSchema[None] = Field(None, description="Only memories that occurred before this time.")
     cascade: bool = Field(True, description="Also forget memories derived only from the forgotten ones.")
 
@@ -333,7 +350,7 @@ class TrajectoriesRequest(Scope):
     trajectories: Annotated[list[dict[str, Any] | list[Any]], Field(min_length=1, max_length=MAX_MESSAGES)] = Field(
         ..., description="Trajectories: {task, steps, outcome, ...} or a framework's message list."
     )
-    metadata: dict[str, Any] | SkipJsonSchema[None] = None
+    metadata: Metadata | SkipJsonSchema[None] = None
     source_ref: Ident | SkipJsonSchema[None] = None
     embed_steps: bool = Field(False, description="Also embed each step (steps are always keyword-indexed).")
 
@@ -389,11 +406,17 @@ class ImportRequest(StrictModel):
 
 
 # -- errors: one readable line, the same for the library and the REST API ------------------------------
-_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "union"}
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "union", "none"}
+
+
+def _noise(error_type: str) -> bool:
+    """A union branch of another type that did not match (the value was not meant as that type)."""
+    return error_type.endswith(("_type", "_parsing")) or error_type == "none_required"
 _PATTERN_HELP = {
     TEXT_RE: "must contain a visible character and no NUL character",
     KIND_RE: "must be a lowercase identifier such as episode, fact, profile, summary, procedure",
     META_KEY_RE: "keys must be simple identifiers (letters, digits, _ . -)",
+    NO_NUL_RE: "contains a NUL character",
 }
 
 
@@ -426,10 +449,13 @@ def summary(details: list[dict[str, Any]], *, located: bool = True) -> str:
         parts = [p for p in loc if re.fullmatch(r"[a-z_][a-z0-9_]*|\d+", p) and p not in _TYPE_TAGS]
         return ".".join(parts[1:] if located and len(parts) > 1 else parts)
 
-    first = where(details[0]["loc"])
+    # the error that says what is wrong beats a union's "not this type either" noise
+    first = where(next((d for d in details if not _noise(d["type"])), details[0])["loc"])
     same = [d for d in details if where(d["loc"]) == first]
     # In a union, the branches whose *type* did not match are noise when one branch of the right type failed.
-    relevant = [d for d in same if not d["type"].endswith("_type")] or same
+    relevant = (
+        [d for d in same if not _noise(d["type"])] or [d for d in same if d["type"] != "none_required"] or same
+    )
     msgs = list(dict.fromkeys(d["msg"] for d in relevant))
     return f"{first}: {' or '.join(msgs)}" if first else msgs[0]
 

@@ -201,7 +201,7 @@ def mcp(
     elif transport == "http":
         import uvicorn
 
-        from ..mcp.server import http_app
+        from ..server.mcp_http import http_app
         from ..server.ratelimit import RateLimiter
         from ..server.tenants import TenantRegistry
 

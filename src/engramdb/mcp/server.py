@@ -5,7 +5,8 @@ Two transports:
 - streamable HTTP (`engramdb mcp --transport http`, or `/mcp` on `engramdb serve`): every
   HTTP request must carry an API key (`Authorization: Bearer edb_...`), checked before
   the MCP layer sees it; each tool call then resolves the key's tenant again and opens
-  only that tenant's store, so tools can never cross tenants either.
+  only that tenant's store, so tools can never cross tenants either. That transport, with
+  the keys, lives in server/mcp_http.py: this module knows `Memory` only.
 
 Tool descriptions are written for the model that decides when to call them.
 """
@@ -16,16 +17,10 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..api import params as P
 from ..api.memory import Memory
-from ..errors import EngramError
-from ..server.auth import RateLimited, authenticate, key_from_headers
-from ..server.keys import ForbiddenError, KeyStore, permits
-from ..server.ratelimit import RateLimiter
-from ..server.tenants import TenantRegistry
+from ..errors import EngramError, ForbiddenError, RateLimited
 
 try:
     from mcp.server.mcpserver import Context, MCPServer
@@ -54,6 +49,7 @@ UserId = Annotated[
 AgentId = Annotated[str | None, Field(description="Optional: which agent the memory belongs to.")]
 SessionId = Annotated[str | None, Field(description="Optional: the conversation/session it came from.")]
 MemId = Annotated[str, Field(description="A memory id, as returned by recall or remember.", min_length=1)]
+# The limits and types of every parameter are the operations' own (api/params.py), as over REST and the CLI.
 
 
 def _brief(rec: Any) -> dict[str, Any]:
@@ -97,17 +93,19 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         ),
     )
     def remember(
-        text: Annotated[str, Field(description="The statement to remember, self-contained.", min_length=1)],
+        text: Annotated[str, P.schema_field(P.AddRequest, "messages", "The statement to remember, self-contained.")],
         ctx: Context,
         user_id: UserId = None,
         agent_id: AgentId = None,
         session_id: SessionId = None,
         speaker: Annotated[str | None, Field(description="Who said it, if it was said (e.g. 'user').")] = None,
         timestamp: Annotated[
-            str | None, Field(description="When it happened, ISO-8601 with time zone (default: now).")
+            str | None,
+            P.schema_field(P.AddOptions, "timestamp", "When it happened, ISO-8601 with a time zone (default: now)."),
         ] = None,
         kind: Annotated[
-            str, Field(description="episode (something said/done), fact, profile, summary or procedure.")
+            str,
+            P.schema_field(P.AddOptions, "kind", "episode (something said/done), fact, profile, summary or procedure."),
         ] = "episode",
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Optional tags, e.g. {'topic': 'travel'}.")
@@ -135,19 +133,23 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         ),
     )
     def recall(
-        query: Annotated[str, Field(description="What you want to know, in natural language.", min_length=1)],
+        query: Annotated[str, P.schema_field(P.SearchQuery, "query", "What you want to know, in natural language.")],
         ctx: Context,
         user_id: UserId = None,
         agent_id: AgentId = None,
         session_id: SessionId = None,
-        limit: Annotated[int, Field(description="How many memories to return.", ge=1, le=50)] = 5,
-        since: Annotated[str | None, Field(description="Only memories from this time on (ISO-8601).")] = None,
-        until: Annotated[str | None, Field(description="Only memories before this time (ISO-8601).")] = None,
+        limit: Annotated[int, P.schema_field(P.SearchQuery, "limit")] = 5,
+        since: Annotated[str | None, P.schema_field(P.SearchQuery, "since")] = None,
+        until: Annotated[str | None, P.schema_field(P.SearchQuery, "until")] = None,
+        as_of: Annotated[str | None, P.schema_field(P.SearchQuery, "as_of")] = None,
+        order: Annotated[str, P.schema_field(P.SearchQuery, "order")] = "relevance",
+        threshold: Annotated[float | None, P.schema_field(P.SearchQuery, "threshold")] = None,
     ) -> dict[str, Any]:
         results = call(
             ctx,
             "read",
-            lambda m: m.search(query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until),
+            lambda m: m.search(query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until,
+                               as_of=as_of, order=order, threshold=threshold),
         )
         return {"results": [{**_brief(r.memory), "score": round(r.score, 4), "current": r.current,
                              **({"superseded_by": r.superseded_by} if r.superseded_by else {})} for r in results]}
@@ -162,17 +164,20 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         ),
     )
     def get_context(
-        query: Annotated[str, Field(description="The topic or question the context is for.", min_length=1)],
+        query: Annotated[str, P.schema_field(P.ContextQuery, "query", "The topic or question the context is for.")],
         ctx: Context,
         user_id: UserId = None,
         agent_id: AgentId = None,
         session_id: SessionId = None,
-        max_tokens: Annotated[int, Field(description="Token budget of the block.", ge=16, le=8000)] = 800,
+        max_tokens: Annotated[int, P.schema_field(P.ContextQuery, "max_tokens")] = 800,
+        as_of: Annotated[str | None, P.schema_field(P.ContextQuery, "as_of")] = None,
+        threshold: Annotated[float | None, P.schema_field(P.ContextQuery, "threshold")] = None,
     ) -> str:
         block = call(
             ctx,
             "read",
-            lambda m: m.context(query, **scoped(user_id, agent_id, session_id), max_tokens=max_tokens),
+            lambda m: m.context(query, **scoped(user_id, agent_id, session_id), max_tokens=max_tokens, as_of=as_of,
+                                threshold=threshold),
         )
         return block.text or "(no relevant memories)"
 
@@ -201,9 +206,11 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
     def update_memory(
         memory_id: MemId,
         ctx: Context,
-        text: Annotated[str | None, Field(description="The corrected statement (replaces the old text).")] = None,
+        text: Annotated[
+            str | None, P.schema_field(P.UpdateRequest, "text", "The corrected statement (replaces the old text).")
+        ] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Replacement metadata object.")] = None,
-        importance: Annotated[float | None, Field(description="0 (trivial) to 1 (critical).", ge=0, le=1)] = None,
+        importance: Annotated[float | None, P.schema_field(P.UpdateRequest, "importance")] = None,
     ) -> dict[str, Any]:
         rec = call(ctx, "write", lambda m: m.update(memory_id, text=text, metadata=metadata, importance=importance))
         return {"updated": _brief(rec)}
@@ -231,6 +238,86 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             ],
         }
 
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Facts", read_only_hint=True),
+        description=(
+            "List the structured facts known about someone (where they live, work, what they prefer...), each "
+            "with its subject, attribute, value and since when it holds. Current facts by default; `as_of` gives "
+            "the facts that held at a past date, `include_history` every value a fact went through."
+        ),
+    )
+    def facts(
+        ctx: Context,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        subject: Annotated[str | None, P.schema_field(P.FactsQuery, "subject")] = None,
+        attribute: Annotated[str | None, P.schema_field(P.FactsQuery, "attribute")] = None,
+        as_of: Annotated[str | None, P.schema_field(P.FactsQuery, "as_of")] = None,
+        include_history: Annotated[bool, P.schema_field(P.FactsQuery, "include_history")] = False,
+        limit: Annotated[int, P.schema_field(P.FactsQuery, "limit")] = 100,
+    ) -> dict[str, Any]:
+        scope = scoped(user_id, agent_id, None)
+        recs = call(
+            ctx,
+            "read",
+            lambda m: m.facts(user_id=scope["user_id"], agent_id=scope["agent_id"], subject=subject,
+                              attribute=attribute, as_of=as_of, include_history=include_history, limit=limit),
+        )
+        return {
+            "facts": [
+                {
+                    **_brief(r),
+                    "subject": r.metadata.get("subject"),
+                    "attribute": r.metadata.get("attribute"),
+                    "value": r.metadata.get("value"),
+                    "valid_from": r.valid_from.isoformat() if r.valid_from else None,
+                    "valid_to": r.valid_to.isoformat() if r.valid_to else None,
+                }
+                for r in recs
+            ]
+        }
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Tips", read_only_hint=False, destructive_hint=False),
+        description=(
+            "Before starting a task, get tips learnt from earlier runs of similar tasks: strategies that worked, "
+            "recoveries from errors, warnings. Pass the tools you have and any errors you are seeing. Returns a "
+            "prompt-ready block and the tip ids; after the task, call `report_outcome` with those ids."
+        ),
+    )
+    def tips(
+        task_description: Annotated[str, P.schema_field(P.TipsQuery, "task_description")],
+        ctx: Context,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        tools: Annotated[list[str] | None, P.schema_field(P.TipsQuery, "tools")] = None,
+        errors: Annotated[list[str] | None, P.schema_field(P.TipsQuery, "errors")] = None,
+        limit: Annotated[int, P.schema_field(P.TipsQuery, "limit")] = 5,
+    ) -> dict[str, Any]:
+        g = call(
+            ctx,
+            "write",  # serving a tip counts it (its utility is learnt from the outcomes reported)
+            lambda m: m.tips(task_description, **scoped(user_id, agent_id, session_id), tools=tools, errors=errors,
+                             limit=limit),
+        )
+        return {"text": g.text or "(no tips yet)", "tip_ids": g.tip_ids}
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Report outcome", read_only_hint=False, destructive_hint=False),
+        description=(
+            "After a task for which you got tips, report how it went: success, failure or partial, with the "
+            "tip ids `tips` returned. Tips that keep failing are retired; ones that work are served first."
+        ),
+    )
+    def report_outcome(
+        tip_ids: Annotated[list[str], P.schema_field(P.OutcomeRequest, "tip_ids", "The tip ids `tips` returned.")],
+        outcome: Annotated[str, P.schema_field(P.OutcomeRequest, "outcome", "success, failure or partial.")],
+        ctx: Context,
+    ) -> dict[str, Any]:
+        updated = call(ctx, "write", lambda m: m.report_outcome(tip_ids, outcome))
+        return {"updated": [{"id": t.id, "text": t.text, "status": t.status} for t in updated]}
+
     return mcp
 
 
@@ -245,68 +332,3 @@ def stdio_server(
         return mem
 
     return build_server(resolve, default_scope=default_scope)
-
-
-def key_resolver(registry: TenantRegistry, keys: KeyStore) -> Resolver:
-    """Resolve each tool call to the tenant of the API key on its HTTP request."""
-
-    def resolve(ctx: Context | None, permission: str) -> Memory:
-        headers = (ctx.headers if ctx is not None else None) or {}
-        key = key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
-        principal = authenticate(keys, None, key)
-        if not permits(principal.permissions, permission):
-            raise ForbiddenError(f"this key lacks the '{permission}' permission")
-        return registry.get(principal.tenant)
-
-    return resolve
-
-
-class KeyAuthMiddleware:
-    """Refuse any HTTP request without a valid key (401) or over its rate (429) before MCP sees it."""
-
-    def __init__(self, app: ASGIApp, keys: KeyStore, limiter: RateLimiter | None) -> None:
-        self.app = app
-        self.keys = keys
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
-        try:
-            key = key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
-            principal = authenticate(self.keys, self.limiter, key)
-        except EngramError as exc:
-            resp = JSONResponse(
-                {"error": {"code": "unauthorized", "message": str(exc)}},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await resp(scope, receive, send)
-            return
-        except RateLimited as exc:
-            resp = JSONResponse(
-                {"error": {"code": "rate_limited", "message": str(exc)}},
-                status_code=429,
-                headers={"Retry-After": str(max(1, round(exc.retry_after)))},
-            )
-            await resp(scope, receive, send)
-            return
-        scope.setdefault("state", {}).update(tenant=principal.tenant, key_id=principal.key_id)
-        await self.app(scope, receive, send)
-
-
-def http_app(
-    registry: TenantRegistry,
-    keys: KeyStore,
-    *,
-    limiter: RateLimiter | None = None,
-    path: str = "/mcp",
-    host: str = "127.0.0.1",
-) -> Starlette:
-    """Streamable HTTP (stateless, JSON responses: any worker can answer any request) behind key auth."""
-    server = build_server(key_resolver(registry, keys))
-    app = server.streamable_http_app(streamable_http_path=path, stateless_http=True, json_response=True, host=host)
-    app.add_middleware(KeyAuthMiddleware, keys=keys, limiter=limiter)
-    return app

@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import os
-import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -31,37 +30,50 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__ as engram_version
 from ..api.memory import Memory
+from ..api.params import MAX_LIMIT, TEXT_RE, error_details, summary
 from ..errors import (
+    AuthError,
     ConfigError,
     EngramError,
+    ForbiddenError,
     ModelMismatchError,
     NotFoundError,
+    RateLimited,
     StoreError,
     ValidationError,
 )
 from ..model import MAX_ID_CHARS, MemoryRecord
 from ..retrieve.context import ContextBlock
-from .auth import Principal, RateLimited, require
-from .keys import AuthError, ForbiddenError, KeyStore
+from .auth import Principal, require
+from .keys import KeyStore
 from .models import (
-    KIND_RE,
-    META_KEY_RE,
-    TEXT_RE,
     AddRequest,
     AddResponse,
     ContextRequest,
+    CountResponse,
+    DecayScore,
     DeleteResponse,
     ErrorResponse,
+    ExpireRequest,
+    ExtractRequest,
+    FactsQuery,
+    ForgetRequest,
+    ForgetResponse,
     Health,
     HistoryResponse,
+    ImportRequest,
     Kind,
+    LearnRequest,
     MetaFilter,
+    OutcomeRequest,
     PageResponse,
     PurgeRequest,
     PurgeResponse,
     SearchRequest,
     SearchResponse,
     StatsResponse,
+    TipsQuery,
+    TrajectoriesRequest,
     UpdateRequest,
     When,
     WhoAmI,
@@ -111,6 +123,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 MemoryId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, description="A memory id.")]
 ScopeQ = Annotated[str | None, Query(max_length=MAX_ID_CHARS)]
+ScopeParam = Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS, pattern=TEXT_RE)]
 
 
 def _error(status: int, code: str, message: str, request: Request, **extra: Any) -> JSONResponse:
@@ -154,10 +167,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(400, "malformed_json", "request body is not valid JSON", request)
-        details = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": _message(e), "type": str(e.get("type"))} for e in errors
-        ]
-        return _error(422, "validation_error", _summary(details), request, details=details)
+        details = error_details(errors)
+        return _error(422, "validation_error", summary(details), request, details=details)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -214,7 +225,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if settings.mcp:
-                from ..mcp.server import http_app
+                from .mcp_http import http_app
 
                 mcp_app = http_app(registry, keys, limiter=limiter, path="/", host=settings.host)
                 await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
@@ -357,33 +368,14 @@ def create_app(
     @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
     def search(req: SearchRequest, p: Principal = reader) -> SearchResponse:
         """Hybrid (keyword + vector) search, with the signals behind each hit."""
-        results = memory(p).search(
-            req.query,
-            user_id=req.user_id,
-            agent_id=req.agent_id,
-            session_id=req.session_id,
-            limit=req.limit,
-            filters=req.filters,
-            kinds=req.kinds,
-            since=req.since,
-            until=req.until,
-        )
-        return SearchResponse(results=results)
+        data = req.model_dump(exclude_none=True)
+        return SearchResponse(results=memory(p).search(data.pop("query"), **data))
 
     @app.post("/v1/context", response_model=ContextBlock, tags=["search"])
     def context(req: ContextRequest, p: Principal = reader) -> ContextBlock:
         """A prompt-ready block of the most relevant memories, oldest first, within max_tokens."""
-        return memory(p).context(
-            req.query,
-            user_id=req.user_id,
-            agent_id=req.agent_id,
-            session_id=req.session_id,
-            max_tokens=req.max_tokens,
-            limit=req.limit,
-            filters=req.filters,
-            since=req.since,
-            until=req.until,
-        )
+        data = req.model_dump(exclude_none=True)
+        return memory(p).context(data.pop("query"), **data)
 
     @app.get("/v1/memories/{memory_id}/history", response_model=HistoryResponse, tags=["memories"])
     def history(memory_id: MemoryId, p: Principal = reader) -> HistoryResponse:
@@ -416,6 +408,125 @@ def create_app(
         st = {k: v for k, v in memory(p).stats().items() if k != "path"}  # server paths are not the tenant's business
         return StatsResponse(tenant=p.tenant, stats=_jsonable(st))
 
+    # -- facts -----------------------------------------------------------------
+    @app.get("/v1/facts", response_model=list[MemoryRecord], tags=["facts"])
+    def facts(q: Annotated[FactsQuery, Query()], p: Principal = reader) -> list[MemoryRecord]:
+        """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
+        return memory(p).facts(**q.model_dump(exclude_none=True))
+
+    @app.get("/v1/facts/{fact_id}/history", response_model=list[MemoryRecord], tags=["facts"])
+    def fact_history(fact_id: MemoryId, p: Principal = reader) -> list[MemoryRecord]:
+        """The chain of values a fact went through, oldest first."""
+        return memory(p).fact_history(fact_id)
+
+    @app.post("/v1/extract", response_model=dict[str, Any], tags=["facts"])
+    def extract(req: ExtractRequest, p: Principal = writer) -> dict[str, Any]:
+        """Extract facts from episodes not yet processed (or re-extract `episode_ids`) and apply them."""
+        return _jsonable(memory(p).extract(**req.model_dump(exclude_none=True)).model_dump())
+
+    # -- lifecycle -------------------------------------------------------------
+    @app.post("/v1/consolidate", response_model=dict[str, Any], tags=["lifecycle"])
+    def consolidate(p: Principal = writer) -> dict[str, Any]:
+        """Offline consolidation: expire, extract pending, session summaries, topics, merges, related links."""
+        return _jsonable(memory(p).consolidate().model_dump())
+
+    @app.post("/v1/forget", response_model=ForgetResponse, tags=["lifecycle"])
+    def forget(req: ForgetRequest, p: Principal = writer) -> ForgetResponse:
+        """Soft-delete by ids, or by a scope and filters (history keeps them); derived memories follow."""
+        rep = memory(p).forget(**req.model_dump(exclude_none=True))
+        return ForgetResponse(forgotten=list(rep.forgotten), cascaded=rep.cascaded)
+
+    @app.post("/v1/expire", response_model=CountResponse, tags=["lifecycle"])
+    def expire(p: Principal = writer, req: ExpireRequest | None = None) -> CountResponse:
+        """Soft-delete memories whose expires_at has passed (reads already hide them)."""
+        return CountResponse(count=memory(p).expire(at=req.at if req else None))
+
+    @app.get("/v1/decay", response_model=list[DecayScore], tags=["lifecycle"])
+    def decay_scores(
+        p: Principal = reader,
+        user_id: ScopeParam = None,
+        agent_id: ScopeParam = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT,
+    ) -> list[DecayScore]:
+        """The decay score of each memory the decay policy covers, lowest first."""
+        got = memory(p).decay_scores(user_id=user_id, agent_id=agent_id, limit=limit)
+        return [DecayScore(id=i, score=s) for i, s in got]
+
+    @app.post("/v1/archive", response_model=CountResponse, tags=["lifecycle"])
+    def archive_decayed(p: Principal = writer) -> CountResponse:
+        """Soft-delete the memories under the decay policy's archive_below (none when decay is off)."""
+        return CountResponse(count=memory(p).archive_decayed())
+
+    # -- procedural memory -----------------------------------------------------
+    @app.post("/v1/trajectories", response_model=list[dict[str, Any]], status_code=201, tags=["procedural"])
+    def add_trajectories(req: TrajectoriesRequest, p: Principal = writer) -> list[dict[str, Any]]:
+        """Store agent runs (native or framework JSON) in one transaction; returns them with their ids."""
+        data = req.model_dump(exclude_none=True)
+        trajs = memory(p).add_trajectories(data.pop("trajectories"), **data)
+        return [_jsonable(t.model_dump()) for t in trajs]
+
+    @app.get("/v1/trajectories", response_model=list[dict[str, Any]], tags=["procedural"])
+    def trajectories(
+        p: Principal = reader,
+        user_id: ScopeParam = None,
+        agent_id: ScopeParam = None,
+        session_id: ScopeParam = None,
+        ids: Annotated[list[str] | None, Query(max_length=MAX_LIMIT, description="Only these trajectory ids.")] = None,
+    ) -> list[dict[str, Any]]:
+        """Stored trajectories in scope, with their steps and step ids."""
+        got = memory(p).trajectories(user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids)
+        return [_jsonable(t.model_dump()) for t in got]
+
+    @app.post("/v1/tips/learn", response_model=dict[str, Any], tags=["procedural"])
+    def learn_tips(req: LearnRequest, p: Principal = writer) -> dict[str, Any]:
+        """Mine tips from the stored trajectories of a scope, validate them and merge them with the stored ones."""
+        return _jsonable(memory(p).learn_tips(**req.model_dump(exclude_none=True)).model_dump())
+
+    @app.post("/v1/tips/query", response_model=dict[str, Any], tags=["procedural"])
+    def tips(req: TipsQuery, p: Principal = reader) -> dict[str, Any]:
+        """Tips for a new task: `text` is a prompt-ready block, `tip_ids` what to report an outcome for."""
+        data = req.model_dump(exclude_none=True)
+        g = memory(p).tips(data.pop("task_description"), **data)
+        return {**_jsonable(g.model_dump()), "tip_ids": g.tip_ids}
+
+    @app.get("/v1/tips", response_model=list[dict[str, Any]], tags=["procedural"])
+    def list_tips(
+        p: Principal = reader,
+        user_id: ScopeParam = None,
+        agent_id: ScopeParam = None,
+        session_id: ScopeParam = None,
+        status: Literal["active", "retired", "all"] = "active",
+    ) -> list[dict[str, Any]]:
+        """Stored tips of a scope: active ones by default."""
+        got = memory(p).list_tips(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, status=None if status == "all" else status
+        )
+        return [_jsonable(t.model_dump()) for t in got]
+
+    @app.get("/v1/tips/{tip_id}/provenance", response_model=dict[str, Any], tags=["procedural"])
+    def tip_provenance(tip_id: MemoryId, p: Principal = reader) -> dict[str, Any]:
+        """The tip, the exact steps it was drawn from, and their trajectories."""
+        return _jsonable(memory(p).tip_provenance(tip_id))
+
+    @app.post("/v1/tips/outcome", response_model=list[dict[str, Any]], tags=["procedural"])
+    def report_outcome(req: OutcomeRequest, p: Principal = writer) -> list[dict[str, Any]]:
+        """How the task the tips were served for went (success, failure, partial); returns the updated tips."""
+        return [_jsonable(t.model_dump()) for t in memory(p).report_outcome(req.tip_ids, req.outcome)]
+
+    # -- administration --------------------------------------------------------
+    @app.post("/v1/import", response_model=dict[str, Any], tags=["admin"])
+    def import_(req: ImportRequest, p: Principal = admin) -> dict[str, Any]:
+        """Import records written by export (each line one object). Every record is checked first; one bad
+        record imports nothing unless `skip_bad`. Needs admin."""
+        lines = [json.dumps(r) for r in req.records]
+        rep = memory(p).import_(lines, recompute_embeddings=req.recompute_embeddings, skip_bad=req.skip_bad)
+        return _jsonable(rep.model_dump())
+
+    @app.post("/v1/reindex", response_model=CountResponse, tags=["admin"])
+    def reindex(p: Principal = admin) -> CountResponse:
+        """Re-embed and re-key every memory with the server's model. Needs admin."""
+        return CountResponse(count=memory(p).reindex())
+
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     if settings.mcp:
@@ -442,42 +553,6 @@ def _allowed_methods(request: Request) -> list[str]:
         if match != Match.NONE and getattr(route, "methods", None):
             methods |= set(route.methods)
     return sorted(methods)
-
-
-_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "union"}
-_PATTERN_HELP = {
-    TEXT_RE: "must contain a visible character and no NUL character",
-    KIND_RE: "must be a lowercase identifier such as episode, fact, profile, summary, procedure",
-    META_KEY_RE: "keys must be simple identifiers (letters, digits, _ . -)",
-}
-
-
-def _message(err: Any) -> str:
-    """pydantic's message, with our regular expressions explained in words."""
-    if err.get("type") == "timezone_aware":
-        return "has no time zone; add one (e.g. Z or +00:00) so it is not misread"
-    if err.get("type") == "string_pattern_mismatch":
-        return _PATTERN_HELP.get((err.get("ctx") or {}).get("pattern"), str(err.get("msg")))
-    return str(err.get("msg"))
-
-
-def _summary(details: list[dict[str, Any]]) -> str:
-    """One readable line: 'body.limit: Input should be ...'. Union-member tags (str, Turn, list[...]) are dropped,
-    and the alternatives of a union are joined with 'or'."""
-    if not details:
-        return "invalid request"
-
-    def where(loc: list[str]) -> str:
-        # keep field names and list indexes; drop pydantic's union-member tags (str, Turn, constrained-str...)
-        parts = [p for p in loc if re.fullmatch(r"[a-z_][a-z0-9_]*|\d+", p) and p not in _TYPE_TAGS]
-        return ".".join(parts[1:] if len(parts) > 1 else parts)
-
-    first = where(details[0]["loc"])
-    same = [d for d in details if where(d["loc"]) == first]
-    # In a union, the branches whose *type* did not match are noise when one branch of the right type failed.
-    relevant = [d for d in same if not d["type"].endswith("_type")] or same
-    msgs = list(dict.fromkeys(d["msg"] for d in relevant))
-    return f"{first}: {' or '.join(msgs)}" if first else msgs[0]
 
 
 def _backend(settings: ServerSettings) -> str:
@@ -517,32 +592,19 @@ def _jsonable(obj: Any) -> Any:
 
 def _purge(mem: Memory, req: PurgeRequest) -> PurgeResponse:
     """Erase for real. A user/agent scope goes through `Memory.purge` (rows, index, vectors, history, derived
-    memories, then VACUUM); a session scope or a list of ids is hard-deleted row by row."""
+    memories, then VACUUM); a session scope or a list of ids through `Memory.erase`."""
     scope = {k: v for k, v in req.model_dump(include={"user_id", "agent_id", "session_id"}).items() if v}
     if not scope and not req.memory_ids:
         raise ValidationError("purge needs a scope (user_id, agent_id, session_id) or memory_ids")
-    from ..store.base import Filters
-
     purged, report = 0, None
     if req.memory_ids:
-        ids = [r.id for r in mem.store.get(req.memory_ids, include_deleted=True)]
-        purged += mem.store.hard_delete(ids)
-        mem._vectors = None  # the in-memory vector copy still holds them: rebuilt on next use
-    purge_fn = getattr(mem, "purge", None)
-    if scope and callable(purge_fn) and "session_id" not in scope:
-        rep = purge_fn(**scope)
+        purged += mem.erase(req.memory_ids)
+    if scope and "session_id" not in scope:
+        rep = mem.purge(**scope)
         purged += int(rep.memories)
         report = _jsonable(rep.model_dump())
     elif scope:
-        f = Filters(**scope, include_deleted=True, include_expired=True)
-        ids = []
-        while True:
-            page = mem.store.list(f, limit=1000, offset=len(ids), order="recorded_at")
-            if not page:
-                break
-            ids.extend(r.id for r in page)
-        purged += mem.store.hard_delete(ids)
-        mem._vectors = None
+        purged += mem.erase(**scope)
     return PurgeResponse(purged=purged, report=report)
 
 

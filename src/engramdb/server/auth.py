@@ -15,7 +15,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from .keys import AuthError, ForbiddenError, KeyInfo, KeyStore, permits
+from ..errors import AuthError, ForbiddenError, RateLimited
+from .keys import KeyInfo, KeyStore, permits
 from .ratelimit import RateLimiter
 
 bearer = HTTPBearer(auto_error=False, description="An EngramDB API key: `Authorization: Bearer edb_...`")
@@ -31,12 +32,6 @@ class Principal(BaseModel):
     @classmethod
     def from_info(cls, info: KeyInfo) -> Principal:
         return cls(tenant=info.tenant, key_id=info.key_id, permissions=info.permissions, expires_at=info.expires_at)
-
-
-class RateLimited(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limit exceeded: retry in {retry_after:.2f}s")
-        self.retry_after = retry_after
 
 
 def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:

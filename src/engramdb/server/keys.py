@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..errors import EngramError, NotFoundError, ValidationError
+from ..errors import AuthError, NotFoundError, ValidationError
 from ..timeutil import from_store, now, to_store
 
 PERMISSIONS = ("read", "write", "admin")
@@ -44,14 +44,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at  TEXT
 )
 """
-
-
-class AuthError(EngramError):
-    """A missing, malformed, unknown, expired or revoked key (HTTP 401)."""
-
-
-class ForbiddenError(EngramError):
-    """A valid key without the permission an operation needs (HTTP 403)."""
 
 
 class KeyInfo(BaseModel):

@@ -132,7 +132,7 @@ class KeyBackend:
         if not info.active:
             return None
         if self.limiter is not None:
-            from ..server.auth import RateLimited
+            from ..errors import RateLimited
 
             wait = self.limiter.check(info.key_id)
             if wait > 0:

@@ -25,11 +25,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from ..api.memory import Memory
-from ..errors import EngramError, ModelMismatchError, NotFoundError, StoreError, ValidationError
+from ..errors import (
+    AuthError,
+    EngramError,
+    ForbiddenError,
+    ModelMismatchError,
+    NotFoundError,
+    RateLimited,
+    StoreError,
+    ValidationError,
+)
 from ..ingest.normalize import check_id
 from ..model import BUILTIN_KINDS, check_kind
-from ..server.auth import RateLimited
-from ..server.keys import AuthError, ForbiddenError
 from ..timeutil import now, parse_time
 from . import render
 from .auth import PRESESSION_COOKIE, SESSION_COOKIE, SESSION_TTL_S, KeyBackend, UIBackend, Viewer
