@@ -169,7 +169,7 @@ def import_jsonl(
     index_texts, _ = build_keys(records)
     tokens = None  # imported vectors come without token vectors: search ranks those without late interaction
     if need:
-        index_texts, vecs, tokens = mem._keys(records)  # noqa: SLF001 - the one place keys are computed
+        index_texts, vecs, tokens = mem._res.keys(records)  # noqa: SLF001 - the one place keys are computed
     else:
         mem.embedder  # noqa: B018 - records model name/dim in a fresh store
         vecs = np.vstack([p[3] for p in parsed])
@@ -180,7 +180,7 @@ def import_jsonl(
         part = slice(start, start + IMPORT_CHUNK)
         with mem.store.transaction():
             if need:
-                mem._check_store_model()  # noqa: SLF001 - vectors just made must match the store's model
+                mem._res.check_store_model()  # noqa: SLF001 - vectors just made must match the store's model
             mem.store.insert(
                 records[part],
                 vecs[part],
