@@ -64,7 +64,10 @@ def open_memory(db: str | None, url: str | None = None, *, create: bool = False,
     a typo in --db for `search` or `stats` must be an error, not a new empty store."""
     from ..api.memory import Memory
     from ..config import default_path
+    from ..embed import on_model_load
+    from .output import model_spinner
 
+    on_model_load(model_spinner)  # commands that embed show a spinner while the model loads; the rest load none
     if not create and not url and not os.environ.get("ENGRAMDB_URL"):
         path = db or default_path()
         if path != ":memory:" and not os.path.exists(path):
@@ -395,7 +398,7 @@ def _register_extensions() -> None:
     """Sub-command groups that live in their own modules (bench, lifecycle, server, ...)."""
     from importlib import import_module
 
-    for module in ("bench", "lifecycle", "procedural", "serve", "migrate", "models", "ui"):
+    for module in ("bench", "lifecycle", "procedural", "serve", "tenants", "migrate", "models", "ui"):
         try:
             mod = import_module(f"engramdb.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -9,6 +9,7 @@ filter or query from one tenant is simply never looked up in another tenant's st
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..config import MemoryConfig
 from ..embed import make_embedder
 from ..embed.base import Embedder
 from .keys import check_tenant
+from .routing import ROUTES_ENV, Routes
 
 
 def pg_schema(tenant: str) -> str:
@@ -33,8 +35,12 @@ class TenantRegistry:
         url: str | None = None,
         embedder: str | Embedder | None = None,
         config: MemoryConfig | None = None,
+        routes: str | os.PathLike[str] | None = None,
     ) -> None:
+        """`routes`: the tenant routing table (routing.py; default $ENGRAMDB_TENANT_ROUTES, if set)."""
         self.data_dir = Path(data_dir)
+        routes = routes if routes is not None else (os.environ.get(ROUTES_ENV) or None)
+        self.routes = Routes(routes) if routes else None
         self.url = url
         if url and not url.startswith(("postgresql://", "postgres://")):
             from ..errors import ConfigError
@@ -46,6 +52,9 @@ class TenantRegistry:
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._lock = threading.Lock()
         self._open: dict[str, Memory] = {}
+        self.warm = False  # set by `warmup`: a request no longer pays for a model load (/readyz)
+        self._where: dict[str, str | None] = {}  # tenant -> the URL its open Memory uses (None: default)
+        self._retired: list[Memory] = []  # replaced after a move; requests may still hold them, closed at the end
 
     @property
     def embedder(self) -> Embedder:
@@ -58,24 +67,41 @@ class TenantRegistry:
     def sqlite_path(self, tenant: str) -> Path:
         return self.data_dir / "tenants" / f"{check_tenant(tenant)}.db"
 
+    def url_for(self, tenant: str) -> str | None:
+        """The database URL of a tenant: its route, else the server's own (None: SQLite)."""
+        routed = self.routes.url_for(tenant) if self.routes is not None else None
+        return routed or self.url
+
     def get(self, tenant: str) -> Memory:
         tenant = check_tenant(tenant)
+        url = self.url_for(tenant)  # one stat of the routing file: a moved tenant is reopened where it went
         mem = self._open.get(tenant)
-        if mem is not None:
+        if mem is not None and self._where.get(tenant) == url:
             return mem
         embedder = self.embedder
         with self._lock:
             mem = self._open.get(tenant)
+            if mem is not None and self._where.get(tenant) != url:
+                self._retired.append(self._open.pop(tenant))
+                mem = None
             if mem is None:
-                if self.url:
+                if url:
                     from ..store.postgres import PostgresStore
 
-                    store = PostgresStore(self.url, schema=pg_schema(tenant))
+                    store = PostgresStore(url, schema=pg_schema(tenant))
                     mem = Memory(store=store, embedder=embedder, config=self.config)
                 else:
                     mem = Memory(self.sqlite_path(tenant), embedder=embedder, config=self.config)
                 self._open[tenant] = mem
+                self._where[tenant] = url
             return mem
+
+    def warmup(self) -> None:
+        """Load the shared model, its query copy, the ranker and the score calibration, through a throwaway
+        in-memory store: afterwards no tenant's first request pays for a load."""
+        with Memory(":memory:", embedder=self.embedder, config=self.config) as mem:
+            mem.warmup()
+        self.warm = True
 
     def ready(self) -> None:
         """Raise if the backend cannot be reached (used by /readyz)."""
@@ -95,6 +121,7 @@ class TenantRegistry:
 
     def close(self) -> None:
         with self._lock:
-            for mem in self._open.values():
+            for mem in [*self._open.values(), *self._retired]:
                 mem.close()
             self._open.clear()
+            self._retired.clear()
