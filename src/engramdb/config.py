@@ -36,6 +36,7 @@ class MemoryConfig(BaseModel):
     extraction: str = Field(default_factory=lambda: os.environ.get("ENGRAMDB_EXTRACTION", "auto"))
     llm: dict | None = None  # LLMConfig fields; None = ENGRAMDB_LLM_* environment or config file (see docs/llm.md)
     lifecycle: dict = Field(default_factory=dict)  # {"consolidate": {...}, "decay": {...}, "derived_weight": 0.x}
+    privacy: dict | None = None  # PrivacyConfig fields: labels, secrets, key_file, audit (docs/privacy.md)
 
     def retrieval_config(self) -> RetrievalConfig:
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -25,6 +26,7 @@ from ..index.vector import VectorIndex
 from ..ingest.normalize import check_id, check_metadata, check_text, normalize
 from ..lifecycle.service import ExtractReport, ForgetReport, Lifecycle
 from ..model import EPISODE, MemoryRecord, SearchResult, check_kind
+from ..privacy.engine import PrivacyEngine
 from ..procedural.service import ProceduralHost, Procedures
 from ..resources import Resources, check_scope, is_int, is_number, make_filters
 from ..retrieve.context import ContextBlock
@@ -158,6 +160,11 @@ class Memory:
         """Use this LLM (or none) for extraction, update judging and summaries."""
         self._res.set_llm(llm)
 
+    @cached_property
+    def privacy(self) -> PrivacyEngine:
+        """Sensitivity labels, secrets, disclosure policies, the audit log and shared spaces (docs/privacy.md)."""
+        return PrivacyEngine(self)
+
     def close(self) -> None:
         self._res.close()
 
@@ -223,7 +230,9 @@ class Memory:
         """Insert prepared records (embedding them in batches) in one transaction."""
         if not records:
             return []
+        records = self.privacy.prepare(records)  # secrets out, visibility checked (privacy/engine.py)
         index_texts, vecs, tokens = self._res.keys(records)  # before the transaction: a model failure writes nothing
+        self.privacy.label(records, vecs)  # sensitivity labels, from the vectors just made
         with self.store.transaction():
             self._res.check_store_model()  # inside the write lock: no reindex can commit between check and insert
             self.store.insert(records, vecs, index_texts, tokens=tokens)
@@ -260,6 +269,9 @@ class Memory:
         if not changes:
             raise ValidationError("update: nothing to change")
         new = rec.model_copy(update=changes)
+        if "text" in changes or "metadata" in changes:  # the new text's secrets and labels
+            keep = "metadata" in changes and "sensitivity" in changes["metadata"]
+            new = self.privacy.label(self.privacy.prepare([new], relabel=not keep, previous=rec))[0]
         vector = index_text = tokens = None
         if "text" in changes:
             index_texts, vecs, toks = self._res.keys([new])
@@ -350,6 +362,7 @@ class Memory:
         as_of: datetime | str | None = None,
         order: str = "relevance",
         threshold: float | None = None,
+        audience: str | dict[str, str] | None = None,
     ) -> list[SearchResult]:
         """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
 
@@ -357,6 +370,8 @@ class Memory:
         question about the present puts the current facts and newest statements of what it asks about first
         (docs/lifecycle.md, "The current truth"). Questions about the past also find superseded facts;
         `as_of=` answers what was valid (and said) at that time. `threshold=` drops hits scored below it.
+        `audience=` (an agent id, "purpose:<label>" or both as a dict) gets only what the disclosure policies let
+        it see, and each hit served is audited; None: the caller owns the data (docs/privacy.md).
         The arguments are those of `api.params.SearchQuery`, validated through it."""
         P.check_call(P.SearchQuery, {"query": query, "user_id": user_id, "agent_id": agent_id,
                                      "session_id": session_id, "limit": limit, "filters": filters, "kinds": kinds,
@@ -365,7 +380,8 @@ class Memory:
         results = self.retrieval.search(query, user_id=user_id, agent_id=agent_id, session_id=session_id,
                                         limit=limit, filters=filters, kinds=kinds, since=since, until=until, mode=mode,
                                         as_of=as_of, order=order)
-        return P.above_threshold(results, threshold)
+        results = P.above_threshold(results, threshold)
+        return results if audience is None else self.privacy.disclose(results, audience)
 
     def context(
         self,
@@ -382,17 +398,23 @@ class Memory:
         as_of: datetime | str | None = None,
         threshold: float | None = None,
         hits: list[SearchResult] | None = None,
+        audience: str | dict[str, str] | None = None,
     ) -> ContextBlock:
         """A prompt-ready block within `max_tokens`: the current facts that answer the query first, then the
         most relevant memories, oldest first. A query with no time cue is read as about the present here.
 
         `hits`: a list that receives the search results the block was packed from (the web UI's recall trace
         shows them beside the block without searching twice). `threshold=`: memories scored below it are left
-        out. The other arguments are those of `api.params.ContextQuery`, validated through it."""
+        out. `audience=`: as in `search`, enforced before the block is packed. The other arguments are those of
+        `api.params.ContextQuery`, validated through it."""
         P.check_call(P.ContextQuery, {"query": query, "user_id": user_id, "agent_id": agent_id,
                                       "session_id": session_id, "max_tokens": max_tokens, "limit": limit,
                                       "filters": filters, "since": since, "until": until, "as_of": as_of,
                                       "threshold": threshold}, max_text_chars=self.config.max_text_chars)
+        if audience is not None:
+            return self.privacy.context(query, audience, user_id=user_id, agent_id=agent_id, session_id=session_id,
+                                        max_tokens=max_tokens, limit=limit, filters=filters, since=since,
+                                        until=until, as_of=as_of, threshold=threshold, hits=hits)
         return self.retrieval.context(query, user_id=user_id, agent_id=agent_id, session_id=session_id,
                                       max_tokens=max_tokens, limit=limit, filters=filters, since=since, until=until,
                                       as_of=as_of, threshold=threshold, hits=hits)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from ..errors import ValidationError
 from ..model import MemoryRecord, SearchResult
 from ..timeutil import now, parse_time
@@ -40,9 +42,9 @@ class PrivacyEngine:
     # -- write path -------------------------------------------------------------------------------------------
     def prepare(self, records: list[MemoryRecord], *, relabel: bool = False,
                 previous: MemoryRecord | None = None) -> list[MemoryRecord]:
-        """Secrets masked / sealed / refused, visibility checked, labels set (the caller's, else the classifier's,
-        plus what the sources carry). Changes the records in place and returns them. `relabel`: ignore labels
-        already in the metadata (an update whose text changed); `previous`: the version an update replaces."""
+        """Secrets masked / sealed / refused, visibility checked, the caller's labels checked (`label` adds the
+        classifier's). Changes the records in place and returns them. `relabel`: drop labels already in the
+        metadata (an update whose text changed); `previous`: the version an update replaces."""
         cfg = self.config
         grants: dict[str, dict[str, str]] | None = None
         for rec in records:
@@ -64,24 +66,30 @@ class PrivacyEngine:
                     box = rec.metadata.get(SEALED_KEY) or {"key_id": S.key_id(key or b""), "items": []}
                     box["items"] = [*box["items"], *sealed]
                     rec.metadata[SEALED_KEY] = box
-        if cfg.labels == "off":
-            return records
-        todo: list[MemoryRecord] = []
         for rec in records:
             if L.META_KEY in rec.metadata and not relabel:
-                rec.metadata[L.META_KEY] = L.check_labels(rec.metadata[L.META_KEY])
+                rec.metadata[L.META_KEY] = L.check_labels(rec.metadata[L.META_KEY])  # the caller's own
             else:
                 rec.metadata.pop(L.META_KEY, None)
-                todo.append(rec)
+        return records
+
+    def label(self, records: list[MemoryRecord], vectors: np.ndarray | None = None) -> list[MemoryRecord]:
+        """Sensitivity labels for the records `prepare` left unlabelled, plus what their sources carry.
+        `vectors`: the records' embeddings when the write path has them (no second embedding pass)."""
+        if self.config.labels == "off":
+            return records
+        todo = [i for i, r in enumerate(records) if L.META_KEY not in r.metadata]
         if todo:
-            got = self.classify([r.text for r in todo])
-            for rec, labels in zip(todo, got, strict=True):
+            vecs = None if vectors is None else np.asarray(vectors)[todo]
+            got = self.classify([records[i].text for i in todo], vecs)
+            for i, labels in zip(todo, got, strict=True):
+                rec = records[i]
                 implied = {S_CATEGORY.get(k, "credentials") for k in rec.metadata.get(FOUND_KEY, [])}
                 self._set_labels(rec, set(labels) | implied)
         self.inherit(records)
         return records
 
-    def classify(self, texts: Sequence[str]) -> list[list[str]]:
+    def classify(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[list[str]]:
         """Labels for texts: the LLM when configured (labels=llm, or auto with an LLM), else offline."""
         llm = self.mem.llm if self.config.labels in ("auto", "llm") else None
         if llm is not None:
@@ -92,7 +100,7 @@ class PrivacyEngine:
                         for a, t in zip(L.classify_llm(llm, texts), texts, strict=True)]
             except LLMError:
                 pass  # an LLM failure never loses a write: the offline classifier answers
-        return L.classify(self.mem.embedder, texts)
+        return L.classify(self.mem.embedder, texts, vectors)
 
     def inherit(self, records: Sequence[MemoryRecord]) -> None:
         """Derived memories carry the labels of the memories they were made from."""

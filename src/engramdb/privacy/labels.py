@@ -159,6 +159,11 @@ def _protos(embedder: Embedder) -> _Protos:
     return _Protos(names, mat, np.array([i for i, _ in rows]))
 
 
+def warm(embedder: Embedder) -> None:
+    """Embed the prototypes now (once per model and process) rather than on the first write."""
+    _protos(embedder)
+
+
 def pattern_labels(text: str) -> set[str]:
     out = {c for c, rx in _PATTERN_RE.items() if rx.search(text)}
     out.update(f.category for f in scan(text))
