@@ -32,6 +32,7 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -137,7 +138,7 @@ def _dir_bytes(db: str) -> int:
     )
 
 
-def _lat(fn: Any, queries: list[Any]) -> tuple[list[float], list[Any]]:
+def _lat(fn: Any, queries: Iterable[Any]) -> tuple[list[float], list[Any]]:
     times, outs = [], []
     for q in queries:
         t0 = time.perf_counter()
@@ -225,6 +226,55 @@ def run_size(
     row["bytes_per_memory"] = row["bytes_on_disk"] / n
     return row
 
+
+
+BUILT_KEY = "bench_scale_built"  # meta key set once a cached synthetic store holds its whole plan
+
+
+def cache_path(cache_dir: str, n: int, seed: int) -> str:
+    return os.path.join(cache_dir, f"scale_{n}_seed{seed}.db")
+
+
+def build_cached(
+    n: int, *, cache_dir: str, seed: int, url: str | None = None, progress: Any = None
+) -> dict[str, Any]:
+    """Build (or resume building) the synthetic store of `n` turns, cached on disk.
+
+    Sessions are added in plan order, one `Memory.add` each; an interrupted build resumes after the
+    sessions already stored. `url`: a PostgreSQL store instead of the SQLite file under `cache_dir`.
+    Returns where it is and how long this call spent adding (0 when it was already complete)."""
+    from ..api.memory import Memory
+    from ..embed import HashingEmbedder
+    from ..store.base import Filters
+
+    os.makedirs(cache_dir, exist_ok=True)
+    path = None if url else cache_path(cache_dir, n, seed)
+    embedder = HashingEmbedder(384)
+    plan = sessions(n, seed)
+    with Memory(path, url=url, embedder=embedder) as mem:
+        if mem.store.get_meta(BUILT_KEY) == str(n):
+            return {"path": path, "url": url, "added_s": 0.0, "embed_calls": 0, "resumed_from": n}
+        present: Any
+        _, present = mem.store.scope_counts(
+            "session_id", Filters(include_deleted=True, include_expired=True), 10**9
+        )
+        done_ids = {sid for sid, _ in present}
+        todo = [s for s in plan if s["session_id"] not in done_ids]
+        resumed = n - sum(len(s["turns"]) for s in todo)
+        calls0 = mem.embedder.calls
+        t0 = time.perf_counter()
+        done = resumed
+        for sess in todo:
+            mem.add(sess["turns"], user_id=sess["user_id"], session_id=sess["session_id"])
+            done += len(sess["turns"])
+            if progress:
+                progress(f"build {n:,}", done, n)
+        added_s = time.perf_counter() - t0
+        mem.store.set_meta(BUILT_KEY, str(n))
+        return {
+            "path": path, "url": url, "added_s": added_s, "embed_calls": mem.embedder.calls - calls0,
+            "resumed_from": resumed,
+        }
 
 
 def _timed_ingest(mem: Any, plan: list[dict[str, Any]], label: str, total: int, progress: Any) -> tuple[float, int]:

@@ -12,11 +12,19 @@ Choosing the path (thresholds measured, docs/ann.md):
   then the filter on the best hits (widening until k survive: still exact);
 - beyond: the ANN graph, the same post-filter, widening the beam.
 
+Memory: up to `resident_max` vectors are held as one float32 matrix. Beyond it,
+when the store logs vector changes (SQLite), no copy is kept: exact scores
+read the candidates' vectors from the database pages (a scope's few hundred,
+or the ANN graph's shortlist), and the process holds only the keys and the
+8-bit graph.
+
 Freshness: the store keeps `data_version` (any write) and `vector_epoch`
 (a vector replaced or removed). New rows are appended incrementally. An epoch
 change reloads the matrix and patches the ANN graph with the rows that changed
 or vanished (found by comparing old and new matrices), rather than rebuilding
-it. The ANN file records the store id, the epoch and the highest key it
+it. Without a matrix, the store's change log names the rows to patch: another
+process's edit reaches this index row by row, never by a whole reload. The ANN
+file records the store id, the epoch and the highest key it
 covers: a missing file is rebuilt, a stale one is checked vector by vector
 against the store and patched, a file from another store is discarded.
 """
@@ -26,7 +34,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -34,6 +42,7 @@ from ..store.base import Filters, Store
 from .ann import UsearchANN, remove_files
 
 EXACT_MAX = 20_000  # exact search up to this many candidates (measured crossover, docs/ann.md)
+RESIDENT_MAX = 20_000  # above this many vectors, read them from the store instead of holding a copy
 ANN_SAVE_EVERY = 5_000  # persist the graph after this many unsaved changes
 _BLOCK = 1024
 
@@ -47,12 +56,16 @@ class VectorIndex:
         ann_path: str | None = None,
         exact_max: int = EXACT_MAX,
         model_name: str = "",
+        resident_max: int = RESIDENT_MAX,
     ) -> None:
         self.store = store
         self.dim = dim
         self.ann_path = ann_path
         self.exact_max = exact_max
+        self.resident_max = resident_max
         self.model_name = model_name
+        self._paged = False  # True: no matrix; vectors read from the store (see the module docstring)
+        self._log_seq: int | None = None  # the store's vector-change log position this copy reflects
         self._lock = threading.RLock()
         self._keys = np.zeros(0, dtype=np.int64)
         self._mat = np.zeros((0, dim), dtype=np.float32)
@@ -67,18 +80,26 @@ class VectorIndex:
     def _vector_epoch(self) -> str:
         return self.store.get_meta("vector_epoch") or "0"
 
+    @property
+    def paged(self) -> bool:
+        """True when vectors are read from the store rather than held in memory."""
+        return self._paged
+
     def refresh(self) -> None:
-        """Bring the in-memory copy up to date with the store (cheap when nothing changed)."""
+        """Bring the in-memory state up to date with the store (cheap when nothing changed)."""
         with self._lock:
             version = self.store.data_version()
             if version == self._seen_version:
                 return
             epoch = self._vector_epoch()
-            if epoch != self._epoch:
-                old_keys, old_mat = self._keys, self._mat
-                self._keys, self._mat = self._load_all()
-                if self._ann is not None:
-                    self._patch_ann(old_keys, old_mat)
+            if self._paged:
+                after = int(self._keys[-1]) if len(self._keys) else 0
+                self._keys = np.concatenate([self._keys, self.store.vector_keys(after_key=after)])
+                if epoch != self._epoch and not self._apply_log():
+                    self._reload()
+                self._epoch = epoch
+            elif epoch != self._epoch:
+                self._reload()
                 self._epoch = epoch
             else:
                 after = int(self._keys[-1]) if len(self._keys) else 0
@@ -89,7 +110,54 @@ class VectorIndex:
                 if new_keys:
                     self._keys = np.concatenate([self._keys, *new_keys])
                     self._mat = np.vstack([self._mat, *new_mats])
+                if len(self._keys) > self.resident_max and self._log_seq is not None:
+                    self._go_paged()
             self._seen_version = version
+
+    def _reload(self) -> None:
+        """Everything again from the store (first load, or a change the log cannot name)."""
+        self._log_seq = self.store.vector_log_head()  # read first: changes from here on are replayed, never missed
+        keys = self.store.vector_keys() if self._log_seq is not None else None
+        if keys is not None and len(keys) > self.resident_max:
+            self._mat = np.zeros((0, self.dim), dtype=np.float32)
+            self._keys = keys
+            self._paged = True
+            if self._ann is not None:  # patching needs the old vectors: reconcile against the store
+                self._reconcile(self._ann)
+            return
+        old_keys, old_mat = self._keys, self._mat
+        was_paged = self._paged
+        self._paged = False
+        self._keys, self._mat = self._load_all()
+        if self._ann is not None:
+            if was_paged:
+                self._reconcile(self._ann)
+            else:
+                self._patch_ann(old_keys, old_mat)
+
+    def _go_paged(self) -> None:
+        self._mat = np.zeros((0, self.dim), dtype=np.float32)
+        self._paged = True
+
+    def _apply_log(self) -> bool:
+        """Patch keys and graph with the rows the store's log names; False when the log cannot say."""
+        if self._log_seq is None:
+            return False
+        got = self.store.vector_changes(self._log_seq)
+        if got is None:
+            return False
+        self._log_seq, changed = got
+        if not len(changed):
+            return True
+        present, mat = self.store.vectors_for(changed.tolist())
+        gone = np.setdiff1d(changed, present)
+        if len(gone):
+            self._keys = np.setdiff1d(self._keys, gone)
+        if len(np.setdiff1d(present, self._keys)):  # a key reused after a delete
+            self._keys = np.union1d(self._keys, present)
+        if self._ann is not None:
+            self._ann_unsaved += _patch_graph(self._ann, self._ann_max_key, changed, present, mat)
+        return True
 
     def _load_all(self) -> tuple[np.ndarray, np.ndarray]:
         keys, mats = [], []
@@ -138,6 +206,13 @@ class VectorIndex:
             return self._search_ann(query, filters, k)
 
     def _search_exact(self, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if self._paged:  # the candidates' own rows, from the database pages
+            keys, mat = self.store.vectors_for(candidates.tolist())
+            if not len(keys):
+                return []
+            scores = dot_rows(mat, query)
+            top = _top_k(scores, k)
+            return list(zip(keys[top].tolist(), scores[top].tolist(), strict=True))
         pos = self._match(candidates)
         if not len(pos):
             return []
@@ -145,14 +220,26 @@ class VectorIndex:
         top = _top_k(scores, k)
         return list(zip(self._keys[pos[top]].tolist(), scores[top].tolist(), strict=True))
 
+    def _scan(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, scores) over every vector: the matrix, or the store streamed in batches."""
+        if not self._paged:
+            return self._keys, dot_rows(self._mat, query)
+        keys, scores = [], []
+        for k, m in self.store.iter_vectors():
+            keys.append(k)
+            scores.append(dot_rows(m, query))
+        if not keys:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return np.concatenate(keys), np.concatenate(scores)
+
     def _search_exact_post(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]]:
         """Exact scores over every vector, then the filter on the best ones, widening until k pass."""
         self.last_path = "exact-post"
-        scores = dot_rows(self._mat, query)
+        all_keys, scores = self._scan(query)
         fetch = max(k + k // 2, 32)  # most rows pass a non-narrowing filter: a small margin, widened if not
         while True:
             top = _top_k(scores, fetch)
-            keys = self._keys[top].tolist()
+            keys = all_keys[top].tolist()
             allowed = set(self.store.filter_keys(keys, filters).tolist())
             hits = [(key, s) for key, s in zip(keys, scores[top].tolist(), strict=True) if key in allowed]
             if len(hits) >= k or fetch >= len(scores):
@@ -169,9 +256,9 @@ class VectorIndex:
         """Exact top-k over every stored vector, no filter: the baseline for benchmarks."""
         with self._lock:
             self.refresh()
-            scores = dot_rows(self._mat, np.asarray(query, dtype=np.float32))
+            keys, scores = self._scan(np.asarray(query, dtype=np.float32))
             top = _top_k(scores, k)
-            return list(zip(self._keys[top].tolist(), scores[top].tolist(), strict=True))
+            return list(zip(keys[top].tolist(), scores[top].tolist(), strict=True))
 
     def _search_ann(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]]:
         self.last_path = "ann"
@@ -179,11 +266,15 @@ class VectorIndex:
         fetch = max(k + k // 2, 40)
         while True:
             found = ann.search(query, fetch)
-            # Rescore exactly from the float32 matrix: the graph's 8-bit distances only pick candidates.
-            pos = self._match(found)
-            scores = dot_rows(self._mat, query, pos)
+            # Rescore exactly from float32 vectors: the graph's 8-bit distances only pick candidates.
+            if self._paged:
+                got, mat = self.store.vectors_for(found.tolist())
+                scores = dot_rows(mat, query) if len(got) else np.zeros(0, dtype=np.float32)
+            else:
+                pos = self._match(found)
+                got, scores = self._keys[pos], dot_rows(self._mat, query, pos)
             order = np.argsort(-scores, kind="stable")
-            keys, scores = self._keys[pos[order]].tolist(), scores[order].tolist()
+            keys, scores = got[order].tolist(), scores[order].tolist()
             allowed = set(self.store.filter_keys(keys, filters).tolist())
             hits = [(key, s) for key, s in zip(keys, scores, strict=True) if key in allowed]
             if len(hits) >= k or fetch >= len(ann):
@@ -203,10 +294,16 @@ class VectorIndex:
         if self._ann is None:
             self._ann = self._load_ann()
         if len(self._keys) and int(self._keys[-1]) > self._ann_max_key:
-            start = int(np.searchsorted(self._keys, self._ann_max_key, side="right"))
-            self._ann.add(self._keys[start:], self._mat[start:])
-            self._ann_unsaved += len(self._keys) - start
-            self._ann_max_key = int(self._keys[-1])
+            if self._paged:  # stream the rows the graph has not seen
+                for keys, mat in self.store.iter_vectors(after_key=self._ann_max_key):
+                    self._ann.add(keys, mat)
+                    self._ann_unsaved += len(keys)
+                    self._ann_max_key = int(keys[-1])
+            else:
+                start = int(np.searchsorted(self._keys, self._ann_max_key, side="right"))
+                self._ann.add(self._keys[start:], self._mat[start:])
+                self._ann_unsaved += len(self._keys) - start
+                self._ann_max_key = int(self._keys[-1])
         if self._ann_unsaved >= ANN_SAVE_EVERY:
             self.save()
         return self._ann
@@ -225,29 +322,62 @@ class VectorIndex:
             ):
                 self._ann_max_key = int(meta.get("max_key", 0))
                 if meta.get("epoch") != self._epoch:
-                    self._reconcile(ann)
+                    # the store's change log since the save names the rows to patch; else compare them all
+                    got = self.store.vector_changes(int(meta["log_seq"])) if self._logged(meta) else None
+                    if got is None:
+                        self._reconcile(ann)
+                    elif len(got[1]):
+                        present, mat = self.store.vectors_for(got[1].tolist())
+                        self._ann_unsaved += _patch_graph(ann, self._ann_max_key, got[1], present, mat)
                 return ann
         self._ann_unsaved = 1  # a fresh graph: save it once built
         return UsearchANN(self.dim)
+
+    def _logged(self, meta: dict[str, object]) -> bool:
+        """Can the graph saved with `meta` be patched from the store's change log up to this copy's state?"""
+        return self._log_seq is not None and isinstance(meta.get("log_seq"), int)
 
     def _reconcile(self, ann: UsearchANN) -> None:
         """Make a loaded graph agree with the store: drop vanished keys, re-add changed vectors."""
         have = ann.keys()
         covered = self._keys[self._keys <= self._ann_max_key]
         gone = np.setdiff1d(have, covered)
-        common = np.intersect1d(have, covered)
         changed = np.zeros(0, dtype=np.int64)
-        for i in range(0, len(common), 50_000):
-            part = common[i : i + 50_000]
-            mine = self._mat[np.searchsorted(self._keys, part)]
-            # The graph holds 8-bit copies (step 1/127): a changed vector differs by far more than that.
-            moved = np.max(np.abs(ann.vectors(part) - mine), axis=1) > 0.02
-            changed = np.concatenate([changed, part[moved]])
-        missing = np.setdiff1d(covered, have)
+        missing = np.zeros(0, dtype=np.int64)
+        for keys, mine in self._covered_batches():
+            in_graph = np.isin(keys, have, assume_unique=True)
+            missing = np.concatenate([missing, keys[~in_graph]])
+            part, mine = keys[in_graph], mine[in_graph]
+            if len(part):
+                # The graph holds 8-bit copies (step 1/127): a changed vector differs by far more than that.
+                moved = np.max(np.abs(ann.vectors(part) - mine), axis=1) > 0.02
+                changed = np.concatenate([changed, part[moved]])
         fix = np.concatenate([changed, missing])
         ann.remove(np.concatenate([gone, changed]))
-        ann.add(fix, self._mat[np.searchsorted(self._keys, fix)])
+        if len(fix):
+            got, mat = self._vectors_of(fix)
+            ann.add(got, mat)
         self._ann_unsaved += len(gone) + len(fix) + 1
+
+    def _covered_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(keys, vectors) in batches, for every key the graph should cover."""
+        if self._paged:
+            for keys, mat in self.store.iter_vectors():
+                keep = keys <= self._ann_max_key
+                if not keep.any():
+                    return
+                yield keys[keep], mat[keep]
+            return
+        covered = self._keys <= self._ann_max_key
+        keys, mat = self._keys[covered], self._mat[covered]
+        for i in range(0, len(keys), 50_000):
+            yield keys[i : i + 50_000], mat[i : i + 50_000]
+
+    def _vectors_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._paged:
+            got, mat = self.store.vectors_for(keys.tolist())
+            return got, mat
+        return keys, self._mat[np.searchsorted(self._keys, keys)]
 
     def _patch_ann(self, old_keys: np.ndarray, old_mat: np.ndarray) -> None:
         """After an epoch change: bring the in-memory graph in line by diffing old and new matrices."""
@@ -281,6 +411,7 @@ class VectorIndex:
                         "max_key": self._ann_max_key,
                         "model": self.model_name,
                         "count": len(self._ann),
+                        "log_seq": self._log_seq,
                         "pid": os.getpid(),
                     },
                 )
@@ -296,6 +427,16 @@ class VectorIndex:
 
     def close(self) -> None:
         self.save()
+
+
+def _patch_graph(ann: UsearchANN, max_key: int, changed: np.ndarray, present: np.ndarray, mat: np.ndarray) -> int:
+    """Drop the changed keys the graph covers and re-add those still present; returns how many it touched."""
+    covered = changed[changed <= max_key]
+    ann.remove(covered)
+    keep = present <= max_key
+    if keep.any():
+        ann.add(present[keep], mat[keep])
+    return len(covered)
 
 
 def _narrows(f: Filters) -> bool:

@@ -219,6 +219,22 @@ class Store(ABC):
     @abstractmethod
     def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def vector_keys(self, *, after_key: int = 0) -> np.ndarray:
+        """Keys (int64, ascending) of every stored vector with key > after_key; backends read them without
+        the vectors where they can."""
+        parts = [keys for keys, _ in self.iter_vectors(after_key=after_key)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def vector_log_head(self) -> int | None:
+        """The position of the latest vector change (replaced or removed), or None when the backend keeps no
+        such log: an index over it then reloads every vector when one changes."""
+        return None
+
+    def vector_changes(self, after_seq: int) -> tuple[int, np.ndarray] | None:
+        """(new head, distinct keys whose vector changed or vanished after `after_seq`); None when the log no
+        longer reaches back that far (compacted): reload every vector."""
+        raise NotImplementedError
+
     @abstractmethod
     def token_vectors_for(self, keys: Sequence[int]) -> dict[int, bytes]:
         """The packed token vectors (index/late.pack) of those `keys` that have them."""

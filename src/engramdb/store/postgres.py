@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import struct
 import threading
@@ -52,6 +53,7 @@ HNSW_MIN_ROWS = EXACT_MAX  # build the HNSW index once a dimension has more vect
 STATS_TTL_S = 30.0  # BM25 corpus stats (N, avgdl) of a large store may lag this long
 STATS_EXACT_ROWS = 50_000  # below this, recompute them on every data change (exact parity with FTS5)
 BM25_K1, BM25_B = 1.2, 0.75
+DF_CACHE_MAX = 50_000
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)  # what FTS5 unicode61 counts as a token
 _EXT_SQL = "SELECT extnamespace::regnamespace::text, extversion FROM pg_extension WHERE extname = 'vector'"
@@ -155,6 +157,11 @@ def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]
 def doc_len(text: str) -> int:
     """Tokens in an index text, counted as FTS5's unicode61 tokenizer does (BM25 length normalisation)."""
     return len(_TOKEN_RE.findall(text))
+
+
+def _idf(n: int, df: int) -> float:
+    """FTS5's idf: ln((N - df + 0.5) / (df + 0.5)), floored at 1e-6."""
+    return max(math.log(max(n - df, 0) + 0.5) - math.log(df + 0.5), 1e-6)
 
 
 def _tsquery_lexeme(lexeme: str) -> str:
@@ -302,6 +309,9 @@ class PostgresStore(Store):
         self._local = threading.local()
         self._indexed_dims: set[int] = set()
         self._stats_cache: tuple[int, float, int, float] | None = None  # (version, at, N, avgdl)
+        self._df: dict[str, int] = {}  # lexeme -> rows holding it, see _dfs
+        self._df_version = -1
+        self._df_time = 0.0
         self._ext_schema, vector_oid = self._bootstrap()
         self._shared = _SharedPool.acquire(self.conninfo, opts, vector_oid)
         self._pool = self._shared.pool
@@ -790,18 +800,15 @@ class PostgresStore(Store):
         if not lexemes:
             return []  # only stopwords
         consts = [_tsquery_lexeme(lx) for lx in lexemes]
+        dfs = self._dfs(lexemes, consts, n)
         where, params = where_clause(filters)
         where = where.replace(" WHERE ", " AND ", 1) if where else ""
-        # Each df is its own GIN lookup on a constant; MATERIALIZED keeps the planner from re-running them per row
-        # or from scanning the id index for GROUP BY instead of the GIN index for the match.
-        df_sql = " UNION ALL ".join(
-            "SELECT %s::text AS l, (SELECT count(*) FROM memories x WHERE x.tsv @@ %s::tsquery) AS df" for _ in consts
-        )
+        # Document frequencies come from a cache (_dfs), so a query reads only the rows that match in scope: the
+        # scope's btree index (user_id, agent_id or session_id first) narrows, the tsvector test rechecks.
+        idf_rows = ", ".join("(%s::text, %s::float8)" for _ in lexemes)
         sql = f"""
-            WITH w AS MATERIALIZED (
-                SELECT l, GREATEST(ln(GREATEST(%s::float8 - df, 0) + 0.5) - ln(df + 0.5), 1e-6) AS idf
-                FROM ({df_sql}) s
-            ), hits AS MATERIALIZED (
+            WITH w(l, idf) AS MATERIALIZED (VALUES {idf_rows}),
+            hits AS MATERIALIZED (
                 SELECT m.key, m.id, m.tsv, m.doc_len FROM memories m WHERE m.tsv @@ %s::tsquery{where}
             )
             SELECT h.id, sum(w.idf * cardinality(u.positions) * {BM25_K1 + 1} / (cardinality(u.positions)
@@ -813,9 +820,29 @@ class PostgresStore(Store):
             ORDER BY score DESC, h.key
             LIMIT %s
         """
-        df_params = [x for lx, c in zip(lexemes, consts, strict=True) for x in (lx, c)]
-        rows = self._q(sql, [n, *df_params, " | ".join(consts), *params, max(avgdl, 1e-9), limit])
+        idf_params = [x for lx in lexemes for x in (lx, _idf(n, dfs[lx]))]
+        rows = self._q(sql, [*idf_params, " | ".join(consts), *params, max(avgdl, 1e-9), limit])
         return [(r[0], float(r[1])) for r in rows]
+
+    def _dfs(self, lexemes: Sequence[str], consts: Sequence[str], n: int) -> dict[str, int]:
+        """Rows holding each lexeme (BM25's document frequency), cached like the corpus stats: recounted after
+        any write below STATS_EXACT_ROWS, else at most STATS_TTL_S old. Counting a common word at 1M rows
+        reads most of the GIN index; a scoped query must not pay that every time."""
+        version = self.data_version()
+        stamp = time.monotonic()
+        if self._df_version != version and (n <= STATS_EXACT_ROWS or stamp - self._df_time > STATS_TTL_S):
+            self._df.clear()
+            self._df_version, self._df_time = version, stamp
+        todo: list[tuple[str, str]] = [(lx, c) for lx, c in zip(lexemes, consts, strict=True) if lx not in self._df]
+        if todo:
+            sql = " UNION ALL ".join(
+                "SELECT %s::text, (SELECT count(*) FROM memories x WHERE x.tsv @@ %s::tsquery)" for _ in todo
+            )
+            rows = self._q(sql, [x for pair in todo for x in pair])
+            if len(self._df) + len(rows) > DF_CACHE_MAX:
+                self._df.clear()
+            self._df.update((r[0], int(r[1])) for r in rows)
+        return {lx: self._df[lx] for lx in lexemes}
 
     def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:
         """Top-k (key, cosine) in the database: exact for small candidate sets, HNSW beyond."""

@@ -10,7 +10,9 @@ waiting (`touch`). Every SQLite error leaves as a `StoreError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -41,6 +43,18 @@ from .codec import (
 BUSY_TIMEOUT_MS = 30_000
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous levels offered (docs/reliability.md)
 TOUCH_FLUSH_S = 1.0  # pending access counts are retried at most this often while the store is busy
+BM25_K1, BM25_B = 1.2, 0.75  # FTS5's bm25() constants
+KEY_BITS = 40  # keyword-index rowid: user bucket << KEY_BITS | key (sqlite_schema v3)
+KEY_MASK = (1 << KEY_BITS) - 1
+BUCKET_MASK = (1 << 23) - 1
+SCOPED_EXACT_MAX = 20_000  # a scope matching more rows than this is scored by bm25() in the index instead
+STATS_EXACT_ROWS = 50_000  # below this, document frequencies are recounted after every write (exact parity)
+STATS_TTL_S = 30.0  # above it, a cached document frequency may lag this long
+DF_CACHE_MAX = 50_000
+# an upsert, not INSERT OR REPLACE: the update trigger then logs the change (vector_log)
+_UPSERT_VECTOR = (
+    "INSERT INTO vectors(key, vector) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET vector = excluded.vector"
+)
 _SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
 
 
@@ -117,6 +131,9 @@ class SQLiteStore(Store):
         self._pending_touch: dict[str, tuple[int, str]] = {}  # id -> (accesses, last time), not yet written
         self._touch_tried = 0.0
         self._staging_versions: dict[int, int] = {}  # reindex: key -> version when read for embedding
+        self._df: dict[str, int] = {}  # phrase -> rows holding it (BM25's document frequency), see _idf
+        self._df_version = -1
+        self._df_time = 0.0
         self._conn = self._connect()
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -161,6 +178,7 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         conn.row_factory = sqlite3.Row
+        conn.create_function("engramdb_bucket", 1, user_bucket, deterministic=True)  # the v3 migration uses it
         return conn
 
     def _check_schema_read_only(self) -> None:
@@ -284,16 +302,19 @@ class SQLiteStore(Store):
         histories: Sequence[Sequence[HistoryEntry]] | None = None,
         tokens: Sequence[bytes | None] | None = None,
     ) -> list[int]:
-        cols = ", ".join(COLUMNS) + ", index_text"
-        marks = ", ".join("?" * (len(COLUMNS) + 1))
+        cols = "key, fts_key, " + ", ".join(COLUMNS) + ", index_text"
+        marks = ", ".join("?" * (len(COLUMNS) + 3))
         keys: list[int] = []
         with self.transaction():
+            # keys chosen here as SQLite would (the highest + 1), so the keyword index's rowid is known up front
+            key = int(self._conn.execute("SELECT COALESCE(MAX(key), 0) FROM memories").fetchone()[0])
             for i, rec in enumerate(records):
                 row = record_to_row(rec)
-                cur = self._conn.execute(
-                    f"INSERT INTO memories ({cols}) VALUES ({marks})", [*row.values(), index_texts[i]]
+                key += 1
+                self._conn.execute(
+                    f"INSERT INTO memories ({cols}) VALUES ({marks})",
+                    [key, fts_key(rec.user_id, key), *row.values(), index_texts[i]],
                 )
-                key = int(cur.lastrowid)
                 keys.append(key)
                 if vectors is not None:
                     self._conn.execute(
@@ -332,9 +353,7 @@ class SQLiteStore(Store):
                 if row is None:
                     continue
                 self._conn.execute("UPDATE memories SET index_text = ? WHERE key = ?", (text, row[0]))
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (row[0], vector_to_blob(vec))
-                )
+                self._conn.execute(_UPSERT_VECTOR, (row[0], vector_to_blob(vec)))
                 self._set_tokens(row[0], tok)
                 self._unstage([row[0]])
             self._bump(vectors_changed=True)
@@ -382,16 +401,14 @@ class SQLiteStore(Store):
             key = rows[0]["key"]
             after = record.model_copy(update={"version": before.version + 1})
             row = record_to_row(after)
-            sets = ", ".join(f"{c} = ?" for c in row)
-            params = list(row.values())
+            sets = ", ".join(f"{c} = ?" for c in row) + ", fts_key = ?"
+            params = [*row.values(), fts_key(after.user_id, key)]
             if index_text is not None:
                 sets += ", index_text = ?"
                 params.append(index_text)
             self._conn.execute(f"UPDATE memories SET {sets} WHERE key = ?", [*params, key])
             if vector is not None:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)", (key, vector_to_blob(vector))
-                )
+                self._conn.execute(_UPSERT_VECTOR, (key, vector_to_blob(vector)))
                 self._set_tokens(key, tokens)
                 self._unstage([key])
             self._history(after, after.version, action, before, after)
@@ -653,15 +670,102 @@ class SQLiteStore(Store):
         terms = keyword_terms(query)
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        phrases = ['"' + t.replace('"', '""') + '"' for t in terms]
         where, params = where_clause(filters)
         where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        match = " OR ".join(phrases)
+        span = "" if filters.user_id is None else " AND memories_fts.rowid BETWEEN ? AND ?"
+        span_params = [] if filters.user_id is None else list(user_span(filters.user_id))
+        if span:
+            hits = self._scoped_bm25(phrases, span_params, where, params, limit)
+            if hits is not None:
+                return [*hits]
+        # CROSS JOIN: the index drives; otherwise SQLite may walk the scope's rows and re-run the match per row
         sql = (
             "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts"
-            " JOIN memories m ON m.key = memories_fts.rowid"
-            f" WHERE memories_fts MATCH ?{where} ORDER BY bm25(memories_fts) LIMIT ?"
+            " CROSS JOIN memories m ON m.fts_key = memories_fts.rowid"
+            f" WHERE memories_fts MATCH ?{span}{where} ORDER BY bm25(memories_fts), m.key LIMIT ?"
         )
-        return [(r[0], float(r[1])) for r in self._q(sql, [match, *params, limit])]
+        return [(r[0], float(r[1])) for r in self._q(sql, [match, *span_params, *params, limit])]
+
+    def _scoped_bm25(
+        self, phrases: Sequence[str], span: Sequence[int], where: str, params: Sequence[Any], limit: int
+    ) -> Sequence[tuple[str, float]] | None:
+        """BM25 exactly as FTS5's bm25() scores it, over one user's rowid range of the index.
+
+        bm25() weighs each term by counting every row that holds it, a scan of the term's whole posting list
+        on every query, whatever the filter. Here the candidates, and each term's count per candidate, come
+        from the user's range only; document frequencies come from a cache (_idf) and the totals from FTS5's
+        own records: the same scores, at a cost that follows the user's rows, not the store's. None when the
+        range holds more than SCOPED_EXACT_MAX matching rows (bm25() in the index then ranks them)."""
+        rows = self._q(
+            "SELECT m.fts_key, m.id FROM memories_fts CROSS JOIN memories m ON m.fts_key = memories_fts.rowid"
+            f" WHERE memories_fts MATCH ? AND memories_fts.rowid BETWEEN ? AND ?{where} LIMIT ?",
+            [" OR ".join(phrases), *span, *params, SCOPED_EXACT_MAX + 1],
+        )
+        if len(rows) > SCOPED_EXACT_MAX:
+            return None
+        if not rows:
+            return []
+        ids = {int(r[0]): r[1] for r in rows}
+        n_rows, avgdl = self._fts_totals()
+        scores = dict.fromkeys(ids, 0.0)
+        lens = self._doc_lens(list(ids))
+        for phrase in phrases:
+            # highlight() marks each instance of the phrase: the term's count in that row
+            tf_rows = self._q(
+                "SELECT rowid, highlight(memories_fts, 0, char(57344), '') FROM memories_fts"
+                " WHERE memories_fts MATCH ? AND rowid BETWEEN ? AND ?",
+                [phrase, *span],
+            )
+            if not tf_rows:
+                continue
+            idf = self._idf(phrase, n_rows)
+            for r in tf_rows:
+                fkey = int(r[0])
+                if fkey not in scores:
+                    continue
+                f = float(r[1].count("\ue000"))
+                if f:
+                    d = lens.get(fkey, 0)
+                    scores[fkey] += idf * ((f * (BM25_K1 + 1.0)) / (f + BM25_K1 * (1 - BM25_B + BM25_B * d / avgdl)))
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0] & KEY_MASK))[:limit]
+        return [(ids[k], s) for k, s in ranked]
+
+    def _fts_totals(self) -> tuple[int, float]:
+        """(rows, average text-column length) from FTS5's own averages record, as bm25() reads them."""
+        rows = self._q("SELECT block FROM memories_fts_data WHERE id = 1")
+        if not rows or rows[0][0] is None:
+            return 0, 1.0
+        vals = _varints(bytes(rows[0][0]), 2)
+        n_rows = vals[0]
+        return n_rows, (vals[1] / n_rows if n_rows else 1.0)
+
+    def _doc_lens(self, keys: list[int]) -> dict[int, int]:
+        """Token count of each row's text column (FTS5's docsize record: one varint per column)."""
+        out: dict[int, int] = {}
+        for chunk in _chunks(keys, 500):
+            rows = self._q(f"SELECT id, sz FROM memories_fts_docsize WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update((int(r[0]), _varints(bytes(r[1]), 1)[0]) for r in rows)
+        return out
+
+    def _idf(self, phrase: str, n_rows: int) -> float:
+        """FTS5's idf for one phrase; its row count cached (exact below STATS_EXACT_ROWS, else STATS_TTL_S old)."""
+        version = self.data_version()
+        stamp = time.monotonic()
+        if self._df_version != version and (n_rows <= STATS_EXACT_ROWS or stamp - self._df_time > STATS_TTL_S):
+            self._df.clear()
+            self._df_version, self._df_time = version, stamp
+        df = self._df.get(phrase)
+        if df is None:
+            df = int(self._q(
+                "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (phrase,)
+            )[0][0])  # fmt: skip
+            if len(self._df) >= DF_CACHE_MAX:
+                self._df.clear()
+            self._df[phrase] = df
+        idf = math.log((n_rows - df + 0.5) / (df + 0.5))
+        return idf if idf > 0 else 1e-6
 
     def candidate_keys(self, filters: Filters) -> np.ndarray:
         where, params = where_clause(filters)
@@ -699,6 +803,22 @@ class SQLiteStore(Store):
         if not vecs:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return np.asarray(got_keys, dtype=np.int64), np.vstack(vecs)
+
+    def vector_keys(self, *, after_key: int = 0) -> np.ndarray:
+        rows = self._q("SELECT key FROM vectors WHERE key > ? ORDER BY key", (after_key,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vector_log_head(self) -> int | None:
+        return int(self._q("SELECT COALESCE(MAX(seq), 0) FROM vector_log")[0][0])
+
+    def vector_changes(self, after_seq: int) -> tuple[int, np.ndarray] | None:
+        if after_seq < int(self.get_meta("vector_log_pruned") or 0):
+            return None
+        rows = self._q("SELECT seq, key FROM vector_log WHERE seq > ? ORDER BY seq", (after_seq,))
+        if not rows:
+            return after_seq, np.zeros(0, dtype=np.int64)
+        keys = np.unique(np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)))
+        return int(rows[-1][0]), keys
 
     def token_vectors_for(self, keys: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -794,9 +914,53 @@ class SQLiteStore(Store):
 
     def compact(self) -> None:
         with self._lock:
+            with self.transaction():  # keep the newest entry, so positions never restart
+                head = self.vector_log_head() or 0
+                self._conn.execute("DELETE FROM vector_log WHERE seq < ?", (head,))
+                self._conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('vector_log_pruned', ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(max(head - 1, 0)),),
+                )
             self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def user_bucket(user_id: str | None) -> int:
+    """Where a user's rows sit in the keyword index: 23 bits of a hash (0 for no user)."""
+    if user_id is None:
+        return 0
+    return int.from_bytes(hashlib.blake2b(user_id.encode("utf-8"), digest_size=4).digest(), "big") & BUCKET_MASK
+
+
+def fts_key(user_id: str | None, key: int) -> int:
+    return (user_bucket(user_id) << KEY_BITS) | key
+
+
+def user_span(user_id: str) -> tuple[int, int]:
+    """The keyword-index rowid range holding every row of `user_id` (and of any user sharing its bucket)."""
+    lo = user_bucket(user_id) << KEY_BITS
+    return lo, lo | KEY_MASK
+
+
+def _varints(data: bytes, count: int) -> list[int]:
+    """The first `count` SQLite varints of `data` (FTS5's record format)."""
+    out: list[int] = []
+    pos = 0
+    while len(out) < count and pos < len(data):
+        value = 0
+        for i in range(9):
+            byte = data[pos]
+            pos += 1
+            if i == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        out.append(value)
+    return out
 
 
 def _writable(path: str) -> bool:

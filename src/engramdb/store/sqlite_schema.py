@@ -80,6 +80,46 @@ MIGRATIONS: list[tuple[int, str]] = [
                                     data BLOB NOT NULL);
         """,
     ),
+    (
+        3,
+        """
+        -- The keyword index is clustered by user: its rowid is fts_key = bucket(user_id) << 40 | key, so one user's
+        -- rows sit in one rowid range and a scoped keyword search reads only that range of each posting list.
+        -- (engramdb_bucket is defined by the store on its connection; the store sets fts_key on every insert.)
+        ALTER TABLE memories ADD COLUMN fts_key INTEGER;
+        UPDATE memories SET fts_key = engramdb_bucket(user_id) * 1099511627776 + key;
+        CREATE UNIQUE INDEX memories_fts_key ON memories(fts_key);
+        DROP TRIGGER memories_ai;
+        DROP TRIGGER memories_ad;
+        DROP TRIGGER memories_au;
+        DROP TABLE memories_fts;
+        CREATE VIRTUAL TABLE memories_fts USING fts5(
+            index_text, content='memories', content_rowid='fts_key', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO memories_fts(memories_fts) VALUES ('rebuild');
+        CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+            INSERT INTO memories_fts(rowid, index_text) VALUES (new.fts_key, new.index_text);
+        END;
+        CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+            INSERT INTO memories_fts(memories_fts, rowid, index_text) VALUES ('delete', old.fts_key, old.index_text);
+        END;
+        CREATE TRIGGER memories_au AFTER UPDATE OF index_text, fts_key ON memories
+        WHEN old.index_text IS NOT new.index_text OR old.fts_key IS NOT new.fts_key BEGIN
+            INSERT INTO memories_fts(memories_fts, rowid, index_text) VALUES ('delete', old.fts_key, old.index_text);
+            INSERT INTO memories_fts(rowid, index_text) VALUES (new.fts_key, new.index_text);
+        END;
+
+        -- which vectors changed or vanished (replaced, re-embedded, deleted), so another process's index can
+        -- patch just those rows instead of reloading every vector
+        CREATE TABLE vector_log (seq INTEGER PRIMARY KEY, key INTEGER NOT NULL);
+        CREATE TRIGGER vectors_log_u AFTER UPDATE ON vectors BEGIN
+            INSERT INTO vector_log(key) VALUES (new.key);
+        END;
+        CREATE TRIGGER vectors_log_d AFTER DELETE ON vectors BEGIN
+            INSERT INTO vector_log(key) VALUES (old.key);
+        END;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,172 @@
+"""Search cost that follows the scope: the user-clustered keyword index scores exactly as FTS5's bm25() did,
+old stores migrate, and past `resident_max` vectors are read from the database and patched from its change log."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engramdb.bench.ann import make_queries, make_vectors
+from engramdb.bench.scale import synthetic_texts
+from engramdb.index.vector import VectorIndex
+from engramdb.model import MemoryRecord
+from engramdb.store import sqlite_schema
+from engramdb.store.base import Filters
+from engramdb.store.codec import keyword_terms
+from engramdb.store.sqlite import SQLiteStore, user_bucket
+from engramdb.timeutil import now
+
+DIM = 384
+USERS = ["ana", "bo", "Zoë ☃", "user/4", "u5"]
+
+
+def _records(n: int) -> list[MemoryRecord]:
+    texts = synthetic_texts(n, seed=5)
+    return [
+        MemoryRecord(user_id=USERS[i % len(USERS)] if i % 7 else None, text=t, recorded_at=now())
+        for i, t in enumerate(texts)
+    ]
+
+
+def _reference(texts: dict[int, str]) -> sqlite3.Connection:
+    """A plain one-column FTS5 table over the same texts: what bm25() scores without any clustering."""
+    ref = sqlite3.connect(":memory:")
+    ref.execute("CREATE VIRTUAL TABLE f USING fts5(t, tokenize='porter unicode61 remove_diacritics 2')")
+    ref.executemany("INSERT INTO f(rowid, t) VALUES (?, ?)", list(texts.items()))
+    return ref
+
+
+def _expected(ref: sqlite3.Connection, query: str, keep: set[int], ids: dict[int, str], k: int) -> list[tuple]:
+    match = " OR ".join('"' + t + '"' for t in keyword_terms(query))
+    rows = ref.execute("SELECT rowid, -bm25(f) FROM f WHERE f MATCH ? ORDER BY bm25(f), rowid", (match,)).fetchall()
+    return [(ids[key], s) for key, s in rows if key in keep][:k]
+
+
+def test_scoped_and_unscoped_keyword_scores_match_fts5(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "k.db")
+    recs = _records(600)
+    store.insert(recs, None, [r.text for r in recs])
+    keys = store.keys_for([r.id for r in recs])
+    ids = {keys[r.id]: r.id for r in recs}
+    ref = _reference({keys[r.id]: r.text for r in recs})
+    for i, query in enumerate(synthetic_texts(25, seed=9)):
+        user = USERS[i % len(USERS)]
+        mine = {keys[r.id] for r in recs if r.user_id == user}
+        got = store.keyword_search(query, Filters(user_id=user), 20)
+        want = _expected(ref, query, mine, ids, 20)
+        assert [g[0] for g in got] == [w[0] for w in want]
+        assert np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-9)
+        got_all = store.keyword_search(query, Filters(), 20)
+        assert [g[0] for g in got_all] == [w[0] for w in _expected(ref, query, set(ids), ids, 20)]
+    store.close()
+
+
+def test_scoped_search_after_writes_and_user_change(tmp_path: Path) -> None:
+    """Deleting, changing a text and moving a memory to another user keep the clustered index right."""
+    store = SQLiteStore(tmp_path / "w.db")
+    recs = _records(100)
+    store.insert(recs, None, [r.text for r in recs])
+    target = next(r for r in recs if r.user_id == "ana")
+    moved = target.model_copy(update={"user_id": "bo"})
+    store.update(moved, index_text="zebra crossing tonight")
+    assert store.keyword_search("zebra", Filters(user_id="ana"), 5) == []
+    assert [h[0] for h in store.keyword_search("zebra", Filters(user_id="bo"), 5)] == [target.id]
+    store.hard_delete([target.id])
+    assert store.keyword_search("zebra", Filters(user_id="bo"), 5) == []
+    integrity = store._conn.execute(  # noqa: SLF001 - FTS5's own check of index against content
+        "INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)"
+    )
+    assert integrity is not None
+    store.close()
+
+
+def test_v2_store_migrates_to_the_clustered_index(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for version, script in sqlite_schema.MIGRATIONS[:2]:
+        conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {version}")
+    texts = synthetic_texts(50, seed=2)
+    for i, text in enumerate(texts):
+        conn.execute(
+            "INSERT INTO memories(id, user_id, kind, text, index_text, recorded_at) VALUES (?, ?, 'episode', ?, ?, ?)",
+            (f"m{i}", USERS[i % 3], text, text, "2024-01-01T00:00:00.000000Z"),
+        )
+    conn.close()
+    store = SQLiteStore(path)
+    assert store.stats()["schema_version"] == sqlite_schema.LATEST
+    bad = store._q("SELECT COUNT(*) FROM memories WHERE fts_key != engramdb_bucket(user_id) * 1099511627776 + key")
+    assert bad[0][0] == 0
+    ref = _reference({i + 1: t for i, t in enumerate(texts)})
+    ids = {i + 1: f"m{i}" for i in range(len(texts))}
+    for query in synthetic_texts(10, seed=4):
+        mine = {i + 1 for i in range(len(texts)) if USERS[i % 3] == "bo"}
+        got = [h[0] for h in store.keyword_search(query, Filters(user_id="bo"), 10)]
+        assert got == [w[0] for w in _expected(ref, query, mine, ids, 10)]
+    store.close()
+
+
+def test_bucket_is_stable_and_spreads() -> None:
+    assert user_bucket(None) == 0
+    assert user_bucket("ana") == user_bucket("ana")
+    assert len({user_bucket(f"user{i}") for i in range(1000)}) > 990
+
+
+@pytest.fixture
+def paged(tmp_path: Path):
+    """600 memories over 6 users; an index that holds at most 100 vectors in memory (so none), and ANN past 200."""
+    store = SQLiteStore(tmp_path / "p.db")
+    vecs = make_vectors(600, DIM, seed=3, data="lowrank")
+    recs = [MemoryRecord(user_id=f"u{i % 6}", text=f"m {i}", recorded_at=now()) for i in range(600)]
+    store.insert(recs, vecs, [r.text for r in recs])
+    index = VectorIndex(store, DIM, ann_path=str(tmp_path / "p.db.usearch"), exact_max=200, resident_max=100,
+                        model_name="m")  # fmt: skip
+    yield store, index, recs, vecs
+    store.close()
+
+
+def test_paged_index_holds_no_matrix_and_agrees_with_exact(paged) -> None:  # noqa: ANN001
+    store, index, recs, vecs = paged
+    qs = make_queries(10, DIM, seed=3, data="lowrank")
+    index.refresh()
+    assert index.paged and index._mat.size == 0  # noqa: SLF001
+    for q in qs:
+        scoped = index.search(q, Filters(user_id="u2"), 5)
+        assert index.last_path == "exact"
+        keys = store.candidate_keys(Filters(user_id="u2"))
+        _, mat = store.vectors_for(keys.tolist())
+        truth = keys[np.argsort(-(mat @ q))[:5]]
+        assert [k for k, _ in scoped] == truth.tolist()
+        ann = index.search(q, Filters(), 10)
+        assert index.last_path == "ann"
+        exact = index.search(q, Filters(), 10, force="exact")
+        assert len(set(k for k, _ in ann) & set(k for k, _ in exact)) >= 8
+
+
+def test_another_process_change_reaches_the_paged_index_row_by_row(paged, monkeypatch) -> None:  # noqa: ANN001
+    store, index, recs, vecs = paged
+    index.build_ann()
+    other = SQLiteStore(store.path)  # another writer on the same file
+    far = -vecs[0]
+    changed = recs[10]
+    other.update(changed, vector=far, index_text=changed.text)
+    other.hard_delete([recs[20].id])
+    new = MemoryRecord(user_id="u1", text="new", recorded_at=now())
+    other.insert([new], np.asarray([far]), ["new"])
+    other.close()
+
+    def no_reload(*a, **k):  # noqa: ANN002, ANN003
+        raise AssertionError("a whole reload")
+
+    monkeypatch.setattr(index, "_load_all", no_reload)
+    monkeypatch.setattr(index, "_reconcile", no_reload)
+    hits = index.search(far, Filters(), 3)
+    got = dict(store.ids_for([k for k, _ in hits]))
+    assert {got[k] for k, _ in hits[:2]} == {changed.id, new.id}
+    gone_key = store.keys_for([recs[20].id])
+    assert not gone_key  # hard-deleted: no key, and never a hit
+    deleted_hits = index.search(vecs[20], Filters(), 5)
+    assert all(k in store.ids_for([k]) for k, _ in deleted_hits)
