@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from pgserver import PgServer
 
 from engramdb import Memory
 from engramdb.embed import HashingEmbedder
 from engramdb.errors import ConfigError, StoreError, ValidationError
+from engramdb.server.app import ServerSettings, create_app
+from engramdb.server.keys import KeyStore
 from engramdb.server.routing import MOVED_MESSAGE, Routes, move_tenant, read_routes, write_routes
 from engramdb.server.tenants import TenantRegistry, pg_schema
 
@@ -115,6 +118,26 @@ def test_move_tenant_online(pg_server: PgServer, pg_other: PgServer, tmp_path: P
             old.close()
         with pytest.raises(ValidationError, match="already on that database"):
             move_tenant(tenant, pg_other.uri, routes)
+
+        # over HTTP, a server still pointed at the old database answers a write with a retryable 503
+        stale = TenantRegistry(tmp_path / "stale", url=pg_server.uri, embedder=HashingEmbedder(64))
+        keys = KeyStore(tmp_path / "keys.db")
+        try:
+            app = create_app(ServerSettings(data_dir=str(tmp_path / "stale"), url=pg_server.uri, mcp=False,
+                                            ui=False), registry=stale, keys=keys)
+            token = keys.create(tenant, ["read", "write"]).key
+            with TestClient(app) as client:
+                r = client.post("/v1/memories", json={"messages": "late write", "user_id": "u1"},
+                                headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "store_unavailable"
+                assert "moved to another database" in r.json()["error"]["message"]
+                r = client.post("/v1/search", json={"query": "berlin", "user_id": "u1"},
+                                headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200  # reads of the old copy still answer
+        finally:
+            stale.close()
+            keys.close()
     finally:
         reg.close()
         pg_server.drop_schema(pg_schema(tenant))
