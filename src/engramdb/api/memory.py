@@ -82,6 +82,9 @@ def open_store(
     )
 
 
+WARMUP_SCOPE = "__engramdb_warmup__"
+
+
 class Memory:
     """Long-term memory over one store. Thread-safe; use one instance per process.
 
@@ -164,6 +167,24 @@ class Memory:
     def privacy(self) -> PrivacyEngine:
         """Sensitivity labels, secrets, disclosure policies, the audit log and shared spaces (docs/privacy.md)."""
         return PrivacyEngine(self)
+
+    def warmup(self) -> None:
+        """Load now what the first search would: the embedding model and its fast query copy (ONNX Runtime),
+        the vector index, the learned ranker and the score calibration. Servers call it before they report
+        ready, so no request pays for a load. It adds no memories."""
+        from ..retrieve.calibrate import load_calibration
+        from ..retrieve.ranker import load_ranker
+
+        emb = self.embedder
+        for _ in range(2 if emb.has_tokens else 1):  # a local model builds its query copy on its second small run
+            emb.embed_tokens(["warm up"])
+        _ = self.vectors
+        rc = self.config.retrieval_config()
+        if rc.ranker == "learned":
+            load_ranker(rc.ranker_path, late=True)
+            load_ranker(rc.ranker_path, late=False)
+        load_calibration()
+        self.search("warm up", user_id=WARMUP_SCOPE, limit=1)  # a scope nobody uses: the code paths, no results
 
     def close(self) -> None:
         self._res.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,6 +14,11 @@ from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def model_spinner(name: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while a model loads (seconds): never in stdout, so --json output stays clean."""
+    return err_console.status(f"loading the embedding model {name}…", spinner="dots")
 
 
 def to_jsonable(obj: Any) -> Any:

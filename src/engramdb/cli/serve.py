@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ValidationError
-from .output import console, emit_json
+from .output import console, emit_json, model_spinner
 
 DataDirOpt = Annotated[
     str,
@@ -196,6 +196,7 @@ def mcp(
         from .main import open_memory
 
         with open_memory(db, url, create=True, embedder=embedder) as mem:
+            mem.warmup()  # before the protocol starts: the client's first call pays for no model load
             # stdout is the protocol channel: nothing else may be printed there.
             stdio_server(mem, read_only=read_only, default_scope={"user_id": user}).run("stdio")
     elif transport == "http":
@@ -206,6 +207,8 @@ def mcp(
         from ..server.tenants import TenantRegistry
 
         registry = TenantRegistry(data_dir, embedder=embedder)
+        with model_spinner(embedder or "all-MiniLM-L6-v2"):
+            registry.warmup()  # before the port opens: no request pays for a model load
         keys = _keystore(data_dir)
         app = http_app(registry, keys, limiter=RateLimiter(100.0), path="/mcp", host=host)
         if as_json:

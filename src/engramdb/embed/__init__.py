@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
 from ..errors import ConfigError
 from .base import Embedder
 from .hashing import HashingEmbedder
 from .local import DEFAULT_MODEL
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "make_embedder"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "make_embedder", "on_model_load"]
+
+_on_load: Callable[[str], AbstractContextManager[object]] | None = None
+
+
+def on_model_load(hook: Callable[[str], AbstractContextManager[object]] | None) -> None:
+    """Wrap every local model load in `hook(model name)` (the CLI shows a spinner on stderr); None: nothing."""
+    global _on_load
+    _on_load = hook
 
 
 def make_embedder(spec: str | Embedder | None = None) -> Embedder:
@@ -29,4 +40,5 @@ def make_embedder(spec: str | Embedder | None = None) -> Embedder:
         return OpenAIEmbedder(parse_embedder_spec(spec)[1])
     from .local import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(spec)
+    with _on_load(spec) if _on_load is not None else nullcontext():  # seconds: torch and the weights
+        return SentenceTransformerEmbedder(spec)

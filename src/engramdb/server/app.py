@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -230,7 +231,11 @@ def create_app(
                 mcp_app = http_app(registry, keys, limiter=limiter, path="/", host=settings.host)
                 await stack.enter_async_context(mcp_app.router.lifespan_context(mcp_app))
                 mcp_current["app"] = mcp_app
-            log.info("started", extra={"fields": {"data_dir": settings.data_dir, "backend": _backend(settings)}})
+            # the model loads before the server accepts a connection: /readyz never answers 200 to a cold process
+            t0 = time.perf_counter()
+            registry.warmup()
+            log.info("started", extra={"fields": {"data_dir": settings.data_dir, "backend": _backend(settings),
+                                                  "warmup_s": round(time.perf_counter() - t0, 3)}})
             try:
                 yield
             finally:
@@ -275,8 +280,11 @@ def create_app(
 
     @app.get("/readyz", response_model=Health, tags=["health"])
     def readyz() -> Any:
-        """Readiness: the key store and the storage backend answer."""
+        """Readiness: the embedding model is loaded (a search pays for no model load), and the key store and
+        the storage backend answer."""
         try:
+            if not registry.warm:
+                raise RuntimeError("the embedding model is not loaded yet")
             keys.list(tenant=None)
             registry.ready()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with the reason
