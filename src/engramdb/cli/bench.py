@@ -253,7 +253,7 @@ def bench_scale(
     """Ingest throughput, search latency (vs exact brute force, same run), RSS and disk per memory, by size."""
     from ..bench import scale
     from ..errors import ValidationError
-    from .main import progress_bar
+    from .app import progress_bar
 
     try:
         size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
@@ -290,7 +290,7 @@ def bench_procedural(
     """Success rate and steps of a scripted agent on held-out tasks, with and without procedural memory."""
     from ..bench import procedural
     from ..errors import ValidationError
-    from .main import progress_bar
+    from .app import progress_bar
 
     try:
         points = [int(x) for x in curve.split(",") if x.strip()]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ValidationError
-from .main import AgentOpt, DbOpt, JsonOpt, SessionOpt, UrlOpt, UserOpt, open_memory, parse_json_opt, progress_bar
+from .app import AgentOpt, DbOpt, JsonOpt, SessionOpt, UrlOpt, UserOpt, open_memory, parse_json_opt, progress_bar
 from .output import console, emit_json, err_console
 
 
@@ -119,6 +119,34 @@ def register(app: typer.Typer) -> None:
             emit_json({"expired": n})
         else:
             console.print(f"expired {n} memories")
+
+    @app.command()
+    def decay(
+        user: UserOpt = None,
+        agent: AgentOpt = None,
+        limit: Annotated[int, typer.Option("--limit", "-n", help="How many, lowest first.")] = 50,
+        db: DbOpt = None,
+        url: UrlOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Decay scores of the memories the decay policy covers, lowest (fading soonest) first."""
+        with open_memory(db, url) as mem:
+            scores = mem.decay_scores(user_id=user, agent_id=agent, limit=limit)
+        if as_json:
+            emit_json([{"id": i, "score": s} for i, s in scores])
+        else:
+            for i, s in scores:
+                console.print(f"{s:.3f}  {i}", highlight=False)
+
+    @app.command()
+    def archive(db: DbOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+        """Soft-delete the memories under the decay policy's archive_below (nothing when decay is off)."""
+        with open_memory(db, url) as mem:
+            n = mem.archive_decayed()
+        if as_json:
+            emit_json({"archived": n})
+        else:
+            console.print(f"archived {n} memories")
 
     @app.command()
     def forget(

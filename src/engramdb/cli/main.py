@@ -6,106 +6,37 @@ Errors from bad input print one line and exit with code 2; nothing is changed.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from typer.core import TyperGroup
 
-from ..errors import EngramError, ValidationError
-from .output import console, emit_json, err_console, records_table, results_table
-
-
-class _EngramGroup(TyperGroup):
-    """Turns expected errors into one line on stderr and exit code 2, for every command and sub-group.
-
-    Here rather than only in `main()` so that the same holds when the app is driven in-process (CliRunner)."""
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except EngramError as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-
-app = typer.Typer(
-    cls=_EngramGroup,
-    name="engramdb",
-    help="EngramDB: long-term memory for LLM agents, in one SQLite file.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from ..api.params import (
+    DEFAULT_CONTEXT_LIMIT,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_SEARCH_LIMIT,
+    ContextQuery,
+    SearchQuery,
+    field_help,
 )
-
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", envvar="ENGRAMDB_PATH", help="SQLite file (or set ENGRAMDB_PATH). Default: ./engram.db"),
-]
-UrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--url", envvar="ENGRAMDB_URL", help="Database URL instead of --db: sqlite:///x.db or postgresql://..."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-UserOpt = Annotated[str | None, typer.Option("--user", "-u", help="user_id scope")]
-AgentOpt = Annotated[str | None, typer.Option("--agent", "-a", help="agent_id scope")]
-SessionOpt = Annotated[str | None, typer.Option("--session", "-s", help="session_id scope")]
-
-
-def open_memory(db: str | None, url: str | None = None, *, create: bool = False, **kwargs: Any):  # noqa: ANN201
-    """Open the store. Only commands that write new memories (`create=True`) may create a SQLite file:
-    a typo in --db for `search` or `stats` must be an error, not a new empty store."""
-    from ..api.memory import Memory
-    from ..config import default_path
-    from ..embed import on_model_load
-    from .output import model_spinner
-
-    on_model_load(model_spinner)  # commands that embed show a spinner while the model loads; the rest load none
-    if not create and not url and not os.environ.get("ENGRAMDB_URL"):
-        path = db or default_path()
-        if path != ":memory:" and not os.path.exists(path):
-            raise ValidationError(f"no EngramDB store at {path} (create one with `engramdb add` or `engramdb import`)")
-    return Memory(db if not url else None, url=url, **kwargs)
-
-
-def parse_json_opt(value: str | None, name: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{name}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-
-
-def progress_bar(description: str, enabled: bool = True) -> Progress:
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not enabled,
-        transient=True,
-    )
-
-
-def read_input_file(path: str) -> str:
-    """Read a file (or '-' for stdin) as strict UTF-8."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise ValidationError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"{path}: invalid UTF-8 at byte {exc.start}") from exc
+from ..errors import EngramError, ValidationError
+from . import app as _app_module
+from .app import (
+    AgentOpt,
+    DbOpt,
+    JsonOpt,
+    SessionOpt,
+    UrlOpt,
+    UserOpt,
+    app,
+    open_memory,
+    parse_json_opt,
+    progress_bar,
+    read_input_file,
+)
+from .output import console, emit_json, err_console, records_table, results_table
 
 
 @app.command()
@@ -151,21 +82,25 @@ def add(
         console.print(f"added {len(recs)} memor{'y' if len(recs) == 1 else 'ies'}: " + ", ".join(r.id for r in recs))
 
 
+# Option help and defaults come from the operations' models (api/params.py), as over REST and MCP; the values
+# are checked by Memory, so a bad one gets the same message on every interface (and exit code 2 here).
 @app.command()
 def search(
-    query: str,
+    query: Annotated[str, typer.Argument(help=field_help(SearchQuery, "query"))],
     user: UserOpt = None,
     agent: AgentOpt = None,
     session: SessionOpt = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 10,
-    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="occurred_at >= this (ISO-8601)")] = None,
-    until: Annotated[str | None, typer.Option(help="occurred_at < this (ISO-8601)")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help=field_help(SearchQuery, "limit"))] = DEFAULT_SEARCH_LIMIT,
+    kind: Annotated[list[str] | None, typer.Option(help=field_help(SearchQuery, "kinds") + " Repeatable.")] = None,
+    since: Annotated[str | None, typer.Option(help=field_help(SearchQuery, "since"))] = None,
+    until: Annotated[str | None, typer.Option(help=field_help(SearchQuery, "until"))] = None,
     where: Annotated[
-        str | None, typer.Option(help='Metadata equality filter as JSON, e.g. \'{"topic": "work"}\'')
+        str | None, typer.Option(help=field_help(SearchQuery, "filters") + " As JSON.")
     ] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="What was true then (ISO-8601).")] = None,
-    order: Annotated[str, typer.Option(help="relevance, time or -time.")] = "relevance",
+    as_of: Annotated[str | None, typer.Option("--as-of", help=field_help(SearchQuery, "as_of"))] = None,
+    order: Annotated[str, typer.Option(help=field_help(SearchQuery, "order"))] = "relevance",
+    mode: Annotated[str, typer.Option(help=field_help(SearchQuery, "mode"))] = "default",
+    threshold: Annotated[float | None, typer.Option(help=field_help(SearchQuery, "threshold"))] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -185,6 +120,8 @@ def search(
             filters=filters,
             as_of=as_of,
             order=order,
+            mode=mode,
+            threshold=threshold,
         )
     if as_json:
         emit_json(results)
@@ -194,19 +131,28 @@ def search(
 
 @app.command("context")
 def context_cmd(
-    query: str,
+    query: Annotated[str, typer.Argument(help=field_help(ContextQuery, "query"))],
     user: UserOpt = None,
     agent: AgentOpt = None,
     session: SessionOpt = None,
-    max_tokens: Annotated[int, typer.Option(help="Token budget.")] = 1000,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="What was true then (ISO-8601).")] = None,
+    max_tokens: Annotated[int, typer.Option(help=field_help(ContextQuery, "max_tokens"))] = DEFAULT_MAX_TOKENS,
+    limit: Annotated[int, typer.Option("--limit", "-n", help=field_help(ContextQuery, "limit"))] = (
+        DEFAULT_CONTEXT_LIMIT
+    ),
+    since: Annotated[str | None, typer.Option(help=field_help(ContextQuery, "since"))] = None,
+    until: Annotated[str | None, typer.Option(help=field_help(ContextQuery, "until"))] = None,
+    where: Annotated[str | None, typer.Option(help=field_help(ContextQuery, "filters") + " As JSON.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=field_help(ContextQuery, "as_of"))] = None,
+    threshold: Annotated[float | None, typer.Option(help=field_help(ContextQuery, "threshold"))] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a prompt-ready context block for a query."""
+    filters = parse_json_opt(where, "--where")
     with open_memory(db, url) as mem:
-        block = mem.context(query, user_id=user, agent_id=agent, session_id=session, max_tokens=max_tokens, as_of=as_of)
+        block = mem.context(query, user_id=user, agent_id=agent, session_id=session, max_tokens=max_tokens,
+                            limit=limit, since=since, until=until, filters=filters, as_of=as_of, threshold=threshold)
     if as_json:
         emit_json(block)
     else:
@@ -232,9 +178,9 @@ def list_cmd(
     if as_json:
         emit_json(page)
     else:
-        console.print(
-            records_table(page.items, title=f"{page.offset + 1}-{page.offset + len(page.items)} of {page.total}")
-        )
+        # "21-22 of 22"; a page past the end says so instead of "21-20"
+        shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else f"none from {page.offset + 1}"
+        console.print(records_table(page.items, title=f"{shown} of {page.total}"))
         if page.next_offset is not None:
             err_console.print(f"[dim]next page: --offset {page.next_offset}[/dim]")
 
@@ -298,6 +244,98 @@ def history(memory_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: JsonO
         state = h.after or h.before or {}
         table.add_row(str(h.version), h.action, h.at.strftime("%Y-%m-%d %H:%M:%S"), str(state.get("text", ""))[:80])
     console.print(table)
+
+
+@app.command()
+def links(memory_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Typed links touching a memory, both ways (supersedes, summarizes, related, ...)."""
+    with open_memory(db, url) as mem:
+        got = mem.links(memory_id)
+    if as_json:
+        emit_json(got)
+        return
+    for lk in got:
+        reason = lk["reason"] or ""
+        console.print(f"{lk['src_id']} --{lk['type']}--> {lk['dst_id']}  [dim]{reason}[/dim]", highlight=False)
+
+
+@app.command()
+def derived(memory_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """Memories derived from this one: facts, summaries and profiles that name it as a source."""
+    with open_memory(db, url) as mem:
+        got = mem.derived(memory_id)
+    if as_json:
+        emit_json(got)
+    else:
+        console.print(records_table(got, title=f"derived from {memory_id}"))
+
+
+@app.command()
+def scopes(
+    field: Annotated[str, typer.Argument(help="user_id, agent_id or session_id.")] = "user_id",
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, busiest first.")] = 100,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many users (agents, sessions) hold live memories, and the busiest with their counts."""
+    with open_memory(db, url) as mem:
+        total, top = mem.scopes(field, user_id=user, agent_id=agent, limit=limit)
+    if as_json:
+        emit_json({"total": total, "top": [{"value": v, "memories": n} for v, n in top]})
+        return
+    console.print(f"{total} distinct {field}", highlight=False)
+    for v, n in top:
+        console.print(f"{n:>8}  {v}", highlight=False)
+
+
+@app.command()
+def growth(
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    period: Annotated[str, typer.Option(help="month or day.")] = "month",
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Live memories per month (or day) of when they happened, oldest first."""
+    with open_memory(db, url) as mem:
+        rows = mem.growth(user_id=user, agent_id=agent, session_id=session, period=period)
+    if as_json:
+        emit_json([{"period": p, "memories": n} for p, n in rows])
+        return
+    for p, n in rows:
+        console.print(f"{p}  {n}", highlight=False)
+
+
+@app.command()
+def erase(
+    memory_ids: Annotated[list[str] | None, typer.Argument(help="Memory ids to erase (or use a scope).")] = None,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hard-delete exactly these memories (or a scope's), with history and vectors. Irreversible; `purge` also
+    erases what was derived from a user's memories elsewhere."""
+    if not memory_ids and not (user or agent or session):
+        raise ValidationError("erase needs memory ids or a scope (--user, --agent, --session)")
+    if not yes:
+        if as_json:
+            raise ValidationError("erase is irreversible: pass --yes with --json")
+        typer.confirm("Erase these memories for good?", abort=True)
+    with open_memory(db, url) as mem:
+        n = mem.erase(memory_ids or None, user_id=user, agent_id=agent, session_id=session)
+    if as_json:
+        emit_json({"erased": n})
+    else:
+        console.print(f"erased {n} memories")
 
 
 @app.command("export")
@@ -395,24 +433,18 @@ def demo(
 
 
 def _register_extensions() -> None:
-    """Sub-command groups that live in their own modules (bench, lifecycle, server, ...)."""
-    from importlib import import_module
+    """Sub-command groups that live in their own modules (bench, lifecycle, server, ...), registered once even
+    when this file is loaded twice (as __main__ under `python -m engramdb.cli.main`, and by name)."""
+    if getattr(_app_module, "registered", False):
+        return
+    from . import bench, lifecycle, migrate, models, procedural, serve, tenants, ui
 
-    for module in ("bench", "lifecycle", "procedural", "serve", "tenants", "migrate", "models", "ui"):
-        try:
-            mod = import_module(f"engramdb.cli.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"engramdb.cli.{module}":
-                continue
-            raise
+    for mod in (bench, lifecycle, procedural, serve, tenants, migrate, models, ui):
         mod.register(app)
+    _app_module.registered = True
 
 
-# Under `python -m engramdb.cli.main` this file runs as __main__ (and as __mp_main__ in multiprocessing children,
-# e.g. `serve --workers`), a second copy of the module: the extensions import `engramdb.cli.main`, so they are
-# registered there (below) instead of on this copy.
-if __name__ not in ("__main__", "__mp_main__"):
-    _register_extensions()
+_register_extensions()
 
 
 def main() -> None:
@@ -443,6 +475,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from engramdb.cli.main import main as _main
-
-    _main()
+    main()

@@ -35,7 +35,7 @@ def migrate(
     from ..errors import ValidationError
     from ..store.base import Filters
     from ..store.migrate import copy_store
-    from .main import progress_bar
+    from .app import progress_bar
     from .output import console, emit_json, err_console
 
     if not 1 <= batch <= 10_000:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ValidationError
-from .main import AgentOpt, DbOpt, JsonOpt, SessionOpt, UrlOpt, UserOpt, open_memory, parse_json_opt, read_input_file
+from .app import AgentOpt, DbOpt, JsonOpt, SessionOpt, UrlOpt, UserOpt, open_memory, parse_json_opt, read_input_file
 from .output import console, emit_json, err_console, short
 
 trajectory_app = typer.Typer(
@@ -17,8 +17,12 @@ trajectory_app = typer.Typer(
 )
 
 
+tip_app = typer.Typer(help="Stored tips: list them, show where one came from.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(trajectory_app, name="trajectory")
+    app.add_typer(tip_app, name="tip")
     app.command("tips")(tips_cmd)
     app.command("outcome")(outcome_cmd)
 
@@ -111,6 +115,64 @@ def show_cmd(trajectory_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: 
     console.print(f"{t.task}\noutcome: {t.outcome}, {t.n_steps} steps", highlight=False)
     for i, (s, sid) in enumerate(zip(t.steps, t.step_ids, strict=False)):
         console.print(f"  [{i}] {short(s.text(i), 150)}  [dim]{sid}[/dim]", highlight=False)
+
+
+@trajectory_app.command("list")
+def list_trajectories_cmd(
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The stored trajectories of a scope (all of them without one)."""
+    with open_memory(db, url) as mem:
+        got = mem.trajectories(user_id=user, agent_id=agent, session_id=session)
+    if as_json:
+        emit_json(got)
+        return
+    table = Table(title=f"{len(got)} trajectories")
+    for col in ("id", "outcome", "steps", "task"):
+        table.add_column(col, overflow="fold" if col == "task" else "ellipsis", no_wrap=col != "task")
+    for t in got:
+        table.add_row(t.id or "", t.outcome, str(t.n_steps), short(t.task, 160))
+    console.print(table)
+
+
+@tip_app.command("list")
+def list_tips_cmd(
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    status: Annotated[str, typer.Option(help="active, retired or all.")] = "active",
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The stored tips of a scope: active ones by default."""
+    with open_memory(db, url) as mem:
+        wanted = None if status == "all" else status
+        got = mem.list_tips(user_id=user, agent_id=agent, session_id=session, status=wanted)
+    if as_json:
+        emit_json(got)
+    else:
+        console.print(_tips_table(got, f"{len(got)} tips ({status})"))
+
+
+@tip_app.command("show")
+def tip_provenance_cmd(tip_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """A tip and where it came from: the exact steps it was drawn from and their trajectories."""
+    with open_memory(db, url) as mem:
+        prov = mem.tip_provenance(tip_id)
+    if as_json:
+        emit_json(prov)
+        return
+    tip = prov.get("tip")
+    console.print(f"{getattr(tip, 'text', tip)}", highlight=False)
+    for t in prov.get("trajectories", []):
+        console.print(f"  from {t.get('trajectory_id')} ({t.get('outcome')}): {short(str(t.get('task')), 120)}",
+                      highlight=False)
 
 
 @trajectory_app.command("learn")

@@ -193,7 +193,7 @@ def mcp(
     """Run the MCP server: tools remember, recall, get_context, forget, update_memory, memory_history."""
     if transport == "stdio":
         from ..mcp.server import stdio_server
-        from .main import open_memory
+        from .app import open_memory
 
         with open_memory(db, url, create=True, embedder=embedder) as mem:
             mem.warmup()  # before the protocol starts: the client's first call pays for no model load

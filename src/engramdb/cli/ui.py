@@ -25,7 +25,7 @@ def ui(
     import uvicorn
 
     from ..ui import local_app
-    from .main import open_memory
+    from .app import open_memory
 
     if host not in LOCAL_HOSTS:
         raise ValidationError("engramdb ui has no sign-in, so it binds only to the loopback; use `engramdb serve`")
