@@ -13,6 +13,7 @@ from engramdb.bench.ann import make_queries, make_vectors
 from engramdb.bench.scale import synthetic_texts
 from engramdb.index.vector import VectorIndex
 from engramdb.model import MemoryRecord
+from engramdb.store import sqlite as sqlite_mod
 from engramdb.store import sqlite_schema
 from engramdb.store.base import Filters
 from engramdb.store.codec import keyword_terms
@@ -45,7 +46,9 @@ def _expected(ref: sqlite3.Connection, query: str, keep: set[int], ids: dict[int
     return [(ids[key], s) for key, s in rows if key in keep][:k]
 
 
-def test_scoped_and_unscoped_keyword_scores_match_fts5(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_index_max", [0, 10**9], ids=["scored-in-python", "bm25-in-index"])
+def test_scoped_and_unscoped_keyword_scores_match_fts5(tmp_path: Path, monkeypatch, in_index_max: int) -> None:
+    monkeypatch.setattr(sqlite_mod, "BM25_IN_INDEX_MAX", in_index_max)
     store = SQLiteStore(tmp_path / "k.db")
     recs = _records(600)
     store.insert(recs, None, [r.text for r in recs])
@@ -83,7 +86,8 @@ def test_scoped_search_after_writes_and_user_change(tmp_path: Path) -> None:
     store.close()
 
 
-def test_v2_store_migrates_to_the_clustered_index(tmp_path: Path) -> None:
+def test_v2_store_migrates_to_the_clustered_index(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sqlite_mod, "BM25_IN_INDEX_MAX", 0)
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     for version, script in sqlite_schema.MIGRATIONS[:2]:
@@ -170,3 +174,29 @@ def test_another_process_change_reaches_the_paged_index_row_by_row(paged, monkey
     assert not gone_key  # hard-deleted: no key, and never a hit
     deleted_hits = index.search(vecs[20], Filters(), 5)
     assert all(k in store.ids_for([k]) for k, _ in deleted_hits)
+
+
+def test_bench_scale_resumes_its_build_and_reports(tmp_path: Path) -> None:
+    from engramdb.bench import scale
+
+    calls = {"n": 0}
+
+    def stop_midway(stage: str, done: int, total: int) -> None:
+        calls["n"] += 1
+        if done >= 200:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scale.build_cached(400, cache_dir=str(tmp_path), seed=3, progress=stop_midway)
+    resumed = scale.build_cached(400, cache_dir=str(tmp_path), seed=3)
+    assert resumed["resumed_from"] == 200
+    again = scale.build_cached(400, cache_dir=str(tmp_path), seed=3)
+    assert again["added_s"] == 0.0
+    report = scale.run([400], backends=("sqlite",), n_queries=5, seed=3, cache_dir=str(tmp_path))
+    (row,) = report["rows"]
+    assert row["n"] == 400 and row["scoped"]["p50_ms"] > 0 and row["bytes_per_memory"] > 0
+    sessions_in_plan = {s["session_id"] for s in scale.sessions(400, 3)}
+    assert len(sessions_in_plan) == 20
+    svg = scale.chart(report)
+    assert svg.startswith("<svg") and "sqlite scoped" in svg
+    assert "| sqlite | 400 |" in scale.markdown(report)

