@@ -65,11 +65,15 @@ from .models import (
     ImportRequest,
     Kind,
     LearnRequest,
+    LinkOut,
     MetaFilter,
     OutcomeRequest,
     PageResponse,
+    PeriodCount,
     PurgeRequest,
     PurgeResponse,
+    ScopeCount,
+    ScopesResponse,
     SearchRequest,
     SearchResponse,
     StatsResponse,
@@ -415,6 +419,40 @@ def create_app(
         """Counts and sizes of the tenant's store."""
         st = {k: v for k, v in memory(p).stats().items() if k != "path"}  # server paths are not the tenant's business
         return StatsResponse(tenant=p.tenant, stats=_jsonable(st))
+
+    @app.get("/v1/memories/{memory_id}/links", response_model=list[LinkOut], tags=["memories"])
+    def links(memory_id: MemoryId, p: Principal = reader) -> list[LinkOut]:
+        """Typed links touching a memory, both ways (supersedes, summarizes, related, ...)."""
+        return [LinkOut(**lk) for lk in memory(p).links(memory_id)]
+
+    @app.get("/v1/memories/{memory_id}/derived", response_model=list[MemoryRecord], tags=["memories"])
+    def derived(memory_id: MemoryId, p: Principal = reader) -> list[MemoryRecord]:
+        """Memories derived from this one: facts, summaries and profiles that name it as a source."""
+        return memory(p).derived(memory_id)
+
+    @app.get("/v1/scopes", response_model=ScopesResponse, tags=["memories"])
+    def scopes(
+        p: Principal = reader,
+        field: Literal["user_id", "agent_id", "session_id"] = "user_id",
+        user_id: ScopeParam = None,
+        agent_id: ScopeParam = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    ) -> ScopesResponse:
+        """How many users (agents, sessions) hold live memories, and the busiest with their counts."""
+        total, top = memory(p).scopes(field, user_id=user_id, agent_id=agent_id, limit=limit)
+        return ScopesResponse(total=total, top=[ScopeCount(value=v, memories=n) for v, n in top])
+
+    @app.get("/v1/growth", response_model=list[PeriodCount], tags=["memories"])
+    def growth(
+        p: Principal = reader,
+        user_id: ScopeParam = None,
+        agent_id: ScopeParam = None,
+        session_id: ScopeParam = None,
+        period: Literal["month", "day"] = "month",
+    ) -> list[PeriodCount]:
+        """Live memories per month (or day) of when they happened, oldest first."""
+        rows = memory(p).growth(user_id=user_id, agent_id=agent_id, session_id=session_id, period=period)
+        return [PeriodCount(period=k, memories=n) for k, n in rows]
 
     # -- facts -----------------------------------------------------------------
     @app.get("/v1/facts", response_model=list[MemoryRecord], tags=["facts"])

@@ -96,6 +96,29 @@ class CountResponse(BaseModel):
     count: int
 
 
+class LinkOut(BaseModel):
+    src_id: str
+    dst_id: str
+    type: str
+    reason: str | None = None
+    created_at: datetime | None = None
+
+
+class ScopeCount(BaseModel):
+    value: str
+    memories: int
+
+
+class ScopesResponse(BaseModel):
+    total: int = Field(..., description="How many distinct values hold live memories.")
+    top: list[ScopeCount]
+
+
+class PeriodCount(BaseModel):
+    period: str = Field(..., description="YYYY-MM, or YYYY-MM-DD by day.")
+    memories: int
+
+
 class DecayScore(BaseModel):
     id: str
     score: float = Field(..., description="The decay policy's score: lower fades sooner.")
@@ -135,6 +158,10 @@ __all__ = [
     "AddRequest",
     "CountResponse",
     "DecayScore",
+    "LinkOut",
+    "PeriodCount",
+    "ScopeCount",
+    "ScopesResponse",
     "ExpireRequest",
     "ExtractRequest",
     "FactsQuery",
