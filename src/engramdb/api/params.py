@@ -148,6 +148,12 @@ Threshold = Annotated[
     Field(ge=0, le=1, description="Drop results whose score (0 to 1) is below this."),
     BeforeValidator(_json_number),
 ]
+Audience = Annotated[
+    str | dict[str, str],
+    Field(description="Who receives the results: an agent id, 'purpose:<label>', or {\"agent_id\": ..., "
+                      "\"purpose\": ...}. Disclosure policies are enforced for it and each result served is "
+                      "audited; leave it out when the caller owns the data."),
+]
 Importance = Annotated[
     float, Field(ge=0, le=1, description="0 (trivial) to 1 (critical)."), BeforeValidator(_json_number)
 ]
@@ -262,6 +268,7 @@ class SearchQuery(Scope):
     as_of: AsOf | SkipJsonSchema[None] = None
     order: Order = "relevance"
     threshold: Threshold | SkipJsonSchema[None] = None
+    audience: Audience | SkipJsonSchema[None] = None
 
 
 class ContextQuery(Scope):
@@ -275,6 +282,7 @@ class ContextQuery(Scope):
     until: Until | SkipJsonSchema[None] = None
     as_of: AsOf | SkipJsonSchema[None] = None
     threshold: Threshold | SkipJsonSchema[None] = None
+    audience: Audience | SkipJsonSchema[None] = None
 
 
 class UpdateRequest(StrictModel):

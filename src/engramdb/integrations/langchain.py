@@ -49,6 +49,7 @@ class EngramDBRetriever(BaseRetriever):
     filters: dict[str, Any] | None = None
     kinds: list[str] | None = None
     as_of: datetime | str | None = None
+    audience: str | dict[str, str] | None = None  # who reads the documents: disclosure policies apply (privacy)
 
     @field_validator("memory")
     @classmethod
@@ -57,7 +58,7 @@ class EngramDBRetriever(BaseRetriever):
 
     def _search_kwargs(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id, "limit": self.k,
-                "filters": self.filters, "kinds": self.kinds, "as_of": self.as_of}
+                "filters": self.filters, "kinds": self.kinds, "as_of": self.as_of, "audience": self.audience}
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [to_document(hit) for hit in self.memory.search(query, **self._search_kwargs())]

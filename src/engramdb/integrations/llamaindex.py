@@ -48,6 +48,7 @@ class EngramDBMemoryBlock(BaseMemoryBlock[str]):
     session_id: str | None = None
     max_tokens: int = Field(default=500, ge=16, description="the token budget of the context block")
     context_window: int = Field(default=2, ge=1, description="how many latest messages form the query")
+    audience: str | dict[str, str] | None = Field(default=None, description="who reads the block (privacy)")
 
     @field_validator("memory")
     @classmethod
@@ -66,7 +67,7 @@ class EngramDBMemoryBlock(BaseMemoryBlock[str]):
             return ""
         block = await asyncio.to_thread(
             self.memory.context, query[: self.memory.config.max_text_chars], user_id=self.user_id,
-            agent_id=self.agent_id, max_tokens=self.max_tokens,
+            agent_id=self.agent_id, max_tokens=self.max_tokens, audience=self.audience,
         )
         return block.text if block.memory_ids else ""
 

@@ -163,6 +163,7 @@ def memory_tools(
     user_id: str | None = None,
     agent_id: str | None = None,
     limit: int = 5,
+    audience: str | dict[str, str] | None = None,
 ) -> list[FunctionTool]:
     """`recall_memory(query)` and `remember(text)` as Agents SDK function tools, bound to one scope: what one
     session remembers, a later session of the same user recalls."""
@@ -179,7 +180,8 @@ def memory_tools(
         Args:
             query: what to look for, in plain words.
         """
-        hits = mem.search(query, user_id=user_id, agent_id=agent_id, limit=limit, kinds=RECALL_KINDS)
+        hits = mem.search(query, user_id=user_id, agent_id=agent_id, limit=limit, kinds=RECALL_KINDS,
+                          audience=audience)  # disclosure policies for the agent that recalls (privacy)
         if not hits:
             return "No memories found."
         return "\n".join(

@@ -13,6 +13,7 @@ Tool descriptions are written for the model that decides when to call them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -64,9 +65,13 @@ def _brief(rec: Any) -> dict[str, Any]:
     }
 
 
-def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | None = None) -> MCPServer:
-    """An MCPServer whose tools act on the Memory that `resolve` returns for each call."""
+def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | None = None,
+                 audience: str | None = None) -> MCPServer:
+    """An MCPServer whose tools act on the Memory that `resolve` returns for each call. `audience` (default:
+    $ENGRAMDB_AUDIENCE): the agent or purpose this server answers; recall and get_context then serve only what
+    the disclosure policies let it see (docs/privacy.md). The model cannot change it."""
     defaults = {k: v for k, v in (default_scope or {}).items() if v}
+    audience = audience or os.environ.get("ENGRAMDB_AUDIENCE") or None
     # WARNING: the SDK installs a root log handler at this level; INFO would echo every HTTP call.
     mcp = MCPServer("engramdb", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
 
@@ -149,7 +154,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             ctx,
             "read",
             lambda m: m.search(query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until,
-                               as_of=as_of, order=order, threshold=threshold),
+                               as_of=as_of, order=order, threshold=threshold, audience=audience),
         )
         return {"results": [{**_brief(r.memory), "score": round(r.score, 4), "current": r.current,
                              **({"superseded_by": r.superseded_by} if r.superseded_by else {})} for r in results]}
@@ -177,7 +182,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             ctx,
             "read",
             lambda m: m.context(query, **scoped(user_id, agent_id, session_id), max_tokens=max_tokens, as_of=as_of,
-                                threshold=threshold),
+                                threshold=threshold, audience=audience),
         )
         return block.text or "(no relevant memories)"
 
@@ -322,7 +327,8 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
 
 
 def stdio_server(
-    mem: Memory, *, read_only: bool = False, default_scope: dict[str, str | None] | None = None
+    mem: Memory, *, read_only: bool = False, default_scope: dict[str, str | None] | None = None,
+    audience: str | None = None,
 ) -> MCPServer:
     """A server over one store, for `engramdb mcp` on stdio (the client owns the process)."""
 
@@ -331,4 +337,4 @@ def stdio_server(
             raise ForbiddenError("this MCP server was started read-only (--read-only)")
         return mem
 
-    return build_server(resolve, default_scope=default_scope)
+    return build_server(resolve, default_scope=default_scope, audience=audience)

@@ -174,10 +174,12 @@ class PrivacyEngine:
         tenant = self.get_policy()
         users: dict[str | None, P.Policy | None] = {}
         labels = self.effective_labels([r.memory for r in results])
+        sources = {r.id: r for r in self.store.get(sorted({s for x in results for s in x.memory.source_ids}),
+                                                    include_deleted=True)}
         out: list[SearchResult] = []
         for res in results:
             rec = res.memory
-            if not SP.can_read(rec, aud.agent_id, grants):
+            if not self._visible(rec, aud.agent_id, grants, sources):
                 continue
             cats = labels.get(rec.id, set())
             if rec.user_id not in users:
@@ -195,6 +197,18 @@ class PrivacyEngine:
         if op is not None:
             self.record(out, aud, op, labels)
         return out
+
+    @staticmethod
+    def _visible(rec: MemoryRecord, agent_id: str | None, grants: dict[str, dict[str, str]],
+                 sources: dict[str, MemoryRecord]) -> bool:
+        """Whether the audience may see it: its own visibility, or (a derived memory with none of its own)
+        that of every memory it was made from: a fact from a turn in a space is in that space."""
+        if SP.can_read(rec, agent_id, grants):
+            return True
+        if not rec.source_ids or SP.SPACE_KEY in rec.metadata or SP.SHARED_KEY in rec.metadata:
+            return False
+        got = [sources.get(s) for s in rec.source_ids]
+        return all(g is not None and SP.can_read(g, agent_id, grants) for g in got)
 
     def record(self, results: Sequence[SearchResult], audience: P.Audience, op: str,
                labels: dict[str, set[str]] | None = None) -> None:
