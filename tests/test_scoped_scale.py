@@ -200,3 +200,18 @@ def test_bench_scale_resumes_its_build_and_reports(tmp_path: Path) -> None:
     svg = scale.chart(report)
     assert svg.startswith("<svg") and "sqlite scoped" in svg
     assert "| sqlite | 400 |" in scale.markdown(report)
+
+
+def test_reindex_swap_makes_a_paged_index_reload(paged) -> None:  # noqa: ANN001
+    """A model swap replaces every vector at once: the log says so, and another process's index reloads."""
+    store, index, recs, vecs = paged
+    index.refresh()
+    other = SQLiteStore(store.path)
+    other.reindex_begin("m2")
+    keys = other.vector_keys()
+    other.reindex_stage(keys.tolist(), [r.text for r in recs], -vecs)
+    assert other.reindex_commit("m2", DIM)
+    other.close()
+    assert store.vector_changes(0) is None  # the log cannot name the rows: reload
+    hits = index.search(-vecs[5], Filters(user_id="u5"), 1)
+    assert store.ids_for([hits[0][0]])[hits[0][0]] == recs[5].id

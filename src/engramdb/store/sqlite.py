@@ -569,6 +569,13 @@ class SQLiteStore(Store):
             for sql in extras:
                 self._conn.execute(sql)
             self._conn.execute("DELETE FROM meta WHERE key = 'reindex_to'")
+            # Every vector changed and the drop logged none: mark the log as starting here, so an index in
+            # another process reloads rather than patching from it.
+            self._conn.execute("INSERT INTO vector_log(key) VALUES (0)")
+            self._conn.execute(
+                "INSERT INTO meta(key, value) SELECT 'vector_log_pruned', MAX(seq) FROM vector_log WHERE true"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            )
             for key, value in (("embed_model", model), ("embed_dim", str(dim))):
                 self._conn.execute(
                     "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
