@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-bench_app = typer.Typer(help="Benchmarks: LoCoMo, LongMemEval, scale, ANN.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: LoCoMo, LongMemEval, scale, ANN, privacy.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -337,3 +337,34 @@ def bench_faults(
     c = report.get("concurrency", {})
     if any(report["faults"]["problems"].values()) or c.get("lost") or c.get("duplicated") or c.get("search_errors"):
         raise typer.Exit(1)
+
+
+@bench_app.command("privacy")
+def bench_privacy(
+    people: int = typer.Option(24, min=1, max=1000, help="Synthetic people (each with 11 attributes)."),
+    seed: int = typer.Option(7, help="Which attribute values and wordings each person gets."),
+    max_tokens: int = typer.Option(800, min=16, max=8000, help="The context budget of each task."),
+    embedder: str = typer.Option("default", help="default (the configured model) or hashing (no model: labels "
+                                                 "from patterns only)."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Contextual integrity: forbidden attributes that reach an agent's context (violations) and needed ones
+    that do (utility), with and without disclosure policies (docs/privacy.md)."""
+    from ..bench import privacy
+    from ..errors import ValidationError
+    from .main import progress_bar
+
+    if embedder not in ("default", "hashing"):
+        raise ValidationError("--embedder: default or hashing")
+    emb = None
+    if embedder == "hashing":
+        from ..embed import HashingEmbedder
+
+        emb = HashingEmbedder(64)
+    with progress_bar("privacy", enabled=not as_json) as bar:
+        task = bar.add_task("privacy", total=None)
+        report = privacy.run(people=people, seed=seed, embedder=emb, max_tokens=max_tokens,
+                             labels="offline" if emb is None else "patterns",
+                             progress=lambda d, t: bar.update(task, completed=d, total=t))
+    publish(privacy, report, out, as_json)

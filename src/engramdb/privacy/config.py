@@ -17,8 +17,9 @@ def _env(name: str, default: str) -> Any:
 class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Labels on write: auto (the LLM when one is configured, else offline) | offline | llm | off
-    labels: Literal["auto", "offline", "llm", "off"] = Field(
+    # Labels on write: auto (the LLM when one is configured, else offline) | offline (embedding prototypes and
+    # patterns) | patterns (no model: for the hashing embedder) | llm | off
+    labels: Literal["auto", "offline", "patterns", "llm", "off"] = Field(
         default_factory=lambda: _env("ENGRAMDB_PRIVACY_LABELS", "auto")
     )
     # A secret found on write: mask it (default) | refuse the write | encrypt it | off (store as given)

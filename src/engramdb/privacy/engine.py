@@ -100,6 +100,8 @@ class PrivacyEngine:
                         for a, t in zip(L.classify_llm(llm, texts), texts, strict=True)]
             except LLMError:
                 pass  # an LLM failure never loses a write: the offline classifier answers
+        if self.config.labels == "patterns":
+            return [sorted(L.pattern_labels(t)) for t in texts]
         return L.classify(self.mem.embedder, texts, vectors)
 
     def inherit(self, records: Sequence[MemoryRecord]) -> None:

@@ -110,13 +110,18 @@ PATTERNS: dict[str, str] = {
               r"|depress(ed|ion)|anxiety|panic attacks?|cancer|tumou?r|biopsy|surgery|hospital\w*|rehab|addiction"
               r"|medication|prescription|dose of|pregnan\w*|miscarriage|migraines?|asthma|epilep\w*|alzheimer\w*"
               r"|dementia|sclerosis|hiv|covid|insomnia|disorder|allergic|physio\w*|transplant|blood pressure"
-              r"|cholesterol|heart attack|stroke|sick leave|mri|ivf)\b",
+              r"|cholesterol|heart attack|stroke|sick leave|mri|ivf|doctor'?s?|treatment|diseases?|illness"
+              r"|chronic|arthritis|symptoms?|syndrome|clinic|infection|medical|psychologist|counsell?ing)\b",
     "finance": r"\b(salary|mortgage|debt|loans?|bankrupt\w*|credit score|401k|pension|paycheck|savings|taxes"
                r"|tax refund|owe|overdrawn|income|net worth|wage|bonus|irs|invest\w*|brokerage|food stamps"
                r"|bank account|down payment|out of pocket)\b",
     "location": r"(\b\d{1,5}\s+[A-Z][a-z]+\s+(Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way"
                 r"|Court|Ct|Place|Pl)\b|\b(zip code|postcode|postal code|home address|my address|gps coordinates"
-                r"|room \d+|apartment \d+\w?)\b)",
+                r"|room \d+|apartment \d+\w?)\b"
+                r"|\b(i|we|he|she|they) (now )?(live|lives|living|reside|resides) (in|at|on|near|with)\b"
+                r"|\b(moved|moving|relocat\w*) (in)?to\b|\bbased in\b|\bstaying (at|in|with)\b"
+                r"|\b(flat|apartment|house|condo|studio|cabin|cottage|farmhouse) (in|on|at|near|off|outside)\b"
+                r"|\b(signed a lease|checked into|gps|my (home|place|house|flat|apartment) (is|in))\b)",
     "relationships": r"\b(my (wife|husband|boyfriend|girlfriend|partner|ex|fianc[ée]e?|son|daughter|kids|children"
                      r"|mom|mum|mother|dad|father|parents|brother|sister|stepfather|stepmother|mother-in-law"
                      r"|father-in-law|cousin|nephew|niece|grandmother|grandfather)|divorc\w*|custody|engaged"
@@ -132,7 +137,8 @@ PATTERNS: dict[str, str] = {
                  r"|sex life|sexual\w*|hookups?|gender-affirming|transitioned|deadname|kink|open marriage)\b",
     "religion_politics": r"\b(church|mosque|synagogue|temple|pray\w*|rosary|ramadan|kosher|mass|bapti[sz]ed"
                          r"|atheist|agnostic|buddhis\w*|muslim|islam|christian|catholic|mormon|hindu|sikh|quaker"
-                         r"|jehovah\W?s|imam|faith in|republican|democrat|labour|conservative|libertarian|communist"
+                         r"|jehovah\W?s|imam|faith in|republicans?|democrats?|labour|conservatives?|libertarian"
+                         r"|communist|socialis\w*|liberals?|parish\w*|congregation|elections?|ballot|political"
                          r"|green party|brexit|referendum|vote[ds]?|campaign|canvass\w*|protests?|rally|strike"
                          r"|union|pro-(choice|life)|government)\b",
 }
