@@ -169,9 +169,10 @@ class Memory:
         return PrivacyEngine(self)
 
     def warmup(self) -> None:
-        """Load now what the first search would: the embedding model and its fast query copy (ONNX Runtime),
-        the vector index, the learned ranker and the score calibration. Servers call it before they report
-        ready, so no request pays for a load. It adds no memories."""
+        """Load now what the first search or write would: the embedding model and its fast query copy (ONNX
+        Runtime), the vector index, the learned ranker, the score calibration, the sensitivity prototypes and
+        the fact extractor.
+        Servers call it before they report ready, so no request pays for a load. It adds no memories."""
         from ..retrieve.calibrate import load_calibration
         from ..retrieve.ranker import load_ranker
 
@@ -184,6 +185,13 @@ class Memory:
             load_ranker(rc.ranker_path, late=True)
             load_ranker(rc.ranker_path, late=False)
         load_calibration()
+        if self.privacy.config.labels != "off":  # the sensitivity prototypes a first write would embed
+            from ..privacy.labels import warm
+
+            warm(emb)
+        from ..extract.rules import RuleExtractor
+
+        RuleExtractor()  # the fact extractor's patterns, compiled on import: a first write would pay for them
         self.search("warm up", user_id=WARMUP_SCOPE, limit=1)  # a scope nobody uses: the code paths, no results
 
     def close(self) -> None:
