@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-crewai lint bench-locomo clean chromium
+.PHONY: demo test test-fast test-crewai lint bench-locomo clean chromium wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ test: $(VENV)/.test-deps chromium
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The tests not marked slow (tests/conftest.py names the whole-system files): under a minute, for the edit loop.
+test-fast: $(VENV)/.test-deps
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+# A wheel in dist/ to install EngramDB into another project: pip install 'dist/engramdb-<version>-py3-none-any.whl[local]'
+wheel: | $(BIN)/python
+	$(BIN)/pip wheel -q --no-deps --wheel-dir dist .
+
 # crewai pins mcp<2, openai<3 and pydantic<2.13, against the server extra (mcp 2): its adapter is tested in a
 # venv of its own, outside `make test` (2.3 GB; 7 to 21 minutes to build on 2 shared cores; tests/test_integrations_crewai.py)
 CREWAI_VENV ?= .venv-crewai
@@ -56,4 +65,4 @@ bench-locomo: $(VENV)/.demo-deps
 	$(BIN)/engramdb bench locomo ../shared/data/locomo/locomo_dev.json --compare
 
 clean:
-	rm -rf $(VENV) $(CREWAI_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(CREWAI_VENV) build dist *.egg-info .pytest_cache

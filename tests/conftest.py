@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from pgserver import pg_server, pg_url  # noqa: F401 - a real PostgreSQL 18 + pgvector, for the postgres backend tests
@@ -35,3 +36,33 @@ def fake_mem(tmp_path):
     m = Memory(tmp_path / "u.db", embedder=HashingEmbedder(64))
     yield m
     m.close()
+
+
+# Whole-system test files: a real PostgreSQL, servers and subprocesses, fuzzing, benchmarks, a browser, framework
+# adapters, the ONNX export. They are marked slow, so `make test-fast` (pytest -m "not slow") runs the rest in
+# under a minute; `make test` runs everything.
+SLOW_FILES = frozenset({
+    "test_bad_input.py", "test_bench_locomo.py", "test_bench_longmemeval.py", "test_bench_updates.py",
+    "test_cli.py", "test_cli_fuzz.py", "test_concurrency.py", "test_faults.py", "test_fuzz.py",
+    "test_integrations_crewai.py", "test_integrations_docs.py", "test_integrations_langchain.py",
+    "test_integrations_langgraph.py", "test_integrations_llamaindex.py", "test_integrations_mcp_clients.py",
+    "test_integrations_openai_agents.py", "test_isolation.py", "test_late.py", "test_lifecycle_cli.py",
+    "test_mcp.py", "test_migrate.py", "test_onnx.py", "test_packs.py", "test_postgres.py",
+    "test_privacy_surfaces.py", "test_procedural_bench.py", "test_reliability.py", "test_schemathesis.py",
+    "test_scoped_scale.py", "test_server.py", "test_server_concurrency.py", "test_store_contract.py",
+    "test_tenant_move.py", "test_ui.py", "test_ui_browser.py", "test_warmup.py",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # `-m "not slow"` would import every slow file only to deselect it (schemathesis builds an app at import):
+    # skip them before they are imported
+    if collection_path.name in SLOW_FILES and config.getoption("markexpr", "") == "not slow":
+        return True
+    return None

@@ -259,3 +259,28 @@ def test_docs_table_is_current():
         DOC.write_text(want)
         text = want
     assert text == want, "docs/parity.md is out of date: run ENGRAMDB_UPDATE_DOCS=1 pytest tests/test_parity.py"
+
+
+def test_docs_index_links_every_page():
+    docs = DOC.parent
+    index = (docs / "index.md").read_text()
+    linked = {(docs / m).resolve() for m in re.findall(r"\]\(([^)#]+\.md)", index)}
+    pages = {p.resolve() for p in docs.rglob("*.md") if p.name != "index.md"}
+    assert not sorted(map(str, pages - linked)), f"docs/index.md does not link: {sorted(map(str, pages - linked))}"
+
+
+
+def test_missing_model_extra_is_one_line(monkeypatch, tmp_path):
+    """Without the 'local' extra, Memory() with the default model fails at once, naming the extra."""
+    import importlib.util
+
+    from engramdb.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    with pytest.raises(ConfigError) as exc:
+        Memory(tmp_path / "x.db")
+    assert "'local' extra" in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "x.db").exists()  # nothing was created
+    Memory(tmp_path / "y.db", embedder="hashing-8").close()  # other embedders need no extra

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from ..config import MemoryConfig
+from ..embed import check_available
 from ..embed.base import Embedder
 from ..errors import ConfigError, NotFoundError, ValidationError
 from ..index.vector import VectorIndex
@@ -109,6 +110,7 @@ class Memory:
         if embedder is not None and not isinstance(embedder, Embedder):
             cfg = cfg.model_copy(update={"embedder": embedder})
         cfg.retrieval_config()  # bad retrieval settings fail here, before a store is opened
+        check_available(embedder if isinstance(embedder, Embedder) else cfg.embedder)  # a missing extra, too
         # `store=` takes an already-open backend (the server opens one per tenant, e.g. a Postgres schema).
         self.store, ann_path = (
             (store, None)

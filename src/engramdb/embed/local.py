@@ -76,7 +76,9 @@ class SentenceTransformerEmbedder(Embedder):
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
-                raise ConfigError("local embeddings need the 'local' extra: pip install 'engramdb[local]'") from exc
+                from . import LOCAL_EXTRA_HINT
+
+                raise ConfigError(LOCAL_EXTRA_HINT) from exc
             try:
                 from transformers.utils import logging as hf_logging
 

@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the optional extra
     from ..errors import ConfigError
 
-    raise ConfigError("the MCP server needs the 'mcp' package: pip install 'engramdb[server]'") from exc
+    raise ConfigError("the MCP server needs the 'mcp' package: pip install '.[server]'") from exc
 
 # (ctx, permission) -> the caller's Memory; raises EngramError when the caller may not.
 Resolver = Callable[[Context | None, str], Memory]

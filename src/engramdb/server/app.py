@@ -529,8 +529,9 @@ def create_app(
         return _jsonable(memory(p).learn_tips(**req.model_dump(exclude_none=True)).model_dump())
 
     @app.post("/v1/tips/query", response_model=dict[str, Any], tags=["procedural"])
-    def tips(req: TipsQuery, p: Principal = reader) -> dict[str, Any]:
-        """Tips for a new task: `text` is a prompt-ready block, `tip_ids` what to report an outcome for."""
+    def tips(req: TipsQuery, p: Principal = writer) -> dict[str, Any]:
+        """Tips for a new task: `text` is a prompt-ready block, `tip_ids` what to report an outcome for. Needs
+        write: each tip served is counted (its utility is learnt from the outcomes reported)."""
         data = req.model_dump(exclude_none=True)
         g = memory(p).tips(data.pop("task_description"), **data)
         return {**_jsonable(g.model_dump()), "tip_ids": g.tip_ids}
