@@ -16,7 +16,7 @@ import pytest
 from engramdb import Memory
 from engramdb.embed import HashingEmbedder
 from engramdb.embed.base import Embedder
-from engramdb.errors import ConfigError, StoreError, ValidationError
+from engramdb.errors import ConfigError, ModelMismatchError, StoreError, ValidationError
 from engramdb.store import postgres as pgmod
 from engramdb.store import postgres_schema
 from engramdb.store.base import Filters
@@ -155,6 +155,53 @@ def test_pool_serves_concurrent_writers_without_loss(pg_url):
         assert mem.store.data_version() >= 200
     finally:
         mem.close()
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_reindex_is_staged_writers_go_on_and_nothing_is_lost(pg_url, embedder):
+    old = Memory(url=pg_url, embedder=HashingEmbedder(384))
+    recs = old.add([f"turn {i} about topic {i % 7}" for i in range(40)], user_id="u")
+    changed, erased = recs[0], recs[1]
+    added: list[str] = []
+    errors: list[BaseException] = []
+
+    def write_meanwhile(done: int, total: int) -> None:  # the reindex is paused here, between two batches
+        if added:
+            return
+
+        def writer() -> None:
+            try:
+                added.extend(r.id for r in old.add("added while the reindex ran", user_id="u"))
+                old.update(changed.id, text="a text changed while the reindex ran")  # a row already re-embedded
+                old.erase([erased.id])
+                assert old.search("topic", user_id="u")  # one complete (old) vector space meanwhile
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        t.join(timeout=60)  # an in-place reindex holds the rows it rewrote: the update would wait for all of it
+        assert not t.is_alive(), "a writer waited on the reindex"
+        assert errors == []
+
+    with Memory(url=pg_url, embedder=embedder, allow_model_change=True) as new:
+        assert new.reindex(progress=write_meanwhile, batch=8) >= 40
+        assert added and new.stats()["embed_model"] == embedder.name
+        assert new.store.count(Filters(include_deleted=True)) == 40  # 40 + 1 added - 1 erased
+        keys = new.store.keys_for([added[0], changed.id])
+        got, mat = new.store.vectors_for(list(keys.values()))
+        assert len(got) == 2
+        for key, vec in zip(got, mat, strict=True):
+            text = new.get(next(i for i, k in keys.items() if k == key)).text
+            assert _cos(vec, embedder.embed([text])[0]) > 0.8, text  # the new model's vector of today's text
+        assert new.stats()["vectors"] == 40
+        assert new.search("added while the reindex ran", user_id="u")[0].memory.id == added[0]
+    with pytest.raises(ModelMismatchError):  # the old model can no longer write into the new space
+        old.add("late", user_id="u")
+    old.close()
 
 
 def test_pool_exhaustion_is_a_store_error(pg_url):

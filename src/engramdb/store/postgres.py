@@ -308,6 +308,7 @@ class PostgresStore(Store):
         self.schema: str = opts["schema"]
         self._local = threading.local()
         self._indexed_dims: set[int] = set()
+        self._staging_versions: dict[int, int] = {}  # reindex: key -> version when read for embedding
         self._stats_cache: tuple[int, float, int, float] | None = None  # (version, at, N, avgdl)
         self._df: dict[str, int] = {}  # lexeme -> rows holding it, see _dfs
         self._df_version = -1
@@ -460,7 +461,12 @@ class PostgresStore(Store):
     def get_meta(self, key: str) -> str | None:
         if key in ("data_version", "vector_epoch"):
             return str(self._seq(f"{key}_seq"))
-        rows = self._q("SELECT value FROM meta WHERE key = %s", (key,))
+        if key == "embed_model" and getattr(self._local, "conn", None) is not None:
+            # Read inside a write: hold the row until commit, so a reindex cannot swap the model between this
+            # check and the write (the swap takes it FOR UPDATE).
+            rows = self._q("SELECT value FROM meta WHERE key = %s FOR SHARE", (key,))
+        else:
+            rows = self._q("SELECT value FROM meta WHERE key = %s", (key,))
         return rows[0][0] if rows else None
 
     def _seq(self, name: str) -> int:
@@ -618,6 +624,7 @@ class PostgresStore(Store):
                     (row[0], np.asarray(vec, dtype=np.float32)),
                 )
                 self._set_tokens(conn, [row[0]], [tok])
+                self._unstage(conn, [row[0]])
             self._mark(vectors=True)
 
     def _set_tokens(self, conn: psycopg.Connection, keys: Sequence[int], tokens: Sequence[bytes | None]) -> None:
@@ -662,6 +669,7 @@ class PostgresStore(Store):
                     (row["key"], vec),
                 )
                 self._set_tokens(conn, [row["key"]], [tokens])
+                self._unstage(conn, [row["key"]])
             self._ex(conn, _HISTORY_SQL, _history_row(after, after.version, action, before, after, now()))
             self._mark(vectors=vector is not None)
 
@@ -702,6 +710,103 @@ class PostgresStore(Store):
             self._ex(conn, "DELETE FROM links WHERE src_id = ANY(%s) OR dst_id = ANY(%s)", (ids, ids))
             self._mark(vectors=True)
         return n
+
+    # -- staged reindex ------------------------------------------------------------
+    # As in SQLite: the new model's vectors go to side tables in short transactions while the old ones serve
+    # searches, and one last transaction swaps them in. Readers never wait (MVCC); a writer waits for one batch's
+    # rows or for the swap, never for the whole reindex. The swap holds the meta row of the model FOR UPDATE and
+    # every vector write holds it FOR SHARE (get_meta), so no write lands in the old space after the swap.
+    supports_staged_reindex = True
+
+    @property
+    def _next(self) -> tuple[str, str]:
+        return f'"{self.schema}".vectors_next', f'"{self.schema}".token_vectors_next'
+
+    def reindex_begin(self, model: str) -> None:
+        vec_next, tok_next = self._next
+        with self.transaction(), self._conn() as conn:
+            for table in (vec_next, tok_next):
+                self._ex(conn, f"DROP TABLE IF EXISTS {table}")
+            self._ex(conn, f"CREATE TABLE {vec_next} (key bigint PRIMARY KEY REFERENCES memories (key)"
+                           f' ON DELETE CASCADE, embedding "{self._ext_schema}".vector NOT NULL)')  # fmt: skip
+            self._ex(conn, f"CREATE TABLE {tok_next} (key bigint PRIMARY KEY REFERENCES memories (key)"
+                           " ON DELETE CASCADE, data bytea NOT NULL)")  # fmt: skip
+            self._ex(conn, "INSERT INTO meta (key, value) VALUES ('reindex_to', %s)"
+                           " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (model,))  # fmt: skip
+
+    def reindex_todo(self, after_key: int, limit: int) -> list[tuple[int, MemoryRecord]]:
+        if getattr(self._local, "conn", None) is not None:
+            # The swap's transaction: take the model row first, so writers queue here instead of deadlocking
+            # with the row locks of reindex_stage.
+            self._q("SELECT value FROM meta WHERE key = 'embed_model' FOR UPDATE")
+        rows = self._q(
+            _SELECT + f" WHERE m.key > %s AND NOT EXISTS (SELECT 1 FROM {self._next[0]} n WHERE n.key = m.key)"
+            " ORDER BY m.key LIMIT %s",
+            (after_key, limit),
+            dict_rows=True,
+        )
+        out = [(int(r["key"]), _row_to_record(r)) for r in rows]
+        self._staging_versions.update((k, r.version) for k, r in out)
+        return out
+
+    def reindex_stage(self, keys: Sequence[int], index_texts: Sequence[str], vectors: np.ndarray, *,
+                      tokens: Sequence[bytes | None] | None = None) -> None:
+        toks = tokens if tokens is not None else [None] * len(keys)
+        vec_next, tok_next = self._next
+        with self.transaction(), self._conn() as conn:
+            # Row locks: an update in flight finishes first, and its new version then fails the check below.
+            locked = self._ex(conn, "SELECT key, version FROM memories WHERE key = ANY(%s) ORDER BY key FOR SHARE",
+                              ([int(k) for k in keys],)).fetchall()  # fmt: skip
+            now_at: dict[int, int] = {int(k): int(v) for k, v in locked}
+            for key, text, vec, tok in zip(keys, index_texts, vectors, toks, strict=True):
+                version = now_at.get(int(key))
+                if version is None or version != self._staging_versions.pop(int(key), version):
+                    continue  # changed or erased since it was read: the next sweep embeds what it says now
+                self._ex(conn, "UPDATE memories SET index_text = %s, doc_len = %s"
+                               " WHERE key = %s AND index_text IS DISTINCT FROM %s",
+                         (text, doc_len(text), key, text))  # fmt: skip
+                self._ex(conn, f"INSERT INTO {vec_next} (key, embedding) VALUES (%s, %b)"
+                               " ON CONFLICT (key) DO UPDATE SET embedding = excluded.embedding",
+                         (key, np.asarray(vec, dtype=np.float32)))  # fmt: skip
+                if tok:
+                    self._ex(conn, f"INSERT INTO {tok_next} (key, data) VALUES (%s, %s)"
+                                   " ON CONFLICT (key) DO UPDATE SET data = excluded.data", (key, tok))  # fmt: skip
+            self._mark()
+
+    def reindex_commit(self, model: str, dim: int) -> bool:
+        """Swap the staged vectors in, if every memory has one; False (nothing changed) when some are missing."""
+        vec_next, tok_next = self._next
+        with self.transaction(), self._conn() as conn:
+            self._ex(conn, "SELECT value FROM meta WHERE key = 'embed_model' FOR UPDATE")
+            left = self._ex(conn, f"SELECT 1 FROM memories m WHERE NOT EXISTS (SELECT 1 FROM {vec_next} n"
+                                  " WHERE n.key = m.key) LIMIT 1").fetchone()  # fmt: skip
+            if left is not None:
+                return False
+            # A copy, not a rename: readers keep the old vectors until commit instead of queueing on a lock.
+            self._ex(conn, "DELETE FROM vectors")
+            self._ex(conn, f"INSERT INTO vectors (key, embedding) SELECT key, embedding FROM {vec_next}")
+            self._ex(conn, "DELETE FROM token_vectors")
+            self._ex(conn, f"INSERT INTO token_vectors (key, data) SELECT key, data FROM {tok_next}")
+            for table in (vec_next, tok_next):
+                self._ex(conn, f"DROP TABLE {table}")
+            self._ex(conn, "DELETE FROM meta WHERE key = 'reindex_to'")
+            for key, value in (("embed_model", model), ("embed_dim", str(dim))):
+                self._ex(conn, "INSERT INTO meta (key, value) VALUES (%s, %s)"
+                               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))  # fmt: skip
+            self._ensure_vector_index(conn, dim)
+            self._mark(vectors=True)
+        return True
+
+    def _unstage(self, conn: psycopg.Connection, keys: Sequence[int]) -> None:
+        """A vector written during a staged reindex: its staged copy (from the old text) must be redone. Called
+        with the memory's row locked, so a concurrent reindex_stage either ran before (and is undone here) or
+        waits and then sees the new version."""
+        vec_next, tok_next = self._next
+        row = self._ex(conn, "SELECT to_regclass(%s)", (vec_next,)).fetchone()
+        if row is None or row[0] is None:
+            return
+        for table in (vec_next, tok_next):
+            self._ex(conn, f"DELETE FROM {table} WHERE key = ANY(%s)", ([int(k) for k in keys],))
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
         if not ids:
