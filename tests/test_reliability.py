@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -279,6 +281,35 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, monkeypatch):
         assert r.exit_code == 2, (args[:2], r.output)
         assert r.stderr.count("\n") == 1, (args[:2], r.stderr)
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["search", "x", "--bogus"], "No such option: --bogus"),  # unknown option
+        (["search"], "Missing argument 'query'"),  # missing argument
+        (["list", "--limit", "abc"], "Invalid value for '--limit'"),  # invalid value
+        (["bench", "faults", "--kills", "0"], "Invalid value for '--kills'"),  # in a sub-group
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+        (["--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_cli_usage_errors_are_one_line_and_exit_2(tmp_path, args, says):
+    r = CliRunner().invoke(cli_app, args, env={"ENGRAMDB_PATH": str(tmp_path / "none.db")})
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr  # no usage block, no box
+    assert says in r.stderr and "--help" in r.stderr
+    assert r.stdout == "" and not (tmp_path / "none.db").exists()
+
+
+def test_cli_usage_error_from_the_installed_command_and_help_still_works(tmp_path):
+    env = {**os.environ, "ENGRAMDB_PATH": str(tmp_path / "none.db")}
+    cmd = [sys.executable, "-m", "engramdb.cli.main"]
+    r = subprocess.run([*cmd, "list", "--limit", "abc"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
+    r = subprocess.run([*cmd, "search", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "Usage:" in r.stdout and "--where" in r.stdout, r.stderr
+    assert CliRunner().invoke(cli_app, ["list", "--help"]).exit_code == 0
 
 
 # -- 5. reads never wait on writes ------------------------------------------------------------------------

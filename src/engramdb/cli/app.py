@@ -17,23 +17,48 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer._click.core import Context as ClickContext  # typer vendors click
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
 from typer.core import TyperGroup
 
 from ..errors import EngramError, ValidationError
 from .output import err_console
 
 
+def _usage_error(exc: UsageError) -> typer.Exit:
+    """A malformed command line (unknown option or command, missing argument, invalid value): one line on
+    stderr, where click prints a usage block or a box, and exit code 2."""
+    msg = " ".join(exc.format_message().split())
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    err_console.print(f"[red]error:[/red] {escape(msg + hint)}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
 class _EngramGroup(TyperGroup):
-    """Turns expected errors into one line on stderr and exit code 2, for every command and sub-group.
+    """Turns expected errors and usage errors into one line on stderr and exit code 2, for every command and
+    sub-group.
 
     Here rather than only in `main()` so that the same holds when the app is driven in-process (CliRunner)."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def make_context(self, info_name: str | None, args: list[str], parent: ClickContext | None = None,
+                     **extra: Any) -> ClickContext:  # fmt: skip
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise  # `engramdb` alone prints the help
+        except UsageError as exc:  # `engramdb --bogus`
+            raise _usage_error(exc) from None
+
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except EngramError as exc:
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except NoArgsIsHelpError:
+            raise  # a sub-group alone (`engramdb bench`) prints its help
+        except UsageError as exc:  # a command's or sub-group's arguments
+            raise _usage_error(exc) from None
 
 
 app = typer.Typer(
