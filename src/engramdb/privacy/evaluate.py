@@ -3,6 +3,12 @@
     python -m engramdb.privacy.evaluate tests/fixtures/privacy_labels.jsonl --split test
 
 Each line: {"text": ..., "labels": [...], "split": "dev" | "test"}. Thresholds were tuned on "dev" only.
+
+The secrets detector, on a corpus of fake secrets (every one must be caught) and on conversation turns that
+hold none (false positives):
+
+    python -m engramdb.privacy.evaluate --secrets tests/fixtures/privacy_secrets.jsonl
+    python -m engramdb.privacy.evaluate --locomo path/to/locomo.json
 """
 
 from __future__ import annotations
@@ -54,7 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--split", default="test", choices=["dev", "test", "all"])
     ap.add_argument("--embedder", default=None, help="embedding model (default: the configured one)")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
+    ap.add_argument("--secrets", metavar="JSONL", help="instead: the secrets corpus, caught or missed")
+    ap.add_argument("--locomo", metavar="JSON", help="instead: secrets found in LoCoMo turns (false positives)")
     args = ap.parse_args(argv)
+    if args.secrets or args.locomo:
+        try:
+            return _secrets(args.secrets, args.locomo)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         rows = load(args.path, args.split)
     except (OSError, ValueError) as exc:
@@ -76,6 +90,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'category':<18} {'support':>7} {'precision':>9} {'recall':>7} {'f1':>6}")
     for c, s in scores.items():
         print(f"{c:<18} {int(s['support']):>7} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f}")
+    return 0
+
+
+def _secrets(corpus: str | None, locomo: str | None) -> int:
+    from .secrets import protect, scan
+
+    if corpus:
+        rows = load(corpus)
+        missed = []
+        for r in rows:
+            out, found, _ = protect(r["text"], "mask")
+            if not found or r["secret"] in out or any(p in out for p in r["secret"].split() if len(p) >= 4):
+                missed.append(r["text"])
+        print(f"secrets corpus: {len(rows) - len(missed)} of {len(rows)} caught")
+        for t in missed:
+            print(f"  missed: {t[:100]}")
+    if locomo:
+        data = json.loads(Path(locomo).read_text())
+        turns = [t.get("text", "") for c in (data if isinstance(data, list) else [data])
+                 for k, v in c.get("conversation", c).items() if k.startswith("session_") and isinstance(v, list)
+                 for t in v if isinstance(t, dict)]
+        hits = [(t, scan(t)) for t in turns]
+        hits = [(t, f) for t, f in hits if f]
+        print(f"LoCoMo turns: {len(turns)}, with a secret found (false positives): {len(hits)}")
+        for t, f in hits:
+            print(f"  {', '.join(x.kind for x in f)}: {t[:100]}")
     return 0
 
 
