@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -55,6 +56,7 @@ STATS_EXACT_ROWS = 50_000  # below this, document frequencies are recounted afte
 STATS_TTL_S = 30.0  # above it, a cached document frequency may lag this long
 DF_CACHE_MAX = 50_000
 # an upsert, not INSERT OR REPLACE: the update trigger then logs the change (vector_log)
+_MARKED = re.compile("\ue000(.*?)\ue001", re.S)  # a token (or phrase) highlight() marked
 _UPSERT_VECTOR = (
     "INSERT INTO vectors(key, vector) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET vector = excluded.vector"
 )
@@ -135,6 +137,8 @@ class SQLiteStore(Store):
         self._touch_tried = 0.0
         self._staging_versions: dict[int, int] = {}  # reindex: key -> version when read for embedding
         self._df: dict[str, int] = {}  # phrase -> rows holding it (BM25's document frequency), see _idf
+        self._tok: sqlite3.Connection | None = None  # a private tokenizer, see _tokens
+        self._token_cache: dict[str, tuple[str, ...]] = {}
         self._df_version = -1
         self._df_time = 0.0
         self._conn = self._connect()
@@ -275,6 +279,8 @@ class SQLiteStore(Store):
             except Exception:  # noqa: BLE001 - access counts are best-effort; closing must not fail on them
                 pass
             self._conn.close()
+            if self._tok is not None:
+                self._tok.close()
 
     # -- metadata ----------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -708,8 +714,10 @@ class SQLiteStore(Store):
         from the user's range only; document frequencies come from a cache (_idf) and the totals from FTS5's
         own records: the same scores, at a cost that follows the user's rows, not the store's. None when the
         range holds more than SCOPED_EXACT_MAX matching rows (bm25() in the index then ranks them)."""
+        # One statement: the candidates, each with its text's matched tokens marked (\ue000 ... \ue001).
         rows = self._q(
-            "SELECT m.fts_key, m.id FROM memories_fts CROSS JOIN memories m ON m.fts_key = memories_fts.rowid"
+            "SELECT m.fts_key, m.id, highlight(memories_fts, 0, char(57344), char(57345)) FROM memories_fts"
+            " CROSS JOIN memories m ON m.fts_key = memories_fts.rowid"
             f" WHERE memories_fts MATCH ? AND memories_fts.rowid BETWEEN ? AND ?{where} LIMIT ?",
             [" OR ".join(phrases), *span, *params, SCOPED_EXACT_MAX + 1],
         )
@@ -718,29 +726,73 @@ class SQLiteStore(Store):
         if not rows:
             return []
         ids = {int(r[0]): r[1] for r in rows}
+        counts = self._term_counts(phrases, span, [(int(r[0]), r[2]) for r in rows])
         n_rows, avgdl = self._fts_totals()
         scores = dict.fromkeys(ids, 0.0)
         lens = self._doc_lens(list(ids))
+        for phrase, per_row in zip(phrases, counts, strict=True):
+            if not per_row:
+                continue
+            idf = self._idf(phrase, n_rows)
+            for fkey, n in per_row.items():
+                if fkey in scores:
+                    f, d = float(n), lens.get(fkey, 0)
+                    scores[fkey] += idf * ((f * (BM25_K1 + 1.0)) / (f + BM25_K1 * (1 - BM25_B + BM25_B * d / avgdl)))
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0] & KEY_MASK))[:limit]
+        return [(ids[k], s) for k, s in ranked]
+
+    def _term_counts(
+        self, phrases: Sequence[str], span: Sequence[int], marked: Sequence[tuple[int, str]]
+    ) -> Sequence[dict[int, int]]:
+        """How often each phrase occurs in each candidate row. The marked spans are mapped back to the
+        phrases through the index's own tokenizer (so stems agree); a phrase of several tokens can overlap
+        another's marks, so then each phrase is counted by its own highlight() query instead."""
+        wanted = [self._tokens(p.strip('"').replace('""', '"')) for p in phrases]
+        if all(len(w) == 1 for w in wanted):
+            by_token: dict[str, list[int]] = {}
+            for i, w in enumerate(wanted):
+                by_token.setdefault(w[0], []).append(i)
+            out: list[dict[int, int]] = [{} for _ in phrases]
+            for fkey, text in marked:
+                for span_text in _MARKED.findall(text):
+                    toks = self._tokens(span_text)
+                    if len(toks) != 1:
+                        break  # adjacent instances merged into one mark: count this way no more
+                    for i in by_token.get(toks[0], ()):
+                        out[i][fkey] = out[i].get(fkey, 0) + 1
+                else:
+                    continue
+                break
+            else:
+                return out
+        counts: list[dict[int, int]] = []
         for phrase in phrases:
-            # highlight() marks each instance of the phrase: the term's count in that row
-            tf_rows = self._q(
+            rows = self._q(
                 "SELECT rowid, highlight(memories_fts, 0, char(57344), '') FROM memories_fts"
                 " WHERE memories_fts MATCH ? AND rowid BETWEEN ? AND ?",
                 [phrase, *span],
             )
-            if not tf_rows:
-                continue
-            idf = self._idf(phrase, n_rows)
-            for r in tf_rows:
-                fkey = int(r[0])
-                if fkey not in scores:
-                    continue
-                f = float(r[1].count("\ue000"))
-                if f:
-                    d = lens.get(fkey, 0)
-                    scores[fkey] += idf * ((f * (BM25_K1 + 1.0)) / (f + BM25_K1 * (1 - BM25_B + BM25_B * d / avgdl)))
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0] & KEY_MASK))[:limit]
-        return [(ids[k], s) for k, s in ranked]
+            counts.append({int(r[0]): r[1].count("\ue000") for r in rows})
+        return counts
+
+    def _tokens(self, text: str) -> tuple[str, ...]:
+        """`text` as the keyword index tokenizes it (porter, unicode61), from a private in-memory FTS5 table."""
+        got = self._token_cache.get(text)
+        if got is None:
+            with self._lock:
+                if self._tok is None:
+                    self._tok = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+                    self._tok.execute(
+                        "CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')"
+                    )
+                    self._tok.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+                self._tok.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", (text,))
+                got = tuple(r[0] for r in self._tok.execute("SELECT term FROM v ORDER BY offset"))
+                self._tok.execute("DELETE FROM t")
+            if len(self._token_cache) >= DF_CACHE_MAX:
+                self._token_cache.clear()
+            self._token_cache[text] = got
+        return got
 
     def _fts_totals(self) -> tuple[int, float]:
         """(rows, average text-column length) from FTS5's own averages record, as bm25() reads them."""
