@@ -190,7 +190,8 @@ def mcp(
     port: Annotated[int, typer.Option(help="http: port.")] = DEFAULT_PORT + 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the MCP server: tools remember, recall, get_context, forget, update_memory, memory_history."""
+    """Run the MCP server: tools remember, recall, get_context, forget, update_memory, memory_history, facts,
+    tips, report_outcome."""
     if transport == "stdio":
         from ..mcp.server import stdio_server
         from .app import open_memory
