@@ -911,10 +911,15 @@ class PostgresStore(Store):
         # Document frequencies come from a cache (_dfs), so a query reads only the rows that match in scope: the
         # scope's btree index (user_id, agent_id or session_id first) narrows, the tsvector test rechecks.
         idf_rows = ", ".join("(%s::text, %s::float8)" for _ in lexemes)
+        # With a scope, its btree index must drive: left to itself the planner ANDs it with a GIN scan of every
+        # row holding any query word (31k rows at 100k memories, 25 ms; ten times that at 1M). IS TRUE keeps the
+        # match out of the index, so it is checked on the scope's rows only.
+        scoped = filters.user_id is not None or filters.agent_id is not None or filters.session_id is not None
+        match = "(m.tsv @@ %s::tsquery) IS TRUE" if scoped else "m.tsv @@ %s::tsquery"
         sql = f"""
             WITH w(l, idf) AS MATERIALIZED (VALUES {idf_rows}),
             hits AS MATERIALIZED (
-                SELECT m.key, m.id, m.tsv, m.doc_len FROM memories m WHERE m.tsv @@ %s::tsquery{where}
+                SELECT m.key, m.id, m.tsv, m.doc_len FROM memories m WHERE {match}{where}
             )
             SELECT h.id, sum(w.idf * cardinality(u.positions) * {BM25_K1 + 1} / (cardinality(u.positions)
                    + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * h.doc_len / %s::float8))) AS score
