@@ -324,3 +324,12 @@ def test_read_only_store_reads_without_an_audit_table(tmp_path):
         os.chmod(path, 0o644)
     assert not sqlite3.connect(path).execute(
         "SELECT 1 FROM sqlite_master WHERE name = 'privacy_disclosures'").fetchall()
+
+
+def test_extracted_facts_carry_their_turns_labels(tmp_path):
+    with Memory(tmp_path / "f.db", embedder=HashingEmbedder(64)) as m:
+        m.add({"speaker": "Sam", "text": "I live in Paris"}, user_id="sam", metadata={"sensitivity": ["location"]})
+        facts = m.list(user_id="sam", kinds=["fact"]).items
+        assert [(f.text, f.metadata.get("sensitivity")) for f in facts] == [("Sam lives in Paris", ["location"])]
+        m.privacy.set_policy([{"category": "location", "audience": "any", "action": "deny"}], user_id="sam")
+        assert m.search("where does Sam live", user_id="sam", audience="purpose:ads") == []

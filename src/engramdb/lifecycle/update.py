@@ -164,6 +164,9 @@ class KnowledgeUpdater:
             source_ids=list(f.source_ids),
             importance=0.6,
         )
+        inherited = sorted({c for src in self.store.get(rec.source_ids) for c in src.metadata.get("sensitivity", [])})
+        if inherited:  # a fact reveals what the turns it came from reveal (privacy/labels.py)
+            rec.metadata["sensitivity"] = inherited
         to_close: list[tuple[MemoryRecord, str]] = []
         if is_single_valued(f.attribute):
             to_close = [(r, "same subject and attribute") for r in current]
