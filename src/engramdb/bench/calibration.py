@@ -99,20 +99,20 @@ def collect(path: str | os.PathLike[str], *, conversations: Sequence[str] | None
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task("searching", total=len(questions) * len(PIPELINES))
             for key, mode, retrieval in PIPELINES:
-                for conv in names:
+                for sample in names:
                     over = dict(retrieval)
                     late = retrieval.get("late_interaction", True)
-                    if key.startswith("learned") and (conv, late) in rankers:
-                        over["ranker_path"] = rankers[(conv, late)]
+                    if key.startswith("learned") and (sample, late) in rankers:
+                        over["ranker_path"] = rankers[(sample, late)]
                     m = Memory(db, embedder=emb.inner, config=MemoryConfig(retrieval=over))
                     try:
                         for q in questions:
-                            if q.sample_id != conv:
+                            if q.sample_id != sample:
                                 continue
-                            res = m.search(q.question, user_id=conv, limit=limit, mode=mode)
+                            res = m.search(q.question, user_id=sample, limit=limit, mode=mode)
                             gold = set(q.evidence)
                             y = [float(any(d in gold for d in to_dia_ids([r], ids))) for r in res]
-                            rows.append({"conv": conv, "key": key, "category": q.category,
+                            rows.append({"conv": sample, "key": key, "category": q.category,
                                          "X": features(_raw(res), key), "y": np.array(y),
                                          "evidence": len(gold)})
                             bar.advance(task)

@@ -141,8 +141,10 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, iters: int =
     return coef, float(w[-1] - coef @ mu)
 
 
-def reliability(p: np.ndarray, y: np.ndarray, edges: Sequence[float] = tuple(i / 10 for i in range(11))
-                ) -> list[dict[str, float]]:
+EDGES = tuple(k / 10 for k in range(11))  # ten equal-width score buckets
+
+
+def reliability(p: np.ndarray, y: np.ndarray, edges: Sequence[float] = EDGES) -> list[dict[str, float]]:
     """Score bucket -> count, mean score, observed precision (the reliability table)."""
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
