@@ -36,6 +36,7 @@ from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypeAliasType
 
 from ..errors import ValidationError
+from ..ingest.normalize import MAX_METADATA_DEPTH, _scan
 from ..model import MAX_ID_CHARS, MAX_TEXT_CHARS
 from ..store.base import MAX_META_KEY_CHARS, META_KEY_PATTERN
 from ..timeutil import parse_time
@@ -85,7 +86,16 @@ NoNul = Annotated[str, StringConstraints(pattern=NO_NUL_RE)]
 MetaValue = TypeAliasType(
     "MetaValue", "NoNul | int | float | bool | None | list[MetaValue] | dict[NoNul, MetaValue]"  # type: ignore[misc]
 )
-Metadata = dict[NoNul, MetaValue]
+
+
+def _shallow(value: Any) -> Any:
+    # Before pydantic walks the tree: a very deep one would end in its recursion limit, not in our message.
+    if isinstance(value, dict) and _scan(value)[0] > MAX_METADATA_DEPTH:
+        raise ValueError(f"nested more than {MAX_METADATA_DEPTH} levels deep")
+    return value
+
+
+Metadata = Annotated[dict[NoNul, MetaValue], BeforeValidator(_shallow)]
 MetaKey = Annotated[str, StringConstraints(max_length=MAX_META_KEY_CHARS, pattern=META_KEY_RE)]
 
 
