@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationInfo,
     WithJsonSchema,
@@ -210,7 +211,7 @@ class StrictModel(BaseModel):
 
 
 # An optional field: None in Python (left out of JSON), and absent from the spec's types.
-ANY_SCOPE: list[dict[str, Any]] = [{"required": ["user_id"]}, {"required": ["agent_id"]}, {"required": ["session_id"]}]
+ANY_SCOPE: list[JsonValue] = [{"required": ["user_id"]}, {"required": ["agent_id"]}, {"required": ["session_id"]}]
 
 
 class Scope(StrictModel):
@@ -326,6 +327,11 @@ class FactsQuery(StrictModel):
     limit: Limit = MAX_LIMIT
 
 
+_FORGET_SELECTORS: list[JsonValue] = [
+    {"required": [k]} for k in ("ids", "user_id", "agent_id", "session_id", "kinds", "filters", "before")
+]
+
+
 class ForgetRequest(Scope):
     """`Memory.forget`: soft-delete by ids, or by a scope and filters; history keeps what was forgotten."""
 
@@ -333,8 +339,7 @@ class ForgetRequest(Scope):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "anyOf": [{"required": [k]} for k in ("ids", "user_id", "agent_id", "session_id", "kinds", "filters",
-                                                  "before")]
+            "anyOf": _FORGET_SELECTORS
         },
     )
 
@@ -443,12 +448,12 @@ def error_message(err: Mapping[str, Any]) -> str:
     if err.get("type") == "timezone_aware":
         return "has no time zone; add one (e.g. Z or +00:00) so it is not misread"
     if err.get("type") == "string_pattern_mismatch":
-        return _PATTERN_HELP.get((err.get("ctx") or {}).get("pattern"), str(err.get("msg")))
+        return _PATTERN_HELP.get(str((err.get("ctx") or {}).get("pattern")), str(err.get("msg")))
     msg = str(err.get("msg"))
     return msg.removeprefix("Value error, ")
 
 
-def error_details(errors: list[Any]) -> list[dict[str, Any]]:
+def error_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": error_message(e), "type": str(e.get("type"))}
         for e in errors

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import Field
 
@@ -53,6 +53,12 @@ MemId = Annotated[str, Field(description="A memory id, as returned by recall or 
 # The limits and types of every parameter are the operations' own (api/params.py), as over REST and the CLI.
 
 
+class _Scope(TypedDict):
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
+
+
 def _brief(rec: Any) -> dict[str, Any]:
     return {
         "id": rec.id,
@@ -75,9 +81,11 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
     # WARNING: the SDK installs a root log handler at this level; INFO would echo every HTTP call.
     mcp = MCPServer("engramdb", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
 
-    def scoped(user_id: str | None, agent_id: str | None, session_id: str | None) -> dict[str, str | None]:
-        given = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
-        return given if any(given.values()) else {**given, **defaults}
+    def scoped(user_id: str | None, agent_id: str | None, session_id: str | None) -> _Scope:
+        given = _Scope(user_id=user_id, agent_id=agent_id, session_id=session_id)
+        if not any(given.values()):
+            given.update(defaults)  # type: ignore[typeddict-item]  # keys of default_scope are scope fields
+        return given
 
     def call(ctx: Context | None, permission: str, fn: Callable[[Memory], Any]) -> Any:
         # Expected errors become tool errors the model can read and act on (not protocol failures).
