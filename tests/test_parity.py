@@ -284,3 +284,28 @@ def test_missing_model_extra_is_one_line(monkeypatch, tmp_path):
     assert "'local' extra" in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "x.db").exists()  # nothing was created
     Memory(tmp_path / "y.db", embedder="hashing-8").close()  # other embedders need no extra
+
+
+def test_global_store_options_and_list_past_the_end(tmp_path, monkeypatch):
+    """`engramdb --url ... facts` and `engramdb --db ... list` work like the subcommand's own options, and a page
+    past the end says so (not '21-20 of 2')."""
+    from typer.testing import CliRunner
+
+    from engramdb.cli.main import app as cli
+
+    monkeypatch.setenv("ENGRAMDB_EMBEDDER", "hashing-64")
+    monkeypatch.delenv("ENGRAMDB_URL", raising=False)
+    monkeypatch.delenv("ENGRAMDB_PATH", raising=False)
+    db = str(tmp_path / "g.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "add", "Alice lives in Berlin", "--user", "alice"]).exit_code == 0
+    assert runner.invoke(cli, ["add", "Bob likes tea", "--user", "bob", "--db", db]).exit_code == 0
+    r = runner.invoke(cli, ["--url", f"sqlite:///{db}", "facts", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "ENGRAMDB_URL" not in os.environ and "ENGRAMDB_PATH" not in os.environ  # put back after the command
+    page = runner.invoke(cli, ["--db", db, "list", "--offset", "20"], env={"COLUMNS": "200"})
+    assert page.exit_code == 0 and "none from 21 of 2" in page.output and "21-20" not in page.output
+    page = runner.invoke(cli, ["--db", db, "list"], env={"COLUMNS": "200"})
+    assert "1-2 of 2" in page.output
+    missing = runner.invoke(cli, ["--db", str(tmp_path / "nope.db"), "stats"])
+    assert missing.exit_code == 2 and "no EngramDB store" in missing.output
