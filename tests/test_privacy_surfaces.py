@@ -47,6 +47,31 @@ def test_rest_enforces_the_audience_and_rejects_a_bad_one(tmp_path):
     assert {d.agent_id for d in mem.privacy.disclosures(user_id="alice")} == {"bot", None}
 
 
+def test_an_api_key_bound_to_an_audience_reads_as_it(tmp_path):
+    env = make_env(tmp_path)
+    bound = env.keys.create("acme", ["read", "audience:travel-bot"]).key
+    with TestClient(env.app) as c:
+        h = env.auth("acme_rw")
+        for text, labels in SEED:
+            c.post("/v1/memories", json={"messages": text, "user_id": "alice", "metadata": {"sensitivity": labels}},
+                   headers=h)
+        hb = {"Authorization": f"Bearer {bound}"}
+        got = c.post("/v1/search", json={"query": "alice", "user_id": "alice"}, headers=hb).json()
+        assert [x["memory"]["text"] for x in got["results"]] == ["alice likes hiking in the alps"]
+        # the request cannot claim another audience, nor none
+        got = c.post("/v1/search", json={"query": "alice", "user_id": "alice", "audience": "purpose:care"},
+                     headers=hb).json()
+        assert len(got["results"]) == 1
+        block = c.post("/v1/context", json={"query": "alice", "user_id": "alice"}, headers=hb).json()
+        assert "insulin" not in block["text"]
+        assert c.post("/v1/memories", json={"messages": "x", "user_id": "alice"}, headers=hb).status_code == 403
+    from engramdb.errors import ValidationError
+
+    for bad in (["audience:bot"], ["read", "audience:a b"]):
+        with pytest.raises(ValidationError):
+            env.keys.create("acme", bad)
+
+
 async def test_mcp_server_answers_its_configured_audience(tmp_path):
     from mcp import Client
 

@@ -64,6 +64,28 @@ ATTRIBUTES: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {
 }
 SENSITIVE = [a for a, (c, _, _) in ATTRIBUTES.items() if c]
 
+# Other wordings of the same attributes, written after the classifier's vocabulary was last changed and never
+# used to change it: `--wording fresh` measures the suite on phrasing the classifier was not shaped by.
+FRESH: dict[str, tuple[str, ...]] = {
+    "condition": ("The specialist confirmed it is {v}.", "Flare-ups of my {v} kept me home all week.",
+                  "I have to manage my {v} carefully when I travel."),
+    "debt": ("The loan balance is still {v}.", "I'm {v} in the red and the interest keeps growing.",
+             "Paying back {v} will take me years."),
+    "address": ("You can send the parcel to {v}.", "Our place is {v}, the green door.",
+                "Home for us is {v} these days."),
+    "birth": ("My birthday is {v}.", "The form wants my DOB: {v}."),
+    "partner": ("{v} and I have been together for nine years.", "I split up with {v} in the spring.",
+                "My little boy {v} starts school soon."),
+    "orientation": ("I've known I'm {v} since I was a teenager.", "My family still struggles with me being {v}.",
+                    "As a {v} person I finally feel at home in this city."),
+    "belief": ("I canvass door to door for the {v}.", "Our family worships at {v}.",
+               "I've backed the {v} my whole adult life."),
+    "food": ("Tonight I'm craving {v}.", "{v} is my comfort food."),
+    "hobby": ("I spend most Saturdays {v}.", "I've taken up {v} again."),
+    "job": ("I'm employed as a {v}.", "These days I earn my living as a {v}."),
+    "seat": ("Book me a {v}, please.", "I always ask for a {v}."),
+}
+
 
 @dataclass(frozen=True)
 class Task:
@@ -106,12 +128,13 @@ TENANT_POLICY = [
 USER_POLICY = [{"category": "health", "audience": "purpose:care", "action": "allow"}]  # each person's consent
 
 
-def _people(n: int, rng: random.Random) -> list[dict[str, Any]]:
+def _people(n: int, rng: random.Random, wording: str = "main") -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         name = NAMES[i % len(NAMES)] + ("" if i < len(NAMES) else str(i // len(NAMES)))
         attrs = {}
-        for a, (_cat, templates, values) in ATTRIBUTES.items():
+        for a, (_cat, main, values) in ATTRIBUTES.items():
+            templates = FRESH[a] if wording == "fresh" else main
             v = rng.choice(values)
             attrs[a] = (v, rng.choice(templates).format(v=v))
         out.append({"user_id": f"person-{i:03d}", "name": name, "attrs": attrs})
@@ -119,14 +142,17 @@ def _people(n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def run(*, people: int = 24, seed: int = 7, embedder: Any = None, max_tokens: int = 800, labels: str = "offline",
-        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """`labels`: offline (the embedding model and patterns) or patterns (no model: with the hashing embedder)."""
+        wording: str = "main", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """`labels`: offline (the embedding model and patterns) or patterns (no model: with the hashing embedder).
+    `wording`: main, or fresh (phrasings the classifier's vocabulary was never adjusted to)."""
+    if wording not in ("main", "fresh"):
+        raise ValueError("wording must be main or fresh")
     from .. import Memory
     from ..config import MemoryConfig
     from ..embed import make_embedder
 
     rng = random.Random(seed)
-    cohort = _people(people, rng)
+    cohort = _people(people, rng, wording)
     emb = embedder if embedder is not None else make_embedder(MemoryConfig().embedder)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +212,8 @@ def run(*, people: int = 24, seed: int = 7, embedder: Any = None, max_tokens: in
     ratio = summary["with"]["utility"] / summary["without"]["utility"] if summary["without"]["utility"] else 0.0
     return {
         "setup": {"people": people, "tasks": len(TASKS), "attributes": len(ATTRIBUTES), "seed": seed,
-                  "embedder": getattr(emb, "name", str(emb)), "max_tokens": max_tokens, "labels": labels},
+                  "embedder": getattr(emb, "name", str(emb)), "max_tokens": max_tokens, "labels": labels,
+                  "wording": wording},
         "without_policies": summary["without"],
         "with_policies": summary["with"],
         "utility_ratio": ratio,
@@ -206,7 +233,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# Privacy: contextual integrity of the context an agent reads",
         "",
         f"{s['people']} synthetic people x {s['tasks']} tasks, {s['attributes']} attributes each (7 sensitive), "
-        f"context budget {s['max_tokens']} tokens, labels on write: {s['labels']} ({s['embedder']}).",
+        f"{s.get('wording', 'main')} wording, context budget {s['max_tokens']} tokens, labels on write: "
+        f"{s['labels']} ({s['embedder']}).",
         "",
         "| | violation rate | tasks with a violation | utility |",
         "|---|---:|---:|---:|",

@@ -344,6 +344,7 @@ def bench_privacy(
     people: int = typer.Option(24, min=1, max=1000, help="Synthetic people (each with 11 attributes)."),
     seed: int = typer.Option(7, help="Which attribute values and wordings each person gets."),
     max_tokens: int = typer.Option(800, min=16, max=8000, help="The context budget of each task."),
+    wording: str = typer.Option("main", help="main, or fresh (phrasings the classifier was never tuned on)."),
     embedder: str = typer.Option("default", help="default (the configured model) or hashing (no model: labels "
                                                  "from patterns only)."),
     out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
@@ -357,6 +358,8 @@ def bench_privacy(
 
     if embedder not in ("default", "hashing"):
         raise ValidationError("--embedder: default or hashing")
+    if wording not in ("main", "fresh"):
+        raise ValidationError("--wording: main or fresh")
     emb = None
     if embedder == "hashing":
         from ..embed import HashingEmbedder
@@ -365,6 +368,6 @@ def bench_privacy(
     with progress_bar("privacy", enabled=not as_json) as bar:
         task = bar.add_task("privacy", total=None)
         report = privacy.run(people=people, seed=seed, embedder=emb, max_tokens=max_tokens,
-                             labels="offline" if emb is None else "patterns",
+                             labels="offline" if emb is None else "patterns", wording=wording,
                              progress=lambda d, t: bar.update(task, completed=d, total=t))
     publish(privacy, report, out, as_json)

@@ -62,7 +62,9 @@ class Audience(BaseModel):
             if isinstance(value, dict):
                 return cls(**value)
         except ValueError as exc:
-            raise ValidationError(f"audience: {exc}") from exc
+            errors = getattr(exc, "errors", None)
+            msg = str(errors()[0]["msg"]).removeprefix("Value error, ") if callable(errors) else str(exc)
+            raise ValidationError(f"audience: {msg}") from exc
         raise ValidationError(f"audience must be an agent id, 'purpose:<label>' or a dict, got {value!r}")
 
     def label(self) -> str:

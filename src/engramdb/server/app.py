@@ -381,12 +381,16 @@ def create_app(
     def search(req: SearchRequest, p: Principal = reader) -> SearchResponse:
         """Hybrid (keyword + vector) search, with the signals behind each hit."""
         data = req.model_dump(exclude_none=True)
+        if p.audience:  # a key bound to an audience reads as it, whatever the request says
+            data["audience"] = p.audience
         return SearchResponse(results=memory(p).search(data.pop("query"), **data))
 
     @app.post("/v1/context", response_model=ContextBlock, tags=["search"])
     def context(req: ContextRequest, p: Principal = reader) -> ContextBlock:
         """A prompt-ready block of the most relevant memories, oldest first, within max_tokens."""
         data = req.model_dump(exclude_none=True)
+        if p.audience:
+            data["audience"] = p.audience
         return memory(p).context(data.pop("query"), **data)
 
     @app.get("/v1/memories/{memory_id}/history", response_model=HistoryResponse, tags=["memories"])

@@ -29,6 +29,12 @@ class Principal(BaseModel):
     permissions: list[str]
     expires_at: datetime | None = None
 
+    @property
+    def audience(self) -> str | None:
+        """The audience a key is bound to ("audience:<agent id>" or "audience:purpose:<label>" among its
+        permissions): every search and context through it is served as that audience."""
+        return next((p.split(":", 1)[1] for p in self.permissions if p.startswith("audience:")), None)
+
     @classmethod
     def from_info(cls, info: KeyInfo) -> Principal:
         return cls(tenant=info.tenant, key_id=info.key_id, permissions=info.permissions, expires_at=info.expires_at)

@@ -89,12 +89,18 @@ def check_tenant(tenant: object) -> str:
 def check_permissions(perms: Iterable[str]) -> list[str]:
     out: list[str] = []
     for p in perms:
-        p = p.strip().lower()
-        if p not in PERMISSIONS:
-            raise ValidationError(f"unknown permission {p!r}: use read, write or admin")
+        p = p.strip()
+        if p.lower().startswith("audience:"):  # the key reads as this audience (docs/privacy.md)
+            from ..privacy.policy import Audience
+
+            p = "audience:" + Audience.parse(p[len("audience:"):]).label().split(" ")[0].removeprefix("agent:")
+        else:
+            p = p.lower()
+            if p not in PERMISSIONS:
+                raise ValidationError(f"unknown permission {p!r}: use read, write, admin or audience:<agent id>")
         if p not in out:
             out.append(p)
-    if not out:
+    if not any(p in PERMISSIONS for p in out):
         raise ValidationError("a key needs at least one permission (read, write, admin)")
     return out
 
