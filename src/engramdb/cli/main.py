@@ -17,6 +17,7 @@ from ..api.params import (
     DEFAULT_CONTEXT_LIMIT,
     DEFAULT_MAX_TOKENS,
     DEFAULT_SEARCH_LIMIT,
+    AddOptions,
     ContextQuery,
     SearchQuery,
     field_help,
@@ -49,10 +50,12 @@ def add(
     agent: AgentOpt = None,
     session: SessionOpt = None,
     speaker: Annotated[str | None, typer.Option(help="Who said it.")] = None,
-    timestamp: Annotated[str | None, typer.Option(help="When it happened, ISO-8601 with time zone.")] = None,
-    metadata: Annotated[str | None, typer.Option(help="JSON object of metadata.")] = None,
-    kind: Annotated[str, typer.Option(help="episode, fact, profile, summary, procedure, ...")] = "episode",
-    source_ref: Annotated[str | None, typer.Option(help="Your reference for the source (e.g. a dialogue id).")] = None,
+    timestamp: Annotated[str | None, typer.Option(help=field_help(AddOptions, "timestamp"))] = None,
+    metadata: Annotated[str | None, typer.Option(help=field_help(AddOptions, "metadata"))] = None,
+    kind: Annotated[str, typer.Option(help=field_help(AddOptions, "kind"))] = "episode",
+    source_ref: Annotated[str | None, typer.Option(help=field_help(AddOptions, "source_ref"))] = None,
+    importance: Annotated[float | None, typer.Option(help=field_help(AddOptions, "importance"))] = None,
+    expires_at: Annotated[str | None, typer.Option(help=field_help(AddOptions, "expires_at"))] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -75,6 +78,8 @@ def add(
             metadata=meta,
             kind=kind,
             source_ref=source_ref,
+            importance=importance,
+            expires_at=expires_at,
         )
     if as_json:
         emit_json(recs)
