@@ -128,13 +128,36 @@ TENANT_POLICY = [
 USER_POLICY = [{"category": "health", "audience": "purpose:care", "action": "allow"}]  # each person's consent
 
 
+# A third set, written before the vocabulary changes that followed the first "fresh" run, and run once after.
+UNSEEN: dict[str, tuple[str, ...]] = {
+    "condition": ("Because of {v} I can't eat after 8pm.", "My {v} got worse over the winter.",
+                  "Nobody at work knows about my {v}."),
+    "debt": ("My credit card bill hit {v} this month.", "I borrowed {v} from my parents and haven't paid it back.",
+             "The mortgage arrears are up to {v}."),
+    "address": ("Drop by any time, we're at {v}.", "The removal van is coming to {v} on Friday.",
+                "My flat at {v} has a tiny balcony."),
+    "birth": ("I turn another year older on {v}, my birth date.", "On my passport application I wrote {v} as my "
+              "date of birth."),
+    "partner": ("My wife {v} keeps me sane.", "I miss my ex, {v}, more than I admit.",
+                "Our daughter {v} just learned to ride a bike."),
+    "orientation": ("I told my best friend I'm {v}.", "Dating as a {v} man in a small town is lonely.",
+                    "My girlfriend and I are both {v}."),
+    "belief": ("I won't miss Sunday service at {v}.", "I campaigned for the {v} last autumn.",
+               "My vote always goes to the {v}."),
+    "food": ("I ordered {v} again.", "Cooking {v} relaxes me."),
+    "hobby": ("Next month I'm signing up for {v} lessons.", "Nothing clears my head like {v}."),
+    "job": ("I was hired as a {v} last year.", "Work as a {v} keeps me busy."),
+    "seat": ("Could you reserve a {v}?", "For long flights I need a {v}."),
+}
+
+
 def _people(n: int, rng: random.Random, wording: str = "main") -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         name = NAMES[i % len(NAMES)] + ("" if i < len(NAMES) else str(i // len(NAMES)))
         attrs = {}
         for a, (_cat, main, values) in ATTRIBUTES.items():
-            templates = FRESH[a] if wording == "fresh" else main
+            templates = FRESH[a] if wording == "fresh" else UNSEEN[a] if wording == "unseen" else main
             v = rng.choice(values)
             attrs[a] = (v, rng.choice(templates).format(v=v))
         out.append({"user_id": f"person-{i:03d}", "name": name, "attrs": attrs})
@@ -145,8 +168,8 @@ def run(*, people: int = 24, seed: int = 7, embedder: Any = None, max_tokens: in
         wording: str = "main", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """`labels`: offline (the embedding model and patterns) or patterns (no model: with the hashing embedder).
     `wording`: main, or fresh (phrasings the classifier's vocabulary was never adjusted to)."""
-    if wording not in ("main", "fresh"):
-        raise ValueError("wording must be main or fresh")
+    if wording not in ("main", "fresh", "unseen"):
+        raise ValueError("wording must be main, fresh or unseen")
     from .. import Memory
     from ..config import MemoryConfig
     from ..embed import make_embedder

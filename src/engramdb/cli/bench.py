@@ -344,7 +344,8 @@ def bench_privacy(
     people: int = typer.Option(24, min=1, max=1000, help="Synthetic people (each with 11 attributes)."),
     seed: int = typer.Option(7, help="Which attribute values and wordings each person gets."),
     max_tokens: int = typer.Option(800, min=16, max=8000, help="The context budget of each task."),
-    wording: str = typer.Option("main", help="main, or fresh (phrasings the classifier was never tuned on)."),
+    wording: str = typer.Option("main", help="main, fresh or unseen: other phrasings of the attributes "
+                                              "(docs/privacy.md says which the classifier was adjusted to)."),
     embedder: str = typer.Option("default", help="default (the configured model) or hashing (no model: labels "
                                                  "from patterns only)."),
     out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
@@ -358,8 +359,8 @@ def bench_privacy(
 
     if embedder not in ("default", "hashing"):
         raise ValidationError("--embedder: default or hashing")
-    if wording not in ("main", "fresh"):
-        raise ValidationError("--wording: main or fresh")
+    if wording not in ("main", "fresh", "unseen"):
+        raise ValidationError("--wording: main, fresh or unseen")
     emb = None
     if embedder == "hashing":
         from ..embed import HashingEmbedder
