@@ -69,8 +69,10 @@ def _fold_rankers(path: str | os.PathLike[str], convs: Sequence[str], emb: Any, 
 
 
 def collect(path: str | os.PathLike[str], *, conversations: Sequence[str] | None = None, embedder: Any = None,
-            limit: int = 20, oof_ranker: bool = True, progress: bool = False) -> list[dict[str, Any]]:
-    """One row per (pipeline, question): conversation, key, the raw features of its results, their labels."""
+            limit: int = 20, oof_ranker: bool = True, every: int = 1, progress: bool = False
+            ) -> list[dict[str, Any]]:
+    """One row per (pipeline, question): conversation, key, the raw features of its results, their labels.
+    `every`: search every n-th question only (the fold rankers still learn from all of them)."""
     from rich.progress import Progress
 
     from .. import Memory
@@ -95,7 +97,7 @@ def collect(path: str | os.PathLike[str], *, conversations: Sequence[str] | None
             mem.close()
         names = [c.sample_id for c in convs]
         rankers = _fold_rankers(path, names, emb, tmp, limit, progress) if oof_ranker else {}
-        questions = load_questions(path, names)  # scoring side: read only now
+        questions = load_questions(path, names)[::every]  # scoring side: read only now
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task("searching", total=len(questions) * len(PIPELINES))
             for key, mode, retrieval in PIPELINES:
@@ -182,14 +184,17 @@ def _ece(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def run(path: str | os.PathLike[str], *, conversations: Sequence[str] | None = None, embedder: Any = None,
-        limit: int = 20, oof_ranker: bool = True, progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        limit: int = 20, oof_ranker: bool = True, every: int = 1, progress: bool = False
+        ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(calibration JSON fitted on everything, report with the out-of-fold tables)."""
+    if not isinstance(every, int) or every < 1:
+        raise ValidationError("every must be a positive integer")
     rows = collect(path, conversations=conversations, embedder=embedder, limit=limit, oof_ranker=oof_ranker,
-                   progress=progress)
+                   every=every, progress=progress)
     convs = sorted({r["conv"] for r in rows})
     info = {"fitted_on": os.path.basename(str(path)), "conversations": convs,
             "questions": len({(r["conv"], n) for n, r in enumerate(rows) if r["key"] == "learned"}),
-            "limit": limit, "out_of_fold_ranker": oof_ranker,
+            "question_sample": f"every {every}", "limit": limit, "out_of_fold_ranker": oof_ranker,
             "fitted_at": datetime.now(UTC).strftime("%Y-%m-%d")}
     report = {"benchmark": "calibration", "file": str(path), **info, "out_of_fold": evaluate(rows)}
     model = Calibration(fit_maps(rows), info).to_json()

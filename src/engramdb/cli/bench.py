@@ -142,6 +142,43 @@ def bench_train_ranker(
         err_console.print(f"[dim]wrote the model to {target}[/dim]")
 
 
+@bench_app.command("calibration")
+def bench_calibration(
+    path: str = typer.Argument(..., help="LoCoMo-format JSON with questions and evidence."),
+    conversations: str | None = typer.Option(None, help="Comma list of sample ids (or indexes); default all."),
+    shipped_ranker: bool = typer.Option(False, "--shipped-ranker", help="Rank with the shipped learned ranker "
+                                        "instead of one fitted without each conversation (no LightGBM needed; "
+                                        "scores on the ranker's own training data are too confident)."),
+    every: int = typer.Option(1, min=1, help="Search every n-th question only (2 halves the time); the fold "
+                              "rankers still learn from all of them."),
+    write_model: str | None = typer.Option(None, "--write-model", help="Also write the maps fitted on every "
+                                           "conversation here (the shipped ones: retrieve/models/calibration.json)."),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", help=EMBEDDER_HELP),
+    report_dir: str = typer.Option("bench_results", "--report-dir", help="Directory for the JSON/markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Score calibration: out-of-fold table of score bucket -> observed precision, per pipeline."""
+    import json
+    from pathlib import Path
+
+    from ..bench import calibration
+    from .output import err_console
+
+    convs = [c.strip() for c in conversations.split(",") if c.strip()] if conversations else None
+    model, report = calibration.run(path, conversations=convs, embedder=_embedder(embedder),
+                                    oof_ranker=not shipped_ranker, every=every, progress=not as_json)
+    if write_model:
+        target = Path(write_model)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(target)
+        report["model"] = str(target)
+    publish(calibration, report, report_dir, as_json)
+    if write_model and not as_json:
+        err_console.print(f"[dim]wrote the calibration to {write_model}[/dim]")
+
+
 @bench_app.command("longmemeval")
 def bench_longmemeval(
     path: str = typer.Argument(..., help="LongMemEval JSON (e.g. longmemeval_s.json)."),
