@@ -53,6 +53,21 @@ def test_store_reindexed_by_another_process_refuses_the_old_model(tmp_path, embe
         assert again.search("Berlin", user_id="alice")[0].memory.text == "I moved to Berlin"
 
 
+def test_consolidation_by_a_process_open_with_the_old_model_is_refused(tmp_path, embedder):
+    path = tmp_path / "consol.db"
+    old = Memory(path, embedder=HashingEmbedder(384))
+    turns = [f"we talked about the hiking trip to the alps, part {i % 3}" for i in range(12)]
+    old.add(turns, user_id="u", session_id="s1")
+    with Memory(path, embedder=embedder, allow_model_change=True) as new:  # same dimension, another model
+        new.reindex()
+        n = new.store.count(Filters(include_deleted=True))
+    with pytest.raises(ModelMismatchError):  # its session summary would carry an old-model vector
+        old.consolidate()
+    old.close()
+    with Memory(path, embedder=embedder) as again:
+        assert again.store.count(Filters(include_deleted=True)) == n
+
+
 def test_writes_during_a_reindex_are_embedded_with_the_new_model(tmp_path, embedder):
     path = tmp_path / "live.db"
     old = Memory(path, embedder=HashingEmbedder(384))

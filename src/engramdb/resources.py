@@ -105,6 +105,15 @@ class Resources:
                 f"this store holds {stored_dim}-d vectors but {emb.name!r} makes {emb.dim}-d ones; "
                 f"run: engramdb reindex --model {emb.name}"
             )
+        elif not self.allow_model_change:
+            # Same dimension, another model: re-indexed by another process since this one opened it. Every
+            # writer that embeds (consolidation, procedures, not only add) would mix two vector spaces.
+            stored = self.store.get_meta("embed_model")
+            if stored and canonical_name(stored) != canonical_name(emb.name):
+                raise ModelMismatchError(
+                    f"this store is now embedded with {stored!r} (re-indexed since it was opened here?), "
+                    f"but this Memory embeds with {emb.name!r}; reopen it with {stored!r}"
+                )
         return emb
 
     @property
