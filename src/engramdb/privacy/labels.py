@@ -114,7 +114,8 @@ PATTERNS: dict[str, str] = {
               r"|chronic|arthritis|symptoms?|syndrome|clinic|infection|medical|psychologist|counsell?ing)\b",
     "finance": r"\b(salary|mortgage|debt|loans?|bankrupt\w*|credit score|401k|pension|paycheck|savings|taxes"
                r"|tax refund|owe|overdrawn|income|net worth|wage|bonus|irs|invest\w*|brokerage|food stamps"
-               r"|bank account|down payment|out of pocket)\b",
+               r"|bank account|down payment|out of pocket|in the red|interest rates?|balance|repay\w*|paying back"
+               r"|pay (it|them|him|her) back|borrow\w*|arrears|credit cards?|overdraft|in debt|broke)\b",
     "location": r"(\b\d{1,5}\s+[A-Z][a-z]+\s+(Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way"
                 r"|Court|Ct|Place|Pl)\b|\b(zip code|postcode|postal code|home address|my address|gps coordinates"
                 r"|room \d+|apartment \d+\w?)\b"
@@ -125,10 +126,13 @@ PATTERNS: dict[str, str] = {
     "relationships": r"\b(my (wife|husband|boyfriend|girlfriend|partner|ex|fianc[ée]e?|son|daughter|kids|children"
                      r"|mom|mum|mother|dad|father|parents|brother|sister|stepfather|stepmother|mother-in-law"
                      r"|father-in-law|cousin|nephew|niece|grandmother|grandfather)|divorc\w*|custody|engaged"
-                     r"|married|widow\w*|cheating on|broke up|couples counsell?or)\b",
+                     r"|married|widow\w*|cheating on|broke up|couples counsell?or|split up|separated|been together"
+                     r"|together for \w+ years|our (son|daughter|kids|children|baby|twins)|(little|baby) (boy|girl)"
+                     r"|my (ex|wife|husband|spouse|boyfriend|girlfriend)\b)\b",
     "identity": r"\b(passport|social security|driver'?s licen[cs]e|national insurance number|id card|date of birth"
                 r"|born on|maiden name|green card|residence permit|visa|birth certificate|tax id|citizenship"
-                r"|asylum|alien number|legal name|aadhaar|nhs number|medicare number|student id|badge number)\b",
+                r"|asylum|alien number|legal name|aadhaar|nhs number|medicare number|student id|badge number|dob"
+                r"|birth ?date|my birthday is|ssn|social insurance|id number)\b",
     "credentials": r"\b(passwords?|passcode|passphrase|pin\b|login|2fa|backup codes|recovery phrase|api key|token"
                    r"|private (ssh )?key|combination|alarm code|door code|keypad|lockbox|security question"
                    r"|unlock|credentials)",
