@@ -159,8 +159,35 @@ Threshold = Annotated[
     Field(ge=0, le=1, description="Drop results whose score (0 to 1) is below this."),
     BeforeValidator(_json_number),
 ]
+AUDIENCE_ID_RE = r"^[A-Za-z0-9_.:@-]{1,256}$"  # privacy/policy.py's rule for agent ids and purposes
+AudienceId = Annotated[str, StringConstraints(pattern=AUDIENCE_ID_RE)]
+
+
+class AudienceSpec(BaseModel):
+    """An audience as an object: an agent, a purpose, or both (the spec says what privacy/policy.py accepts)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["agent_id"], "properties": {"agent_id": {"type": "string"}}},
+                {"required": ["purpose"], "properties": {"purpose": {"type": "string"}}},
+            ]
+        },
+    )
+
+    agent_id: AudienceId | None = None
+    purpose: AudienceId | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> AudienceSpec:
+        if not (self.agent_id or self.purpose):
+            raise ValueError("an audience needs an agent_id or a purpose")
+        return self
+
+
 Audience = Annotated[
-    str | dict[str, str],
+    Annotated[str, StringConstraints(pattern=r"^(purpose:|agent:)?[A-Za-z0-9_.:@-]{1,256}$")] | AudienceSpec,
     Field(description="Who receives the results: an agent id, 'purpose:<label>', or {\"agent_id\": ..., "
                       "\"purpose\": ...}. Disclosure policies are enforced for it and each result served is "
                       "audited; leave it out when the caller owns the data."),
