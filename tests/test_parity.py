@@ -309,3 +309,32 @@ def test_global_store_options_and_list_past_the_end(tmp_path, monkeypatch):
     assert "1-2 of 2" in page.output
     missing = runner.invoke(cli, ["--db", str(tmp_path / "nope.db"), "stats"])
     assert missing.exit_code == 2 and "no EngramDB store" in missing.output
+
+
+def test_rest_routes_do_what_the_library_does(tmp_path, monkeypatch):
+    """The new routes end to end: search options, facts, forget by ids, erase through purge, admin-only import."""
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("ENGRAMDB_EXTRACTION", "off")  # episodes only: the ids below are all there is
+    env = make_env(tmp_path, rate_limit=0, mcp=False)
+    rw, admin = env.auth("acme_rw"), env.auth("acme_admin")
+    with TestClient(env.app) as c:
+        ids = [m["id"] for m in c.post("/v1/memories", headers=rw, json={
+            "messages": ["I live in Berlin", "I moved to Paris"], "user_id": "ann", "timestamp": "2024-01-01T00:00:00Z",
+        }).json()["memories"]]
+        r = c.post("/v1/search", headers=rw, json={"query": "where do I live", "user_id": "ann", "order": "-time",
+                                                   "as_of": "2030-01-01T00:00:00Z", "threshold": 0, "mode": "default"})
+        assert r.status_code == 200 and {h["memory"]["id"] for h in r.json()["results"]} <= set(ids)
+        none = c.post("/v1/search", headers=rw, json={"query": "where do I live", "user_id": "ann", "threshold": 1})
+        assert all(h["score"] >= 1 for h in none.json()["results"])
+        assert c.get("/v1/facts", headers=rw, params={"user_id": "ann"}).status_code == 200
+        assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "bogus": 1}).status_code == 422
+        gone = c.post("/v1/forget", headers=rw, json={"ids": [ids[0]]}).json()
+        assert ids[0] in gone["forgotten"] and c.get(f"/v1/memories/{ids[0]}", headers=rw).status_code == 404
+        assert c.post("/v1/forget", headers=rw, json={}).status_code == 422  # no selector: nothing is forgotten
+        assert c.post("/v1/reindex", headers=rw).status_code == 403 and c.post("/v1/import", headers=rw, json={
+            "records": [{}]}).status_code == 403
+        assert c.post("/v1/purge", headers=admin, json={"memory_ids": [ids[1]]}).json()["purged"] == 1
+        assert c.get(f"/v1/memories/{ids[1]}/history", headers=rw).status_code == 404  # erased with its history
+    env.registry.close()
+    env.keys.close()
