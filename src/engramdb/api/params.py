@@ -85,7 +85,7 @@ NO_NUL_RE = r"^[^\x00]*$"
 NoNul = Annotated[str, StringConstraints(pattern=NO_NUL_RE)]
 # Metadata: any JSON object whose strings (keys included) hold no NUL character.
 MetaValue = TypeAliasType(
-    "MetaValue", "NoNul | int | float | bool | None | list[MetaValue] | dict[NoNul, MetaValue]"  # type: ignore[misc]
+    "MetaValue", "NoNul | int | float | bool | None | list[MetaValue] | dict[NoNul, MetaValue]"
 )
 
 

@@ -29,8 +29,7 @@ def ui(
 
     if host not in LOCAL_HOSTS:
         raise ValidationError("engramdb ui has no sign-in, so it binds only to the loopback; use `engramdb serve`")
-    kwargs = {"embedder": embedder} if embedder else {}
-    with open_memory(db, url, **kwargs) as mem:
+    with open_memory(db, url, embedder=embedder or None) as mem:
         shown = f"[{host}]" if ":" in host else host
         console.print(f"EngramDB UI on http://{shown}:{port}/ui ({'read-only' if read_only else 'read/write'})",
                       highlight=False)
