@@ -11,7 +11,7 @@ question's evidence (read only after the pool is built).
 Honesty checks printed with the model: leave-one-conversation-out recall@10 and
 session recall@5 (each conversation ranked by a model that never saw it), per
 fold and overall; `--ablation` refits with each feature group held constant.
-Training needs LightGBM (`pip install 'engramdb[train]'`); serving does not.
+Training needs LightGBM (`pip install '.[train]'`); serving does not.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _lightgbm() -> Any:
     try:
         import lightgbm
     except ImportError as exc:
-        raise ConfigError("training the ranker needs LightGBM: pip install 'engramdb[train]'") from exc
+        raise ConfigError("training the ranker needs LightGBM: pip install '.[train]'") from exc
     return lightgbm
 
 

@@ -38,7 +38,7 @@ class UsearchANN:
         try:
             from usearch.index import Index
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
-            raise ConfigError("the ANN index needs the 'ann' extra: pip install 'engramdb[ann]'") from exc
+            raise ConfigError("the ANN index needs the 'ann' extra: pip install '.[ann]'") from exc
         self.dim = dim
         self._index = Index(
             ndim=dim,

@@ -1,6 +1,6 @@
 """Adapters that make EngramDB the memory of agent frameworks.
 
-Each module needs its framework, installed with its extra, e.g. ``pip install 'engramdb[langgraph]'``:
+Each module needs its framework, installed with its extra, e.g. ``pip install '.[langgraph]'``:
 
 - ``engramdb.integrations.langgraph``: ``EngramDBStore``, a LangGraph ``BaseStore``
 - ``engramdb.integrations.langchain``: ``EngramDBRetriever``, a LangChain ``BaseRetriever`` (and a tool)
@@ -20,7 +20,7 @@ __all__ = ["missing", "sync_memory"]
 
 def missing(module: str, extra: str) -> ImportError:
     """The error an adapter raises when its framework is not installed: it names the install line."""
-    return ImportError(f"this adapter needs {module!r}, which is not installed: pip install 'engramdb[{extra}]'")
+    return ImportError(f"this adapter needs {module!r}, which is not installed: pip install '.[{extra}]'")
 
 
 def sync_memory(memory: Any) -> Any:

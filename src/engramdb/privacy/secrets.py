@@ -200,7 +200,7 @@ def _aesgcm(key: bytes) -> Any:
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError as exc:  # pragma: no cover - the privacy extra is missing
-        raise ConfigError("secrets='encrypt' needs the cryptography package: pip install 'engramdb[privacy]'") from exc
+        raise ConfigError("secrets='encrypt' needs the cryptography package: pip install '.[privacy]'") from exc
     return AESGCM(key)
 
 
