@@ -333,3 +333,19 @@ def test_extracted_facts_carry_their_turns_labels(tmp_path):
         assert [(f.text, f.metadata.get("sensitivity")) for f in facts] == [("Sam lives in Paris", ["location"])]
         m.privacy.set_policy([{"category": "location", "audience": "any", "action": "deny"}], user_id="sam")
         assert m.search("where does Sam live", user_id="sam", audience="purpose:ads") == []
+
+
+def test_import_refuses_a_line_with_a_secret(fake_mem, tmp_path):
+    good = {"record": {"id": "a1", "user_id": "u", "text": "likes tea"}}
+    bad = {"record": {"id": "a2", "user_id": "u", "text": "my password is Hunter22!"}}
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValidationError, match="secret"):
+        fake_mem.import_(src)
+    assert fake_mem.list(user_id="u").total == 0
+    rep = fake_mem.import_(src, skip_bad=True)
+    assert rep.imported == 1 and "secret" in " ".join(rep.errors)
+    out = tmp_path / "out.jsonl"
+    fake_mem.add("the wifi password is bluejay-4471", user_id="u")
+    fake_mem.export(out)
+    assert "bluejay" not in out.read_text()  # an export holds no secret: it imports back

@@ -204,6 +204,7 @@ def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: A
     for name in ("user_id", "agent_id", "session_id", "source_ref", "speaker", "role"):
         check_id(getattr(rec, name), where=name)
     check_metadata(rec.metadata)
+    mem.privacy.check_import(rec)  # a secret in a line is refused: its index text and history would keep it
     if not (rec.user_id or rec.agent_id or rec.session_id):
         raise ValidationError("record has no scope (user_id, agent_id or session_id)")
     if rec.id in seen:

@@ -89,6 +89,14 @@ class PrivacyEngine:
         self.inherit(records)
         return records
 
+    def check_import(self, rec: MemoryRecord) -> None:
+        """An imported line is written as given (text, index text, history): one holding a secret is refused
+        (unless secrets are off). An export of this engine holds none: they were masked or sealed on write."""
+        if self.config.secrets != "off" and (found := S.scan(rec.text)):
+            kinds = ", ".join(sorted({f.kind for f in found}))
+            raise S.SecretError(f"the text holds a secret ({kinds}); add it through add() to have it "
+                                f"{'sealed' if self.config.secrets == 'encrypt' else 'masked'}")
+
     def classify(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[list[str]]:
         """Labels for texts: the LLM when configured (labels=llm, or auto with an LLM), else offline."""
         llm = self.mem.llm if self.config.labels in ("auto", "llm") else None
