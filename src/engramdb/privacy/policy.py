@@ -130,7 +130,7 @@ class Policy(BaseModel):
             if isinstance(value, Policy):
                 return value
             if isinstance(value, list):
-                return cls(rules=value)  # type: ignore[arg-type]
+                return cls(rules=value)
             if isinstance(value, dict):
                 return cls(**value)
             if isinstance(value, str):
