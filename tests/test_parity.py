@@ -338,3 +338,13 @@ def test_rest_routes_do_what_the_library_does(tmp_path, monkeypatch):
         assert c.get(f"/v1/memories/{ids[1]}/history", headers=rw).status_code == 404  # erased with its history
     env.registry.close()
     env.keys.close()
+
+
+def test_async_twin_has_every_operation():
+    from engramdb import AsyncMemory
+
+    for op in OPERATIONS:
+        fn = getattr(AsyncMemory, op, None)
+        assert fn is not None and inspect.iscoroutinefunction(fn), f"AsyncMemory.{op} is not a coroutine method"
+        sync = set(inspect.signature(getattr(Memory, op)).parameters)
+        assert set(inspect.signature(fn).parameters) == sync, f"AsyncMemory.{op} takes other arguments than Memory"
