@@ -109,3 +109,44 @@ def test_openai_compatible_endpoint(endpoint, monkeypatch, tmp_path):
         e.embed(["x"])
     with pytest.raises(ConfigError):
         make_embedder("openai:")
+
+
+def test_context_pairs_come_from_the_turns_own_run(embedder, monkeypatch):
+    """A session's turns are encoded once: each context pair's vector is the mean over both turns' token
+    vectors from that run, not a second encoding of the joined text."""
+    from engramdb.embed.base import normalise
+    from engramdb.ingest.keys import compute_keys
+    from engramdb.model import MemoryRecord
+
+    turns = ["I adopted a dog last week.", "What breed is it?", "A beagle, from the shelter on Elm Street.",
+             "Lovely!", "We walk by the river every morning before work.", "Sounds nice.", "It is.", "Bye!",
+             "See you on Friday at the climbing gym."]
+    recs = [MemoryRecord(user_id="u", session_id="s", text=t, speaker="A" if i % 2 else "B")
+            for i, t in enumerate(turns)]
+    seen: list[int] = []
+    real = embedder._sorted_runs
+    monkeypatch.setattr(embedder, "_sorted_runs", lambda texts, *a: seen.append(len(texts)) or real(texts, *a))
+    _, vecs, toks = compute_keys(recs, embedder)
+    assert seen == [len(turns)]  # one pass over the turns, no joined texts
+    assert all(t is not None for t in toks)
+    texts = [f"{r.speaker}: {r.text}" for r in recs]
+    single, pairs, _ = embedder.embed_in_context(texts, [(0, 1)])
+    run = embedder._sorted_runs(texts[:2], 8, None)
+    sums = [o["token_embeddings"][o["attention_mask"].astype(bool)].sum(0) for o in run]
+    assert np.allclose(pairs[0], normalise((sums[0] + sums[1])[None])[0], atol=1e-4)
+    joined = embedder.embed([f"{texts[0]}\n{texts[1]}"])[0]
+    assert float(pairs[0] @ joined) > 0.9  # close to embedding the joined text
+    # the stored vector: the turn's own plus its context, normalised
+    assert np.allclose(vecs[1], normalise((single[1] + pairs[0])[None])[0], atol=1e-4)
+    exact = type(embedder)(exact_context=True)
+    assert exact._model is embedder._model  # the same loaded weights
+    _, exact_vecs, _ = compute_keys(recs, exact)
+    assert float(np.min(np.sum(exact_vecs * vecs, axis=1))) > 0.95
+
+
+def test_int8_spec_names_the_same_model():
+    from engramdb.embed.packs import canonical_name, split_int8
+
+    assert split_int8("all-MiniLM-L6-v2:int8") == ("all-MiniLM-L6-v2", True)
+    assert split_int8("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", False)
+    assert canonical_name("all-MiniLM-L6-v2:INT8") == canonical_name("all-MiniLM-L6-v2")

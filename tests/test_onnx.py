@@ -117,3 +117,20 @@ def test_embedder_builds_its_copy_once_into_the_model_cache(embedder, tmp_path, 
     monkeypatch.setattr(onnx, "_export", lambda *a: pytest.fail("the cached file should have been used"))
     assert embedder._onnx_copy().path == got.path
     assert onnx.cached("all-MiniLM-L6-v2", tmp_path) == [got.path]
+
+
+def test_int8_copy_is_close_and_cached(embedder, copy, cache):
+    """int8 (dynamic quantization, per channel) is made once beside the float export and stays near the model."""
+    import torch
+
+    q = onnx.load(embedder._model, "all-MiniLM-L6-v2", cache, int8=True)
+    assert q is not None and q.path.name.endswith("-int8pc.onnx") and q.path.parent == copy.path.parent
+    feats = embedder._model.preprocess(TEXTS)
+    with torch.inference_mode():
+        want = embedder._model(dict(feats))["sentence_embedding"]
+    got = q.forward(embedder._model, dict(feats))["sentence_embedding"]
+    cos = torch.nn.functional.cosine_similarity(want, got, dim=-1)
+    assert float(cos.min()) > 0.95 and float(cos.mean()) > 0.98  # close ('ok' alone: 0.96) ...
+    assert float((want - got).abs().max()) > 1e-4  # ... not equal
+    stamp = q.path.stat().st_mtime_ns
+    assert onnx.load(embedder._model, "all-MiniLM-L6-v2", cache, int8=True).path.stat().st_mtime_ns == stamp

@@ -272,6 +272,7 @@ class MemoEmbedder(Embedder):
         self.has_tokens = inner.has_tokens
         self.memo: dict[str, np.ndarray] = {}
         self.memo_tokens: dict[str, np.ndarray | None] = {}
+        self.memo_context: dict[tuple, tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]] = {}
 
     def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         need = list(dict.fromkeys(t for t in texts if t not in self.memo))
@@ -287,6 +288,14 @@ class MemoEmbedder(Embedder):
             for t, v, k in zip(need, vecs, toks, strict=True):
                 self.memo[t], self.memo_tokens[t] = v, k
         return np.stack([self.memo[t] for t in texts]), [self.memo_tokens[t] for t in texts]
+
+    def embed_in_context(
+        self, texts: Sequence[str], pairs: Sequence[tuple[int, int]], *, tokens: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+        key = (tuple(texts), tuple(pairs), tokens)  # the same session ingested again asks the same
+        if key not in self.memo_context:
+            self.memo_context[key] = self.inner.embed_in_context(texts, pairs, tokens=tokens)
+        return self.memo_context[key]
 
 
 def _in_sample(methods: Sequence[Method], sample_ids: Sequence[str]) -> list[str]:

@@ -64,6 +64,31 @@ def bench_ann(
     publish(ann, report, out, as_json)
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    path: str = typer.Argument(..., help="LoCoMo JSON (e.g. locomo10.json): its turns are what gets ingested."),
+    turns: int = typer.Option(1024, help="Turns to ingest (whole sessions, in file order)."),
+    model: str = typer.Option("all-MiniLM-L6-v2", help="A local sentence-transformers model."),
+    batch_size: int = typer.Option(64, help="Encode batch size (raw and EngramDB alike)."),
+    repeat: int = typer.Option(2, help="Interleaved runs per step; the best counts."),
+    variants: bool = typer.Option(True, "--variants/--no-variants", help="Also ONNX batches and int8."),
+    exact: bool = typer.Option(True, "--exact/--no-exact", help="Also add with context pairs embedded apart."),
+    recall: str | None = typer.Option(None, help="Also LoCoMo recall@10 of the float and int8 models on these "
+                                      "conversations (comma list of sample ids or indexes; 'all')."),
+    out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
+) -> None:
+    """Ingest against the model: raw encode, EngramDB embed and add, ONNX and int8, as a ratio table."""
+    from ..bench import ingest
+    from .output import err_console
+
+    convs = None if recall is None else [] if recall == "all" else [c.strip() for c in recall.split(",") if c.strip()]
+    report = ingest.run(path, turns=turns, model=model, batch_size=batch_size, repeat=repeat, variants=variants,
+                        exact=exact, recall_conversations=convs,
+                        progress=None if as_json else lambda msg: err_console.print(f"[dim]{msg}...[/dim]"))
+    publish(ingest, report, out, as_json)
+
+
 # -- retrieval-quality benchmarks: LoCoMo and LongMemEval ----------------------------
 EMBEDDER_HELP = "all-MiniLM-L6-v2 (default), all-mpnet-base-v2 (`engramdb models fetch` it first) or any model spec."
 

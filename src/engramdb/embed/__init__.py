@@ -9,6 +9,7 @@ from ..errors import ConfigError
 from .base import Embedder
 from .hashing import HashingEmbedder
 from .local import DEFAULT_MODEL
+from .packs import split_int8
 
 __all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "check_available", "make_embedder", "on_model_load"]
 
@@ -43,7 +44,9 @@ def on_model_load(hook: Callable[[str], AbstractContextManager[object]] | None) 
 
 def make_embedder(spec: str | Embedder | None = None) -> Embedder:
     """'all-MiniLM-L6-v2' (default, offline), any sentence-transformers name/path,
-    'openai:<model>' for an OpenAI-compatible endpoint, or 'hashing-<dim>' (tests)."""
+    'openai:<model>' for an OpenAI-compatible endpoint, or 'hashing-<dim>' (tests).
+    A local model's name + ':int8' runs it dynamically quantized to int8 in ONNX Runtime (`engramdb bench ingest`
+    prints its speed-up and LoCoMo recall beside the float model's)."""
     if isinstance(spec, Embedder):
         return spec
     spec = spec or DEFAULT_MODEL
@@ -60,5 +63,6 @@ def make_embedder(spec: str | Embedder | None = None) -> Embedder:
         return OpenAIEmbedder(parse_embedder_spec(spec)[1])
     from .local import SentenceTransformerEmbedder
 
-    with _on_load(spec) if _on_load is not None else nullcontext():  # seconds: torch and the weights
-        return SentenceTransformerEmbedder(spec)
+    base, int8 = split_int8(spec)
+    with _on_load(base) if _on_load is not None else nullcontext():  # seconds: torch and the weights
+        return SentenceTransformerEmbedder(base, int8=int8)

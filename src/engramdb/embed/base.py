@@ -47,3 +47,20 @@ class Embedder(ABC):
         """Sentence vectors, as `embed`, and each text's content-token vectors from the same model run.
         Models without token outputs (hashing, remote APIs) give None for each text."""
         return self.embed(texts), [None] * len(texts)
+
+    def embed_in_context(
+        self, texts: Sequence[str], pairs: Sequence[tuple[int, int]], *, tokens: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+        """(vectors of `texts`, a vector per pair (i, j) for texts[i] followed by texts[j] on the next line,
+        token vectors of `texts`: None each when `tokens` is off or the model has none).
+
+        Here each pair's joined text is embedded too, in the same batch; a model whose sentence vector is a mean
+        of its token vectors composes them from the texts' own run instead (embed/local.py)."""
+        joined = [f"{texts[i]}\n{texts[j]}" for i, j in pairs]
+        every = [*texts, *joined]
+        if tokens:
+            mat, toks = self.embed_tokens(every)
+        else:
+            mat, toks = self.embed(every), [None] * len(every)
+        n = len(texts)
+        return mat[:n], mat[n:], toks[:n]

@@ -315,6 +315,17 @@ def find_pack(spec: str) -> Pack | None:
     return next((p for p in PACKS if low in p.aliases), None)
 
 
+INT8_SUFFIX = ":int8"
+
+
+def split_int8(spec: str) -> tuple[str, bool]:
+    """('model', True) for 'model:int8': the same model, quantized (its vectors share the model's space)."""
+    if spec.lower().endswith(INT8_SUFFIX):
+        return spec[: -len(INT8_SUFFIX)], True
+    return spec, False
+
+
 def canonical_name(spec: str) -> str:
+    spec = split_int8(spec)[0]
     pack = find_pack(spec)
     return pack.name if pack else spec

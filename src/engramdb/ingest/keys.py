@@ -63,25 +63,29 @@ def compute_keys(
 ) -> tuple[list[str], np.ndarray, list[bytes | None]]:
     """(index_texts, vectors, token vectors) for records written together, with conversational context.
 
-    One batched embedding call covers the turns and their context pairs. The token vectors are those of the turn
-    alone, packed for the store (index/late.pack); None for each record when the model has none or `tokens` is
-    off."""
+    One embedding call covers the turns and their context pairs (`Embedder.embed_in_context`). The token vectors
+    are those of the turn alone, packed for the store (index/late.pack); None for each record when the model has
+    none or `tokens` is off."""
     prevs = previous_turns(records, store) if context else [None] * len(records)
     texts = [embed_text(r) for r in records]
-    pair_at: dict[int, int] = {}
-    for i, (r, p) in enumerate(zip(records, prevs, strict=True)):
-        if p is not None:
-            pair_at[i] = len(texts)
-            texts.append(context_text(r, p))
-    if tokens:
-        mat, toks = embedder.embed_tokens(texts)
-    else:
-        mat, toks = embedder.embed(texts), [None] * len(texts)
+    at = {id(r): i for i, r in enumerate(records)}  # a previous turn from the same batch is embedded once
+    pairs: list[tuple[int, int]] = []
+    paired: list[int] = []
+    for i, p in enumerate(prevs):
+        if p is None:
+            continue
+        j = at.get(id(p))
+        if j is None:  # a stored previous turn: its text joins the batch
+            j = at[id(p)] = len(texts)
+            texts.append(embed_text(p))
+        pairs.append((j, i))
+        paired.append(i)
+    mat, pair_vecs, toks = embedder.embed_in_context(texts, pairs, tokens=tokens)
     vecs = np.array(mat[: len(records)], dtype=np.float32, copy=True)
-    for i, j in pair_at.items():
-        v = vecs[i] + mat[j]
-        n = float(np.linalg.norm(v))
-        vecs[i] = v / n if n > 0 else vecs[i]
+    if paired:
+        v = vecs[paired] + pair_vecs
+        n = np.linalg.norm(v, axis=1, keepdims=True)
+        vecs[paired] = np.where(n > 0, v / np.where(n > 0, n, 1.0), vecs[paired])
     weighted = context or dates
     index_texts = [index_text(r, p, dates=dates, weighted=weighted) for r, p in zip(records, prevs, strict=True)]
     packed = [late.pack(t) if t is not None and len(t) else None for t in toks[: len(records)]]
