@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
@@ -201,8 +201,16 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> dict[str, str | None]:
-    scope = {
+class ScopeDict(TypedDict):
+    """A checked scope, ready to unpack into `MemoryRecord(**scope)` or `Filters(**scope)`."""
+
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
+
+
+def check_scope(user_id: object, agent_id: object, session_id: object, *, required: bool) -> ScopeDict:
+    scope: ScopeDict = {
         "user_id": check_id(user_id, where="user_id"),
         "agent_id": check_id(agent_id, where="agent_id"),
         "session_id": check_id(session_id, where="session_id"),

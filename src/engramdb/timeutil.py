@@ -8,6 +8,7 @@ Storage format is fixed-width ISO-8601 UTC, so text order equals time order.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import overload
 
 from .errors import ValidationError
 
@@ -61,6 +62,12 @@ def to_store(dt: datetime | None) -> str | None:
     return f"{dt.year:04d}" + dt.strftime(_STORE_FMT[2:])
 
 
+@overload
+def from_store(text: str) -> datetime: ...
+@overload
+def from_store(text: None) -> None: ...
+@overload
+def from_store(text: str | None) -> datetime | None: ...
 def from_store(text: str | None) -> datetime | None:
     if text is None:
         return None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .memory import Memory
 
 if TYPE_CHECKING:
+    import builtins
     import os
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
@@ -104,7 +105,7 @@ class AsyncMemory:
 
     async def add_trajectories(
         self,
-        trajectories: Sequence[Trajectory | dict[str, Any] | list[Any]],
+        trajectories: Sequence[Trajectory | dict[str, Any] | builtins.list[Any]],
         *,
         user_id: str | None = None,
         agent_id: str | None = None,
@@ -113,7 +114,7 @@ class AsyncMemory:
         metadata: dict[str, Any] | None = None,
         source_ref: str | None = None,
         embed_steps: bool = False,
-    ) -> list[Trajectory]:
+    ) -> builtins.list[Trajectory]:
         """Store many trajectories in one transaction (all checked first: one bad one writes nothing).
         Headers are embedded; steps are keyword-indexed, and embedded too with `embed_steps=True`."""
         return await self._run(
@@ -130,7 +131,7 @@ class AsyncMemory:
 
     async def add_trajectory(
         self,
-        task: str | dict[str, Any] | list[Any],
+        task: str | dict[str, Any] | builtins.list[Any],
         steps: Sequence[Any] | None = None,
         outcome: str | None = None,
         *,
@@ -186,7 +187,7 @@ class AsyncMemory:
         until: datetime | str | None = None,
         as_of: datetime | str | None = None,
         threshold: float | None = None,
-        hits: list[SearchResult] | None = None,
+        hits: builtins.list[SearchResult] | None = None,
         audience: str | dict[str, str] | None = None,
     ) -> ContextBlock:
         """A prompt-ready block within `max_tokens`: the current facts that answer the query first, then the
@@ -215,7 +216,7 @@ class AsyncMemory:
 
     async def decay_scores(
         self, *, user_id: str | None = None, agent_id: str | None = None, limit: int = 1000
-    ) -> list[tuple[str, float]]:
+    ) -> builtins.list[tuple[str, float]]:
         """(id, decay score) for memories the decay policy covers, lowest first."""
         return await self._run(self._sync.decay_scores, user_id=user_id, agent_id=agent_id, limit=limit)
 
@@ -224,7 +225,7 @@ class AsyncMemory:
         (facts, summaries) is retracted with it, and a fact it had replaced is current again."""
         return await self._run(self._sync.delete, memory_id)
 
-    async def derived(self, memory_id: str, *, limit: int = 200) -> list[MemoryRecord]:
+    async def derived(self, memory_id: str, *, limit: int = 200) -> builtins.list[MemoryRecord]:
         """Memories derived from this one: facts, summaries and profiles of its scope that name it in
         `source_ids`, and summaries that link to it. Superseded and forgotten ones included."""
         return await self._run(self._sync.derived, memory_id, limit=limit)
@@ -281,7 +282,7 @@ class AsyncMemory:
             self._sync.extract, episode_ids=episode_ids, extractor=extractor, batch=batch, progress=progress
         )
 
-    async def fact_history(self, fact_id: str) -> list[MemoryRecord]:
+    async def fact_history(self, fact_id: str) -> builtins.list[MemoryRecord]:
         """The chain of values a fact went through (oldest first), following supersedes/invalidates links."""
         return await self._run(self._sync.fact_history, fact_id)
 
@@ -295,7 +296,7 @@ class AsyncMemory:
         as_of: datetime | str | None = None,
         include_history: bool = False,
         limit: int = 1000,
-    ) -> list[MemoryRecord]:
+    ) -> builtins.list[MemoryRecord]:
         """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
         return await self._run(
             self._sync.facts,
@@ -346,13 +347,13 @@ class AsyncMemory:
         agent_id: str | None = None,
         session_id: str | None = None,
         period: str = "month",
-    ) -> list[tuple[str, int]]:
+    ) -> builtins.list[tuple[str, int]]:
         """Live memories per month ('YYYY-MM') or day of occurred_at (UTC), oldest first."""
         return await self._run(
             self._sync.growth, user_id=user_id, agent_id=agent_id, session_id=session_id, period=period
         )
 
-    async def history(self, memory_id: str) -> list:
+    async def history(self, memory_id: str) -> builtins.list:
         return await self._run(self._sync.history, memory_id)
 
     async def import_(
@@ -397,7 +398,7 @@ class AsyncMemory:
         """Lifecycle counters (extraction, facts, consolidation) and LLM usage."""
         return await self._run(self._sync.lifecycle_stats)
 
-    async def links(self, memory_id: str) -> list[dict[str, Any]]:
+    async def links(self, memory_id: str) -> builtins.list[dict[str, Any]]:
         """Typed edges touching a memory in both directions (supersedes, summarizes, related, ...)."""
         return await self._run(self._sync.links, memory_id)
 
@@ -440,7 +441,7 @@ class AsyncMemory:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
-    ) -> list[Tip]:
+    ) -> builtins.list[Tip]:
         """Stored tips in scope: active ones by default, `status="retired"` or None for both."""
         return await self._run(
             self._sync.list_tips, user_id=user_id, agent_id=agent_id, session_id=session_id, status=status
@@ -455,7 +456,7 @@ class AsyncMemory:
         history, derived memories (in any scope), then VACUUM and a WAL checkpoint. Irreversible."""
         return await self._run(self._sync.purge, user_id=user_id, agent_id=agent_id)
 
-    async def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
+    async def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> builtins.list[MemoryRecord]:
         """Records by id, in the order asked (unknown ids are skipped), without counting an access: a person
         looking at a memory is not a recall."""
         return await self._run(self._sync.records, ids, include_deleted=include_deleted)
@@ -464,7 +465,9 @@ class AsyncMemory:
         """Re-embed and re-key every memory with the current model (after a model change)."""
         return await self._run(self._sync.reindex, progress=progress, batch=batch)
 
-    async def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> list[Tip]:
+    async def report_outcome(
+        self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None
+    ) -> builtins.list[Tip]:
         """Close the loop: what happened on the task the tips were served for (success, failure or partial).
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
         return await self._run(self._sync.report_outcome, tip_ids, outcome, validator=validator)
@@ -499,7 +502,7 @@ class AsyncMemory:
         order: str = "relevance",
         threshold: float | None = None,
         audience: str | dict[str, str] | None = None,
-    ) -> list[SearchResult]:
+    ) -> builtins.list[SearchResult]:
         """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
 
         What is true now comes first: each hit says whether it is `current` and what `superseded_by`, and a
@@ -572,8 +575,8 @@ class AsyncMemory:
         user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
-        ids: list[str] | None = None,
-    ) -> list[Trajectory]:
+        ids: builtins.list[str] | None = None,
+    ) -> builtins.list[Trajectory]:
         """Stored trajectories in scope, rebuilt with their steps and step ids."""
         return await self._run(
             self._sync.trajectories, user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel
@@ -30,7 +30,30 @@ from ..store.base import Filters
 from ..timeutil import now
 
 if TYPE_CHECKING:
-    from .memory import Memory
+    from ..config import MemoryConfig
+    from ..embed.base import Embedder
+    from ..privacy.engine import PrivacyEngine
+    from ..resources import Resources
+    from ..store.base import Store
+
+
+class Memory(Protocol):
+    """What export and import read and write through (a `Memory`)."""
+
+    store: Store
+    _res: Resources
+
+    @property
+    def config(self) -> MemoryConfig: ...
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def privacy(self) -> PrivacyEngine: ...
 
 FORMAT = "engramdb-jsonl"
 FORMAT_VERSION = 1

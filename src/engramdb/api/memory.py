@@ -11,6 +11,7 @@ Three lines to long-term memory:
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -394,7 +395,7 @@ class Memory:
         order: str = "relevance",
         threshold: float | None = None,
         audience: str | dict[str, str] | None = None,
-    ) -> list[SearchResult]:
+    ) -> builtins.list[SearchResult]:
         """Hybrid search. `filters` matches metadata keys by equality; `since`/`until` bound occurred_at.
 
         What is true now comes first: each hit says whether it is `current` and what `superseded_by`, and a
@@ -428,7 +429,7 @@ class Memory:
         until: datetime | str | None = None,
         as_of: datetime | str | None = None,
         threshold: float | None = None,
-        hits: list[SearchResult] | None = None,
+        hits: builtins.list[SearchResult] | None = None,
         audience: str | dict[str, str] | None = None,
     ) -> ContextBlock:
         """A prompt-ready block within `max_tokens`: the current facts that answer the query first, then the
@@ -450,7 +451,7 @@ class Memory:
                                       max_tokens=max_tokens, limit=limit, filters=filters, since=since, until=until,
                                       as_of=as_of, threshold=threshold, hits=hits)
 
-    def history(self, memory_id: str) -> list:
+    def history(self, memory_id: str) -> builtins.list:
         if not isinstance(memory_id, str) or not memory_id:
             raise ValidationError(f"memory id must be a non-empty string, got {memory_id!r}")
         entries = self.store.history(memory_id)
@@ -463,14 +464,14 @@ class Memory:
         """A number that changes with every write to the store, from any process: caches compare against it."""
         return self.store.data_version()
 
-    def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
+    def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> builtins.list[MemoryRecord]:
         """Records by id, in the order asked (unknown ids are skipped), without counting an access: a person
         looking at a memory is not a recall."""
         wanted = [check_id(i, where="memory id") for i in ids]
         got = {r.id: r for r in self.store.get([i for i in wanted if i], include_deleted=include_deleted)}
         return [got[i] for i in wanted if i in got]
 
-    def links(self, memory_id: str) -> list[dict[str, Any]]:
+    def links(self, memory_id: str) -> builtins.list[dict[str, Any]]:
         """Typed edges touching a memory in both directions (supersedes, summarizes, related, ...)."""
         check_id(memory_id, where="memory id")
         return [
@@ -479,7 +480,7 @@ class Memory:
             for lk in self.store.links(memory_id)
         ]
 
-    def derived(self, memory_id: str, *, limit: int = 200) -> list[MemoryRecord]:
+    def derived(self, memory_id: str, *, limit: int = 200) -> builtins.list[MemoryRecord]:
         """Memories derived from this one: facts, summaries and profiles of its scope that name it in
         `source_ids`, and summaries that link to it. Superseded and forgotten ones included."""
         rec = self.records([memory_id], include_deleted=True)
@@ -518,7 +519,7 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
         period: str = "month",
-    ) -> list[tuple[str, int]]:
+    ) -> builtins.list[tuple[str, int]]:
         """Live memories per month ('YYYY-MM') or day of occurred_at (UTC), oldest first."""
         if period not in ("month", "day"):
             raise ValidationError("period must be month or day")
@@ -666,12 +667,12 @@ class Memory:
         as_of: datetime | str | None = None,
         include_history: bool = False,
         limit: int = 1000,
-    ) -> list[MemoryRecord]:
+    ) -> builtins.list[MemoryRecord]:
         """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
         return self._lifecycle.facts(user_id=user_id, agent_id=agent_id, subject=subject, attribute=attribute,
                                      as_of=as_of, include_history=include_history, limit=limit)
 
-    def fact_history(self, fact_id: str) -> list[MemoryRecord]:
+    def fact_history(self, fact_id: str) -> builtins.list[MemoryRecord]:
         """The chain of values a fact went through (oldest first), following supersedes/invalidates links."""
         return self._lifecycle.fact_history(fact_id)
 
@@ -740,7 +741,7 @@ class Memory:
 
     def decay_scores(
         self, *, user_id: str | None = None, agent_id: str | None = None, limit: int = 1000
-    ) -> list[tuple[str, float]]:
+    ) -> builtins.list[tuple[str, float]]:
         """(id, decay score) for memories the decay policy covers, lowest first."""
         return self._lifecycle.decay_scores(user_id=user_id, agent_id=agent_id, limit=limit)
 
@@ -755,7 +756,7 @@ class Memory:
     # -- procedural memory (procedural/service.py) -------------------------------------
     def add_trajectory(
         self,
-        task: str | dict[str, Any] | list[Any],
+        task: str | dict[str, Any] | builtins.list[Any],
         steps: Sequence[Any] | None = None,
         outcome: str | None = None,
         *,
@@ -778,7 +779,7 @@ class Memory:
 
     def add_trajectories(
         self,
-        trajectories: Sequence[Trajectory | dict[str, Any] | list[Any]],
+        trajectories: Sequence[Trajectory | dict[str, Any] | builtins.list[Any]],
         *,
         user_id: str | None = None,
         agent_id: str | None = None,
@@ -787,7 +788,7 @@ class Memory:
         metadata: dict[str, Any] | None = None,
         source_ref: str | None = None,
         embed_steps: bool = False,
-    ) -> list[Trajectory]:
+    ) -> builtins.list[Trajectory]:
         """Store many trajectories in one transaction (all checked first: one bad one writes nothing).
         Headers are embedded; steps are keyword-indexed, and embedded too with `embed_steps=True`."""
         return self._procedures.add_trajectories(
@@ -800,8 +801,8 @@ class Memory:
         user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
-        ids: list[str] | None = None,
-    ) -> list[Trajectory]:
+        ids: builtins.list[str] | None = None,
+    ) -> builtins.list[Trajectory]:
         """Stored trajectories in scope, rebuilt with their steps and step ids."""
         return self._procedures.trajectories(user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids)
 
@@ -841,7 +842,7 @@ class Memory:
             task_description, tools=tools, errors=errors, limit=limit, types=types, user_id=user_id,
             agent_id=agent_id, session_id=session_id, track=track)
 
-    def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> list[Tip]:
+    def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> builtins.list[Tip]:
         """Close the loop: what happened on the task the tips were served for (success, failure or partial).
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
         return self._procedures.report_outcome(tip_ids, outcome, validator=validator)
@@ -857,7 +858,7 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
-    ) -> list[Tip]:
+    ) -> builtins.list[Tip]:
         """Stored tips in scope: active ones by default, `status="retired"` or None for both."""
         return self._procedures.list_tips(user_id=user_id, agent_id=agent_id, session_id=session_id, status=status)
 

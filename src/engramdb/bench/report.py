@@ -118,8 +118,14 @@ def locomo_chart(rep: dict[str, Any]) -> str:
     return svg_curves(series, title="LoCoMo turn-level recall@k", xlabel="k", ylabel="recall@k")
 
 
-def write_report(rep: dict[str, Any], out_dir: str | os.PathLike[str], stem: str) -> dict[str, str]:
-    """Write <stem>.json, <stem>.md and (LoCoMo) <stem>.svg; returns their paths."""
+def write_report(
+    rep: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    stem: str,
+    markdown: Callable[..., str] | None = None,
+) -> dict[str, str]:
+    """Write <stem>.json, <stem>.md and <stem>.svg; returns their paths. `markdown(rep, chart_name=...)` renders
+    a benchmark other than LoCoMo (bench/longmemeval.py's `longmemeval_markdown`)."""
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     paths = {"json": str(d / f"{stem}.json"), "markdown": str(d / f"{stem}.md")}
@@ -129,11 +135,11 @@ def write_report(rep: dict[str, Any], out_dir: str | os.PathLike[str], stem: str
         Path(paths["chart"]).write_text(locomo_chart(rep), encoding="utf-8")
         md = locomo_markdown(rep, chart_name=f"{stem}.svg")
     else:
-        from .longmemeval import longmemeval_markdown
-
+        if markdown is None:
+            raise ValueError(f"no markdown renderer for {rep.get('benchmark')!r}")
         paths["chart"] = str(d / f"{stem}.svg")
         Path(paths["chart"]).write_text(longmemeval_chart(rep), encoding="utf-8")
-        md = longmemeval_markdown(rep, chart_name=f"{stem}.svg")
+        md = markdown(rep, chart_name=f"{stem}.svg")
     Path(paths["markdown"]).write_text(md, encoding="utf-8")
     return paths
 

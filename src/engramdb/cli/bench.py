@@ -228,7 +228,7 @@ def bench_longmemeval(
         max_questions=max_questions,
         progress=not as_json,
     )
-    paths = write_report(report, out, "longmemeval")
+    paths = write_report(report, out, "longmemeval", markdown=longmemeval.longmemeval_markdown)
     if as_json:
         emit_json(report)
     else:
@@ -284,7 +284,7 @@ def bench_scale(
     """Search latency (scoped and unscoped), RSS and disk per memory, by store size and backend; a chart."""
     from ..bench import scale
     from ..errors import ValidationError
-    from .main import progress_bar
+    from .app import progress_bar
 
     try:
         size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
@@ -326,7 +326,7 @@ def bench_procedural(
     """Success rate and steps of a scripted agent on held-out tasks, with and without procedural memory."""
     from ..bench import procedural
     from ..errors import ValidationError
-    from .main import progress_bar
+    from .app import progress_bar
 
     try:
         points = [int(x) for x in curve.split(",") if x.strip()]
@@ -417,7 +417,7 @@ def bench_privacy(
     that do (utility), with and without disclosure policies (docs/privacy.md)."""
     from ..bench import privacy
     from ..errors import ValidationError
-    from .main import progress_bar
+    from .app import progress_bar
 
     if embedder not in ("default", "hashing"):
         raise ValidationError("--embedder: default or hashing")

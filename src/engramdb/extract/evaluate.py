@@ -83,16 +83,16 @@ def evaluate(path: str | Path, extract=None) -> tuple[list[PRRow], list[dict]]: 
     rows = []
     total = [0, 0, 0]
     for group in sorted(counts):
-        g, p, c = counts[group]
-        total = [total[0] + g, total[1] + p, total[2] + c]
+        ng, npred, nc = counts[group]
+        total = [total[0] + ng, total[1] + npred, total[2] + nc]
         rows.append(
-            PRRow(
-                group=group, gold=g, predicted=p, correct=c, precision=c / p if p else 1.0, recall=c / g if g else 1.0
-            )
+            PRRow(group=group, gold=ng, predicted=npred, correct=nc, precision=nc / npred if npred else 1.0,
+                  recall=nc / ng if ng else 1.0)
         )
-    g, p, c = total
+    ng, npred, nc = total
     rows.append(
-        PRRow(group="all", gold=g, predicted=p, correct=c, precision=c / p if p else 1.0, recall=c / g if g else 1.0)
+        PRRow(group="all", gold=ng, predicted=npred, correct=nc, precision=nc / npred if npred else 1.0,
+              recall=nc / ng if ng else 1.0)
     )
     return rows, errors
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import ConfigError, NotFoundError, ValidationError
 from ..model import EPISODE, PROCEDURE, MemoryRecord
+from ..resources import ScopeDict
 from ..store.base import Filters, Link
 from ..timeutil import now, parse_time
 from .learn import MAX_SOURCES, error_signature, mine, task_words
@@ -69,7 +70,7 @@ class LearnReport(BaseModel):
 def ingest(
     mem: Memory,
     trajs: list[Trajectory],
-    scope: dict[str, str | None],
+    scope: ScopeDict,
     *,
     timestamp: Any = None,
     metadata: dict[str, Any] | None = None,
@@ -152,7 +153,7 @@ def _list_all(mem: Memory, f: Filters) -> list[MemoryRecord]:
             return out
 
 
-def load_trajectories(mem: Memory, scope: dict[str, str | None], ids: list[str] | None = None) -> list[Trajectory]:
+def load_trajectories(mem: Memory, scope: ScopeDict, ids: list[str] | None = None) -> list[Trajectory]:
     """Rebuild stored trajectories (optionally only `ids`), oldest first."""
     headers = _list_all(mem, Filters(**scope, kinds=[EPISODE], metadata={"procedural": "trajectory"}, ids=ids))
     if not headers:
@@ -198,7 +199,7 @@ def tip_from_record(rec: MemoryRecord) -> Tip:
     return Tip.model_validate({**rec.metadata["tip"], "id": rec.id, "text": rec.text})
 
 
-def load_tip_records(mem: Memory, scope: dict[str, str | None], *, status: str | None = "active") -> list[MemoryRecord]:
+def load_tip_records(mem: Memory, scope: ScopeDict, *, status: str | None = "active") -> list[MemoryRecord]:
     meta: dict[str, Any] = {"procedural": "tip"}
     if status:
         meta["status"] = status
@@ -212,7 +213,7 @@ def _save_tip(mem: Memory, rec: MemoryRecord, tip: Tip, *, text_changed: bool = 
     return mem.update(rec.id, metadata=meta)
 
 
-def store_tips(mem: Memory, tips: list[Tip], scope: dict[str, str | None], report: LearnReport) -> None:
+def store_tips(mem: Memory, tips: list[Tip], scope: ScopeDict, report: LearnReport) -> None:
     """Insert new tips; merge ones whose key (or an alias from an earlier merge) already exists."""
     existing = load_tip_records(mem, scope, status=None)
     by_key: dict[str, MemoryRecord] = {}
@@ -267,7 +268,7 @@ def store_tips(mem: Memory, tips: list[Tip], scope: dict[str, str | None], repor
 # -- learning ------------------------------------------------------------------------------------
 def learn(
     mem: Memory,
-    scope: dict[str, str | None],
+    scope: ScopeDict,
     *,
     min_support: int = 2,
     validator: Any = None,
@@ -399,7 +400,7 @@ def _vectors(mem: Memory, ids: list[str]) -> dict[str, np.ndarray]:
     return {i: by_key[k] for i, k in keys.items() if k in by_key}
 
 
-def consolidate(mem: Memory, scope: dict[str, str | None], *, threshold: float = 0.92) -> list[str]:
+def consolidate(mem: Memory, scope: ScopeDict, *, threshold: float = 0.92) -> list[str]:
     """Merge active tips that say the same thing (same type and tool, near-identical text): the one with
     more support absorbs the other's support, provenance and utility; the other is soft-deleted with a
     'merged_into' link. Returns the ids merged away."""
@@ -456,7 +457,7 @@ def consolidate(mem: Memory, scope: dict[str, str | None], *, threshold: float =
 def serve(
     mem: Memory,
     task: str,
-    scope: dict[str, str | None],
+    scope: ScopeDict,
     *,
     tools: list[str] | None = None,
     errors: list[str] | None = None,

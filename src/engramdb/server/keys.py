@@ -167,7 +167,7 @@ class KeyStore:
         return _info(row)
 
     def list(self, tenant: str | None = None) -> list[KeyInfo]:
-        sql, args = "SELECT * FROM api_keys", ()
+        sql, args = "SELECT * FROM api_keys", tuple[str, ...]()
         if tenant is not None:
             sql, args = sql + " WHERE tenant = ?", (check_tenant(tenant),)
         with self._lock:

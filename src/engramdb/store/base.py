@@ -7,6 +7,7 @@ vector index uses (SQLite rowid / Postgres bigserial).
 
 from __future__ import annotations
 
+import builtins
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -160,12 +161,12 @@ class Store(ABC):
     @abstractmethod
     def list(
         self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
-    ) -> list[MemoryRecord]: ...
+    ) -> builtins.list[MemoryRecord]: ...
 
     @abstractmethod
     def count(self, filters: Filters) -> int: ...
 
-    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> list[MemoryRecord]:
+    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> builtins.list[MemoryRecord]:
         """Memories passing `filters` whose `source_ids` include any of `ids` (provenance read backwards).
         Backends answer with one indexed query; this fallback pages through `list`."""
         want = set(ids)
@@ -180,7 +181,7 @@ class Store(ABC):
         return out[:limit]
 
     @abstractmethod
-    def history(self, memory_id: str) -> list[HistoryEntry]: ...
+    def history(self, memory_id: str) -> builtins.list[HistoryEntry]: ...
 
     @abstractmethod
     def keys_for(self, ids: Sequence[str]) -> dict[str, int]: ...
@@ -201,7 +202,7 @@ class Store(ABC):
 
     # -- index support -----------------------------------------------------------
     @abstractmethod
-    def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+    def keyword_search(self, query: str, filters: Filters, limit: int) -> builtins.list[tuple[str, float]]:
         """(id, score) best first; higher is better."""
 
     @abstractmethod
@@ -247,7 +248,7 @@ class Store(ABC):
     def add_links(self, links: Sequence[Link]) -> None: ...
 
     @abstractmethod
-    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]: ...
+    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> builtins.list[Link]: ...
 
     @abstractmethod
     def remove_links(self, memory_ids: Sequence[str], *, type: str) -> int:
@@ -267,7 +268,7 @@ class Store(ABC):
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         return len(counts), top
 
-    def period_counts(self, filters: Filters, period: str) -> list[tuple[str, int]]:
+    def period_counts(self, filters: Filters, period: str) -> builtins.list[tuple[str, int]]:
         """Memories per month ('YYYY-MM') or day ('YYYY-MM-DD') of occurred_at (UTC), oldest first."""
         width = PERIOD_WIDTH[period]
         counts: dict[str, int] = {}
@@ -306,7 +307,7 @@ class Store(ABC):
     def reindex_begin(self, model: str) -> None:
         raise NotImplementedError
 
-    def reindex_todo(self, after_key: int, limit: int) -> list[tuple[int, MemoryRecord]]:
+    def reindex_todo(self, after_key: int, limit: int) -> builtins.list[tuple[int, MemoryRecord]]:
         """Up to `limit` (key, record), key order, after `after_key`, that have no staged vector yet."""
         raise NotImplementedError
 
@@ -318,7 +319,7 @@ class Store(ABC):
         raise NotImplementedError
 
     # -- optional native search --------------------------------------------------
-    def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:
+    def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> builtins.list[tuple[int, float]] | None:
         """Top-k (key, cosine) computed by the backend itself, best first; None = not supported,
         and the in-process VectorIndex searches instead (SQLite)."""
         return None

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import json
 import math
@@ -836,7 +837,7 @@ class PostgresStore(Store):
 
     def list(
         self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
-    ) -> list[MemoryRecord]:
+    ) -> builtins.list[MemoryRecord]:
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {sorted(_ORDERS)}")
         where, params = where_clause(filters)
@@ -849,7 +850,7 @@ class PostgresStore(Store):
         where, params = where_clause(filters)
         return int(self._q(f"SELECT count(*) FROM memories m{where}", params)[0][0])
 
-    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> list[MemoryRecord]:
+    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> builtins.list[MemoryRecord]:
         if not ids:
             return []
         where, params = where_clause(filters)
@@ -858,7 +859,7 @@ class PostgresStore(Store):
                        dict_rows=True)
         return [_row_to_record(r) for r in rows]
 
-    def history(self, memory_id: str) -> list[HistoryEntry]:
+    def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
         rows = self._q(
             "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = %s ORDER BY seq",
             (memory_id,),
@@ -892,7 +893,7 @@ class PostgresStore(Store):
         self._stats_cache = (version, time.monotonic(), int(n), float(avg))
         return int(n), float(avg)
 
-    def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+    def keyword_search(self, query: str, filters: Filters, limit: int) -> builtins.list[tuple[str, float]]:
         """BM25 as FTS5 computes it (same idf, k1, b, length normalisation) over the english-analysed tsvector."""
         terms = keyword_terms(query)
         if not terms:
@@ -954,7 +955,7 @@ class PostgresStore(Store):
             self._df.update((r[0], int(r[1])) for r in rows)
         return {lx: self._df[lx] for lx in lexemes}
 
-    def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> list[tuple[int, float]] | None:
+    def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> builtins.list[tuple[int, float]] | None:
         """Top-k (key, cosine) in the database: exact for small candidate sets, HNSW beyond."""
         q = np.asarray(query, dtype=np.float32).ravel()
         if k <= 0 or q.size == 0:
@@ -984,7 +985,7 @@ class PostgresStore(Store):
         hits.sort(key=lambda h: -h[1])  # relaxed_order may hand rows back slightly out of order
         return hits
 
-    def _small(self, conn: psycopg.Connection, where: str, params: list[Any]) -> bool:
+    def _small(self, conn: psycopg.Connection, where: str, params: builtins.list[Any]) -> bool:
         """True when at most EXACT_MAX memories can match: then an exact scan is cheap and exact."""
         est = self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
         if est is not None and est <= EXACT_MAX:
@@ -1070,7 +1071,7 @@ class PostgresStore(Store):
                 self._mark()
             return n
 
-    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]:
+    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> builtins.list[Link]:
         conds = {"out": "src_id = %s", "in": "dst_id = %s", "both": "(src_id = %s OR dst_id = %s)"}[direction]
         params: list[Any] = [memory_id] * (2 if direction == "both" else 1)
         if type:
@@ -1095,7 +1096,7 @@ class PostgresStore(Store):
         )
         return total, [(r[0], int(r[1])) for r in rows]
 
-    def period_counts(self, filters: Filters, period: str) -> list[tuple[str, int]]:
+    def period_counts(self, filters: Filters, period: str) -> builtins.list[tuple[str, int]]:
         fmt = {"month": "YYYY-MM", "day": "YYYY-MM-DD"}[period] if period in PERIOD_WIDTH else None
         if fmt is None:
             raise ValueError("period must be month or day")

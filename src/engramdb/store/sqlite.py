@@ -10,6 +10,7 @@ waiting (`touch`). Every SQLite error leaves as a `StoreError`.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import math
@@ -610,7 +611,7 @@ class SQLiteStore(Store):
 
     def list(
         self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
-    ) -> list[MemoryRecord]:
+    ) -> builtins.list[MemoryRecord]:
         orders = {
             "occurred_at": "m.occurred_at, m.key",
             "-occurred_at": "m.occurred_at DESC, m.key DESC",
@@ -627,7 +628,7 @@ class SQLiteStore(Store):
         where, params = where_clause(filters)
         return int(self._q(f"SELECT COUNT(*) FROM memories m{where}", params)[0][0])
 
-    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> list[MemoryRecord]:
+    def derived_from(self, ids: Sequence[str], filters: Filters, *, limit: int = 10_000) -> builtins.list[MemoryRecord]:
         if not ids:
             return []
         where, params = where_clause(filters)
@@ -639,7 +640,7 @@ class SQLiteStore(Store):
             out.update((r["id"], row_to_record(r)) for r in rows)
         return list(out.values())[:limit]
 
-    def history(self, memory_id: str) -> list[HistoryEntry]:
+    def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
         rows = self._q(
             "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = ? ORDER BY seq",
             (memory_id,),
@@ -682,7 +683,7 @@ class SQLiteStore(Store):
         return out
 
     # -- index support -----------------------------------------------------------
-    def keyword_search(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+    def keyword_search(self, query: str, filters: Filters, limit: int) -> builtins.list[tuple[str, float]]:
         terms = keyword_terms(query)
         if not terms:
             return []
@@ -803,7 +804,7 @@ class SQLiteStore(Store):
         n_rows = vals[0]
         return n_rows, (vals[1] / n_rows if n_rows else 1.0)
 
-    def _doc_lens(self, keys: list[int]) -> dict[int, int]:
+    def _doc_lens(self, keys: builtins.list[int]) -> dict[int, int]:
         """Token count of each row's text column (FTS5's docsize record: one varint per column)."""
         out: dict[int, int] = {}
         for chunk in _chunks(keys, 500):
@@ -921,7 +922,7 @@ class SQLiteStore(Store):
                 self._bump()
         return n
 
-    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> list[Link]:
+    def links(self, memory_id: str, *, type: str | None = None, direction: str = "both") -> builtins.list[Link]:
         conds = {"out": "src_id = ?", "in": "dst_id = ?", "both": "(src_id = ? OR dst_id = ?)"}[direction]
         params: list[Any] = [memory_id] * (2 if direction == "both" else 1)
         if type:
@@ -943,7 +944,7 @@ class SQLiteStore(Store):
         )
         return total, [(r[0], int(r[1])) for r in rows]
 
-    def period_counts(self, filters: Filters, period: str) -> list[tuple[str, int]]:
+    def period_counts(self, filters: Filters, period: str) -> builtins.list[tuple[str, int]]:
         width = PERIOD_WIDTH[period]  # stored times are fixed-width UTC ISO strings (timeutil.to_store)
         where, params = where_clause(filters)
         where += f"{' AND' if where else ' WHERE'} m.occurred_at IS NOT NULL"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..ingest.normalize import check_id
 from ..model import BUILTIN_KINDS, check_kind
+from ..resources import ScopeDict
 from ..timeutil import now, parse_time
 from . import render
 from .auth import PRESESSION_COOKIE, SESSION_COOKIE, SESSION_TTL_S, KeyBackend, UIBackend, Viewer
@@ -380,8 +381,9 @@ def _pickers(mem: Memory, field: str, **kw: Any) -> list[tuple[str, int]]:
     return aggregate(mem, f"pick:{field}:{sorted(kw.items())}", lambda: mem.scopes(field, limit=200, **kw)[1])[0]
 
 
-def _scope(ctx: Ctx) -> dict[str, str | None]:
-    return {k: ctx.scope_arg(k) for k in ("user_id", "agent_id", "session_id")}
+def _scope(ctx: Ctx) -> ScopeDict:
+    return {"user_id": ctx.scope_arg("user_id"), "agent_id": ctx.scope_arg("agent_id"),
+            "session_id": ctx.scope_arg("session_id")}
 
 
 def memories(ctx: Ctx) -> Response:
@@ -606,8 +608,13 @@ def forget(ctx: Ctx) -> Response:
                             "returns it.", back=f"/ui/m/{memory_id}")
 
 
-def _purge_scope(ctx: Ctx) -> dict[str, str | None]:
-    scope = {"user_id": ctx.scope_arg("user_id"), "agent_id": ctx.scope_arg("agent_id")}
+class _PurgeScope(TypedDict):
+    user_id: str | None
+    agent_id: str | None
+
+
+def _purge_scope(ctx: Ctx) -> _PurgeScope:
+    scope: _PurgeScope = {"user_id": ctx.scope_arg("user_id"), "agent_id": ctx.scope_arg("agent_id")}
     if not any(scope.values()):
         raise PageError(422, "choose a user_id or an agent_id to purge")
     return scope
