@@ -158,10 +158,14 @@ class SentenceTransformerEmbedder(Embedder):
                 batch = texts[i : i + self.batch_size]
                 self.calls += 1
                 outs.extend(self._run(self._forward if self._fast(batch) else self._encode_all, batch))
-        else:  # runs of similar length across the whole list (see `_sorted_runs`)
+        else:
             self.calls += -(-len(texts) // self.batch_size)
-            copy = self._onnx_copy(threads=0) if self.onnx_batches else None
-            outs = self._sorted_runs(texts, INGEST_RUN, copy)
+            # Runs of 8 of similar length in ONNX Runtime match a raw encode of the same texts in batches of 64
+            # sorted over all of them (measured 8.2 vs 8.0 texts/s, loaded machine); torch pays ~2 ms per run, so
+            # without a copy a session goes to `encode` whole (4.9, padded to its longest turn).
+            copy = self._onnx_copy(threads=0)
+            outs = (self._sorted_runs(texts, INGEST_RUN, copy) if copy is not None
+                    else self._run(self._encode_all, texts))
         vecs = np.empty((len(outs), self.dim), dtype=np.float32)
         sums = np.empty((len(outs), self.dim), dtype=np.float32)
         toks: list[np.ndarray | None] = []

@@ -190,6 +190,8 @@ def _session(path: Path, threads: int = 1) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads  # 1: a query is too little work to share (see local.py `_run`)
     opts.inter_op_num_threads = 1
+    if threads != 1:  # idle worker threads sleep instead of spinning: on a shared machine spinning steals cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
