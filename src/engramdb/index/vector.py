@@ -150,10 +150,11 @@ class VectorIndex:
         if not len(changed):
             return True
         present, mat = self.store.vectors_for(changed.tolist())
+        # binary searches in the sorted keys: a few changed rows must not cost a sort of a million keys
         gone = np.setdiff1d(changed, present)
         if len(gone):
-            self._keys = np.setdiff1d(self._keys, gone)
-        if len(np.setdiff1d(present, self._keys)):  # a key reused after a delete
+            self._keys = np.delete(self._keys, _positions(self._keys, gone))
+        if len(present) and len(_positions(self._keys, present)) < len(present):  # a key reused after a delete
             self._keys = np.union1d(self._keys, present)
         if self._ann is not None:
             self._ann_unsaved += _patch_graph(self._ann, self._ann_max_key, changed, present, mat)
@@ -427,6 +428,15 @@ class VectorIndex:
 
     def close(self) -> None:
         self.save()
+
+
+def _positions(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions in `sorted_keys` of those `keys` it holds."""
+    if not len(sorted_keys):
+        return np.zeros(0, dtype=np.int64)
+    pos = np.searchsorted(sorted_keys, keys)
+    pos = pos[pos < len(sorted_keys)]
+    return pos[np.isin(sorted_keys[pos], keys)]
 
 
 def _patch_graph(ann: UsearchANN, max_key: int, changed: np.ndarray, present: np.ndarray, mat: np.ndarray) -> int:
