@@ -31,8 +31,8 @@ chromium:
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; }
 
-test: $(VENV)/.test-deps chromium
-	$(BIN)/ruff check src tests
+# Static checks first (lint, types, import cycles), then the suite.
+test: $(VENV)/.test-deps chromium lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The tests not marked slow (tests/conftest.py names the whole-system files): under a minute, for the edit loop.
@@ -60,6 +60,8 @@ test-crewai: $(CREWAI_VENV)/.deps
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/python tools/check_imports.py
 
 bench-locomo: $(VENV)/.demo-deps
 	$(BIN)/engramdb bench locomo ../shared/data/locomo/locomo_dev.json --compare

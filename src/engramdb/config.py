@@ -29,7 +29,7 @@ class MemoryConfig(BaseModel):
     # SQLite PRAGMA synchronous: NORMAL (a power cut may lose the last commits, never corrupts) | FULL | EXTRA
     # (every commit survives a power cut). Measured in docs/reliability.md.
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = Field(
-        default_factory=lambda: os.environ.get("ENGRAMDB_SQLITE_SYNCHRONOUS", "NORMAL").upper()  # type: ignore[return-value]
+        default_factory=lambda: os.environ.get("ENGRAMDB_SQLITE_SYNCHRONOUS", "NORMAL").upper()  # type: ignore[arg-type]
     )
     retrieval: dict = Field(default_factory=dict)  # overrides for RetrievalConfig fields
     # Fact extraction on add: auto (LLM when one is configured, else rules) | rules | llm | off.

@@ -480,7 +480,7 @@ class AsyncMemory:
         agent_id: str | None = None,
         kinds: Sequence[str] | None = None,
         limit: int = 100,
-    ) -> tuple[int, list[tuple[str, int]]]:
+    ) -> tuple[int, builtins.list[tuple[str, int]]]:
         """(how many distinct `field` values, the `limit` busiest with their memory counts) for user_id,
         agent_id or session_id, among live memories."""
         return await self._run(self._sync.scopes, field, user_id=user_id, agent_id=agent_id, kinds=kinds, limit=limit)

@@ -195,7 +195,7 @@ def import_jsonl(
         index_texts, vecs, tokens = mem._res.keys(records)  # noqa: SLF001 - the one place keys are computed
     else:
         mem.embedder  # noqa: B018 - records model name/dim in a fresh store
-        vecs = np.vstack([p[3] for p in parsed])
+        vecs = np.vstack([p[3] for p in parsed if p[3] is not None])  # none is None here (need is False)
     index_texts = [p[1] if p[1] and not recompute_embeddings else index_texts[i] for i, p in enumerate(parsed)]
     # Bounded transactions: one per chunk, so a concurrent writer waits for a chunk, never the whole file.
     # Each chunk is all or nothing; after an interruption, importing again with skip_bad adds what is missing.

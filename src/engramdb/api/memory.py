@@ -502,7 +502,7 @@ class Memory:
         agent_id: str | None = None,
         kinds: Sequence[str] | None = None,
         limit: int = 100,
-    ) -> tuple[int, list[tuple[str, int]]]:
+    ) -> tuple[int, builtins.list[tuple[str, int]]]:
         """(how many distinct `field` values, the `limit` busiest with their memory counts) for user_id,
         agent_id or session_id, among live memories."""
         if field not in ("user_id", "agent_id", "session_id"):
@@ -566,10 +566,13 @@ class Memory:
                 done += len(page)
                 if progress:
                     progress(min(done, total), total)
-                continue
-            # The last few rows written meanwhile are embedded inside the swap's transaction, so a steady writer
-            # cannot keep the reindex from finishing; more than `final` go back to a sweep outside the lock, and
-            # `final` grows on each retry so the loop ends. Small, so a concurrent writer waits well under 1 s.
+                if len(page) == batch and done < total:
+                    continue
+            # End of a sweep: a short page, or as many rows as the store had at the start (a steady writer may
+            # never let a page come back empty or short). The last few rows written meanwhile are embedded inside
+            # the swap's transaction; more than `final` go back to a sweep outside the lock, and `final` doubles
+            # on each retry, so even a writer faster than the model cannot keep the reindex from finishing.
+            # Small at first, so a concurrent writer usually waits well under 1 s.
             with self.store.transaction():
                 rest = self.store.reindex_todo(0, final + 1)
                 if len(rest) <= final:
@@ -579,7 +582,7 @@ class Memory:
                         done += len(rest)
                     if self.store.reindex_commit(emb.name, emb.dim):
                         return done
-            final = min(2 * final, batch)
+            final *= 2
             after = 0
 
     def _reindex_in_place(

@@ -84,9 +84,9 @@ def worker(op: str, path: str, log_path: str, seed: int) -> None:
                 recs = mem.add(turns, user_id="w", session_id=f"b-{tag}")
                 _log(fh, op=op, ids=[r.id for r in recs], session=f"b-{tag}")
             elif op == "consolidate":
-                turns = [f"session {tag} talk about hiking trip {t % 3}" for t in range(4)]
-                recs = mem.add(turns, user_id="c", session_id=f"c-{tag}")
-                recs += mem.add(turns[:2], user_id="c", session_id=f"c-{tag}")  # duplicates to merge
+                talk = [f"session {tag} talk about hiking trip {t % 3}" for t in range(4)]
+                recs = mem.add(talk, user_id="c", session_id=f"c-{tag}")
+                recs += mem.add(talk[:2], user_id="c", session_id=f"c-{tag}")  # duplicates to merge
                 _log(fh, op=op, ids=[r.id for r in recs])
                 mem.consolidate()
             elif op == "reindex":
@@ -190,7 +190,8 @@ def run(kills: int, *, workdir: str | None = None, seed: int = 0, ops: tuple[str
         op = ops[k % len(ops)]
         cmd = [sys.executable, "-m", "engramdb.bench.faults", "--worker", op, path, log_path, str(seed * 100_000 + k)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc.stdout.readline()  # type: ignore[union-attr] - the worker has opened the store
+        assert proc.stdout is not None  # stdout=PIPE
+        proc.stdout.readline()  # the worker has opened the store
         time.sleep(rng.uniform(0.05, max_delay))  # a random point of its loop
         if proc.poll() is not None:
             raise RuntimeError(f"{op} worker exited early: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.searcher:
         _conc_searcher(*a.searcher)
     elif a.reads_client:
-        _reads_client(*a.reads_client[:3], int(a.reads_client[3]))
+        _reads_client(a.reads_client[0], a.reads_client[1], a.reads_client[2], int(a.reads_client[3]))
     elif a.reindex_reads:
         print(json.dumps(reads_during_reindex(a.reindex_reads, workdir=a.dir), indent=2))
     elif a.sync_cost:

@@ -111,10 +111,10 @@ def run(
     rows: list[dict[str, Any]] = []
 
     def raw() -> None:
-        st.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)  # type: ignore[attr-defined]
+        st.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
 
     say("warming up")
-    st.encode(texts[:batch_size], batch_size=batch_size, show_progress_bar=False)  # type: ignore[attr-defined]
+    st.encode(texts[:batch_size], batch_size=batch_size, show_progress_bar=False)
     emb.embed(["warm up"])
     emb.embed(["warm up"])  # the second small run loads the query copy (ONNX), outside every clock
     emb.embed_tokens(texts[:16])  # and a session-sized run loads the batch copy

@@ -170,7 +170,7 @@ class Agent:
         self.habit_rate = habit_rate
 
     def _args(self, tool: str, task: ShopTask, sku: str | None) -> dict[str, Any]:
-        return {
+        by_tool: dict[str, dict[str, Any]] = {
             "search": {"query": task.item},
             "add_to_cart": {"item_id": sku, "qty": task.qty},
             "checkout": {"address": task.city},
@@ -178,7 +178,8 @@ class Agent:
             "check_stock": {"item_id": sku},
             "get_reviews": {"item_id": sku},
             "view_cart": {},
-        }[tool]
+        }
+        return by_tool[tool]
 
     def run(self, task: ShopTask, guidance: Guidance | None = None) -> Trajectory:
         rng, env = self.rng, ToyShop(task)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def _frame(w: int, h: int, left: int, right: int, pw: int, title: str, py: Calla
     return out
 
 
-def svg_curves(series: dict[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str) -> str:
+def svg_curves(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str) -> str:
     """A small line chart: one polyline per series of (x, y) points; y in [0, 1]."""
     w, h, left, right, top, bottom = 560, 340, 50, 150, 30, 40
     xs = sorted({x for pts in series.values() for x, _ in pts}) or [0.0, 1.0]

@@ -22,6 +22,7 @@ score. Metrics, per attribute and overall:
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -520,7 +521,7 @@ def run_method(mem: Any, persons: Sequence[Person], questions: Sequence[Question
             if not ok:
                 fail(q, "context_current@150", ctx)
             ends = {sp.value: sp.end for sp in p.timeline[q.attr] if sp.end is not None}
-            past = old_value_shown_as_past(ctx, q.expected, ends)  # type: ignore[arg-type]
+            past = old_value_shown_as_past(ctx, q.expected, ends)
             r["old_as_past"].append(past)
             if past is False:
                 fail(q, "old_as_past", ctx)
@@ -548,8 +549,8 @@ def run_method(mem: Any, persons: Sequence[Person], questions: Sequence[Question
     by_attr: dict[str, Any] = {}
     for a in ATTRS:
         by_attr[a] = {m: _rate(rows[a][m]) for m in METRICS}
-        by_attr[a]["fact_coverage_changes"] = _rate(cov[a]["changes"])  # type: ignore[arg-type]
-        by_attr[a]["fact_coverage_initial"] = _rate(cov[a]["initial"])  # type: ignore[arg-type]
+        by_attr[a]["fact_coverage_changes"] = _rate(cov[a]["changes"])
+        by_attr[a]["fact_coverage_initial"] = _rate(cov[a]["initial"])
     overall = {m: _rate([x for a in ATTRS for x in rows[a][m]]) for m in METRICS}
     overall["fact_coverage_changes"] = _rate([x for a in ATTRS for x in cov[a]["changes"]])
     overall["fact_coverage_initial"] = _rate([x for a in ATTRS for x in cov[a]["initial"]])
@@ -601,8 +602,10 @@ def run(*, people: int = 40, seed: int = 7, split: str = "test", compare: bool =
                         bar_ctx.advance(task)
                 ingest_s = time.perf_counter() - t0
                 qtask = bar_ctx.add_task(f"questions ({name})", total=len(questions)) if bar_ctx else None
-                res = run_method(mem, persons, questions, keep_failures=keep,
-                                 tick=(lambda t=qtask: bar_ctx.advance(t)) if bar_ctx else None)
+                tick: Callable[[], None] | None = None
+                if bar_ctx is not None and qtask is not None:
+                    tick = functools.partial(bar_ctx.advance, qtask)
+                res = run_method(mem, persons, questions, keep_failures=keep, tick=tick)
                 res["ingest_s"] = ingest_s
                 report["methods"][name] = res
                 mem.close()

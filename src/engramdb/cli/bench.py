@@ -282,6 +282,8 @@ def bench_scale(
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
     """Search latency (scoped and unscoped), RSS and disk per memory, by store size and backend; a chart."""
+    from rich.progress import TaskID
+
     from ..bench import scale
     from ..errors import ValidationError
     from .app import progress_bar
@@ -298,7 +300,7 @@ def bench_scale(
     if build == "replicate" and any(n > scale.REPLICATE_BASE and n % scale.REPLICATE_BASE for n in size_list):
         raise ValidationError(f"--build replicate: sizes above {scale.REPLICATE_BASE:,} must be multiples of it")
     with progress_bar("scale", enabled=not as_json) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

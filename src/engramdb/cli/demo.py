@@ -57,7 +57,7 @@ def run_demo(db: str | None, *, as_json: bool = False) -> None:
                     "results": [
                         {
                             "score": r.score,
-                            "when": r.memory.occurred_at.isoformat(),
+                            "when": r.memory.occurred_at.isoformat() if r.memory.occurred_at else None,
                             "speaker": r.memory.speaker,
                             "text": r.memory.text,
                         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -168,12 +169,13 @@ def serve(
             f"docs at http://{host}:{port}/docs",
             highlight=False,
         )
-    common = dict(host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=15)
+    run = functools.partial(uvicorn.run, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=15)
     if workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
-        uvicorn.run("engramdb.server.app:create_app_from_env", factory=True, workers=workers, **common)
+        run("engramdb.server.app:create_app_from_env", factory=True, workers=workers)
     else:
-        uvicorn.run(create_app(settings), **common)
+        run(create_app(settings))
 
 
 def mcp(

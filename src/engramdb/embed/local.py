@@ -214,7 +214,7 @@ class SentenceTransformerEmbedder(Embedder):
     def _mean_pooled(self) -> bool:
         """Is the sentence vector the (normalised) mean of the transformer's token vectors?"""
         if self._mean is None:
-            mods = list(self._model)  # type: ignore[call-overload]
+            mods = list(self._model)
             pool = mods[1] if len(mods) > 1 else None
             mode = getattr(pool, "pooling_mode", None)
             self._mean = (
@@ -225,7 +225,7 @@ class SentenceTransformerEmbedder(Embedder):
         return self._mean
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self._model.encode(  # type: ignore[attr-defined]
+        return self._model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
@@ -235,7 +235,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _encode_all(self, texts: Sequence[str]) -> list[dict]:
         """Every output of the model per text: the sentence vector and the token vectors of one run."""
-        outs = self._model.encode(  # type: ignore[attr-defined]
+        outs = self._model.encode(
             list(texts), batch_size=self.batch_size, output_value=None, show_progress_bar=False
         )
         return [{k: (v.cpu().numpy() if hasattr(v, "cpu") else v) for k, v in o.items()} for o in outs]
@@ -248,7 +248,7 @@ class SentenceTransformerEmbedder(Embedder):
         import torch
 
         m = self._model
-        prepare = getattr(m, "preprocess", None) or m.tokenize  # type: ignore[attr-defined]
+        prepare = getattr(m, "preprocess", None) or m.tokenize
         feats = {k: v.to(m.device) if hasattr(v, "to") else v for k, v in prepare(list(texts)).items()}
         self._small_runs += 1
         # one query alone (a CLI call): not worth ~0.4 s; int8 always runs its copy (torch would give other numbers)
@@ -257,7 +257,7 @@ class SentenceTransformerEmbedder(Embedder):
             out = fast.forward(m, feats)
         else:
             with torch.inference_mode():
-                out = m(feats)  # type: ignore[operator]
+                out = m(feats)
         n = len(texts)
         rows = {k: v.cpu().numpy() for k, v in out.items() if hasattr(v, "shape") and v.ndim and v.shape[0] == n}
         return [{k: v[j] for k, v in rows.items()} for j in range(n)]

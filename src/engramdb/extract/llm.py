@@ -89,7 +89,7 @@ class LLMExtractor:
             if norm_value(f.subject) in _SELF:
                 subject = subject_of(ep) or f.subject  # "I" is whoever spoke that turn
             else:
-                subject = speakers[key] if key is not None and speakers.get(key) else f.subject
+                subject = speakers.get(key) or f.subject if key is not None else f.subject
             facts.append(
                 Fact(
                     subject=subject,

@@ -77,7 +77,7 @@ class UsearchANN:
         if k <= 0:
             return np.zeros(0, dtype=np.int64)
         # The beam must be at least as wide as the answer, or recall collapses for large k.
-        self._index.expansion_search = max(EXPANSION_SEARCH, k)
+        self._index.expansion_search = max(EXPANSION_SEARCH, k)  # type: ignore[misc]  # a setter in usearch
         matches = self._index.search(np.asarray(query, dtype=np.float32), k, threads=1)
         return matches.keys.astype(np.int64)
 

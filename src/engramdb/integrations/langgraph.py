@@ -304,7 +304,7 @@ def _check_ttl(ttl: TTLConfig | None) -> TTLConfig | None:
     default = ttl.get("default_ttl")
     if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float)) or default <= 0):
         raise ValueError(f"ttl['default_ttl'] must be a positive number of minutes, got {default!r}")
-    return TTLConfig(**ttl)  # type: ignore[typeddict-item]
+    return TTLConfig(**ttl)
 
 
 def _ttl_minutes(ttl: Any, at: datetime) -> float | None:

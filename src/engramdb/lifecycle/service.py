@@ -471,7 +471,7 @@ class Lifecycle:
         usage = json.loads(store.get_meta(LLM_USAGE) or "{}")
         llm = {"configured": self.res.llm_configured, "ops": usage}
         if self.res.llm_configured:
-            llm["model"] = self.res.llm.config.model
+            llm["model"] = self.res.llm.config.model if self.res.llm else None
         return {"lifecycle": counters, "llm": llm}
 
 

@@ -90,7 +90,7 @@ class KnowledgeUpdater:
         facts = [f for f in facts if f.source_ids and f.source_ids[0] in episodes]
         facts.sort(key=lambda f: (_when(episodes[f.source_ids[0]], valid_times), f.source_ids[0]))
         texts = [f.sentence() for f in facts]
-        vecs = self.embed(texts) if texts else None  # before the transaction: a model failure writes nothing
+        vecs = self.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)  # before the transaction
         judged = [self._judge(f, episodes[f.source_ids[0]]) for f in facts] if self.judge else [None] * len(facts)
         with self.store.transaction():
             for i, f in enumerate(facts):

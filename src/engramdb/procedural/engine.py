@@ -161,7 +161,7 @@ def load_trajectories(mem: Memory, scope: ScopeDict, ids: list[str] | None = Non
     steps = _list_all(mem, Filters(**scope, kinds=[EPISODE], metadata={"procedural": "step"}))
     by_traj: dict[str, list[MemoryRecord]] = {}
     for s in steps:
-        by_traj.setdefault(s.metadata.get("trajectory_id"), []).append(s)
+        by_traj.setdefault(str(s.metadata.get("trajectory_id") or ""), []).append(s)
     out = []
     for h in headers:
         rows = sorted(by_traj.get(h.id, []), key=lambda r: r.metadata.get("index", 0))
@@ -218,7 +218,7 @@ def store_tips(mem: Memory, tips: list[Tip], scope: ScopeDict, report: LearnRepo
     existing = load_tip_records(mem, scope, status=None)
     by_key: dict[str, MemoryRecord] = {}
     for r in existing:
-        by_key[r.metadata.get("tip_key")] = r
+        by_key[str(r.metadata.get("tip_key") or "")] = r
         for alias in r.metadata.get("tip_aliases") or []:
             by_key.setdefault(alias, r)
     new_records = []
@@ -515,7 +515,7 @@ def serve(
     if track and guidance.tips:
         with mem.store.transaction():
             for s in guidance.tips:
-                rec = mem.store.get([s.tip.id])[0]
+                rec = mem.store.get([s.tip.id or ""])[0]
                 tip = tip_from_record(rec)
                 tip.served += 1
                 s.tip.served = tip.served
@@ -587,7 +587,9 @@ def provenance(mem: Memory, tip_id: str) -> dict[str, Any]:
         raise NotFoundError(f"no tip with id {tip_id!r}")
     tip = tip_from_record(recs[0])
     steps = mem.store.get(tip.source_steps, include_deleted=True)
-    traj_ids = list(dict.fromkeys([s.metadata.get("trajectory_id") for s in steps] + tip.source_trajectories))
+    traj_ids = list(dict.fromkeys(
+        [str(s.metadata.get("trajectory_id") or "") for s in steps] + tip.source_trajectories
+    ))
     trajs = {r.id: r for r in mem.store.get([t for t in traj_ids if t], include_deleted=True)}
     chain = []
     for tid in traj_ids:

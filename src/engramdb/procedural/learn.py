@@ -231,9 +231,9 @@ def _mine_recovery(trajs: list[Trajectory], cands: dict[str, _Cand]) -> None:
                 continue
             fix = {k: v for k, v in nxt[1].args.items() if k not in sa.args or sa.args[k] != v}
             if fix:
-                c = cands.get(f"recovery|{sa.tool}|{sig}|args:{_jv(fix)}|before:")
-                if c is not None:
-                    c.contra += 1
+                seen = cands.get(f"recovery|{sa.tool}|{sig}|args:{_jv(fix)}|before:")
+                if seen is not None:
+                    seen.contra += 1
 
 
 def _unusual(key: str, value: Any, ok_calls: list[dict[str, Any]]) -> bool:

@@ -147,13 +147,13 @@ def _from_openai(messages: list[Any]) -> dict[str, Any]:
             if not calls and content:
                 steps.append({"action": content})  # the final answer
         elif role in ("tool", "function"):
-            step = by_call.get(str(m.get("tool_call_id"))) or next(
+            found = by_call.get(str(m.get("tool_call_id"))) or next(
                 (s for s in reversed(steps) if s.get("tool") and "observation" not in s and "error" not in s), None
             )
-            if step is None:
+            if found is None:
                 raise ValidationError(f"messages[{i}]: a tool result with no matching tool call")
             is_error = m.get("is_error") is True or m.get("status") == "error" or _looks_like_error(content)
-            step["error" if is_error else "observation"] = content or ("error" if is_error else "")
+            found["error" if is_error else "observation"] = content or ("error" if is_error else "")
     return {"task": task, "steps": steps}
 
 

@@ -197,9 +197,11 @@ class Procedures:
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
         from .engine import report_outcome
 
+        if isinstance(tip_ids, str):
+            raise ValidationError("tip_ids must be a list of tip ids")
         return report_outcome(
             self.host,
-            list(tip_ids) if not isinstance(tip_ids, str) else tip_ids,
+            list(tip_ids),
             outcome,
             validator=validator,
         )

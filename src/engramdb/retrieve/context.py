@@ -126,7 +126,7 @@ def mark_said_before(results: list[SearchResult], lead: list[SearchResult], befo
     for r in results:
         m = r.memory
         if r.current and m.kind != "fact" and m.occurred_at and any(
-                m.occurred_at < start and pat.search(m.text) for pat, start in olds):  # type: ignore[operator]
+                m.occurred_at < start and pat.search(m.text) for pat, start in olds):
             r = r.model_copy(update={"current": False})
         out.append(r)
     return out

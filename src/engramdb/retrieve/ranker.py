@@ -28,7 +28,7 @@ class TreeEnsemble:
     """Sum of regression trees. A tree is node lists (feature, threshold, left, right, value); a leaf has
     feature -1, and `left`/`right` index nodes of the same tree."""
 
-    def __init__(self, trees: list[dict[str, list]], features: list[str], info: dict[str, Any] | None = None) -> None:
+    def __init__(self, trees: list[dict[str, Any]], features: list[str], info: dict[str, Any] | None = None) -> None:
         if not trees:
             raise ConfigError("ranker model has no trees")
         self.trees = [{k: list(t[k]) for k in ("feature", "threshold", "left", "right", "value")} for t in trees]

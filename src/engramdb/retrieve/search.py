@@ -227,10 +227,10 @@ class Retriever:
                 raise ConfigError(f"ranker model {cfg.ranker_path} reads late-interaction features, but no candidate "
                                   "has token vectors (another embedding model, or a store written without them); "
                                   "train one without: `engramdb bench train-ranker --no-late`")
-            learned = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days, late=model.late))
+            raw = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days, late=model.late))
             # the score is the model's output squashed to 0..1 (same order); the raw output is a signal
-            scores = {i: float(1 / (1 + np.exp(-v))) for i, v in zip(ids, learned, strict=True)}
-            for i, v in zip(ids, learned, strict=True):
+            scores = {i: float(1 / (1 + np.exp(-v))) for i, v in zip(ids, raw, strict=True)}
+            for i, v in zip(ids, raw, strict=True):
                 signals[i]["fused"] = pool.fused[i]
                 signals[i]["learned"] = float(v)
         else:

@@ -255,7 +255,7 @@ class Store(ABC):
         """Drop links of `type` touching any of `memory_ids` (e.g. `related` links of a forgotten memory)."""
 
     # -- aggregates (the web UI's overview and scope pickers) ------------------------
-    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
+    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, builtins.list[tuple[str, int]]]:
         """(distinct values, the `limit` values with most memories and their counts) of a scope column.
         Backends override this with one GROUP BY; the fallback pages through every row."""
         if field not in SCOPE_FIELDS:

@@ -81,7 +81,7 @@ def parse_url(url: str, schema: str | None = None) -> tuple[str, dict[str, Any]]
     if not _SCHEMA_RE.match(name):
         raise ConfigError(f"schema {name!r} must be a lowercase identifier (letters, digits, _; at most 63)")
     try:
-        opts = {
+        opts: dict[str, Any] = {
             "schema": name,
             "pool_min": int(ours.get("pool_min", 1)),
             "pool_max": int(ours.get("pool_max", 10)),
@@ -330,7 +330,7 @@ class PostgresStore(Store):
     def _bootstrap(self) -> tuple[str, int]:
         """Make sure pgvector, the schema and every migration are in place. Returns (pgvector's schema, oid)."""
         try:
-            extra = {} if "connect_timeout" in self.conninfo else {"connect_timeout": 10}
+            extra: dict[str, Any] = {} if "connect_timeout" in self.conninfo else {"connect_timeout": 10}
             conn = psycopg.connect(self.conninfo, autocommit=True, **extra)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {redact(self.url)}: {_first_line(exc)}") from exc
@@ -347,6 +347,8 @@ class PostgresStore(Store):
                     "the pgvector extension is missing and could not be created "
                     f"({_first_line(exc)}); as an admin run: CREATE EXTENSION vector;"
                 ) from exc
+            if row is None:
+                raise StoreError("the pgvector extension could not be found after creating it")
             ext_schema = str(row[0]).strip('"')
             try:
                 self.pgvector_version = tuple(int(x) for x in str(row[1]).split(".")[:2])
@@ -358,7 +360,7 @@ class PostgresStore(Store):
                     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                     conn.execute(f'SET LOCAL search_path TO "{self.schema}", "{ext_schema}"')
                     conn.execute(postgres_schema.BOOTSTRAP)
-                    current = conn.execute("SELECT COALESCE(max(version), 0) FROM engramdb_migrations").fetchone()[0]
+                    current = _scalar(conn.execute("SELECT COALESCE(max(version), 0) FROM engramdb_migrations"))
                     if current > postgres_schema.LATEST:
                         raise StoreError(
                             f"schema {self.schema!r} is at v{current}, newer than this EngramDB "
@@ -370,7 +372,7 @@ class PostgresStore(Store):
                             conn.execute(
                                 "INSERT INTO engramdb_migrations (version, name) VALUES (%s, %s)", (version, name)
                             )
-                    oid = conn.execute("SELECT %s::regtype::oid", (f'"{ext_schema}".vector',)).fetchone()[0]
+                    oid = _scalar(conn.execute("SELECT %s::regtype::oid", (f'"{ext_schema}".vector',)))
             except psycopg.Error as exc:
                 raise StoreError(f"cannot prepare schema {self.schema!r}: {_first_line(exc)}") from exc
         return ext_schema, int(oid)
@@ -511,7 +513,7 @@ class PostgresStore(Store):
                     returning=True,
                 )
                 while True:
-                    keys.append(int(cur.fetchone()[0]))
+                    keys.append(int(_scalar(cur)))
                     if not cur.nextset():
                         break
             if vectors is not None:
@@ -560,14 +562,14 @@ class PostgresStore(Store):
             self._indexed_dims.add(dim)
             return True
         if not force:
-            est = self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
+            est = _scalar(self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass"))
             if 0 <= est < HNSW_MIN_ROWS / 2:
                 return False
-            n = self._ex(
+            n = _scalar(self._ex(
                 conn,
                 f"SELECT count(*) FROM (SELECT 1 FROM vectors WHERE vector_dims(embedding) = {dim}"
                 f" LIMIT {HNSW_MIN_ROWS + 1}) s",
-            ).fetchone()[0]
+            ))
             if n <= HNSW_MIN_ROWS:
                 return False
         # No advisory lock: behind a transaction-mode pooler a session lock and its unlock may land on different
@@ -987,13 +989,13 @@ class PostgresStore(Store):
 
     def _small(self, conn: psycopg.Connection, where: str, params: builtins.list[Any]) -> bool:
         """True when at most EXACT_MAX memories can match: then an exact scan is cheap and exact."""
-        est = self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass").fetchone()[0]
+        est = _scalar(self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass"))
         if est is not None and est <= EXACT_MAX:
             return True
-        row = self._ex(
+        n = _scalar(self._ex(
             conn, f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE TRUE{where} LIMIT {EXACT_MAX + 1}) s", params
-        ).fetchone()
-        return int(row[0]) <= EXACT_MAX
+        ))
+        return int(n) <= EXACT_MAX
 
     def candidate_keys(self, filters: Filters) -> np.ndarray:
         where, params = where_clause(filters)
@@ -1083,7 +1085,7 @@ class PostgresStore(Store):
         )
         return [Link(r[0], r[1], r[2], r[3], _utc(r[4])) for r in rows]
 
-    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
+    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, builtins.list[tuple[str, int]]]:
         if field not in SCOPE_FIELDS:
             raise ValueError(f"field must be one of {SCOPE_FIELDS}")
         where, params = where_clause(filters)
@@ -1181,6 +1183,14 @@ def _history_row(
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _scalar(cur: psycopg.Cursor) -> Any:
+    """The first column of a query's one row (an aggregate always returns one)."""
+    row = cur.fetchone()
+    if row is None:
+        raise StoreError("the database returned no row for an aggregate query")
+    return row[0]
 
 
 def _first_line(exc: BaseException) -> str:

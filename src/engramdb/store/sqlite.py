@@ -462,7 +462,7 @@ class SQLiteStore(Store):
         waits on a write. Counts still buffered at close get one short last try."""
         if not ids or self.read_only:
             return
-        stamp = to_store(at)
+        stamp = to_store(at) or ""
         with self._lock:
             for mid in dict.fromkeys(ids):  # one access per call, however often an id is listed
                 n, last = self._pending_touch.get(mid, (0, stamp))
@@ -931,7 +931,7 @@ class SQLiteStore(Store):
         rows = self._q(f"SELECT src_id, dst_id, type, reason, created_at FROM links WHERE {conds}", params)
         return [Link(r[0], r[1], r[2], r[3], from_store(r[4])) for r in rows]
 
-    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, list[tuple[str, int]]]:
+    def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, builtins.list[tuple[str, int]]]:
         if field not in SCOPE_FIELDS:
             raise ValueError(f"field must be one of {SCOPE_FIELDS}")
         where, params = where_clause(filters)

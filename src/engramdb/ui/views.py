@@ -334,10 +334,10 @@ def _install_sign_in(app: FastAPI, backend: KeyBackend) -> None:
             resp = html(request, backend, "login.html", status=401, csrf=token, next=_safe_next(form.get("next")),
                         error=str(exc))
             return resp
-        resp = _redirect(_safe_next(form.get("next")))
-        resp.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_TTL_S, **cookie_flags(request))
-        resp.delete_cookie(PRESESSION_COOKIE, path="/ui")
-        return resp
+        ok = _redirect(_safe_next(form.get("next")))
+        ok.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_TTL_S, **cookie_flags(request))
+        ok.delete_cookie(PRESESSION_COOKIE, path="/ui")
+        return ok
 
     @app.post("/ui/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
