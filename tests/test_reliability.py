@@ -119,25 +119,46 @@ def test_reindex_embeds_only_a_few_rows_while_it_holds_the_lock(tmp_path, monkey
     new = Memory(path, embedder=HashingEmbedder(96), allow_model_change=True)
     under_lock: list[int] = []
     late: list[str] = []
-    keys, todo = new._res.keys, new.store.reindex_todo
+    keys, stage = new._res.keys, new.store.reindex_stage
 
     def keys_spy(records):
         if new.store._depth:  # embedding while the swap's transaction holds the write lock
             under_lock.append(len(records))
         return keys(records)
 
-    def todo_spy(after: int, limit: int):
-        page = todo(after, limit)
-        if not page and not new.store._depth and not late:  # between the last sweep and the swap
+    def stage_spy(*args, **kwargs):
+        stage(*args, **kwargs)
+        if not new.store._depth and not late:  # written between the sweep and the swap
             late.extend(r.id for r in old.add([f"late turn {i}" for i in range(40)], user_id="u"))
-        return page
 
     monkeypatch.setattr(new._res, "keys", keys_spy)
-    monkeypatch.setattr(new.store, "reindex_todo", todo_spy)
+    monkeypatch.setattr(new.store, "reindex_stage", stage_spy)
     assert new.reindex(batch=64) == 60
     assert len(late) == 40 and all(n <= 8 for n in under_lock), under_lock  # not the 40, under the lock
     got_keys, mat = new.store.vectors_for(list(new.store.keys_for(late).values()))
     assert len(got_keys) == 40 and mat.shape[1] == 96
+    old.close()
+    new.close()
+
+
+def test_reindex_finishes_while_a_writer_adds_faster_than_it_embeds(tmp_path, monkeypatch):
+    path = tmp_path / "chase.db"
+    old = Memory(path, embedder=HashingEmbedder(64))
+    old.add([f"turn {i}" for i in range(30)], user_id="u")
+    new = Memory(path, embedder=HashingEmbedder(96), allow_model_change=True)
+    keys, added = new._res.keys, [0]
+
+    def keys_spy(records):
+        if not new.store._depth:  # every batch embedded outside the lock sees 12 more rows come in meanwhile
+            old.add([f"live {added[0]} {i}" for i in range(12)], user_id="live")
+            added[0] += 1
+        return keys(records)
+
+    monkeypatch.setattr(new._res, "keys", keys_spy)
+    new.reindex(batch=10)  # a sweep never comes back empty: before, this never returned
+    assert new.stats()["embed_dim"] == 96 and new.store.count(Filters()) == 30 + 12 * added[0]
+    _, mat = new.store.vectors_for(list(range(1, 31 + 12 * added[0])))
+    assert mat.shape == (30 + 12 * added[0], 96)
     old.close()
     new.close()
 
