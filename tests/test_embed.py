@@ -123,6 +123,7 @@ def test_context_pairs_come_from_the_turns_own_run(embedder, monkeypatch):
              "See you on Friday at the climbing gym."]
     recs = [MemoryRecord(user_id="u", session_id="s", text=t, speaker="A" if i % 2 else "B")
             for i, t in enumerate(turns)]
+    monkeypatch.setattr(embedder, "exact_context", False)  # the opt-in composed context
     seen: list[int] = []
     real = embedder._sorted_runs
     monkeypatch.setattr(embedder, "_sorted_runs", lambda texts, *a: seen.append(len(texts)) or real(texts, *a))
@@ -138,7 +139,7 @@ def test_context_pairs_come_from_the_turns_own_run(embedder, monkeypatch):
     assert float(pairs[0] @ joined) > 0.9  # close to embedding the joined text
     # the stored vector: the turn's own plus its context, normalised
     assert np.allclose(vecs[1], normalise((single[1] + pairs[0])[None])[0], atol=1e-4)
-    exact = type(embedder)(exact_context=True)
+    exact = type(embedder)()  # the default: pairs embedded as texts
     assert exact._model is embedder._model  # the same loaded weights
     _, exact_vecs, _ = compute_keys(recs, exact)
     assert float(np.min(np.sum(exact_vecs * vecs, axis=1))) > 0.95

@@ -72,7 +72,8 @@ def bench_ingest(
     batch_size: int = typer.Option(64, help="Encode batch size (raw and EngramDB alike)."),
     repeat: int = typer.Option(2, help="Interleaved runs per step; the best counts."),
     variants: bool = typer.Option(True, "--variants/--no-variants", help="Also ONNX batches and int8."),
-    exact: bool = typer.Option(True, "--exact/--no-exact", help="Also add with context pairs embedded apart."),
+    exact: bool = typer.Option(True, "--composed/--no-composed",
+                               help="Also add with context vectors composed from the turns' run."),
     recall: str | None = typer.Option(None, help="Also LoCoMo recall@10 of the float and int8 models on these "
                                       "conversations (comma list of sample ids or indexes; 'all')."),
     out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
