@@ -86,6 +86,11 @@ def check_tenant(tenant: object) -> str:
     return tenant
 
 
+def pg_schema(tenant: str) -> str:
+    """The PostgreSQL schema that holds a tenant's memories."""
+    return f"engram_{check_tenant(tenant)}"
+
+
 def check_permissions(perms: Iterable[str]) -> list[str]:
     out: list[str] = []
     for p in perms:

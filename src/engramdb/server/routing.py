@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ValidationError
-from .keys import check_tenant
+from .keys import check_tenant, pg_schema
 
 ROUTES_ENV = "ENGRAMDB_TENANT_ROUTES"
 MOVED_SQLSTATE = "ED001"  # raised by the refusal triggers on a moved tenant's old tables
@@ -269,7 +269,6 @@ def move_tenant(
     import psycopg
 
     from ..store.postgres import PostgresStore
-    from .tenants import pg_schema
 
     tenant = check_tenant(tenant)
     schema = pg_schema(tenant)

@@ -17,12 +17,8 @@ from ..api.memory import Memory
 from ..config import MemoryConfig
 from ..embed import make_embedder
 from ..embed.base import Embedder
-from .keys import check_tenant
+from .keys import check_tenant, pg_schema
 from .routing import ROUTES_ENV, Routes
-
-
-def pg_schema(tenant: str) -> str:
-    return f"engram_{check_tenant(tenant)}"
 
 
 class TenantRegistry:
