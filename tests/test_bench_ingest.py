@@ -10,13 +10,18 @@ from typer.testing import CliRunner
 from engramdb.bench import ingest
 from engramdb.cli.main import app
 
+
+def _turn(speaker: str, session: int, n: int, text: str) -> dict[str, str]:
+    """A turn in LoCoMo's shape (a made-up conversation, not the data set)."""
+    return {"speaker": speaker, "dia_id": f"D{session}:{n}", "text": text}
+
+
 CONV = {"sample_id": "c1", "conversation": {
     "speaker_a": "Ann", "speaker_b": "Bo",
     "session_1_date_time": "1:56 pm on 8 May, 2023",
-    "session_1": [{"speaker": "Ann", "dia_id": "D1:1", "text": "I adopted a dog."},
-                  {"speaker": "Bo", "dia_id": "D1:2", "text": "What breed?"}],
+    "session_1": [_turn("Ann", 1, 1, "I adopted a dog."), _turn("Bo", 1, 2, "What breed?")],
     "session_2_date_time": "2:10 pm on 9 May, 2023",
-    "session_2": [{"speaker": "Ann", "dia_id": "D2:1", "text": "A beagle."}],
+    "session_2": [_turn("Ann", 2, 1, "A beagle.")],
 }, "qa": []}
 
 

@@ -3,6 +3,7 @@ forgetting, TTL expiry, decay and privacy purge (docs/lifecycle.md). `Memory` de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -127,7 +128,8 @@ class Lifecycle:
             raise
         except Exception:  # noqa: BLE001 - the episodes are stored; extraction stays pending and is counted
             logging.getLogger("engramdb").warning("fact extraction failed; episodes kept, pending", exc_info=True)
-            self.res.bump_counters(extract_failures=1)
+            with contextlib.suppress(Exception):  # the add has committed: a failed count must not fail it
+                self.res.bump_counters(extract_failures=1)
         return records
 
     def pending_extraction(self) -> int:
