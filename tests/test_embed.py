@@ -55,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
     requests: list[dict] = []
     fail = False
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):  # http.server API
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
         if type(self).fail:

@@ -77,12 +77,12 @@ def _fingerprint(path) -> str:
 
 def _check(store, call) -> None:
     mem, path, _ = store
-    mem.store._flush_touches(wait_ms=1000)  # noqa: SLF001 - earlier successful reads' access counts go out first
+    mem.store._flush_touches(wait_ms=1000)  # earlier successful reads' access counts go out first
     before = _fingerprint(path)
     try:
         call(mem)
     except EngramError:
-        mem.store._flush_touches(wait_ms=1000)  # noqa: SLF001
+        mem.store._flush_touches(wait_ms=1000)
         assert _fingerprint(path) == before, "a refused call changed the store"
 
 

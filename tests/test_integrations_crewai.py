@@ -15,11 +15,11 @@ pytest.importorskip(
     "crewai", reason="crewai conflicts with the main test environment (mcp<2, openai<3); run: make test-crewai"
 )
 
-from crewai.memory.storage.backend import StorageBackend  # noqa: E402
-from crewai.memory.types import MemoryRecord  # noqa: E402
+from crewai.memory.storage.backend import StorageBackend
+from crewai.memory.types import MemoryRecord
 
-from engramdb import Memory  # noqa: E402
-from engramdb.integrations.crewai import KIND, EngramDBStorage  # noqa: E402
+from engramdb import Memory
+from engramdb.integrations.crewai import KIND, EngramDBStorage
 
 
 def _records() -> list[MemoryRecord]:

@@ -6,13 +6,13 @@ import pytest
 
 pytest.importorskip("langchain_core", reason="needs the langchain extra: pip install 'engramdb[langchain]'")
 
-from langchain_core.documents import Document  # noqa: E402
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage  # noqa: E402
-from langchain_core.retrievers import BaseRetriever  # noqa: E402
+from langchain_core.documents import Document
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.retrievers import BaseRetriever
 
-from engramdb import AsyncMemory, Memory  # noqa: E402
-from engramdb.integrations.langchain import EngramDBRetriever, memory_tools  # noqa: E402
+from engramdb import AsyncMemory, Memory
+from engramdb.integrations.langchain import EngramDBRetriever, memory_tools
 
 
 def _fill(mem: Memory) -> None:

@@ -17,11 +17,11 @@ import pytest
 
 pytest.importorskip("langgraph.store.base", reason="needs the langgraph extra: pip install 'engramdb[langgraph]'")
 
-from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp  # noqa: E402
+from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp
 
-from engramdb import AsyncMemory, Memory  # noqa: E402
-from engramdb.embed import HashingEmbedder  # noqa: E402
-from engramdb.integrations.langgraph import KIND, EngramDBStore  # noqa: E402
+from engramdb import AsyncMemory, Memory
+from engramdb.embed import HashingEmbedder
+from engramdb.integrations.langgraph import KIND, EngramDBStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,14 +6,14 @@ import pytest
 
 pytest.importorskip("llama_index.core", reason="needs the llamaindex extra: pip install 'engramdb[llamaindex]'")
 
-from llama_index.core.base.llms.types import ChatMessage  # noqa: E402
-from llama_index.core.chat_engine import SimpleChatEngine  # noqa: E402
-from llama_index.core.llms import MockLLM  # noqa: E402
-from llama_index.core.memory import Memory as LlamaMemory  # noqa: E402
-from llama_index.core.memory.memory import BaseMemoryBlock  # noqa: E402
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.chat_engine import SimpleChatEngine
+from llama_index.core.llms import MockLLM
+from llama_index.core.memory import Memory as LlamaMemory
+from llama_index.core.memory.memory import BaseMemoryBlock
 
-from engramdb import Memory  # noqa: E402
-from engramdb.integrations.llamaindex import EngramDBMemoryBlock  # noqa: E402
+from engramdb import Memory
+from engramdb.integrations.llamaindex import EngramDBMemoryBlock
 
 
 async def test_block_serves_context_to_a_chat_engine(mem: Memory) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("mcp", reason="needs the server extra: pip install 'engramdb[server]'")
 
-from mcp import Client, StdioServerParameters  # noqa: E402
-from server_helpers import make_env, serve_in_thread, tool_json  # noqa: E402
+from mcp import Client, StdioServerParameters
+from server_helpers import make_env, serve_in_thread, tool_json
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "mcp.md"
 PLACEHOLDER_DB = "/home/me/agent.db"

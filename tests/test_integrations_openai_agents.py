@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("agents", reason="needs the openai-agents extra: pip install 'engramdb[openai-agents]'")
 
-from agents import Agent, Model, ModelResponse, Runner, Usage, set_tracing_disabled  # noqa: E402
-from agents.memory import Session, SessionSettings  # noqa: E402
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText  # noqa: E402
+from agents import Agent, Model, ModelResponse, Runner, Usage, set_tracing_disabled
+from agents.memory import Session, SessionSettings
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from engramdb import AsyncMemory, Memory  # noqa: E402
-from engramdb.integrations.openai_agents import ITEM_KIND, EngramDBSession, memory_tools  # noqa: E402
+from engramdb import AsyncMemory, Memory
+from engramdb.integrations.openai_agents import ITEM_KIND, EngramDBSession, memory_tools
 
 set_tracing_disabled(True)  # no trace export: the tests run offline
 

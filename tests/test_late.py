@@ -70,7 +70,7 @@ def test_content_tokens_drop_special_tokens_and_stopwords(embedder):
     vecs, toks = embedder.embed_tokens(["Ann: the pottery class", "the"])
     assert embedder.has_tokens and vecs.shape == (2, embedder.dim)
     assert np.allclose(vecs, embedder.embed(["Ann: the pottery class", "the"]), atol=1e-6)  # the same vectors
-    n_pieces = len(embedder._model.tokenizer("Ann: the pottery class")["input_ids"])  # noqa: SLF001
+    n_pieces = len(embedder._model.tokenizer("Ann: the pottery class")["input_ids"])
     assert 0 < len(toks[0]) < n_pieces  # [CLS], [SEP] and 'the' are gone
     assert np.allclose(np.linalg.norm(toks[0], axis=1), 1.0, atol=1e-5)
     assert len(toks[1]) >= 1  # a text of stopwords only keeps its tokens rather than none

@@ -22,7 +22,7 @@ from engramdb.store.sqlite import SQLiteStore
 ALL = Filters(include_deleted=True, include_expired=True)
 
 
-def _populate(path) -> list[str]:  # noqa: ANN001
+def _populate(path) -> list[str]:
     """A store with every kind of content: speakers, metadata, deleted, expired, updated, facts, links."""
     with Memory(path, embedder=HashingEmbedder(32)) as mem:
         recs = mem.add(
@@ -41,7 +41,7 @@ def _populate(path) -> list[str]:  # noqa: ANN001
         return [r.id for r in recs]
 
 
-def _snapshot(store) -> dict:  # noqa: ANN001
+def _snapshot(store) -> dict:
     recs = store.list(ALL, limit=10_000, order="recorded_at")
     ids = [r.id for r in recs]
     keys = store.keys_for(ids)
@@ -129,7 +129,7 @@ def test_failure_mid_copy_leaves_target_empty(tmp_path, pg_url, monkeypatch):
     calls = {"n": 0}
     real_insert = dst.insert
 
-    def flaky(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("network blip")

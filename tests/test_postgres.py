@@ -217,7 +217,7 @@ def test_pool_exhaustion_is_a_store_error(pg_url):
         store.close()
 
 
-def _catch(out: list[BaseException], fn) -> None:  # noqa: ANN001
+def _catch(out: list[BaseException], fn) -> None:
     try:
         fn()
     except BaseException as exc:  # noqa: BLE001
@@ -298,7 +298,7 @@ def test_purge_leaves_no_bytes_in_the_data_files(pg_server, pg_url):
         assert [r.text for r in mem.list(user_id="other").items] == ["keep this one"]
 
 
-def _db_files(pg_server) -> list[Path]:  # noqa: ANN001
+def _db_files(pg_server) -> list[Path]:
     with psycopg.connect(pg_server.uri) as conn:
         oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
     return [p for p in (pg_server.pgdata / "base" / str(oid)).iterdir() if p.is_file()]
@@ -336,7 +336,7 @@ class _Cached(Embedder):
         self.inner, self.name, self.dim, self.batch_size = inner, inner.name, inner.dim, 4096
         self.cache: dict[str, np.ndarray] = {}
 
-    def _embed_batch(self, texts):  # noqa: ANN001, ANN202
+    def _embed_batch(self, texts):
         todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if todo:
             self.cache.update(zip(todo, self.inner.embed(todo), strict=True))

@@ -503,4 +503,4 @@ def test_interrupted_consolidate_ends_like_an_uninterrupted_one(tmp_path):
 @pytest.mark.parametrize(("level", "pragma"), [("NORMAL", 1), ("FULL", 2), ("EXTRA", 3)])
 def test_synchronous_is_configurable(tmp_path, level, pragma):
     with Memory(tmp_path / "s.db", embedder=HashingEmbedder(8), config=MemoryConfig(sqlite_synchronous=level)) as m:
-        assert m.store._conn.execute("PRAGMA synchronous").fetchone()[0] == pragma  # noqa: SLF001
+        assert m.store._conn.execute("PRAGMA synchronous").fetchone()[0] == pragma

@@ -79,7 +79,7 @@ def test_scoped_search_after_writes_and_user_change(tmp_path: Path) -> None:
     assert [h[0] for h in store.keyword_search("zebra", Filters(user_id="bo"), 5)] == [target.id]
     store.hard_delete([target.id])
     assert store.keyword_search("zebra", Filters(user_id="bo"), 5) == []
-    integrity = store._conn.execute(  # noqa: SLF001 - FTS5's own check of index against content
+    integrity = store._conn.execute(  # FTS5's own check of index against content
         "INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)"
     )
     assert integrity is not None
@@ -132,11 +132,11 @@ def paged(tmp_path: Path):
     store.close()
 
 
-def test_paged_index_holds_no_matrix_and_agrees_with_exact(paged) -> None:  # noqa: ANN001
+def test_paged_index_holds_no_matrix_and_agrees_with_exact(paged) -> None:
     store, index, recs, vecs = paged
     qs = make_queries(10, DIM, seed=3, data="lowrank")
     index.refresh()
-    assert index.paged and index._mat.size == 0  # noqa: SLF001
+    assert index.paged and index._mat.size == 0
     for q in qs:
         scoped = index.search(q, Filters(user_id="u2"), 5)
         assert index.last_path == "exact"
@@ -150,7 +150,7 @@ def test_paged_index_holds_no_matrix_and_agrees_with_exact(paged) -> None:  # no
         assert len(set(k for k, _ in ann) & set(k for k, _ in exact)) >= 8
 
 
-def test_another_process_change_reaches_the_paged_index_row_by_row(paged, monkeypatch) -> None:  # noqa: ANN001
+def test_another_process_change_reaches_the_paged_index_row_by_row(paged, monkeypatch) -> None:
     store, index, recs, vecs = paged
     index.build_ann()
     other = SQLiteStore(store.path)  # another writer on the same file
@@ -162,7 +162,7 @@ def test_another_process_change_reaches_the_paged_index_row_by_row(paged, monkey
     other.insert([new], np.asarray([far]), ["new"])
     other.close()
 
-    def no_reload(*a, **k):  # noqa: ANN002, ANN003
+    def no_reload(*a, **k):
         raise AssertionError("a whole reload")
 
     monkeypatch.setattr(index, "_load_all", no_reload)
@@ -202,7 +202,7 @@ def test_bench_scale_resumes_its_build_and_reports(tmp_path: Path) -> None:
     assert "| sqlite | 400 |" in scale.markdown(report)
 
 
-def test_reindex_swap_makes_a_paged_index_reload(paged) -> None:  # noqa: ANN001
+def test_reindex_swap_makes_a_paged_index_reload(paged) -> None:
     """A model swap replaces every vector at once: the log says so, and another process's index reloads."""
     store, index, recs, vecs = paged
     index.refresh()

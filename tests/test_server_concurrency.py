@@ -195,7 +195,7 @@ def test_failure_inside_the_write_transaction_rolls_back_everything(tmp_path, mo
     real = sqlite_mod.record_to_row
     calls = {"n": 0}
 
-    def flaky(rec):  # noqa: ANN001, ANN202
+    def flaky(rec):
         calls["n"] += 1
         if calls["n"] == 150:
             raise OSError("disk unplugged")

@@ -42,7 +42,7 @@ class ForbiddenError(EngramError):
     """A valid key without the permission an operation needs (HTTP 403)."""
 
 
-class RateLimited(Exception):  # noqa: N818 - a signal with a retry time, not an input error
+class RateLimited(Exception):  # a signal with a retry time, not an input error
     """Over the key's request rate (HTTP 429, with Retry-After)."""
 
     def __init__(self, retry_after: float) -> None:

@@ -192,7 +192,7 @@ def import_jsonl(
     index_texts, _ = build_keys(records)
     tokens = None  # imported vectors come without token vectors: search ranks those without late interaction
     if need:
-        index_texts, vecs, tokens = mem._res.keys(records)  # noqa: SLF001 - the one place keys are computed
+        index_texts, vecs, tokens = mem._res.keys(records)  # the one place keys are computed
     else:
         mem.embedder  # noqa: B018 - records model name/dim in a fresh store
         vecs = np.vstack([p[3] for p in parsed if p[3] is not None])  # none is None here (need is False)
@@ -203,7 +203,7 @@ def import_jsonl(
         part = slice(start, start + IMPORT_CHUNK)
         with mem.store.transaction():
             if need:
-                mem._res.check_store_model()  # noqa: SLF001 - vectors just made must match the store's model
+                mem._res.check_store_model()  # vectors just made must match the store's model
             mem.store.insert(
                 records[part],
                 vecs[part],
@@ -217,7 +217,7 @@ def import_jsonl(
     return ImportReport(imported=len(records), skipped=len(errors), errors=errors, recomputed_embeddings=need)
 
 
-def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):  # noqa: ANN001, ANN202, N803
+def _parse_line(obj, mem, header, recompute, seen, parse_time, Link):
     if not isinstance(obj, dict) or "record" not in obj:
         raise ValidationError("expected an object with a 'record' field")
     rec = MemoryRecord.model_validate(obj["record"])

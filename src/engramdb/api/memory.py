@@ -636,7 +636,7 @@ class Memory:
         recompute_embeddings: bool = False,
         skip_bad: bool = False,
         progress: Progress | None = None,
-    ):  # noqa: ANN201 - returns ImportReport
+    ):  # returns ImportReport
         """Read JSONL written by `export`. Every line is checked before anything is written; then memories are
         written in transactions of 500, each all or nothing. `skip_bad` skips invalid lines and ids already here."""
         from .jsonl import import_jsonl

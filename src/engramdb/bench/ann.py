@@ -249,7 +249,7 @@ def run_one(lib: str, n: int, dim: int, n_queries: int, k: int, seed: int, data:
 def _sqlite_vec(x: np.ndarray, q: np.ndarray, truth: np.ndarray, k: int, path: str) -> dict[str, Any]:
     import sqlite3
 
-    import sqlite_vec  # noqa: F401 - ImportError is reported as 'not installed'
+    import sqlite_vec  # ImportError is reported as 'not installed'
 
     conn = sqlite3.connect(path)
     if not hasattr(conn, "enable_load_extension"):

@@ -107,7 +107,7 @@ def run(
     if not n:
         raise ValidationError("bench ingest: no turns in the file")
     emb = SentenceTransformerEmbedder(model, batch_size=batch_size)
-    st = emb._model  # the same loaded model: raw and EngramDB share every weight  # noqa: SLF001
+    st = emb._model  # the same loaded model: raw and EngramDB share every weight
     composed_emb = SentenceTransformerEmbedder(model, batch_size=batch_size, exact_context=False)
     rows: list[dict[str, Any]] = []
 

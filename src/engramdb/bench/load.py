@@ -102,7 +102,7 @@ def serve_process(data_dir: Path, *, url: str | None, embedder: str, workers: in
     ]
     if url:
         cmd += ["--url", url]
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed below
+    log = open(data_dir / "server.log", "wb")  # closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     base = f"http://127.0.0.1:{port}"
     try:

@@ -265,7 +265,7 @@ def replicate_cached(n: int, *, cache_dir: str, seed: int, progress: Any = None)
     try:
         if store.get_meta(BUILT_KEY) == str(n):
             return {"path": path, "added_s": 0.0, "replicated_from": base}
-        conn = store._conn  # noqa: SLF001 - a bulk copy between two files of the same schema
+        conn = store._conn  # a bulk copy between two files of the same schema
         conn.execute("ATTACH DATABASE ? AS src", (base,))
         try:
             span = int(conn.execute("SELECT MAX(key) FROM src.memories").fetchone()[0])
@@ -300,7 +300,7 @@ def replicate_cached(n: int, *, cache_dir: str, seed: int, progress: Any = None)
                             " WHERE key NOT IN ('data_version', 'vector_epoch', 'store_id', ?)",
                             (BUILT_KEY,),
                         )
-                    store._bump(vectors_changed=True)  # noqa: SLF001
+                    store._bump(vectors_changed=True)
                 if progress:
                     progress(f"replicate {n:,}", (copy + 1) * REPLICATE_BASE, n)
         finally:
@@ -335,7 +335,7 @@ def _pg_fill(n: int, sqlite_path: str, url: str, progress: Any = None) -> float:
         dst.close()
 
 
-def Filters_all() -> Any:  # noqa: N802 - every row, deleted and expired too
+def Filters_all() -> Any:  # every row, deleted and expired too
     from ..store.base import Filters
 
     return Filters(include_deleted=True, include_expired=True)
@@ -371,7 +371,7 @@ def _disk(backend: str, target: str) -> dict[str, int]:
 
     st = PostgresStore(target)
     try:
-        rows = st._q(  # noqa: SLF001 - a read-only size query
+        rows = st._q(  # a read-only size query
             "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid ="
             " c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
             (st.schema,),

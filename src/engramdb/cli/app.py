@@ -86,7 +86,7 @@ AgentOpt = Annotated[str | None, typer.Option("--agent", "-a", help="agent_id sc
 SessionOpt = Annotated[str | None, typer.Option("--session", "-s", help="session_id scope")]
 
 
-def open_memory(db: str | None, url: str | None = None, *, create: bool = False, **kwargs: Any):  # noqa: ANN201
+def open_memory(db: str | None, url: str | None = None, *, create: bool = False, **kwargs: Any):
     """Open the store. Only commands that write new memories (`create=True`) may create a SQLite file:
     a typo in --db for `search` or `stats` must be an error, not a new empty store."""
     from ..api.memory import Memory

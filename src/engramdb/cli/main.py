@@ -468,7 +468,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
+    except Exception as exc:  # the CLI never shows a traceback
         # typer vendors click: usage errors (bad option values...) are its ClickException, exit code 2.
         if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
             exc.show()

@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     app.command("migrate")(migrate)
 
 
-def _open(location: str, flag: str):  # noqa: ANN202 - a Store
+def _open(location: str, flag: str):  # a Store
     from ..api.memory import open_store
     from ..errors import ConfigError
 

@@ -29,7 +29,7 @@ DEFAULT_PORT = 8420
 keys_app = typer.Typer(help="Manage API keys (stored hashed; each bound to one tenant).", no_args_is_help=True)
 
 
-def _keystore(data_dir: str):  # noqa: ANN202
+def _keystore(data_dir: str):
     from ..server.keys import KeyStore
 
     return KeyStore(os.path.join(data_dir, "keys.db"))

@@ -99,7 +99,7 @@ class SentenceTransformerEmbedder(Embedder):
             try:
                 model = SentenceTransformer(self._source, device=self._device)
                 model.eval()  # inference only (`_forward` relies on it: no dropout)
-            except Exception as exc:  # noqa: BLE001 - surface any loader failure as config error
+            except Exception as exc:  # surface any loader failure as config error
                 hint = ""
                 if self._pack is not None and not self._offline:
                     hint = f"\nFor its offline pack: {self._pack.install_hint}"
@@ -286,7 +286,7 @@ class SentenceTransformerEmbedder(Embedder):
                                           "and ENGRAMDB_ONNX not set to 0")
         return _onnx[key]
 
-    def _run(self, fn, texts: Sequence[str]):  # noqa: ANN001, ANN202 - fn: one of the _encode methods
+    def _run(self, fn, texts: Sequence[str]):  # fn: one of the _encode methods
         """A query or a few turns run on one torch thread: for so little work, thread hand-offs cost more than
         they save, and on a busy machine far more (one query: 0.5 s on 2 threads vs 23 ms on 1, under load).
         Batch ingest keeps torch's default."""

@@ -135,7 +135,7 @@ class JoinedParts(io.RawIOBase):
     """The parts of a split file read as one seekable file (zipfile reads the directory from the end)."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
-        self._files = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed in close()
+        self._files = [open(p, "rb") for p in paths]  # closed in close()
         self._sizes = [os.fstat(f.fileno()).st_size for f in self._files]
         self._starts = [sum(self._sizes[:i]) for i in range(len(self._sizes))]
         self._size = sum(self._sizes)

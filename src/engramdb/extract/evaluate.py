@@ -53,7 +53,7 @@ class PRRow(BaseModel):
     recall: float
 
 
-def evaluate(path: str | Path, extract=None) -> tuple[list[PRRow], list[dict]]:  # noqa: ANN001
+def evaluate(path: str | Path, extract=None) -> tuple[list[PRRow], list[dict]]:
     """Rows per attribute group plus 'all', and the list of errors (false positives / misses)."""
     extract = extract or (lambda text: extract_statements(text, "user"))
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # gold, predicted, correct

@@ -126,7 +126,7 @@ class Lifecycle:
             self._extract_batches(self._make_extractor(), [([*backlog, *eps], hi)])
         except ConfigError:
             raise
-        except Exception:  # noqa: BLE001 - the episodes are stored; extraction stays pending and is counted
+        except Exception:  # the episodes are stored; extraction stays pending and is counted
             logging.getLogger("engramdb").warning("fact extraction failed; episodes kept, pending", exc_info=True)
             with contextlib.suppress(Exception):  # the add has committed: a failed count must not fail it
                 self.res.bump_counters(extract_failures=1)

@@ -114,7 +114,8 @@ PATTERNS: dict[str, str] = {
               r"|chronic|arthritis|symptoms?|syndrome|clinic|infection|medical|psychologist|counsell?ing)\b",
     "finance": r"\b(salary|mortgage|debt|loans?|bankrupt\w*|credit score|401k|pension|paycheck|savings|taxes"
                r"|tax refund|owe|overdrawn|income|net worth|wage|bonus|irs|invest\w*|brokerage|food stamps"
-               r"|bank account|down payment|out of pocket|in the red|interest rates?|loan balance|account balance|repay\w*|paying back"
+               r"|bank account|down payment|out of pocket|in the red|interest rates?|loan balance|account balance"
+               r"|repay\w*|paying back"
                r"|pay (it|them|him|her) back|borrow\w*|arrears|credit cards?|overdraft|in debt)\b",
     "location": r"(\b\d{1,5}\s+[A-Z][a-z]+\s+(Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way"
                 r"|Court|Ct|Place|Pl)\b|\b(zip code|postcode|postal code|home address|my address|gps coordinates"

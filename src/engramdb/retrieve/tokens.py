@@ -13,7 +13,7 @@ from ..errors import ConfigError
 
 
 class TokenCounter:
-    def __init__(self, name: str, encode) -> None:  # noqa: ANN001 - a callable str -> list
+    def __init__(self, name: str, encode) -> None:  # a callable str -> list
         self.name = name
         self._encode = encode
 
@@ -40,7 +40,7 @@ def get_counter(spec: str = "minilm") -> TokenCounter:
             import tiktoken
 
             enc = tiktoken.get_encoding(spec.split(":", 1)[1])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ConfigError(f"tokenizer {spec!r} unavailable offline: {exc}") from exc
         return TokenCounter(spec, lambda t: enc.encode(t, disallowed_special=()))
     raise ConfigError(f"unknown tokenizer {spec!r}; use 'minilm' or 'tiktoken:<encoding>'")

@@ -104,7 +104,7 @@ def read_routes(path: str | os.PathLike[str]) -> dict[str, str]:
     for name, url in tenants.items():
         try:
             tenant = check_tenant(name)
-        except Exception as exc:  # noqa: BLE001 - any invalid name is a configuration error here
+        except Exception as exc:  # any invalid name is a configuration error here
             raise ConfigError(f"{path}: {exc}") from exc
         out[tenant] = _check_url(url, f"{path}: tenant {name!r}")
     return out
