@@ -106,6 +106,7 @@ def search(
     order: Annotated[str, typer.Option(help=field_help(SearchQuery, "order"))] = "relevance",
     mode: Annotated[str, typer.Option(help=field_help(SearchQuery, "mode"))] = "default",
     threshold: Annotated[float | None, typer.Option(help=field_help(SearchQuery, "threshold"))] = None,
+    audience: Annotated[str | None, typer.Option(help=field_help(SearchQuery, "audience"))] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -127,6 +128,7 @@ def search(
             order=order,
             mode=mode,
             threshold=threshold,
+            audience=audience,
         )
     if as_json:
         emit_json(results)
@@ -149,6 +151,7 @@ def context_cmd(
     where: Annotated[str | None, typer.Option(help=field_help(ContextQuery, "filters") + " As JSON.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help=field_help(ContextQuery, "as_of"))] = None,
     threshold: Annotated[float | None, typer.Option(help=field_help(ContextQuery, "threshold"))] = None,
+    audience: Annotated[str | None, typer.Option(help=field_help(ContextQuery, "audience"))] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
@@ -157,7 +160,8 @@ def context_cmd(
     filters = parse_json_opt(where, "--where")
     with open_memory(db, url) as mem:
         block = mem.context(query, user_id=user, agent_id=agent, session_id=session, max_tokens=max_tokens,
-                            limit=limit, since=since, until=until, filters=filters, as_of=as_of, threshold=threshold)
+                            limit=limit, since=since, until=until, filters=filters, as_of=as_of, threshold=threshold,
+                            audience=audience)
     if as_json:
         emit_json(block)
     else:
@@ -442,9 +446,9 @@ def _register_extensions() -> None:
     when this file is loaded twice (as __main__ under `python -m engramdb.cli.main`, and by name)."""
     if getattr(_app_module, "registered", False):
         return
-    from . import bench, lifecycle, migrate, models, procedural, serve, tenants, ui
+    from . import bench, lifecycle, migrate, models, privacy, procedural, serve, tenants, ui
 
-    for mod in (bench, lifecycle, procedural, serve, tenants, migrate, models, ui):
+    for mod in (bench, lifecycle, procedural, serve, tenants, migrate, models, privacy, ui):
         mod.register(app)
     _app_module.registered = True
 

@@ -152,6 +152,14 @@ class PrivacyEngine:
             self.store.set_meta(key, pol.model_dump_json())
         return pol
 
+    def delete_policy(self, *, user_id: str | None = None) -> bool:
+        """Remove the tenant's policy (no user_id) or a user's: the defaults (or the tenant's) apply again.
+        True when there was one."""
+        had = bool(self.get_policy(user_id=user_id).rules)
+        if had:
+            self.set_policy([], user_id=user_id)
+        return had
+
     def get_policy(self, *, user_id: str | None = None) -> P.Policy:
         raw = self.store.get_meta(self._policy_key(user_id))
         return P.Policy.parse(raw) if raw else P.Policy()

@@ -136,8 +136,18 @@ class Policy(BaseModel):
             if isinstance(value, str):
                 return cls(**json.loads(value))
         except (ValueError, TypeError) as exc:
-            raise ValidationError(f"policy: {exc}") from exc
+            raise ValidationError(f"policy: {_one_line(exc)}") from exc
         raise ValidationError(f"policy must be a list of rules or {{'rules': [...]}}, got {type(value).__name__}")
+
+
+def _one_line(exc: Exception) -> str:
+    """A pydantic error's first problem as one line ("rules.0.action: Input should be ..."), else the text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors) and (errs := errors()):
+        loc = ".".join(str(x) for x in errs[0].get("loc", ()))
+        msg = str(errs[0].get("msg", "")).removeprefix("Value error, ")
+        return f"{loc}: {msg}" if loc else msg
+    return " ".join(str(exc).split())
 
 
 def decide(category: str, audience: Audience, tenant: Policy | None, user: Policy | None) -> str:

@@ -578,6 +578,10 @@ def create_app(
         """Re-embed and re-key every memory with the server's model. Needs admin."""
         return CountResponse(count=memory(p).reindex())
 
+    from . import privacy_routes
+
+    app.include_router(privacy_routes.router(memory, reader, writer, admin))
+
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     if settings.mcp:
