@@ -144,12 +144,11 @@ def test_bench_scale_and_ann_run_tiny(cli):
     run, tmp = cli
     out = tmp / "bench"
     r = run("bench", "scale", "--sizes", "1000", "--minilm-turns", "0", "--queries", "10", "--out", str(out))
-    assert "| 1,000 | hashing-384 |" in r.stdout
-    rep = json.loads((out / "scale_1000.json").read_text())
+    assert "| sqlite | 1,000 | hashing-384 |" in r.stdout
+    rep = json.loads(next(out.glob("scale*.json")).read_text())
     row = rep["rows"][0]
-    assert row["memories"] == 1000 and row["ingest_turns_per_s"] > 0 and row["bytes_per_memory"] > 0
-    assert row["search"]["default"]["unscoped"]["p50_ms"] > 0 and row["search"]["exact"]["scoped"]["p95_ms"] > 0
-    assert row["dense_recall_at_10"] == 1.0  # 1,000 <= exact_max: the default path is exact
+    assert row["memories"] == 1000 and row["bytes_per_memory"] > 0 and "1000" in rep["builds"]
+    assert row["unscoped"]["p50_ms"] > 0 and row["scoped"]["p95_ms"] >= row["scoped"]["p50_ms"] > 0
     r = run("bench", "ann", "--n", "1000", "--queries", "10", "--libraries", "numpy,usearch-i8", "--out", str(out))
     assert "usearch-i8" in r.stdout and "| 1,000 |" in r.stdout
     ann = json.loads((out / "ann_lowrank_1000.json").read_text())
