@@ -122,3 +122,31 @@ def test_rest_privacy_routes(tmp_path):
         assert c.put("/v1/privacy/grants/team/coder", json={"access": "all"}, headers=adm).status_code == 422
         assert c.put("/v1/privacy/grants/team/a%20b", headers=adm).status_code == 422
         assert c.delete("/v1/privacy/grants/team/coder", headers=adm).json() == {"grants": {}}
+
+
+async def test_mcp_over_http_serves_the_audience_of_the_key(tmp_path):
+    from server_helpers import mcp_http_client, serve_in_thread, tool_json
+
+    env = make_env(tmp_path)
+    bound = env.keys.create("acme", ["write", "audience:bot"]).key
+    mem = env.registry.get("acme")
+    for text, labels in SEED:
+        mem.add(text, user_id="alice", metadata={"sensitivity": labels})
+    health_id = next(r.id for r in mem.list(user_id="alice").items if "insulin" in r.text)
+    with serve_in_thread(env.app) as base:
+        async with mcp_http_client(base + "/mcp/", bound) as client:
+            res = await client.call_tool("recall", {"query": "alice insulin", "user_id": "alice", "limit": 10})
+            texts = [x["text"] for x in tool_json(res)["results"]]
+            assert texts == ["alice likes hiking in the alps"]
+            res = await client.call_tool("get_context", {"query": "alice diabetes", "user_id": "alice"})
+            assert "insulin" not in str(res.content)
+            # the tools that would bypass the policies are refused to an audience-bound key
+            for tool, args in (("memory_history", {"memory_id": health_id}), ("facts", {"user_id": "alice"}),
+                               ("update_memory", {"memory_id": health_id, "importance": 0.9})):
+                res = await client.call_tool(tool, args)
+                assert res.is_error and "audience" in tool_json(res)["text"], (tool, res)
+        async with mcp_http_client(base + "/mcp/", env.tokens["acme_rw"]) as client:  # an unbound key: the owner
+            res = await client.call_tool("recall", {"query": "alice insulin", "user_id": "alice", "limit": 10})
+            assert len(tool_json(res)["results"]) == 2
+            assert not (await client.call_tool("memory_history", {"memory_id": health_id})).is_error
+    assert {d.agent_id for d in mem.privacy.disclosures(user_id="alice")} == {"bot"}

@@ -72,10 +72,14 @@ def _brief(rec: Any) -> dict[str, Any]:
 
 
 def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | None = None,
-                 audience: str | None = None) -> MCPServer:
+                 audience: str | None = None,
+                 audience_of: Callable[[Context | None], str | None] | None = None) -> MCPServer:
     """An MCPServer whose tools act on the Memory that `resolve` returns for each call. `audience` (default:
     $ENGRAMDB_AUDIENCE): the agent or purpose this server answers; recall and get_context then serve only what
-    the disclosure policies let it see (docs/privacy.md). The model cannot change it."""
+    the disclosure policies let it see (docs/privacy.md). The model cannot change it. `audience_of`: the audience
+    of each call's caller (over HTTP, the one its API key is bound to), which wins over `audience`. While an
+    audience is in force, the tools that would return memories past the policies (history, facts, update) are
+    refused."""
     defaults = {k: v for k, v in (default_scope or {}).items() if v}
     audience = audience or os.environ.get("ENGRAMDB_AUDIENCE") or None
     # WARNING: the SDK installs a root log handler at this level; INFO would echo every HTTP call.
@@ -87,10 +91,17 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             given.update(defaults)  # type: ignore[typeddict-item]  # keys of default_scope are scope fields
         return given
 
-    def call(ctx: Context | None, permission: str, fn: Callable[[Memory], Any]) -> Any:
+    def audience_for(ctx: Context | None) -> str | None:
+        return (audience_of(ctx) if audience_of is not None else None) or audience
+
+    def call(ctx: Context | None, permission: str, fn: Callable[[Memory], Any], *, unfiltered: bool = False) -> Any:
         # Expected errors become tool errors the model can read and act on (not protocol failures).
         try:
-            return fn(resolve(ctx, permission))
+            mem = resolve(ctx, permission)
+            if unfiltered and audience_for(ctx):
+                raise ForbiddenError("this tool is not open to an audience (its answer would bypass the disclosure "
+                                     "policies); use recall or get_context")
+            return fn(mem)
         except EngramError as exc:
             raise ToolError(str(exc)) from exc
         except RateLimited as exc:
@@ -162,7 +173,8 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             ctx,
             "read",
             lambda m: m.search(query, **scoped(user_id, agent_id, session_id), limit=limit, since=since, until=until,
-                               as_of=as_of, order=order, threshold=threshold, audience=audience),
+                               as_of=as_of, order=order, threshold=threshold,
+                               audience=audience_for(ctx)),
         )
         return {"results": [{**_brief(r.memory), "score": round(r.score, 4), "current": r.current,
                              **({"superseded_by": r.superseded_by} if r.superseded_by else {})} for r in results]}
@@ -190,7 +202,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             ctx,
             "read",
             lambda m: m.context(query, **scoped(user_id, agent_id, session_id), max_tokens=max_tokens, as_of=as_of,
-                                threshold=threshold, audience=audience),
+                                threshold=threshold, audience=audience_for(ctx)),
         )
         return block.text or "(no relevant memories)"
 
@@ -225,7 +237,8 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         metadata: Annotated[dict[str, Any] | None, Field(description="Replacement metadata object.")] = None,
         importance: Annotated[float | None, P.schema_field(P.UpdateRequest, "importance")] = None,
     ) -> dict[str, Any]:
-        rec = call(ctx, "write", lambda m: m.update(memory_id, text=text, metadata=metadata, importance=importance))
+        rec = call(ctx, "write", lambda m: m.update(memory_id, text=text, metadata=metadata, importance=importance),
+                   unfiltered=True)
         return {"updated": _brief(rec)}
 
     @mcp.tool(
@@ -236,7 +249,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         ),
     )
     def memory_history(memory_id: MemId, ctx: Context) -> dict[str, Any]:
-        entries = call(ctx, "read", lambda m: m.history(memory_id))
+        entries = call(ctx, "read", lambda m: m.history(memory_id), unfiltered=True)
         return {
             "memory_id": memory_id,
             "versions": [
@@ -275,6 +288,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             "read",
             lambda m: m.facts(user_id=scope["user_id"], agent_id=scope["agent_id"], subject=subject,
                               attribute=attribute, as_of=as_of, include_history=include_history, limit=limit),
+            unfiltered=True,
         )
         return {
             "facts": [

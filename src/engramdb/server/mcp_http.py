@@ -7,6 +7,8 @@ store, so tools can never cross tenants either. The tools themselves are in mcp/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mcp.server.mcpserver import Context
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -33,6 +35,18 @@ def key_resolver(registry: TenantRegistry, keys: KeyStore) -> Resolver:
         return registry.get(principal.tenant)
 
     return resolve
+
+
+def key_audience(keys: KeyStore) -> Callable[[Context | None], str | None]:
+    """The audience the API key on a tool call's HTTP request is bound to (`audience:<agent>`), if any: the
+    call is served as it, whatever the tool arguments say."""
+
+    def audience_of(ctx: Context | None) -> str | None:
+        headers = (ctx.headers if ctx is not None else None) or {}
+        key = key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        return authenticate(keys, None, key).audience
+
+    return audience_of
 
 
 class KeyAuthMiddleware:
@@ -80,7 +94,7 @@ def http_app(
     host: str = "127.0.0.1",
 ) -> Starlette:
     """Streamable HTTP (stateless, JSON responses: any worker can answer any request) behind key auth."""
-    server = build_server(key_resolver(registry, keys))
+    server = build_server(key_resolver(registry, keys), audience_of=key_audience(keys))
     app = server.streamable_http_app(streamable_http_path=path, stateless_http=True, json_response=True, host=host)
     app.add_middleware(KeyAuthMiddleware, keys=keys, limiter=limiter)
     return app
