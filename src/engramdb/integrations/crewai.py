@@ -52,15 +52,21 @@ class EngramDBStorage:
         agent_id: the agent scope every record carries (keeps crew memories apart from the rest).
         user_id: optional user scope for every record (e.g. one storage per end user).
         remember_queries: how many recent embedded texts to keep for turning a query vector back into text.
+        audience: who recalls (an agent id, ``"purpose:<label>"`` or a dict; docs/privacy.md): ``search``, what
+            the crew's agents recall, then returns only what the disclosure policies let it see (redacted text
+            where a policy redacts), and is audited. Records are written under ``agent_id``, so an agent
+            audience is usually that agent. The listing methods (``get_record``, ``list_records``...) are the
+            operator's and are not filtered.
     """
 
     def __init__(self, memory: Any, *, agent_id: str = "crewai", user_id: str | None = None,
-                 remember_queries: int = 4096) -> None:
+                 remember_queries: int = 4096, audience: str | dict[str, str] | None = None) -> None:
         self.memory = sync_memory(memory)
         if not isinstance(agent_id, str) or not agent_id:
             raise ValueError("agent_id must be a non-empty string")
         self.agent_id = agent_id
         self.user_id = user_id
+        self.audience = audience
         self._texts: OrderedDict[bytes, str] = OrderedDict()
         self._max_texts = remember_queries
         self._lock = threading.RLock()
@@ -108,7 +114,7 @@ class EngramDBStorage:
         narrowing = bool(categories or metadata_filter)
         hits = self.memory.search(
             query[: self.memory.config.max_text_chars], kinds=[KIND], filters=_scope_filter(scope_prefix),
-            limit=min(_SEARCH_MAX, limit * 3 if narrowing else limit), **self._scope(),
+            limit=min(_SEARCH_MAX, limit * 3 if narrowing else limit), audience=self.audience, **self._scope(),
         )
         out: list[tuple[CrewRecord, float]] = []
         for hit in hits:

@@ -62,6 +62,11 @@ class EngramDBStore(BaseStore):
             every string, number and boolean in the value, as ``path: value`` lines). ``dims``, if given, must
             equal the memory's embedding dimension; ``embed`` is refused: EngramDB embeds with its own model.
         ttl: LangGraph's TTL config (``default_ttl`` minutes, ``refresh_on_read``); TTLs become ``expires_at``.
+        audience: who reads the items (an agent id, ``"purpose:<label>"`` or a dict; docs/privacy.md): ``get``
+            and ``search`` then return only what the disclosure policies let it see, each read is audited, and
+            an item the policy redacts comes back as ``{"text": <the redacted text>, "redacted": [categories]}``.
+            Items are written under ``agent_id``, so an agent audience reads them when it is that agent (or
+            through a space grant); None (the default): the caller owns the data, nothing is filtered.
     """
 
     supports_ttl: bool = True
@@ -75,6 +80,7 @@ class EngramDBStore(BaseStore):
         session_label: int | None = None,
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
+        audience: str | dict[str, str] | None = None,
     ) -> None:
         self.memory = sync_memory(memory)
         if not isinstance(agent_id, str) or not agent_id:
@@ -90,6 +96,9 @@ class EngramDBStore(BaseStore):
         self.index_config = _check_index(index, self.memory)
         self._fields = [(f, f if f == "$" else tokenize_path(f)) for f in self.index_config.get("fields") or ["$"]]
         self.ttl_config = _check_ttl(ttl)
+        self.audience = audience
+        if audience is not None:
+            self.memory.privacy.disclose([], audience)  # a malformed audience fails here, not on the first read
         self._lock = threading.RLock()  # a get-then-put per item: one batch at a time in this process
 
     # -- the BaseStore contract ------------------------------------------------------------------------------
@@ -129,6 +138,9 @@ class EngramDBStore(BaseStore):
             return None
         if op.refresh_ttl:
             rec = self._refresh(rec)
+        if self.audience is not None:
+            got = self._disclose([(rec, None)], "get")
+            return _item(got[0][0]) if got else None
         return _item(rec)
 
     def _put(self, op: PutOp) -> None:
@@ -179,22 +191,47 @@ class EngramDBStore(BaseStore):
         if op.query:
             hits = self.memory.search(
                 op.query, kinds=[KIND], filters={**where, "lg_indexed": True},
-                limit=min(_SEARCH_MAX, want if not op.filter else _SEARCH_MAX), **scope,
+                limit=min(_SEARCH_MAX, want if not op.filter else _SEARCH_MAX), audience=self.audience, **scope,
             )
-            out = [(h.memory, h.score) for h in hits if _matches(h.memory.metadata["value"], op.filter)]
+            out = [(_redacted(h.memory), h.score) for h in hits  # the audience's view (search disclosed it)
+                   if _matches(_redacted(h.memory).metadata["value"], op.filter)]
         if len(out) < want:
             # no query, or fewer ranked hits than asked: the rest in insertion order, unscored (as LangGraph's
             # in-memory store does for items it did not embed)
             seen = {rec.id for rec, _ in out}
             for rec in self._scan(scope, where if not op.query else {**where, "lg_indexed": False}):
-                if rec.id not in seen and _matches(rec.metadata["value"], op.filter):
+                view = rec
+                if self.audience is not None:
+                    got = self._disclose([(rec, None)], None)
+                    if not got:
+                        continue  # not for this audience
+                    view = got[0][0]
+                if rec.id not in seen and _matches(view.metadata["value"], op.filter):
                     out.append((rec, None))
                     if len(out) >= want:
                         break
         page = out[op.offset : want]
         if op.refresh_ttl:
-            page = [(self._refresh(rec), score) for rec, score in page]
+            # a refresh reads the stored record back: the audience keeps the view it was given
+            page = [(rec if "redacted" in rec.metadata else new, score)
+                    for (rec, score), new in zip(page, [self._refresh(r) for r, _ in page], strict=True)]
+        if self.audience is not None:
+            # the unranked ones (from the scan) go out as the audience's view, and are audited
+            views = {r.id: r for r, _ in self._disclose([(r, s) for r, s in page if s is None], "search")}
+            page = [(views.get(r.id, r) if s is None else r, s) for r, s in page if s is not None or r.id in views]
         return [_search_item(rec, score) for rec, score in page]
+
+    def _disclose(self, items: list[tuple[Any, float | None]], op: str | None) -> list[tuple[Any, float | None]]:
+        """What the audience may receive of `items`; with `op`, audited. A redacted item's value is its
+        redacted text (the value itself would show what the policy hides)."""
+        from ..model import SearchResult
+
+        if not items:
+            return []
+        got = self.memory.privacy.disclose([SearchResult(memory=r, score=s or 0.0) for r, s in items],
+                                           self.audience, op=op)
+        scores = {r.id: s for r, s in items}
+        return [(_redacted(x.memory), scores[x.memory.id]) for x in got]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         if op.limit < 0 or op.offset < 0:
@@ -353,6 +390,13 @@ def _item(rec: Any) -> Item:
         created_at=datetime.fromisoformat(meta["lg_created_at"]),
         updated_at=datetime.fromisoformat(meta["lg_updated_at"]),
     )
+
+
+def _redacted(rec: Any) -> Any:
+    if "redacted" not in rec.metadata:
+        return rec
+    value = {"text": rec.text, "redacted": rec.metadata["redacted"]}
+    return rec.model_copy(update={"metadata": {**rec.metadata, "value": value}})
 
 
 def _search_item(rec: Any, score: float | None) -> SearchItem:
