@@ -150,3 +150,21 @@ async def test_mcp_over_http_serves_the_audience_of_the_key(tmp_path):
             assert len(tool_json(res)["results"]) == 2
             assert not (await client.call_tool("memory_history", {"memory_id": health_id})).is_error
     assert {d.agent_id for d in mem.privacy.disclosures(user_id="alice")} == {"bot"}
+
+
+def test_rest_routes_past_the_policies_refuse_an_audience_bound_key(tmp_path):
+    env = make_env(tmp_path)
+    hb = {"Authorization": f"Bearer {env.keys.create('acme', ['write', 'audience:bot']).key}"}
+    with TestClient(env.app) as c:
+        rid = c.post("/v1/memories", json={"messages": SEED[0][0], "user_id": "alice",
+                                           "metadata": {"sensitivity": ["health"]}},
+                     headers=env.auth("acme_rw")).json()["memories"][0]["id"]
+        for method, path in (("GET", f"/v1/memories/{rid}"), ("GET", "/v1/memories"),
+                             ("GET", f"/v1/memories/{rid}/history"), ("GET", f"/v1/memories/{rid}/derived"),
+                             ("GET", f"/v1/memories/{rid}/links"), ("GET", "/v1/export"), ("GET", "/v1/facts"),
+                             ("GET", f"/v1/facts/{rid}/history")):
+            r = c.request(method, path, headers=hb)
+            assert r.status_code == 403 and "audience" in r.json()["error"]["message"], (path, r.text)
+        assert c.patch(f"/v1/memories/{rid}", json={"importance": 0.9}, headers=hb).status_code == 403
+        assert c.post("/v1/search", json={"query": "alice", "user_id": "alice"}, headers=hb).json()["results"] == []
+        assert c.get(f"/v1/memories/{rid}", headers=env.auth("acme_ro")).status_code == 200

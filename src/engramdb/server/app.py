@@ -272,6 +272,9 @@ def create_app(
     reader = Depends(require("read"))
     writer = Depends(require("write"))
     admin = Depends(require("admin"))
+    # routes whose answers bypass the disclosure policies: not for a key bound to an audience
+    owner_reader = Depends(require("read", unfiltered=True))
+    owner_writer = Depends(require("write", unfiltered=True))
 
     def memory(p: Principal) -> Memory:
         return registry.get(p.tenant)
@@ -327,7 +330,7 @@ def create_app(
         return AddResponse(memories=recs)
 
     @app.patch("/v1/memories/{memory_id}", response_model=MemoryRecord, tags=["memories"])
-    def update(memory_id: MemoryId, req: UpdateRequest, p: Principal = writer) -> MemoryRecord:
+    def update(memory_id: MemoryId, req: UpdateRequest, p: Principal = owner_writer) -> MemoryRecord:
         """Change a memory; the previous version is kept in its history."""
         return memory(p).update(memory_id, **req.model_dump(exclude_none=True))
 
@@ -344,13 +347,13 @@ def create_app(
 
     # -- read ------------------------------------------------------------------
     @app.get("/v1/memories/{memory_id}", response_model=MemoryRecord, tags=["memories"])
-    def get(memory_id: MemoryId, p: Principal = reader) -> MemoryRecord:
+    def get(memory_id: MemoryId, p: Principal = owner_reader) -> MemoryRecord:
         """One memory by id."""
         return memory(p).get(memory_id)
 
     @app.get("/v1/memories", response_model=PageResponse, tags=["memories"])
     def list_memories(
-        p: Principal = reader,
+        p: Principal = owner_reader,
         user_id: ScopeQ = None,
         agent_id: ScopeQ = None,
         session_id: ScopeQ = None,
@@ -394,7 +397,7 @@ def create_app(
         return memory(p).context(data.pop("query"), **data)
 
     @app.get("/v1/memories/{memory_id}/history", response_model=HistoryResponse, tags=["memories"])
-    def history(memory_id: MemoryId, p: Principal = reader) -> HistoryResponse:
+    def history(memory_id: MemoryId, p: Principal = owner_reader) -> HistoryResponse:
         """Every change to a memory: before, after, when."""
         return HistoryResponse(memory_id=memory_id, entries=memory(p).history(memory_id))
 
@@ -405,7 +408,7 @@ def create_app(
         responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
     )
     def export(
-        p: Principal = reader,
+        p: Principal = owner_reader,
         user_id: ScopeQ = None,
         agent_id: ScopeQ = None,
         session_id: ScopeQ = None,
@@ -425,12 +428,12 @@ def create_app(
         return StatsResponse(tenant=p.tenant, stats=_jsonable(st))
 
     @app.get("/v1/memories/{memory_id}/links", response_model=list[LinkOut], tags=["memories"])
-    def links(memory_id: MemoryId, p: Principal = reader) -> list[LinkOut]:
+    def links(memory_id: MemoryId, p: Principal = owner_reader) -> list[LinkOut]:
         """Typed links touching a memory, both ways (supersedes, summarizes, related, ...)."""
         return [LinkOut(**lk) for lk in memory(p).links(memory_id)]
 
     @app.get("/v1/memories/{memory_id}/derived", response_model=list[MemoryRecord], tags=["memories"])
-    def derived(memory_id: MemoryId, p: Principal = reader) -> list[MemoryRecord]:
+    def derived(memory_id: MemoryId, p: Principal = owner_reader) -> list[MemoryRecord]:
         """Memories derived from this one: facts, summaries and profiles that name it as a source."""
         return memory(p).derived(memory_id)
 
@@ -460,12 +463,12 @@ def create_app(
 
     # -- facts -----------------------------------------------------------------
     @app.get("/v1/facts", response_model=list[MemoryRecord], tags=["facts"])
-    def facts(q: Annotated[FactsQuery, Query()], p: Principal = reader) -> list[MemoryRecord]:
+    def facts(q: Annotated[FactsQuery, Query()], p: Principal = owner_reader) -> list[MemoryRecord]:
         """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
         return memory(p).facts(**q.model_dump(exclude_none=True))
 
     @app.get("/v1/facts/{fact_id}/history", response_model=list[MemoryRecord], tags=["facts"])
-    def fact_history(fact_id: MemoryId, p: Principal = reader) -> list[MemoryRecord]:
+    def fact_history(fact_id: MemoryId, p: Principal = owner_reader) -> list[MemoryRecord]:
         """The chain of values a fact went through, oldest first."""
         return memory(p).fact_history(fact_id)
 

@@ -59,8 +59,10 @@ def authenticate(keys: KeyStore, limiter: RateLimiter | None, key: str | None) -
     return Principal.from_info(info)
 
 
-def require(permission: str) -> Callable[..., Principal]:
-    """A FastAPI dependency: the caller's Principal, which must hold `permission` (admin > write > read)."""
+def require(permission: str, *, unfiltered: bool = False) -> Callable[..., Principal]:
+    """A FastAPI dependency: the caller's Principal, which must hold `permission` (admin > write > read).
+    `unfiltered`: the route returns memories without the disclosure policies (by id, lists, history, facts,
+    export), so a key bound to an audience is refused it."""
 
     def dependency(
         request: Request,
@@ -74,6 +76,8 @@ def require(permission: str) -> Callable[..., Principal]:
         request.scope.setdefault("state", {}).update(tenant=principal.tenant, key_id=principal.key_id)
         if not permits(principal.permissions, permission):
             raise ForbiddenError(f"this key lacks the '{permission}' permission")
+        if unfiltered and principal.audience:
+            raise ForbiddenError("a key bound to an audience reads memories through search and context only")
         return principal
 
     return dependency
