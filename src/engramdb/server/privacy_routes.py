@@ -10,16 +10,33 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..api.params import When
 from ..errors import ForbiddenError
 from ..privacy.audit import Disclosure
 from ..privacy.policy import describe_defaults
 from .auth import Principal
 from .keys import permits
 
-IdQ = Annotated[str | None, Query(max_length=256)]
+NAME_RE = r"^[A-Za-z0-9_.:@-]{1,128}$"  # user ids, spaces, agent ids (privacy/spaces.py)
+CATEGORY_RE = r"^[a-z][a-z0-9_]{0,31}$"
+AUDIENCE_RE = r"^(purpose:|agent:)?[A-Za-z0-9_.@-][A-Za-z0-9_.:@-]{0,255}$"
+IdQ = Annotated[str | None, Query(pattern=NAME_RE)]
+NameP = Annotated[str, Path(pattern=NAME_RE)]
+CategoryQ = Annotated[str | None, Query(pattern=CATEGORY_RE)]
+
+
+class RuleIn(BaseModel):
+    """One rule: for a category (or every one, `*`), to an audience, an action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(pattern=r"^(\*|[a-z][a-z0-9_]{0,31})$", description="A category, or '*' for all.")
+    audience: str = Field("any", pattern=r"^(any|(agent|purpose):[A-Za-z0-9_.:@-]{1,256})$",
+                          description="'any', 'agent:<id>' or 'purpose:<label>'.")
+    action: Literal["allow", "deny", "redact"]
 
 
 class PolicyBody(BaseModel):
@@ -27,14 +44,12 @@ class PolicyBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rules: list[dict[str, Any]] = Field(max_length=1000, description=(
-        "Rules: {\"category\": \"health\" or \"*\", \"audience\": \"any\" | \"agent:<id>\" | \"purpose:<label>\", "
-        "\"action\": \"allow\" | \"deny\" | \"redact\"}."))
+    rules: list[RuleIn] = Field(max_length=1000, description="The rules (the most specific matching one wins).")
 
 
 class PolicyOut(BaseModel):
     user_id: str | None = None
-    rules: list[dict[str, Any]]
+    rules: list[RuleIn]
     defaults: dict[str, Any]
 
 
@@ -76,7 +91,8 @@ def router(memory: Callable[[Principal], Any], reader: Any, writer: Any, admin: 
 
     def _policy_out(p: Principal, user_id: str | None) -> PolicyOut:
         pol = memory(p).privacy.get_policy(user_id=user_id)
-        return PolicyOut(user_id=user_id, rules=[x.model_dump() for x in pol.rules], defaults=describe_defaults())
+        return PolicyOut(user_id=user_id, rules=[RuleIn(**x.model_dump()) for x in pol.rules],
+                         defaults=describe_defaults())
 
     def _may_set(p: Principal, user_id: str | None) -> None:
         _no_audience(p)
@@ -108,13 +124,13 @@ def router(memory: Callable[[Principal], Any], reader: Any, writer: Any, admin: 
         return GrantsOut(grants=memory(p).privacy.grants())
 
     @r.put("/grants/{space}/{agent_id}", response_model=GrantsOut)
-    def grant(space: str, agent_id: str, body: GrantBody | None = None, p: Principal = admin) -> GrantsOut:
+    def grant(space: NameP, agent_id: NameP, body: GrantBody | None = None, p: Principal = admin) -> GrantsOut:
         """Give an agent read or write (write includes read) on a space. Needs admin."""
         _no_audience(p)
         return GrantsOut(grants=memory(p).privacy.grant(space, agent_id, (body or GrantBody()).access))
 
     @r.delete("/grants/{space}/{agent_id}", response_model=GrantsOut)
-    def revoke(space: str, agent_id: str, p: Principal = admin) -> GrantsOut:
+    def revoke(space: NameP, agent_id: NameP, p: Principal = admin) -> GrantsOut:
         """Take an agent's grant on a space away. Needs admin."""
         _no_audience(p)
         return GrantsOut(grants=memory(p).privacy.revoke(space, agent_id))
@@ -123,10 +139,10 @@ def router(memory: Callable[[Principal], Any], reader: Any, writer: Any, admin: 
     def audit(
         p: Principal = admin,
         user_id: IdQ = None,
-        category: Annotated[str | None, Query(max_length=32)] = None,
-        audience: Annotated[str | None, Query(max_length=300)] = None,
-        memory_id: IdQ = None,
-        since: Annotated[str | None, Query(max_length=64)] = None,
+        category: CategoryQ = None,
+        audience: Annotated[str | None, Query(pattern=AUDIENCE_RE)] = None,
+        memory_id: Annotated[str | None, Query(max_length=256)] = None,
+        since: Annotated[When | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> AuditOut:
         """Which memories went out to which audience, newest first. Needs admin."""
@@ -135,9 +151,9 @@ def router(memory: Callable[[Principal], Any], reader: Any, writer: Any, admin: 
 
     @r.get("/audit/who", response_model=WhoHasSeenOut)
     def who_has_seen(
-        user_id: Annotated[str, Query(max_length=256)],
+        user_id: Annotated[str, Query(pattern=NAME_RE)],
         p: Principal = admin,
-        category: Annotated[str | None, Query(max_length=32)] = None,
+        category: CategoryQ = None,
     ) -> WhoHasSeenOut:
         """Who has seen a user's memories (of one category): per audience, how many and the latest. Needs admin."""
         rows = memory(p).privacy.who_has_seen(user_id, category)
