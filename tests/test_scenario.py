@@ -131,8 +131,9 @@ def test_scenario_llm_path_recorded_server(tmp_path, capsys):
             assert ops["summarize"]["ok"] == 5 and ops["extract"]["prompt_tokens"] > 0
         finally:
             m.close()
-        repairs = [b for b in srv.requests if "could not be used" in b["messages"][-1]["content"]]
-        assert len(repairs) == 1  # the malformed answer went through the repair step
+        repairs = [b for b in srv.requests if "could not be used" in b["messages"][-1]["content"]
+                   and not b["messages"][0]["content"].startswith("Label each numbered memory")]
+        assert len(repairs) == 1  # the malformed extraction answer went through the repair step
 
 
 def test_llm_mode_without_llm_is_a_clear_error(tmp_path, monkeypatch):
