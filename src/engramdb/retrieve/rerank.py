@@ -14,7 +14,6 @@ The current-truth order (retrieve/currency.py) runs between the source order and
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..errors import ConfigError, ValidationError
@@ -154,7 +153,3 @@ def in_span(rec: MemoryRecord, span: Span) -> bool:
         except (KeyError, TypeError, ValueError):
             continue
     return any((lo is None or t >= lo) and (hi is None or t < hi) for t in times)
-
-
-def ids_of(results: Sequence[SearchResult]) -> list[str]:
-    return [r.memory.id for r in results]
