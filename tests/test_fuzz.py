@@ -10,6 +10,7 @@ ENGRAMDB_FUZZ_EXAMPLES raises the number of examples per method (the CI run is b
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -146,3 +147,37 @@ def test_forget(store, args):
 @given(lines=st.lists(st.one_of(_json.map(json.dumps), _text), max_size=4))
 def test_import(store, lines):
     _check(store, lambda m: m.import_(io.StringIO("\n".join(lines))))
+
+
+# Every other public method, each argument drawn from the same junk. The reasons a method is left out are written.
+_COVERED = {"add", "search", "context", "list", "get", "history", "update", "delete", "facts", "forget", "import_"}
+_EXEMPT = {
+    "close": "closes the store the other examples use",
+    "set_llm": "takes a client object, not data; configured by code",
+    "export": "writes to a path or file the caller names (tested in test_export_import.py)",
+    "warmup": "takes no arguments",
+}
+_OTHERS = sorted(
+    n for n, f in inspect.getmembers(Memory, inspect.isfunction)
+    if not n.startswith("_") and n not in _COVERED and n not in _EXEMPT
+)
+
+
+@pytest.mark.parametrize("name", _OTHERS)
+def test_every_other_public_method(store, name):
+    sig = inspect.signature(getattr(Memory, name))
+    params = [p for p in sig.parameters.values()
+              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @settings(max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck),
+              derandomize=True, database=None)
+    @given(data=st.data())
+    def run(data):
+        args: dict = {}
+        for p in params:
+            if p.default is p.empty or data.draw(st.booleans()):
+                args[p.name] = data.draw(_meta if p.name in ("metadata", "filters") else _any)
+        pos = [args.pop(p.name) for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+        _check(store, lambda m: getattr(m, name)(*pos, **args))
+
+    run()

@@ -260,9 +260,11 @@ class Memory:
 
     def add_records(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
         """Insert prepared records (embedding them in batches) in one transaction."""
+        if not isinstance(records, (list, tuple)) or not all(isinstance(r, MemoryRecord) for r in records):
+            raise ValidationError("add_records: expected a list of MemoryRecord (use add() for text and messages)")
         if not records:
             return []
-        records = self.privacy.prepare(records)  # secrets out, visibility checked (privacy/engine.py)
+        records = self.privacy.prepare(list(records))  # secrets out, visibility checked (privacy/engine.py)
         index_texts, vecs, tokens = self._res.keys(records)  # before the transaction: a model failure writes nothing
         self.privacy.label(records, vecs)  # sensitivity labels, from the vectors just made
         with self.store.transaction():
@@ -467,6 +469,8 @@ class Memory:
     def records(self, ids: Sequence[str], *, include_deleted: bool = False) -> builtins.list[MemoryRecord]:
         """Records by id, in the order asked (unknown ids are skipped), without counting an access: a person
         looking at a memory is not a recall."""
+        if not isinstance(ids, (list, tuple)):
+            raise ValidationError("ids must be a list of memory ids")
         wanted = [check_id(i, where="memory id") for i in ids]
         got = {r.id: r for r in self.store.get([i for i in wanted if i], include_deleted=include_deleted)}
         return [got[i] for i in wanted if i in got]
@@ -535,6 +539,10 @@ class Memory:
     # -- maintenance -------------------------------------------------------------
     def reindex(self, *, progress: Progress | None = None, batch: int = 256) -> int:
         """Re-embed and re-key every memory with the current model (after a model change)."""
+        if progress is not None and not callable(progress):
+            raise ValidationError("progress must be a function (done, total) or None")
+        if not is_int(batch) or not 1 <= batch <= 10_000:
+            raise ValidationError("batch must be an integer between 1 and 10000")
         emb = self.embedder
         f = Filters(include_deleted=True, include_expired=True)
         total = self.store.count(f)

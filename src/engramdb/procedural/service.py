@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..embed.base import Embedder
 from ..errors import ValidationError
 from ..model import MemoryRecord
-from ..resources import Resources, check_scope
+from ..resources import Resources, check_scope, is_number
 from ..store.base import Store
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Procedures:
 
         if not isinstance(min_support, int) or min_support < 1:
             raise ValidationError("min_support must be a positive integer")
-        if merge_threshold is not None and not 0 < merge_threshold <= 1:
+        if merge_threshold is not None and (not is_number(merge_threshold) or not 0 < merge_threshold <= 1):
             raise ValidationError("merge_threshold must be in (0, 1], or None to skip merging")
         scope = check_scope(user_id, agent_id, session_id, required=True)
         return learn(
@@ -197,7 +197,7 @@ class Procedures:
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
         from .engine import report_outcome
 
-        if isinstance(tip_ids, str):
+        if not isinstance(tip_ids, (list, tuple)):
             raise ValidationError("tip_ids must be a list of tip ids")
         return report_outcome(
             self.host,
