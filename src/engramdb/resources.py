@@ -64,10 +64,6 @@ class Resources:
             return self._embedder.name
         return canonical_name(self.config.embedder)
 
-    @property
-    def embedder_loaded(self) -> bool:
-        return self._embedder is not None
-
     def check_model_name(self) -> None:
         """The store was embedded with this model (canonical names: 'sentence-transformers/all-mpnet-base-v2'
         opens as 'all-mpnet-base-v2'), unless a model change was allowed."""
