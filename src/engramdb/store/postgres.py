@@ -946,16 +946,19 @@ class PostgresStore(Store):
         if self._df_version != version and (n <= STATS_EXACT_ROWS or stamp - self._df_time > STATS_TTL_S):
             self._df.clear()
             self._df_version, self._df_time = version, stamp
-        todo: list[tuple[str, str]] = [(lx, c) for lx, c in zip(lexemes, consts, strict=True) if lx not in self._df]
+        # Answer from a local copy: threads sharing this store may clear the cache between our reads.
+        found: dict[str, int | None] = {lx: self._df.get(lx) for lx in lexemes}
+        todo = [(lx, c) for lx, c in zip(lexemes, consts, strict=True) if found[lx] is None]
         if todo:
             sql = " UNION ALL ".join(
                 "SELECT %s::text, (SELECT count(*) FROM memories x WHERE x.tsv @@ %s::tsquery)" for _ in todo
             )
-            rows = self._q(sql, [x for pair in todo for x in pair])
-            if len(self._df) + len(rows) > DF_CACHE_MAX:
+            fresh = {r[0]: int(r[1]) for r in self._q(sql, [x for pair in todo for x in pair])}
+            found.update(fresh)
+            if len(self._df) + len(fresh) > DF_CACHE_MAX:
                 self._df.clear()
-            self._df.update((r[0], int(r[1])) for r in rows)
-        return {lx: self._df[lx] for lx in lexemes}
+            self._df.update(fresh)
+        return {lx: n_ if n_ is not None else 0 for lx, n_ in found.items()}
 
     def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> builtins.list[tuple[int, float]] | None:
         """Top-k (key, cosine) in the database: exact for small candidate sets, HNSW beyond."""
