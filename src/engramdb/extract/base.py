@@ -26,6 +26,7 @@ SINGLE_VALUED = frozenset(
         "wife",
         "husband",
         "partner",
+        "car",
         "mother",
         "father",
     }
@@ -82,12 +83,15 @@ _TEMPLATES = {
     "education": "{s} graduated from {v}",
     "learning": "{s} is learning {v}",
     "pet": "{s} has a pet named {v}",
+    "car": "{s} drives a {v}",
     "diet": "{s} is {v}",
     "allergy": "{s} is allergic to {v}",
 }
 _END_TEMPLATES = {
     "works_at": "{s} no longer works at {v}",
     "lives_in": "{s} no longer lives in {v}",
+    "car": "{s} no longer drives the {v}",
+    "pet": "{s} no longer has {v}",
 }
 
 

@@ -190,3 +190,23 @@ def canonical(attribute: str, value: str) -> tuple[str, str]:
         n = parse_number(value)
         return attribute, str(n) if n is not None else value
     return attribute, value
+
+
+# Cars: common makes and models, for "I drive a Civic" / "traded my Golf for a RAV4". A capitalised word after
+# "drive" or "bought a" is too often something else ("bought a Switch"), so a car is read only from this list.
+CAR_MAKES = (
+    "Toyota Honda Ford Chevrolet Chevy Tesla BMW Audi Mercedes Mercedes-Benz Volkswagen VW Subaru Mazda Nissan Hyundai Kia "
+    "Jeep Volvo Porsche Lexus Mini Fiat Dodge Ram GMC Rivian Polestar Jaguar Land Rover Range Rover Peugeot Renault "
+    "Skoda Seat Cadillac Buick Chrysler Lincoln Acura Infiniti Genesis Mitsubishi Suzuki Alfa Romeo Citroen Citroën "
+    "Opel Vauxhall Saab Lucid Ferrari Lamborghini Maserati Bentley Aston Martin"
+).split()
+CAR_MODELS = (
+    "Camry|Corolla|Prius|RAV4|Highlander|Tacoma|Tundra|Yaris|Sienna|4Runner|Land Cruiser|Civic|Accord|CR-V|HR-V|Fit|"
+    "Odyssey|Pilot|Jazz|Mustang|F-150|Bronco|Explorer|Escape|Focus|Fiesta|Ranger|Maverick|Model 3|Model S|Model X|"
+    "Model Y|Cybertruck|Outback|Forester|Impreza|Crosstrek|WRX|Legacy|Miata|MX-5|CX-5|CX-30|Mazda3|Golf|GTI|Jetta|"
+    "Passat|Beetle|Tiguan|Polo|ID\\.4|Wrangler|Cherokee|Grand Cherokee|Compass|Renegade|Gladiator|Leaf|Altima|Sentra|"
+    "Rogue|Ioniq 5|Ioniq 6|Ioniq|Elantra|Sonata|Tucson|Santa Fe|Kona|Soul|Sorento|Sportage|Telluride|Niro|EV6|"
+    "Mini Cooper|Cooper|Corvette|Camaro|Silverado|Volt|Bolt|Malibu|Equinox|Tahoe|Charger|Challenger|Durango|"
+    "Defender|Discovery|XC90|XC60|XC40|Panda|Clio|Octavia|Fabia|Qashqai|Juke|Micra|Swift|Outlander|Cayenne|Macan|"
+    "Taycan|911|3 Series|5 Series|X3|X5|i3|A3|A4|A6|Q5|Q7|e-tron|C-Class|E-Class|GLC|Smart|Fortwo|Vespa"
+)

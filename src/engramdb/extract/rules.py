@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from ..model import MemoryRecord
 from .base import Fact, norm_value, render, subject_of
 from .lexicon import (
+    CAR_MAKES,
+    CAR_MODELS,
     INSTRUMENTS,
     LANGUAGES,
     NOT_NAMES,
@@ -61,7 +63,7 @@ _STOP_RE = re.compile(
     r"in (?:the )?(?:morning|evening|afternoon|summer|winter|spring|fall|autumn)|in (?:19|20)\d\d|in (?:"
     + _MONTHS
     + r")|"
-    r"on (?:" + _DAYS + r")|(?:a|one|two|three|four|five|six|few|several|\d+) (?:days?|weeks?|months?|years?))\b.*$",
+    r"on (?:" + _DAYS + r")|(?:a few|a couple of|a|one|two|three|four|five|six|few|several|\d+) (?:days?|weeks?|months?|years?))\b.*$",
     re.I,
 )
 _IN_PLACE_RE = re.compile(
@@ -180,6 +182,13 @@ _WE = (
     + _ADV
 )
 _SUBJ = r"(?:" + _WE + r"|" + _I_AND + r")"
+_CAR_NAMES = r"(?:(?:" + "|".join(CAR_MAKES) + r")\s+)?(?:" + CAR_MODELS + r")\b|(?:" + "|".join(CAR_MAKES) + r")\b(?!\s+[A-Z0-9])"
+_CAR = r"(?P<v>" + _CAR_NAMES + r")"
+_CAR_ANY = r"(?:" + _CAR_NAMES + r")"
+_CAR_MOD = r"(?:(?i:new|used|brand[ -]new|second-hand|secondhand|electric|hybrid|red|blue|black|white|silver|grey|gray|green)\s+){0,2}"
+_PET_ALT = "|".join(sorted((w for w, r in RELATIONS.items() if r == "pet"), key=len, reverse=True))
+_PET_NAME = r"(?P<v>[A-Z][a-z]+(?:-[A-Z][a-z]+)?)(?!['’])"  # one word: "Sadly Pepper passed away" names Pepper
+_PET_WORD_RE = re.compile(r"\b(?:" + _PET_ALT + r"|pets|vet|leash|adopt(?:ed)?|rehomed|re-homed)\b", re.I)
 _WE_HAVE = r"\b(?i:I've|I’ve|I\s+have|we've|we’ve|we\s+have)\s+" + _ADV
 _WE_ARE = r"\b(?i:I'm|I’m|I\s+am|Im|we're|we’re|we\s+are)\s+" + _ADV
 _NP = r"(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)"  # a short noun phrase at the start of a clause
@@ -345,9 +354,9 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?i:to me|for me|imo|in my opinion)\b", "np"),
     ("opinion=likes", r"(?:^|[,;]\s*)(?i:I|I\s+really|I\s+just)\s+(?i:can't|cannot|can’t|couldn't)\s+(?i:live without)\s+" + _VAL, "object"),
     ("opinion=dislikes", _I + r"(?i:avoid)\s+" + _VAL, "object"),
-    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are|has always been|has been|was always|will always be)\s+"
-     r"(?:(?i:definitely|probably|still|easily|hands down|always)\s+)?"
-     r"(?i:my|our)\s+(?:(?i:all-time|all time|absolute|very|current|personal)\s+)?(?i:favorite|favourite|fave|go-to)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\b",
+    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are|has always been|has been|was always|will always be|has become|'s become|became|is now)\s+"
+     r"(?:(?i:definitely|probably|still|easily|hands down|always|officially|now)\s+)?"
+     r"(?i:my|our)\s+(?:(?i:all-time|all time|absolute|very|current|personal|new)\s+)?(?i:favorite|favourite|fave|go-to|number one|number-one)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\b",
      "phrase"),
     # identity
     ("age", _IM + r"(?P<v>" + NUMBER_RE + r")(?:\s+(?i:years old|yrs old|yo|years young|now|this year|already))?"
@@ -380,6 +389,31 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("allergy", _IM + r"(?P<v>(?i:lactose|gluten|fructose|histamine|wheat))[ -](?i:intolerant)\b", "phrase"),
     ("allergy", _I + r"(?i:have)\s+(?i:a|an)\s+(?:(?i:severe|bad|mild)\s+)?(?P<v>[a-z]+(?:\s+[a-z]+)?)\s+(?i:allergy)\b", "phrase"),
     ("allergy=gluten", _IM + r"(?i:celiac|coeliac)\b", "const"),
+    # cars (one at a time): "I drive a Civic", "picked up my new Model 3", "traded my Golf for a RAV4"
+    ("car", r"(?:" + _I + r"|" + _IM + r")(?i:drive|driving|have been driving|'ve been driving)\s+(?i:a|an|my|the|our)\s+"
+     + _CAR_MOD + _CAR, "car"),
+    ("car", _SUBJ + r"(?i:bought|got|picked up|leased|purchased|ordered|collected)\s+(?:(?i:myself|ourselves)\s+)?"
+     r"(?i:a|an|my|the|our)\s+" + _CAR_MOD + _CAR, "car"),
+    ("car", r"\b(?i:my|our)\s+(?:(?i:new|current)\s+)?(?i:car|daily driver|ride|vehicle|wheels)\s+(?i:is|are)\s+"
+     r"(?:(?i:a|an|the)\s+)?" + _CAR_MOD + _CAR, "car"),
+    ("car", r"\b(?i:my|our)\s+(?:(?i:new|current|trusty|beloved)\s+)?" + _CAR + r"(?!['’])", "car"),
+    ("car", r"\b(?i:new car)(?:\s+(?i:day))?\s*[:!,-]+\s*(?:(?i:a|an|the)\s+)?" + _CAR, "car"),
+    ("car", r"\b(?i:traded|swapped|exchanged)\s+(?i:my|our|the)\s+(?:old\s+)?" + _CAR_ANY + r"\s+(?i:in\s+)?(?i:for)\s+"
+     r"(?:(?i:a|an|the)\s+)?" + _CAR_MOD + _CAR, "car"),
+    ("car-end", r"\b(?i:sold|traded|swapped|totaled|totalled|wrecked|scrapped|gave away|got rid of)\s+(?i:my|our|the)\s+"
+     r"(?:old\s+)?" + _CAR, "car"),
+    ("car-end", r"\b(?i:my|our|the)\s+old\s+" + _CAR + r"\s+(?i:went|is gone|was sold|got sold|now belongs)", "car"),
+    ("car-end", r"\b(?i:goodbye|bye|farewell)\s+(?:(?i:to)\s+)?(?:(?i:my|our|the)\s+)?(?:old\s+)?" + _CAR, "car"),
+    # a pet named in apposition ("Say hello to Nacho, our new puppy", "Mochi the rabbit") or newly taken in
+    ("rel", _PET_NAME + r",\s+(?i:my|our)\s+(?:[a-z]+\s+){0,2}?(?P<r>(?i:" + _PET_ALT + r"))\b", "name"),
+    ("rel", _PET_NAME + r"\s+(?i:the)\s+(?P<r>(?i:" + _PET_ALT + r"))\b", "name"),
+    ("rel", _SUBJ + r"(?i:rescued|brought home|took in|welcomed)\s+(?i:a|an)\s+(?:[a-z]+\s+){0,2}?(?P<r>(?i:" + _PET_ALT
+     + r"))\s+(?i:named|called)\s+" + _NAME, "name"),
+    # a pet that is gone: only where the text speaks of pets (_PET_WORD_RE), since people pass away too
+    ("pet-end", _PET_NAME + r"\s+(?i:passed away|died|has died|ran away|went missing|went to live with|now lives with|is living with|"
+     r"lives with\s+[^,;.!?]{1,40}?\s+now)\b", "name"),
+    ("pet-end", _SUBJ + r"(?i:rehomed|re-homed|gave away|had to give away|had to rehome|had to put down|put down)\s+" + _NAME,
+     "name"),
 ]  # fmt: skip
 _COMPILED = [(attr, re.compile(pat), kind) for attr, pat, kind in [*_RULES, *_RULES_MORE]]
 
@@ -550,6 +584,8 @@ _ELLIPSIS_ADV = r"(?:(?:just|finally|recently|also|still|currently|now|officiall
 _ELLIPSIS = [
     (re.compile(r"^(?=" + _ELLIPSIS_ADV + r"been\b)", re.I), "I've "),
     (re.compile(r"^(?=(?:big|huge|massive)\s+fan\b)", re.I), "I'm a "),
+    # "Officially a nurse as of this month": the title rules then read "I'm officially a nurse"
+    (re.compile(r"^(?=(?:officially|now|finally|currently)\s+(?:a|an)\s)", re.I), "I'm "),
     (
         re.compile(
             r"^(?="
@@ -809,7 +845,7 @@ def _special(sentence: str) -> Iterator[tuple[str, str, int, int]]:
 
 
 def _norm_category(c: str) -> str:
-    c = c.lower()
+    c = re.sub(r"\s+(?:now|today|lately|currently|nowadays|again|too|though|anyway)$", "", c.lower())
     return {"colour": "color", "colours": "colors", "movie": "movie", "favourite": "favorite"}.get(c, c)
 
 
@@ -858,10 +894,14 @@ def extract_statements(text: str, subject: str) -> list[Fact]:
                     continue
                 if kind == "name" and value.split()[0] in _NOT_NAMES:
                     continue
+                if attr == "pet-end" and not _PET_WORD_RE.search(text):
+                    continue
                 if attribute == "rel":
                     attribute = _RELATIONS[groups["r"].lower()]
                 elif attribute == "favorite":
                     category = _norm_category(groups["c"])
+                    if category.split()[0] in ("goal", "goals", "priority", "priorities", "pick", "choice", "reason"):
+                        continue  # "my number one goal": an aim, not a liking
                     if category.split()[0] in ("way", "thing", "things", "part", "kind", "sort", "time"):
                         attribute, value = "opinion:" + value.lower(), "likes"  # "X is my favourite way to relax"
                     else:
