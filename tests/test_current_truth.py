@@ -12,7 +12,7 @@ from server_helpers import make_env, mcp_http_client, serve_in_thread, tool_json
 
 from engramdb import Memory
 from engramdb.config import MemoryConfig
-from engramdb.retrieve.currency import states_present, time_intent
+from engramdb.retrieve.currency import announces_change, states_present, time_intent
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,20 @@ def test_reminiscence_and_plans_do_not_state_the_present():
     assert not states_present("Ran into my old boss from Acme")
     assert not states_present("We might move to Austin next year")
     assert not states_present("Do you like Denver?")
+    # a change announced next to the old value still states the present
+    assert states_present("Picked up a Tesla today, my old Civic went to my cousin")
+    assert not states_present("What's new with you?")
+
+
+def test_change_words_and_slot_cues():
+    assert not announces_change("I've been a teacher for years now")
+    assert announces_change("Coldplay has become my favourite band")
+    assert announces_change("I live in Denver now")
+    from engramdb.retrieve.slots import CUE_BONUS, SLOTS, _cues
+
+    names = list(SLOTS)
+    bonus = dict(zip(names, _cues(names, "Which vehicle does Priya drive?"), strict=True))
+    assert bonus["car"] == CUE_BONUS and bonus["home"] == 0
 
 
 SAM = [
@@ -142,6 +156,20 @@ def test_newest_statement_wins_without_an_extracted_fact(tmp_path, embedder):
     q = "Which city is home for me?"
     assert [r.memory.id for r in m.search(q, user_id="u")] == [r.memory.id for r in off.search(q, user_id="u")]
     off.close()
+    m.close()
+
+
+def test_a_question_with_no_time_cue_gets_the_current_value_once_it_changed(tmp_path, embedder):
+    m = Memory(tmp_path / "cars.db", embedder=embedder, config=MemoryConfig(extraction="rules"))
+    m.add("I drive a Honda Civic, it never breaks down.", user_id="u", timestamp="2024-01-05T10:00:00Z")
+    m.add("My Honda Civic needs new tyres soon.", user_id="u", timestamp="2024-02-05T10:00:00Z")
+    m.add("Work was busy today.", user_id="u", timestamp="2024-03-05T10:00:00Z")
+    m.add("We traded our Civic in for a Subaru Forester last weekend.", user_id="u", timestamp="2024-08-05T10:00:00Z")
+    cars = {f.metadata["value"]: f.valid_to for f in m.facts(user_id="u", attribute="car", include_history=True)}
+    assert cars["Subaru Forester"] is None and cars["Honda Civic"] is not None
+    hits = [r.memory.text for r in m.search("What car does the user drive?", user_id="u", limit=5)]
+    first = next(t for t in hits if "Civic" in t or "Forester" in t)
+    assert "Forester" in first
     m.close()
 
 

@@ -122,7 +122,8 @@ def annotate(results: list[SearchResult], status: dict[str, Status]) -> list[Sea
 # not state the present one: such memories never lead a present-tense answer.
 _NOT_A_STATE = re.compile(
     r"\b(?:miss(?:ed|ing)?|used\s+to|(?:my|our|his|her|their|the)\s+old|old\s+(?:one|place|job|boss|car|apartment|"
-    r"flat|house|home|city|company|team|band|neighbou?rhood)|former(?:ly)?|back\s+(?:in|when|then|home)|remember|"
+    r"flat|house|home|city|company|team|band|neighbou?rhood|colleagues?|coworkers?|co-workers?|teammates?|friends?|"
+    r"classmates?|neighbou?rs?|flame)|(?:my|our)\s+(?:[\w-]+\s+){1,3}(?:years|days)\b|former(?:ly)?|back\s+(?:in|when|then|home)|remember|"
     r"ex-\w+|visit(?:ed|ing)?|"
     r"trip|vacation|holiday|previous(?:ly)?|before|if|might|maybe|would|could|should|want|wanna|hope|plan(?:ning)?|"
     r"thinking|considering|someday|dream)\b|\?\s*$",
@@ -131,15 +132,27 @@ _NOT_A_STATE = re.compile(
 
 
 def states_present(text: str) -> bool:
-    return not _NOT_A_STATE.search(text)
+    """Whether a statement may tell the present state: not a question, and either free of past/plan words or
+    announcing a change ("Just got a Mustang, the old Wrangler went to my nephew")."""
+    if text.rstrip().endswith("?") or _PLAN.search(text):
+        return False
+    return not _NOT_A_STATE.search(text) or announces_change(text)
+
+
+# A plan or a wish is never the present, whatever change it names ("we might move to Austin next year").
+_PLAN = re.compile(
+    r"\b(?:if|might|maybe|would|could|should|want|wanna|hope|plan(?:ning)?|thinking|considering|someday|dream|"
+    r"going\s+to|gonna|next\s+(?:week|month|year|spring|summer|fall|autumn|winter))\b",
+    re.I,
+)
 
 
 # Words that announce a change ("just moved", "started at", "our new puppy", "officially", "as of"). Inside a
 # slot, a statement announcing a change outranks a newer plain mention ("I still have Noodle's leash").
 _CHANGE = re.compile(
-    r"\b(?:new|now|just(?!\s+like)|moved?|moving|relocat\w+|start(?:ed|ing)?|join(?:ed|ing)?|switch(?:ed|ing)?|"
-    r"officially|as\s+of|these\s+days|nowadays|got|adopt(?:ed|ing)?|bought|traded|swapped|replac\w+|hired|"
-    r"promot\w+|became|signed|lease|welcome[ds]?|say\s+hello|finally|no\s+longer|anymore|left|quit|since)\b",
+    r"\b(?:new|(?<!while\s)(?<!years\s)(?<!months\s)(?<!weeks\s)now|just(?!\s+like)|moved?|moving|relocat\w+|start(?:ed|ing)?|join(?:ed|ing)?|switch(?:ed|ing)?|"
+    r"officially|as\s+of|these\s+days|nowadays|got|adopt(?:ed|ing)?|bought|purchased|leased|picked\s+up|traded|swapped|replac\w+|hired|"
+    r"promot\w+|became|become|signed|lease|welcome[ds]?|say\s+hello|finally|no\s+longer|anymore|left|quit|since)\b",
     re.I,
 )
 

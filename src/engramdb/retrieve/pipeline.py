@@ -144,44 +144,37 @@ class Retrieval:
             when = f.as_of if intent == "as_of" and f.as_of is not None else now()  # "current" as of that date
             slots: dict[str, Any] = {}
             if intent == "as_of" or (intent == "present" and span is None):
-                results, slots = self.slots(results, query_vector, f, when)
+                results, slots = self.slots(results, query_vector, f, when, query)
+            elif intent == "neutral" and span is None:
+                # no time cue ("which city does Sam live in?"): read as about the present only where the facts
+                # show that state has changed; elsewhere (most of a conversation's questions) the ranking stays
+                results, slots = self.slots(results, query_vector, f, when, query, changed_only=True)
             results = annotate(results, statuses(self.res.store, results, f, when))
             if slots or intent == "neutral":  # neutral: historical memories last, no slot order (LoCoMo)
                 results = present_first(results, **slots)
         results = rerank.cap_derived(results, limit, rerank.derived_share(lifecycle))
         return rerank.time_order(results[:limit], order)
 
-    def slots(self, results: list[SearchResult], query_vector: np.ndarray | None, f: Filters, at: datetime
-              ) -> tuple[list[SearchResult], dict[str, Any]]:
+    def slots(self, results: list[SearchResult], query_vector: np.ndarray | None, f: Filters, at: datetime,
+              query: str = "", *, changed_only: bool = False) -> tuple[list[SearchResult], dict[str, Any]]:
         """The state slots the query asks about; the results plus the scope's memories closest to each slot's
         statements (a change worded unlike the question: "Officially a UX researcher as of this month"); the
-        slot each of them states; and what the slots' facts say (retrieve/slots.py, retrieve/currency.py)."""
+        slot each of them states; and what the slots' facts say (retrieve/slots.py, retrieve/currency.py).
+        `changed_only`: nothing unless some slot's facts hold a value that has been replaced."""
         emb = self.res.embedder
         if query_vector is None or emb.name.startswith("hashing"):
             return results, {}  # slots are read by meaning: a hashing embedder has none
-        store = self.res.store
         attrs = [str(r.memory.metadata.get("attribute", "")) for r in results if r.memory.kind == FACT]
-        slots = query_slots(emb, query_vector, attrs)
+        slots = query_slots(emb, query_vector, attrs, query)
         if not slots:
             return results, {}
-        values: dict[str, SlotValues] = {}
+        values = {slot: self._slot_values(slot, attrs, f, at) for slot in slots}
+        if changed_only and not any(v.older for v in values.values()):
+            return results, {}
+        store = self.res.store
         have = {r.memory.id for r in results}
         floor = min((r.score for r in results), default=0.0)
         for slot in slots:
-            names = [slot[5:]] if slot.startswith("attr:") else list(SLOTS[slot][0])
-            if slot == "favorite":
-                names = [a for a in dict.fromkeys(attrs) if a.startswith("favorite:")]
-            current: set[str] = set()
-            seen: set[str] = set()
-            for a in names:
-                flt = Filters(user_id=f.user_id, agent_id=f.agent_id, kinds=[FACT], metadata={"attribute": a})
-                facts = store.list(flt, limit=200)
-                open_ = [x for x in facts if x.is_current(at) and (x.valid_from or x.occurred_at or at) <= at]
-                newest = max(open_, key=lambda x: x.valid_from or x.occurred_at or _EPOCH, default=None)
-                if newest is not None:
-                    current.add(str(newest.metadata.get("value")))
-                seen.update(str(x.metadata.get("value")) for x in facts)
-            values[slot] = SlotValues(frozenset(current), frozenset(seen - current))
             centroid = slot_centroid(emb, slot)
             if centroid is not None:
                 hits = self.res.vectors.search(centroid, f, SLOT_EXPAND)
@@ -194,9 +187,27 @@ class Retrieval:
         keys = store.keys_for(eps)
         got, mat = store.vectors_for(list(keys.values()))
         by_key = {k: i for i, k in keys.items()}
-        stated = statement_slots(emb, mat) if len(got) else []
+        text_of = {r.memory.id: r.memory.text for r in results}
+        stated = statement_slots(emb, mat, [text_of[by_key[int(k)]] for k in got.tolist()]) if len(got) else []
         return results, {"slots": slots, "values": values,
                          "slots_of": {by_key[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
+
+    def _slot_values(self, slot: str, attrs: Sequence[str], f: Filters, at: datetime) -> SlotValues:
+        """What the facts of a slot's attributes say at `at`: each one's newest open value, and the others."""
+        names = [slot[5:]] if slot.startswith("attr:") else list(SLOTS[slot][0])
+        if slot == "favorite":
+            names = [a for a in dict.fromkeys(attrs) if a.startswith("favorite:")]
+        current: set[str] = set()
+        seen: set[str] = set()
+        for a in names:
+            flt = Filters(user_id=f.user_id, agent_id=f.agent_id, kinds=[FACT], metadata={"attribute": a})
+            facts = self.res.store.list(flt, limit=200)
+            open_ = [x for x in facts if x.is_current(at) and (x.valid_from or x.occurred_at or at) <= at]
+            newest = max(open_, key=lambda x: x.valid_from or x.occurred_at or _EPOCH, default=None)
+            if newest is not None:
+                current.add(str(newest.metadata.get("value")))
+            seen.update(str(x.metadata.get("value")) for x in facts)
+        return SlotValues(frozenset(current), frozenset(seen - current))
 
     # -- context ----------------------------------------------------------------------------------
     def context(

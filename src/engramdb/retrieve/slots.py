@@ -9,6 +9,7 @@ An attribute the table does not know is matched through its own name ("favorite:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..embed.base import Embedder
+from ..extract.lexicon import OCCUPATIONS
 
 # slot -> (attributes it covers, question prototypes, statement prototypes)
 SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -79,6 +81,28 @@ SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
          "my friend and I went to a concert", "I am planning a trip"),
     ),
 }
+# Words that name a slot outright. The sentence model reads a question or statement as a whole, and a name
+# or an unrelated clause ("Eden's current role", "...and a family with a big garden") can pull it towards
+# another slot; a cue word adds CUE_BONUS to its slot's cosine, so the two readings vote together.
+SLOT_CUES: dict[str, re.Pattern[str]] = {
+    name: re.compile(rf"\b(?:{words})\b", re.I)
+    for name, words in {
+        "home": r"liv(?:e|es|ed|ing)|moved?|moving|relocat\w*|city|town|hometown|based|home|address|apartment|"
+                r"flat|house|lease|neighbou?rhood",
+        "work": r"work(?:s|ed|ing)?|job|jobs|employer|employed|employee|company|firm|hired|role|position|"
+                r"occupation|career|promot\w+|office|boss|colleagues?|profession|for\s+a\s+living|" + OCCUPATIONS,
+        "favorite": r"favou?rites?|band|bands|group|number\s+one|obsessed",
+        "car": r"car|cars|drives?|driving|drove|vehicle|dealer(?:ship)?|sedan|suv|truck",
+        "phone": r"phone|smartphone|iphone|android",
+        "partner": r"partner|dating|date|seeing|girlfriend|boyfriend|wife|husband|married|marry|engaged|"
+                   r"fianc[eé]e?|spouse|broke\s+up|split\s+up|relationship|significant\s+other",
+        "pet": r"pets?|dog|dogs|cat|cats|puppy|kitten|rabbit|bunny|hamster|parrot|leash|vet|adopt(?:ed)?|"
+               r"rescued?|rehomed",
+        "studies": r"stud(?:y|ies|ying|ied)|student|school|university|college|degree|major|enrolled",
+        "diet": r"diet|vegan|vegetarian|meat|keto|gluten",
+    }.items()
+}
+CUE_BONUS = 0.12
 QUERY_MIN = 0.40  # a question's best slot prototype must reach this cosine...
 QUERY_MARGIN = 0.08  # ...and beat every other slot by this much, or no slot is read
 STATEMENT_MIN = 0.20  # a memory states the slot whose prototypes it is closest to, from this cosine on
@@ -109,19 +133,25 @@ def _best(scores: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _cues(names: Sequence[str], text: str) -> np.ndarray:
+    """CUE_BONUS for each slot one of whose cue words the text holds."""
+    return np.array([CUE_BONUS if n in SLOT_CUES and SLOT_CUES[n].search(text) else 0.0 for n in names])
+
+
 @lru_cache(maxsize=256)
 def _attribute_question(embedder: Embedder, attribute: str) -> np.ndarray:
     words = attribute.replace(":", " ").replace("_", " ")
     return np.asarray(embedder.embed_one(f"what is her {words}"))
 
 
-def query_slots(embedder: Embedder, qvec: np.ndarray, attributes: Sequence[str] = ()) -> list[str]:
-    """The slots a question (its vector) asks about, best first: the best one when it reaches QUERY_MIN and
-    beats the next by QUERY_MARGIN, or the two best when both reach QUERY_MIN within the margin of each other
-    and beat the third ("where does Sam live and work?"); else none. `attributes`: fact attributes the table
-    does not know, read through their names; such a slot is named "attr:<attribute>"."""
+def query_slots(embedder: Embedder, qvec: np.ndarray, attributes: Sequence[str] = (), text: str = "") -> list[str]:
+    """The slots a question (its vector, and its `text` for cue words) asks about, best first: the best one
+    when it reaches QUERY_MIN and beats the next by QUERY_MARGIN, or the two best when both reach QUERY_MIN
+    within the margin of each other and beat the third ("where does Sam live and work?"); else none.
+    `attributes`: fact attributes the table does not know, read through their names; such a slot is named
+    "attr:<attribute>"."""
     p = _protos(embedder)
-    best = list(_best(p.questions @ qvec, p.q_owner, len(p.names)))
+    best = list(_best(p.questions @ qvec, p.q_owner, len(p.names)) + _cues(p.names, text))
     names = list(p.names)
     for a in dict.fromkeys(attributes):
         if a and attribute_slot(a) is None:
@@ -142,15 +172,16 @@ def query_slots(embedder: Embedder, qvec: np.ndarray, attributes: Sequence[str] 
     return [names[i] for i in chosen]
 
 
-def statement_slots(embedder: Embedder, vectors: np.ndarray) -> list[str | None]:
-    """For each memory vector, the slot it states (best statement prototype over STATEMENT_MIN), or None."""
+def statement_slots(embedder: Embedder, vectors: np.ndarray, texts: Sequence[str] = ()) -> list[str | None]:
+    """For each memory vector (and its text, for cue words), the slot it states (best statement prototype
+    over STATEMENT_MIN), or None."""
     if not len(vectors):
         return []
     p = _protos(embedder)
     sims = vectors @ p.statements.T  # (m, n_protos)
     out: list[str | None] = []
-    for row in sims:
-        best = _best(row, p.s_owner, len(p.names))
+    for i, row in enumerate(sims):
+        best = _best(row, p.s_owner, len(p.names)) + _cues(p.names, texts[i] if i < len(texts) else "")
         k = int(np.argmax(best))
         out.append(p.names[k] if best[k] >= STATEMENT_MIN and not p.names[k].startswith("_") else None)
     return out
