@@ -173,6 +173,28 @@ def test_a_question_with_no_time_cue_gets_the_current_value_once_it_changed(tmp_
     m.close()
 
 
+def test_employer_and_job_title_questions_each_get_their_own_attribute(tmp_path, embedder):
+    from engramdb.retrieve.slots import attribute_focus
+
+    assert attribute_focus("Who employed Kai in July?") == {"works_at"}
+    assert attribute_focus("What does Kai do for a living?") == {"job_title"}
+    assert attribute_focus("Tell me about Kai") == frozenset()
+    m = Memory(tmp_path / "work.db", embedder=embedder, config=MemoryConfig(extraction="rules"))
+    m.add("I work at Initech, mostly on billing.", user_id="u", timestamp="2024-01-05T10:00:00Z")
+    m.add("I work as a nurse on the night shift.", user_id="u", timestamp="2024-01-06T10:00:00Z")
+    m.add("The weather was lovely today.", user_id="u", timestamp="2024-03-05T10:00:00Z")
+    m.add("I started working at Globex this week.", user_id="u", timestamp="2024-06-05T10:00:00Z")
+    m.add("I got promoted to charge nurse!", user_id="u", timestamp="2024-11-05T10:00:00Z")
+
+    def first(query: str, **kw: str) -> str:
+        texts = [r.memory.text for r in m.search(query, user_id="u", limit=10, **kw)]
+        return next(t for t in texts if "Initech" in t or "Globex" in t)
+
+    assert "Globex" in first("Who employs me now?")
+    assert "Initech" in first("Who was I working for back then?", as_of="2024-03-01T00:00:00Z")
+    m.close()
+
+
 # -- derived facts follow their sources ------------------------------------------------------------------------
 
 

@@ -232,6 +232,89 @@ DEV_POOL: dict[str, Any] = {
         "past": ["Who was I seeing in {month}?", "Who was {name}'s partner back then?"],
     },
 }
+# A second round of dev wording, written after the first was tuned on, so tuning sees more than one style.
+_DEV_MORE: dict[str, dict[str, list[str]]] = {
+    'lives_in': {
+        'initial': [
+            "Our flat in {v} gets great light in the mornings.",
+            "Walking to work through {v} is the best part of my day.",
+        ],
+        'change': [
+            "We packed up everything and moved across the country to {v}.",
+            "New address: {v}! Still unpacking.",
+            "After years away I finally settled in {v}.",
+        ],
+        'echo': [
+            "Watched a documentary about {old} and got homesick.",
+            "My landlord back in {old} still owes me a deposit.",
+        ],
+        'present_1p': ["Which city am I in at the moment?"],
+        'present_3p': ["What's {name}'s home city?", "Where's {name}'s home these days?"],
+        'past': ["Which city was home for me in {month}?", "Where was {name} based in {month}?"],
+    },
+    'works_at': {
+        'initial': ["Been with {v} since graduating.", "Another long day at the {v} office."],
+        'change': ["I'm at {v} now, the team is great.", "Left my old job; {v} hired me on Monday."],
+        'echo': ["The {old} holiday party photos just resurfaced.", "A recruiter from {old} keeps emailing me."],
+        'present_1p': ["Which company employs me these days?"],
+        'present_3p': ["Who employs {name} now?", "Which firm is {name} with?"],
+        'past': ["Which company was I with in {month}?", "Who employed {name} in {month}?"],
+    },
+    'car': {
+        'initial': ["Washed the {v} this morning, it looks brand new.", "Drove my {v} up the coast last weekend."],
+        'change': [
+            "Said goodbye to the {old} and drove home in {a_v}.",
+            "We replaced the {old} with {a_v} this month.",
+            "The dealer gave me a good deal on {a_v}.",
+        ],
+        'echo': ["Still have the {old}'s spare key on my keychain.", "Someone parked {a_old} like my old one outside."],
+        'present_1p': ["What vehicle do I have now?"],
+        'present_3p': ["What is {name} driving these days?", "Which vehicle does {name} own?"],
+        'past': ["Which car did I own in {month}?", "What was {name}'s car in {month}?"],
+    },
+    'band': {
+        'initial': ["Nothing relaxes me like {v}, my favourite band.", "{v} will always be my favourite band."],
+        'change': [
+            "My new favourite band? {v}, no question.",
+            "Lately {v} has taken over as my favourite band.",
+            "{v} is my top band right now, sorry {old}.",
+        ],
+        'echo': ["Put on an old {old} record while cooking.", "Skipped the {old} reunion tour this year."],
+        'present_1p': ["Which band is my favourite right now?"],
+        'present_3p': ["Who is {name}'s favourite band these days?"],
+        'past': ["Which band did I like best in {month}?", "What was {name}'s favourite band in {month}?"],
+    },
+    'job_title': {
+        'initial': ["Ten years as {a_v} and I still love it.", "Work as {a_v} keeps me on my feet."],
+        'change': ["Took a new position as {a_v} last month.", "Retrained and now I'm {a_v}.", "Got the {v} job!"],
+        'echo': ["Ran into my old team from my {old} days.", "Sometimes I miss the {old} routine."],
+        'present_1p': ["What's my occupation now?"],
+        'present_3p': ["What is {name}'s occupation these days?", "What does {name} do now?"],
+        'past': ["What was my occupation in {month}?", "What did {name} do for work in {month}?"],
+    },
+    'pet': {
+        'initial': ["Walked {v}, my beagle, around the park.", "{v} the cat knocked my coffee over again."],
+        'change': [
+            "{old} is with my parents now, and we brought home a kitten called {v}.",
+            "After {old} died we adopted a dog named {v}.",
+        ],
+        'echo': ["Found {old}'s collar in a drawer.", "My neighbour asked about {old} today."],
+        'present_1p': ["What's the name of my pet now?"],
+        'present_3p': ["What's the name of {name}'s pet now?", "Which pet lives with {name} these days?"],
+        'past': ["What was my pet's name in {month}?", "Which pet did {name} have in {month}?"],
+    },
+    'partner': {
+        'initial': ["{v} and I are celebrating our anniversary soon.", "Date night with {v} tonight!"],
+        'change': ["Things with {old} are over; I'm with {v} now.", "{v} and I made it official last week."],
+        'echo': ["Deleted my old photos with {old}.", "Heard {old} moved to another city."],
+        'present_1p': ["Who am I with these days?"],
+        'present_3p': ["Who is {name} with now?", "Who's {name}'s significant other now?"],
+        'past': ["Who was my partner in {month}?", "Who was {name} with in {month}?"],
+    },
+}
+for _attr, _more in _DEV_MORE.items():
+    for _k, _v in _more.items():
+        DEV_POOL[_attr][_k] = [*DEV_POOL[_attr][_k], *_v]
 POOLS: dict[str, dict[str, Any]] = {"dev": DEV_POOL, "test": TEST_POOL}
 
 

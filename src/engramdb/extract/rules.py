@@ -187,6 +187,7 @@ _CAR = r"(?P<v>" + _CAR_NAMES + r")"
 _CAR_ANY = r"(?:" + _CAR_NAMES + r")"
 _CAR_MOD = r"(?:(?i:new|used|brand[ -]new|second-hand|secondhand|electric|hybrid|red|blue|black|white|silver|grey|gray|green)\s+){0,2}"
 _PET_ALT = "|".join(sorted((w for w, r in RELATIONS.items() if r == "pet"), key=len, reverse=True))
+_NOT_SPLIT_THING = r"(?!\s+(?i:the|a|an|it|our|my|his|her|their|that|this|costs?|bills?|rent|shifts?)\b)"  # "split the bill"
 _PET_NAME = r"(?P<v>[A-Z][a-z]+(?:-[A-Z][a-z]+)?)(?!['’])"  # one word: "Sadly Pepper passed away" names Pepper
 _PET_WORD_RE = re.compile(r"\b(?:" + _PET_ALT + r"|pets|vet|leash|adopt(?:ed)?|rehomed|re-homed)\b", re.I)
 _WE_HAVE = r"\b(?i:I've|I’ve|I\s+have|we've|we’ve|we\s+have)\s+" + _ADV
@@ -301,6 +302,8 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("relationship_status=engaged", _WE + r"(?i:got engaged|are engaged|just got engaged)\b", "const"),
     ("partner", r"(?:^|[,;]\s*|\b(?i:news|so|and|but)\s*,?\s+)" + _NAME + r"\s+(?i:and)\s+I\s+(?:(?i:are|got|just got|have been|'ve been)\s+)"
      r"(?i:getting married|engaged|married|dating|together|moving in together|a couple)\b", "name"),
+    ("partner", r"(?:^|[,;]\s*|\b(?i:news|so|and|but)\s*,?\s+)" + _NAME + r"\s+(?i:and)\s+I\s+(?i:made it official|moved in together|"
+     r"started dating|started seeing each other|got together)\b", "name"),
     ("relationship_status=single", _I_AND + r"(?i:split up|broke up|separated)\s+(?i:with)\s+(?i:my)\s+(?i:girlfriend|boyfriend|partner|"
      r"wife|husband|fiancee|fiancée|fiance|fiancé)\b", "const"),
     ("relationship_status=single", _IM + r"(?i:a)\s+(?i:single)\s+(?i:dad|mom|mum|parent|mother|father)\b", "const"),
@@ -308,7 +311,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("relationship_status=engaged", _I + r"(?i:proposed)\s+(?i:to)\s+[A-Z][^,;.!?]*\b(?i:said yes)", "const"),
     ("partner", _I + r"(?i:proposed)\s+(?i:to)\s+" + _NAME + r"(?=[^.;!?]*\b(?i:said yes))", "name"),
     ("relationship_status=separated", _WE + r"(?i:separated|are separating|have separated)\b", "const"),
-    ("relationship_status=single", _WE + r"(?i:split up|broke up|split|called it quits)\b", "const"),
+    ("relationship_status=single", _WE + r"(?i:split up|broke up|split|called it quits)\b" + _NOT_SPLIT_THING, "const"),
     ("partner", r"(?:^|\b(?i:I|I'm|I’m|I\s+am|I've|I’ve|I\s+have)\s+)" + _ADV
      + r"(?:(?i:started|began|been)\s+(?i:going out with|dating)|(?i:dating))\s+" + _NAME, "name"),
     ("relationship_status=divorced", _WE + r"(?i:divorced|got divorced|are divorced)\b", "const"),
@@ -354,7 +357,8 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?i:to me|for me|imo|in my opinion)\b", "np"),
     ("opinion=likes", r"(?:^|[,;]\s*)(?i:I|I\s+really|I\s+just)\s+(?i:can't|cannot|can’t|couldn't)\s+(?i:live without)\s+" + _VAL, "object"),
     ("opinion=dislikes", _I + r"(?i:avoid)\s+" + _VAL, "object"),
-    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are|has always been|has been|was always|will always be|has become|'s become|became|is now)\s+"
+    ("favorite", r"(?:^|[,;]\s*)(?P<v>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+(?i:is|are|has always been|has been|was always|will always be|has become|'s become|became|is now|"
+     r"has taken over as|took over as)\s+"
      r"(?:(?i:definitely|probably|still|easily|hands down|always|officially|now)\s+)?"
      r"(?i:my|our)\s+(?:(?i:all-time|all time|absolute|very|current|personal|new)\s+)?(?i:favorite|favourite|fave|go-to|number one|number-one)\s+(?P<c>[a-zA-Z]+(?:\s+[a-zA-Z]+)?)\b",
      "phrase"),
@@ -404,6 +408,29 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?:old\s+)?" + _CAR, "car"),
     ("car-end", r"\b(?i:my|our|the)\s+old\s+" + _CAR + r"\s+(?i:went|is gone|was sold|got sold|now belongs)", "car"),
     ("car-end", r"\b(?i:goodbye|bye|farewell)\s+(?:(?i:to)\s+)?(?:(?i:my|our|the)\s+)?(?:old\s+)?" + _CAR, "car"),
+    # a relationship that ended names the partner it ended
+    ("partner-end", r"\b(?i:things|it)\s+(?i:with)\s+" + _PET_NAME + r"\s+(?i:are|is)\s+(?i:over|done|finished)\b", "name"),
+    ("partner-end", r"(?:^|[,;]\s*|\b(?i:after|when|and|but|so)\s+)" + _PET_NAME + r"\s+(?i:and)\s+I\s+(?i:broke up|split up|split|"
+     r"separated|called it quits)\b" + _NOT_SPLIT_THING, "name"),
+    ("partner-end", _I + r"(?i:broke up|split up)\s+(?i:with)\s+" + _PET_NAME, "name"),
+    # moves, jobs and favourites in other words
+    ("works_at", r"^(?i:work|my work|my job|the job)\s+(?i:at|for)\s+(?P<v>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})\s+"
+     r"(?i:has been|is|was|'s|keeps|has)\b", "porg"),
+    ("works_at", r"\b(?i:long day|busy day|late night|another day|first day|last day)\s+(?i:at)\s+(?i:the)\s+"
+     r"(?P<v>[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})\s+(?i:office|headquarters|hq|plant|store|factory|lab|labs)\b", "porg"),
+    ("job_title", r"^(?:(?i:after)\s+)?(?:\w+|\d+)\s+(?i:years?|months?)\s+(?i:as)\s+(?i:a|an)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS
+     + r"))\b", "phrase"),
+    ("lives_in", r"\b(?i:my|our)?\s*(?i:new)\s+(?i:address|home|hometown|city)\s*(?::|(?i:is))\s+" + _PLACE, "place"),
+    ("works_at", r"(?:^|[,;]\s*|\b(?i:and|so|then)\s+)(?P<v>[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})\s+(?i:hired|took on|offered)\s+"
+     r"(?i:me)\b", "porg"),
+    ("job_title", _SUBJ + r"(?i:took|accepted|started|got|landed)\s+(?i:a|an|the|my)\s+(?:(?i:new)\s+)?(?i:position|role|job|post)\s+"
+     r"(?i:as)\s+(?i:a|an|the)\s+" + _VAL, "phrase"),
+    ("job_title", _SUBJ + r"(?i:got|landed|accepted)\s+(?i:the)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS + r"))\s+(?i:job|role|position)\b",
+     "phrase"),
+    ("car", r"\b(?i:drove|driving|drive)\s+(?i:home|off|away)\s+(?i:in)\s+(?i:a|an|my|our|the)\s+" + _CAR_MOD + _CAR, "car"),
+    ("car", _SUBJ + r"(?i:replaced)\s+(?i:the|my|our)\s+(?:old\s+)?" + _CAR_ANY + r"\s+(?i:with)\s+(?i:a|an|the)\s+" + _CAR_MOD
+     + _CAR, "car"),
+    ("car-end", _SUBJ + r"(?i:replaced)\s+(?i:the|my|our)\s+(?:old\s+)?" + _CAR, "car"),
     # a pet named in apposition ("Say hello to Nacho, our new puppy", "Mochi the rabbit") or newly taken in
     ("rel", _PET_NAME + r",\s+(?i:my|our)\s+(?:[a-z]+\s+){0,2}?(?P<r>(?i:" + _PET_ALT + r"))\b", "name"),
     ("rel", _PET_NAME + r"\s+(?i:the)\s+(?P<r>(?i:" + _PET_ALT + r"))\b", "name"),
@@ -411,7 +438,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      + r"))\s+(?i:named|called)\s+" + _NAME, "name"),
     # a pet that is gone: only where the text speaks of pets (_PET_WORD_RE), since people pass away too
     ("pet-end", _PET_NAME + r"\s+(?i:passed away|died|has died|ran away|went missing|went to live with|now lives with|is living with|"
-     r"lives with\s+[^,;.!?]{1,40}?\s+now)\b", "name"),
+     r"(?:lives|is|is staying)\s+with\s+[^,;.!?]{1,40}?\s+now)\b", "name"),
     ("pet-end", _SUBJ + r"(?i:rehomed|re-homed|gave away|had to give away|had to rehome|had to put down|put down)\s+" + _NAME,
      "name"),
 ]  # fmt: skip
@@ -575,7 +602,8 @@ def _sentences(text: str) -> Iterator[str]:
 # Phrases that only frame a statement ("I'd say my favourite is X"): removed so they do not read as a wish.
 _DISCOURSE_RE = re.compile(
     r"\b(?:I'd|I’d|I would|I have to|I gotta|I must|I've got to)\s+(?:say|admit)\b,?\s*|"
-    r"^(?:honestly|tbh|to be honest|frankly|anyway|anyways|well|so|oh|ok|okay|guess what|fun fact|btw|by the way)\b[,:]?\s*",
+    r"^(?:honestly|tbh|to be honest|frankly|anyway|anyways|well|so|oh|ok|okay|guess what|fun fact|btw|by the way|lately|"
+    r"these days|nowadays|then)\b[,:]?\s*",
     re.I,
 )
 _ELLIPSIS_ADV = r"(?:(?:just|finally|recently|also|still|currently|now|officially|really)\s+)*"
@@ -600,7 +628,8 @@ _ELLIPSIS = [
         re.compile(
             r"^(?="
             + _ELLIPSIS_ADV
-            + r"(?:moved|relocated|started|joined|got|turned|quit|left|graduated|adopted|landed|"
+            + r"(?:moved|relocated|started|joined|got|turned|quit|left|graduated|adopted|landed|took|accepted|traded|sold|"
+            r"replaced|picked|drove|rescued|rehomed|"
             r"became|switched|signed|bought|finished|retired|resigned|love|hate|adore|enjoy|teach)\b)",
             re.I,
         ),

@@ -180,7 +180,9 @@ def _names(text: str, value: str) -> bool:
 
 def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
                   slots_of: dict[str, str | None] | None = None,
-                  values: dict[str, SlotValues] | None = None) -> list[SearchResult]:
+                  values: dict[str, SlotValues] | None = None,
+                  focus: frozenset[str] = frozenset(),
+                  attr_of: dict[str, str] | None = None) -> list[SearchResult]:
     """For a question about the present. For each slot the question asks about (retrieve/slots.py):
 
     - the slot's current facts and the memories stating it lead, newest evidence first (so a newer "I
@@ -192,7 +194,9 @@ def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
       naming its value) becomes historical: `current` False, `superseded_by` the newest evidence.
 
     Then every other current memory in rank order, then the historical ones. Leading facts that no newer
-    statement contradicts are marked `signals["current_fact"]` for the context block."""
+    statement contradicts are marked `signals["current_fact"]` for the context block. `focus`: the one
+    attribute of a shared slot the question names (slots.attribute_focus); memories of the slot's other
+    attributes (facts, and the turns `attr_of` maps to theirs) follow the rest of the slot."""
     from .slots import attribute_slot
 
     slots_of = slots_of or {}
@@ -218,7 +222,8 @@ def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
                 else:
                     changed[m.id] = r.model_copy(update={"signals": {**r.signals, "echo": 1.0}})
         # facts and change announcements first, newest first; then plain mentions, newest first
-        group.sort(key=lambda r: (r.memory.kind == FACT or announces_change(r.memory.text), _evidence_time(r)),
+        group.sort(key=lambda r: (_in_focus(r, focus, attr_of or {}),
+                                  r.memory.kind == FACT or announces_change(r.memory.text), _evidence_time(r)),
                    reverse=True)
         if not group:
             continue
@@ -241,6 +246,12 @@ def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
     chosen = {r.memory.id for r in lead}
     rest = [changed.get(r.memory.id, r) for r in results if r.memory.id not in chosen]
     return _monotone(lead + [r for r in rest if r.current] + [r for r in rest if not r.current])
+
+
+def _in_focus(r: SearchResult, focus: frozenset[str], attr_of: dict[str, str]) -> bool:
+    m = r.memory
+    attr = str(m.metadata.get("attribute", "")) if m.kind == FACT else attr_of.get(m.id, "")
+    return not focus or not attr or attr in focus
 
 
 def _monotone(results: list[SearchResult]) -> list[SearchResult]:

@@ -5,6 +5,7 @@ retrieve/slots.py) → the context block (retrieve/context.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 from ..errors import ConfigError, ValidationError
 from ..ingest.normalize import check_text
 from ..lifecycle.forget import DecayPolicy
-from ..model import FACT, SearchResult
+from ..model import FACT, MemoryRecord, SearchResult
 from ..resources import Resources, is_int, make_filters, settings
 from ..store.base import Filters
 from ..timeutil import now, parse_time
@@ -22,10 +23,11 @@ from .calibrate import calibrate, calibration_key
 from .context import ContextBlock, assemble, mark_said_before
 from .currency import SlotValues, annotate, present_first, statuses, time_intent
 from .search import Retriever
-from .slots import SLOTS, query_slots, slot_centroid, statement_slots
+from .slots import SLOTS, attribute_focus, query_slots, slot_centroid, statement_slots
 from .tokens import get_counter
 
 SLOT_EXPAND = 8  # memories closest to a slot's statements that join the list of a question about that slot
+SLOT_FACTS = 8  # at most this many of a slot attribute's valid facts (and their turns) join it too
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -174,7 +176,20 @@ class Retrieval:
         store = self.res.store
         have = {r.memory.id for r in results}
         floor = min((r.score for r in results), default=0.0)
+        read_by_facts: dict[str, str] = {}
+        attr_of: dict[str, str] = {}
         for slot in slots:
+            # the slot's facts valid under this search's filters, and the turns they came from, join the list:
+            # the extractor's reading of a turn is surer than the prototypes' ("a long-timer at Initech")
+            evidence = self._slot_evidence(slot, attrs, f)
+            for rec in evidence:
+                if rec.kind == FACT:
+                    attr_of.update((s, str(rec.metadata.get("attribute", ""))) for s in rec.source_ids)
+                else:
+                    read_by_facts[rec.id] = slot
+                if rec.id not in have:
+                    results = [*results, SearchResult(memory=rec, score=floor, signals={"slot": 1.0})]
+                    have.add(rec.id)
             centroid = slot_centroid(emb, slot)
             if centroid is not None:
                 hits = self.res.vectors.search(centroid, f, SLOT_EXPAND)
@@ -189,14 +204,33 @@ class Retrieval:
         by_key = {k: i for i, k in keys.items()}
         text_of = {r.memory.id: r.memory.text for r in results}
         stated = statement_slots(emb, mat, [text_of[by_key[int(k)]] for k in got.tolist()]) if len(got) else []
-        return results, {"slots": slots, "values": values,
-                         "slots_of": {by_key[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}}
+        slots_of = {by_key[int(k)]: s for k, s in zip(got.tolist(), stated, strict=True)}
+        return results, {"slots": slots, "values": values, "slots_of": {**slots_of, **read_by_facts},
+                         "focus": attribute_focus(query), "attr_of": attr_of}
+
+    def _slot_attributes(self, slot: str, attrs: Sequence[str]) -> list[str]:
+        if slot.startswith("attr:"):
+            return [slot[5:]]
+        if slot == "favorite":
+            return [a for a in dict.fromkeys(attrs) if a.startswith("favorite:")]
+        return list(SLOTS[slot][0])
+
+    def _slot_evidence(self, slot: str, attrs: Sequence[str], f: Filters) -> list[MemoryRecord]:
+        """The slot's facts that this search's filters let through (valid now, or as of its date), and the
+        turns they came from, under the same filters."""
+        if f.kinds is not None and FACT not in f.kinds:
+            return []
+        store = self.res.store
+        facts: list[MemoryRecord] = []
+        for a in self._slot_attributes(slot, attrs):
+            facts += store.list(replace(f, kinds=[FACT], metadata={**f.metadata, "attribute": a}), limit=SLOT_FACTS)
+        sources = sorted({s for x in facts for s in x.source_ids})
+        turns = store.list(replace(f, ids=sources), limit=len(sources)) if sources else []
+        return [*facts, *turns]
 
     def _slot_values(self, slot: str, attrs: Sequence[str], f: Filters, at: datetime) -> SlotValues:
         """What the facts of a slot's attributes say at `at`: each one's newest open value, and the others."""
-        names = [slot[5:]] if slot.startswith("attr:") else list(SLOTS[slot][0])
-        if slot == "favorite":
-            names = [a for a in dict.fromkeys(attrs) if a.startswith("favorite:")]
+        names = self._slot_attributes(slot, attrs)
         current: set[str] = set()
         seen: set[str] = set()
         for a in names:

@@ -30,7 +30,8 @@ SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "work": (
         ("works_at", "job_title"),
         ("which company does he work for", "who is her employer", "where does she work", "what is his job",
-         "what does she do for a living", "what is their occupation", "what is her role", "what position does he hold"),
+         "what does she do for a living", "what is their occupation", "what is her role", "what position does he hold",
+         "what does he do these days", "who employs her"),
         ("I work at a company", "I started a new job at a firm", "I joined a company", "I was hired by a company",
          "I work as an engineer", "I got promoted to manager", "first day at my new job",
          "I am now an employee of a firm", "I became a researcher"),
@@ -53,7 +54,8 @@ SLOTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     ),
     "partner": (
         ("partner", "wife", "husband", "relationship_status"),
-        ("who is she dating", "who is his partner", "is he married", "what is her relationship status"),
+        ("who is she dating", "who is his partner", "is he married", "what is her relationship status",
+         "who is she with these days"),
         ("I am dating someone", "my partner and I", "we got married", "I broke up with my boyfriend"),
     ),
     "pet": (
@@ -89,8 +91,9 @@ SLOT_CUES: dict[str, re.Pattern[str]] = {
     for name, words in {
         "home": r"liv(?:e|es|ed|ing)|moved?|moving|relocat\w*|city|town|hometown|based|home|address|apartment|"
                 r"flat|house|lease|neighbou?rhood",
-        "work": r"work(?:s|ed|ing)?|job|jobs|employer|employed|employee|company|firm|hired|role|position|"
-                r"occupation|career|promot\w+|office|boss|colleagues?|profession|for\s+a\s+living|" + OCCUPATIONS,
+        "work": r"work(?:s|ed|ing)?|job|jobs|employer|employs?|employed|employee|company|firm|hired|role|position|"
+                r"occupation|career|promot\w+|office|boss|colleagues?|coworkers?|team|teammates|manager|onboarding|badge|"
+                r"salary|payroll|profession|for\s+a\s+living|" + OCCUPATIONS,
         "favorite": r"favou?rites?|band|bands|group|number\s+one|obsessed",
         "car": r"car|cars|drives?|driving|drove|vehicle|dealer(?:ship)?|sedan|suv|truck",
         "phone": r"phone|smartphone|iphone|android",
@@ -205,3 +208,19 @@ def attribute_slot(attribute: str) -> str | None:
         if attribute in attrs:
             return name
     return None
+
+
+# Inside the work slot a question may ask for the employer or for the job itself; the other attribute's
+# memories then follow (the newest job title must not bury the employer of "who employed Kai in July?").
+_FOCUS: dict[str, re.Pattern[str]] = {
+    "works_at": re.compile(r"\b(?:employs?|employed|employer|company|firm|organi[sz]ation|work(?:ing)?\s+(?:for|at)|"
+                           r"where\s+(?:do|does|did|is|was)\s+\w+(?:'s)?\s+work)\b", re.I),
+    "job_title": re.compile(r"\b(?:job|role|occupation|position|title|profession|career|work(?:ing)?\s+as|"
+                            r"do\s+for\s+(?:work|a\s+living)|what\s+(?:do|does|did)\s+\w+\s+do)\b", re.I),
+}
+
+
+def attribute_focus(query: str) -> frozenset[str]:
+    """The one attribute of a shared slot a question names ("who employs Sam" -> works_at), else none."""
+    hits = [a for a, rx in _FOCUS.items() if rx.search(query)]
+    return frozenset(hits) if len(hits) == 1 else frozenset()
