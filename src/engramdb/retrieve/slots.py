@@ -138,7 +138,13 @@ def _best(scores: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
 
 def _cues(names: Sequence[str], text: str) -> np.ndarray:
     """CUE_BONUS for each slot one of whose cue words the text holds."""
-    return np.array([CUE_BONUS if n in SLOT_CUES and SLOT_CUES[n].search(text) else 0.0 for n in names])
+    found = _cue_slots(text)
+    return np.array([CUE_BONUS if n in found else 0.0 for n in names])
+
+
+@lru_cache(maxsize=8192)
+def _cue_slots(text: str) -> frozenset[str]:
+    return frozenset(n for n, rx in SLOT_CUES.items() if rx.search(text))
 
 
 @lru_cache(maxsize=256)
@@ -182,9 +188,10 @@ def statement_slots(embedder: Embedder, vectors: np.ndarray, texts: Sequence[str
         return []
     p = _protos(embedder)
     sims = vectors @ p.statements.T  # (m, n_protos)
+    per_slot = np.stack([sims[:, p.s_owner == k].max(axis=1) for k in range(len(p.names))], axis=1)
     out: list[str | None] = []
-    for i, row in enumerate(sims):
-        best = _best(row, p.s_owner, len(p.names)) + _cues(p.names, texts[i] if i < len(texts) else "")
+    for i, row in enumerate(per_slot):
+        best = row + _cues(p.names, texts[i] if i < len(texts) else "")
         k = int(np.argmax(best))
         out.append(p.names[k] if best[k] >= STATEMENT_MIN and not p.names[k].startswith("_") else None)
     return out
