@@ -78,7 +78,7 @@ def test_speaker_boost_and_signals(fake_mem):
     assert "session" in res[0].signals
 
 
-def test_time_boost_prefers_memories_in_the_named_month(fake_mem):
+def test_time_boost_prefers_memories_in_the_named_month(fake_mem, tmp_path):
     fake_mem.add({"speaker": "A", "text": "I went hiking in the hills."}, user_id="u", session_id="s1",
                  timestamp="2023-03-02T10:00:00Z")
     fake_mem.add({"speaker": "A", "text": "I went hiking in the hills."}, user_id="u", session_id="s2",
@@ -86,8 +86,18 @@ def test_time_boost_prefers_memories_in_the_named_month(fake_mem):
     res = fake_mem.search("Where did A go hiking in July 2023?", user_id="u", limit=2)
     assert res[0].memory.occurred_at.month == 7
     assert res[0].signals.get("time", 0) > 0
-    off = fake_mem.config.model_copy(update={"retrieval": {"time_boost": 0.0}})
-    assert off.retrieval_config().time_boost == 0.0
+    # one time lift for every ranker: lifecycle.time_boost; the old retrieval key says where it went
+    from engramdb import Memory
+
+    off = Memory(tmp_path / "u.db", embedder=HashingEmbedder(64),
+                 config=fake_mem.config.model_copy(update={"lifecycle": {"time_boost": 0.0}}))
+    plain = off.search("Where did A go hiking in July 2023?", user_id="u", limit=2)
+    assert all("time" not in r.signals for r in plain)
+    off.close()
+    from engramdb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="lifecycle.time_boost"):
+        fake_mem.config.model_copy(update={"retrieval": {"time_boost": 0.0}}).retrieval_config()
 
 
 def test_modes_and_bad_mode(fake_mem):

@@ -39,6 +39,8 @@ class MemoryConfig(BaseModel):
     privacy: dict | None = None  # PrivacyConfig fields: labels, secrets, key_file, audit (docs/privacy.md)
 
     def retrieval_config(self) -> RetrievalConfig:
+        if "time_boost" in self.retrieval:
+            raise ConfigError("retrieval.time_boost is now lifecycle.time_boost: one time lift, for every ranker")
         try:
             return RetrievalConfig(**self.retrieval)
         except (TypeError, ValueError) as exc:  # an unknown key or a value out of range

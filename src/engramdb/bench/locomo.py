@@ -250,12 +250,12 @@ def ablation_methods() -> list[Method]:
         Method("- neighbour lift", retrieval={**lin, "neighbor_weight": 0.0}),
         Method("- two-away lift", retrieval={**lin, "neighbor2_weight": 0.0}),
         Method("- session best turn", retrieval={**lin, "session_max_weight": 0.0}),
-        Method("- time boost", retrieval={**lin, "time_boost": 0.0}),
+        Method("- time boost", retrieval=dict(lin), lifecycle={"time_boost": 0.0}),
         Method("- date keys", retrieval={**lin, "date_keys": False}),
         Method("- context keys", retrieval={**lin, "context_keys": False}),
         Method("score fusion only, plain keys",
                retrieval={**lin, **PLAIN_KEYS, "speaker_boost": 0.0, "session_weight": 0.0, "neighbor_weight": 0.0,
-                          "neighbor2_weight": 0.0, "session_max_weight": 0.0, "time_boost": 0.0}),
+                          "neighbor2_weight": 0.0, "session_max_weight": 0.0}, lifecycle={"time_boost": 0.0}),
         Method("rrf, plain keys", mode="rrf", retrieval=dict(PLAIN_KEYS)),
     ]
 

@@ -13,8 +13,8 @@ The default pipeline (no LLM, measured on LoCoMo in docs/retrieval.md):
    `session_top` scores of its session plus `session_max_weight` x its best
    score (a relevant conversation lifts its turns);
 5. who: turns spoken by someone the query names gain `speaker_boost`;
-6. when: memories dated within an absolute time the query names ("in May 2023",
-   "on 13 October 2023"), or up to `time_grace_days` after it, gain `time_boost`.
+6. when: memories dated within a time the query names ("in May 2023") are lifted
+   after retrieval, once for every ranker (retrieve/rerank.py, `lifecycle.time_boost`).
 
 With `ranker="learned"` (the default) the pool first gains the turns within
 `expand_window` places of its `expand_top` best candidates (same conversation,
@@ -31,7 +31,6 @@ the same code path as the default pipeline; users get `default`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 
@@ -62,8 +61,7 @@ class RetrievalConfig:
     session_top: int = 3
     session_max_weight: float = 0.2  # + the session's single best turn: one strong hit lifts its session
     speaker_boost: float = 0.1
-    time_boost: float = 0.2  # memories dated inside an explicit time the query names ("in May 2023")
-    time_grace_days: int = 7  # ...or within this many days after it (people report events later)
+    time_grace_days: int = 7  # the learned ranker's time feature: a named time, or this many days after it
     # "learned": a tree ensemble over the candidates' features ranks them (retrieve/ranker.py, trained on
     # LoCoMo dev with leave-one-conversation-out checks); "linear": the hand-set fusion + lifts above
     ranker: str = "learned"
@@ -256,7 +254,7 @@ class Retriever:
         signals: dict[str, dict[str, float]],
         query: str,
     ) -> None:
-        """Context, session, speaker and time lifts (in place), all from the fused base scores."""
+        """Context, session and speaker lifts (in place), all from the fused base scores."""
         cfg = self.config
 
         if cfg.neighbor_weight or cfg.neighbor2_weight:
@@ -286,18 +284,11 @@ class Retriever:
                     lift = top[thread_of(meta[i])]
                     scores[i] += lift
                     signals[i]["session"] = lift
-        if not (cfg.speaker_boost or cfg.time_boost):
+        # the time a query names is lifted once, for every ranker, after retrieval (rerank.lift_and_decay)
+        if not cfg.speaker_boost:
             return
         info = analyze(query, {m.speaker for m in meta.values() if m.speaker})
-        if cfg.speaker_boost:
-            for i in ids:
-                if meta[i].speaker in info.speakers:
-                    scores[i] += cfg.speaker_boost
-                    signals[i]["speaker"] = cfg.speaker_boost
-        if cfg.time_boost and info.time is not None:
-            lo, hi = info.time.start, info.time.end + timedelta(days=cfg.time_grace_days)
-            for i in ids:
-                when = meta[i].occurred_at
-                if when is not None and lo <= when < hi:
-                    scores[i] += cfg.time_boost
-                    signals[i]["time"] = cfg.time_boost
+        for i in ids:
+            if meta[i].speaker in info.speakers:
+                scores[i] += cfg.speaker_boost
+                signals[i]["speaker"] = cfg.speaker_boost
