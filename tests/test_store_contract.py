@@ -15,7 +15,7 @@ from engramdb import Memory
 from engramdb.embed import HashingEmbedder
 from engramdb.errors import NotFoundError, StoreError
 from engramdb.model import HistoryEntry, MemoryRecord
-from engramdb.store.base import Filters, Link
+from engramdb.store.base import AuditEntry, Filters, Link
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -272,6 +272,51 @@ def test_hard_delete_removes_everything(store):
     assert len(next(store.iter_vectors())[0]) == 1
     assert store.get_meta("vector_epoch") != epoch
     assert store.stats()["vectors"] == 1
+
+
+def test_audit_log_append_query_page_and_delete(store):
+    a, b = _recs(2)
+    store.insert([a, b], None, [a.text, b.text])
+    v0 = store.data_version()
+    assert store.audit_query() == [] and store.audit_append([]) == 0
+    entries = [
+        AuditEntry(at=T0 + timedelta(hours=i), memory_id=(a.id if i % 2 else b.id), user_id="u1",
+                   agent_id="bot" if i < 4 else "nurse", purpose="care" if i == 5 else None,
+                   categories=["health", "finance"] if i == 1 else [], action="redact" if i == 1 else "allow",
+                   op="search" if i < 3 else "context")
+        for i in range(6)
+    ]
+    entries.append(AuditEntry(at=T0, memory_id="m-other", user_id="u2", agent_id="bot"))
+    assert store.audit_append(entries) == 7
+    assert store.data_version() == v0  # the log is not data: caches stay valid
+    got = store.audit_query(user_id="u1")
+    assert [g.at for g in got] == [e.at for e in reversed(entries[:6])]  # newest first
+    seqs = [g.seq for g in got]
+    assert all(isinstance(q, int) for q in seqs) and seqs == sorted(seqs, reverse=True)
+    one = store.audit_query(category="health")
+    assert len(one) == 1 and one[0].categories == ["finance", "health"] and one[0].action == "redact"
+    assert (one[0].memory_id, one[0].user_id, one[0].agent_id, one[0].purpose, one[0].op) == (a.id, "u1", "bot",
+                                                                                              None, "search")
+    assert one[0].at == T0 + timedelta(hours=1) and one[0].at.tzinfo is not None
+    assert [g.purpose for g in store.audit_query(purpose="care")] == ["care"]
+    assert len(store.audit_query(agent_id="nurse")) == 2 and len(store.audit_query(memory_id=a.id)) == 3
+    window = store.audit_query(user_id="u1", since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=4))
+    assert [g.at for g in window] == [T0 + timedelta(hours=3), T0 + timedelta(hours=2)]
+    assert store.audit_query(user_id="u1", agent_id="bot", category="finance", limit=0) == []
+    pages, cursor = [], None  # cursor pages: stable while entries are appended
+    while page := store.audit_query(user_id="u1", limit=4, before_seq=cursor):
+        pages += page
+        cursor = page[-1].seq
+        store.audit_append([AuditEntry(at=T0, memory_id=b.id, user_id="u1")])
+    assert [p.seq for p in pages] == seqs
+    assert store.audit_delete(agent_id="nurse", before=T0 + timedelta(hours=5)) == 1
+    assert store.audit_delete(before=T0 + timedelta(minutes=30)) == 4  # the four stamped T0, any user
+    assert [g.at.hour for g in store.audit_query(user_id="u1")] == [5, 3, 2, 1]
+    with pytest.raises(ValueError):
+        store.audit_delete()
+    store.hard_delete([a.id])  # an erased memory's entries go with it
+    assert store.audit_query(memory_id=a.id) == [] and len(store.audit_query(memory_id=b.id)) == 1
+    assert store.audit_delete(user_id="u1") == 1 and store.audit_query() == []
 
 
 def test_replace_keys_and_meta_versions(store):

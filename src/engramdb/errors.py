@@ -30,6 +30,10 @@ class StoreError(EngramError):
     """The storage backend failed (locked, corrupt, unreachable)."""
 
 
+class ReadOnlyError(StoreError):
+    """A write to a store opened read-only (a read-only file or replica)."""
+
+
 class ConfigError(EngramError):
     """Invalid configuration (unknown backend, missing optional dependency...)."""
 

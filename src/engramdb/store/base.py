@@ -87,6 +87,21 @@ class Link:
     created_at: datetime | None = None
 
 
+@dataclass
+class AuditEntry:
+    """One memory served to an audience: a row of the audit log of disclosures (docs/privacy.md)."""
+
+    at: datetime
+    memory_id: str
+    user_id: str | None = None  # the memory's owner
+    agent_id: str | None = None  # the audience
+    purpose: str | None = None
+    categories: Sequence[str] = ()  # the memory's sensitivity labels when it went out
+    action: str = "allow"  # allow | redact
+    op: str = "search"  # search | context | list | tips | trajectories
+    seq: int | None = None  # the entry's position in the log (set by the store, ascending); a page cursor
+
+
 class Store(ABC):
     """A durable home for memories, their vectors, keyword index, links and history."""
 
@@ -148,7 +163,7 @@ class Store(ABC):
 
     @abstractmethod
     def hard_delete(self, ids: Sequence[str]) -> int:
-        """Remove rows, vectors, keyword index entries, links and history. Irreversible."""
+        """Remove rows, vectors, keyword index entries, links, history and audit entries. Irreversible."""
 
     @abstractmethod
     def touch(self, ids: Sequence[str], at: datetime) -> None:
@@ -253,6 +268,38 @@ class Store(ABC):
     @abstractmethod
     def remove_links(self, memory_ids: Sequence[str], *, type: str) -> int:
         """Drop links of `type` touching any of `memory_ids` (e.g. `related` links of a forgotten memory)."""
+
+    # -- the audit log of disclosures (privacy/audit.py) ---------------------------
+    # Append-only rows kept apart from the memories: no version bump, no history. hard_delete erases a memory's
+    # entries with it, so nothing in the log points at an erased memory.
+    @abstractmethod
+    def audit_append(self, entries: Sequence[AuditEntry]) -> int:
+        """Append disclosures in one transaction; returns how many. A store open read-only raises ReadOnlyError."""
+
+    @abstractmethod
+    def audit_query(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        purpose: str | None = None,
+        memory_id: str | None = None,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[AuditEntry]:
+        """Entries newest first (seq descending), narrowed by every argument given: `category` is one of the
+        entry's categories, `since <= at < until`. `before_seq`: the next page after one whose last entry had
+        that seq (stable while new entries are appended)."""
+
+    @abstractmethod
+    def audit_delete(
+        self, *, user_id: str | None = None, agent_id: str | None = None, before: datetime | None = None
+    ) -> int:
+        """Erase the entries matching every argument given (`before`: at < before); returns how many. At least
+        one argument is required: erasing the whole log takes a `before` in the future."""
 
     # -- aggregates (the web UI's overview and scope pickers) ------------------------
     def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, builtins.list[tuple[str, int]]]:

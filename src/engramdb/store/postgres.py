@@ -33,11 +33,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from ..errors import ConfigError, StoreError, ValidationError
+from ..errors import ConfigError, ReadOnlyError, StoreError, ValidationError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, Filters, Link, Store
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, Store
 from .codec import COLUMNS, TIME_FIELDS, keyword_terms, record_json
 
 try:
@@ -228,7 +228,8 @@ def _vector_adapters(oid: int) -> tuple[type, type, type]:
 # functions and operator with the extension's schema. No search_path (session state) is needed, so it works
 # behind transaction-mode poolers (pgbouncer, Supavisor, Neon) and one pool serves every tenant schema.
 _TABLES_RE = re.compile(
-    r"\b(memories|token_vectors|vectors|history|links|meta|engramdb_migrations|data_version_seq|vector_epoch_seq)\b"
+    r"\b(memories|token_vectors|vectors|history|links|meta|engramdb_migrations|data_version_seq|vector_epoch_seq"
+    r"|privacy_disclosures)\b"
 )
 _EXT_RE = re.compile(r"::vector\b|\bvector_dims\(|<=>|\bvector_cosine_ops\b")
 
@@ -412,6 +413,8 @@ class PostgresStore(Store):
                 raise ValidationError(f"rejected by the database: {_first_line(exc)}") from exc
             except psycopg.errors.IntegrityError as exc:
                 raise StoreError(f"conflict: {_first_line(exc)}") from exc
+            except psycopg.errors.ReadOnlySqlTransaction as exc:  # a hot standby, or a read-only role/database
+                raise ReadOnlyError(f"the database is read-only: {_first_line(exc)}") from exc
             except psycopg.Error as exc:
                 raise StoreError(f"database error: {_first_line(exc)}") from exc
             # After commit, so a reader never caches old data under a new version.
@@ -710,6 +713,7 @@ class PostgresStore(Store):
                          (ids,))
             n = self._ex(conn, "DELETE FROM memories WHERE id = ANY(%s)", (ids,)).rowcount
             self._ex(conn, "DELETE FROM history WHERE memory_id = ANY(%s)", (ids,))
+            self._ex(conn, "DELETE FROM privacy_disclosures WHERE memory_id = ANY(%s)", (ids,))
             self._ex(conn, "DELETE FROM links WHERE src_id = ANY(%s) OR dst_id = ANY(%s)", (ids, ids))
             self._mark(vectors=True)
         return n
@@ -1087,6 +1091,70 @@ class PostgresStore(Store):
             params,
         )
         return [Link(r[0], r[1], r[2], r[3], _utc(r[4])) for r in rows]
+
+    # -- the audit log of disclosures -------------------------------------------
+    def audit_append(self, entries: Sequence[AuditEntry]) -> int:
+        if not entries:
+            return 0
+        with self.transaction(), self._conn() as conn:
+            self._x(conn,
+                    "INSERT INTO privacy_disclosures (at, user_id, memory_id, agent_id, purpose, categories, action,"
+                    " op) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
+                    [(e.at, e.user_id, e.memory_id, e.agent_id, e.purpose, json.dumps(sorted(e.categories)),
+                      e.action, e.op) for e in entries])
+        return len(entries)
+
+    def audit_query(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        purpose: str | None = None,
+        memory_id: str | None = None,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[AuditEntry]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, val in (("user_id", user_id), ("agent_id", agent_id), ("purpose", purpose),
+                         ("memory_id", memory_id)):
+            if val is not None:
+                clauses.append(f"{col} = %s")
+                params.append(val)
+        if category is not None:
+            clauses.append("categories ? %s")
+            params.append(category)
+        for op, when in ((">=", since), ("<", until)):
+            if when is not None:
+                clauses.append(f"at {op} %s")
+                params.append(when)
+        if before_seq is not None:
+            clauses.append("seq < %s")
+            params.append(int(before_seq))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._q(
+            "SELECT seq, at, user_id, memory_id, agent_id, purpose, categories, action, op FROM privacy_disclosures"
+            f"{where} ORDER BY seq DESC LIMIT %s", [*params, max(0, int(limit))])
+        return [AuditEntry(seq=int(r[0]), at=r[1].astimezone(UTC), user_id=r[2], memory_id=r[3], agent_id=r[4],
+                           purpose=r[5], categories=list(r[6]), action=r[7], op=r[8]) for r in rows]
+
+    def audit_delete(
+        self, *, user_id: str | None = None, agent_id: str | None = None, before: datetime | None = None
+    ) -> int:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, val in (("user_id", user_id), ("agent_id", agent_id), ("at <", before)):
+            if val is not None:
+                clauses.append(f"{col} %s" if col.endswith("<") else f"{col} = %s")
+                params.append(val)
+        if not clauses:
+            raise ValueError("audit_delete needs user_id, agent_id or before")
+        with self.transaction(), self._conn() as conn:
+            return int(self._ex(conn, f"DELETE FROM privacy_disclosures WHERE {' AND '.join(clauses)}",
+                                params).rowcount)
 
     def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, builtins.list[tuple[str, int]]]:
         if field not in SCOPE_FIELDS:

@@ -97,6 +97,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                                     data bytea NOT NULL);
         """,
     ),
+    (
+        4,
+        "the audit log of disclosures",
+        # Schemas that made it on first use (before v4) keep their rows; hard_delete now erases a memory's entries.
+        """
+        CREATE TABLE IF NOT EXISTS privacy_disclosures (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL, user_id text, memory_id text NOT NULL, agent_id text, purpose text,
+            categories jsonb NOT NULL DEFAULT '[]'::jsonb, action text NOT NULL, op text NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS privacy_disclosures_user ON privacy_disclosures (user_id, at);
+        CREATE INDEX IF NOT EXISTS privacy_disclosures_memory ON privacy_disclosures (memory_id);
+        CREATE INDEX IF NOT EXISTS privacy_disclosures_at ON privacy_disclosures (at);
+        DROP TRIGGER IF EXISTS privacy_disclosures_forget ON memories;
+        DROP FUNCTION IF EXISTS privacy_disclosures_forget();
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, ReadOnlyError, StoreError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, Filters, Link, RankMeta, Store
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, RankMeta, Store
 from .codec import (
     COLUMNS,
     blob_to_vector,
@@ -142,6 +142,7 @@ class SQLiteStore(Store):
         self._token_cache: dict[str, tuple[str, ...]] = {}
         self._df_version = -1
         self._df_time = 0.0
+        self._audit_table = True
         self._conn = self._connect()
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -191,11 +192,14 @@ class SQLiteStore(Store):
 
     def _check_schema_read_only(self) -> None:
         current = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if current != sqlite_schema.LATEST:
+        if not sqlite_schema.READ_ONLY_MIN <= current <= sqlite_schema.LATEST:
             raise StoreError(
                 f"{self.path!r} is read-only and has schema v{current}; this EngramDB needs"
                 f" v{sqlite_schema.LATEST}: open it once where it is writable to migrate it"
             )
+        # an older file without the audit table reads as an empty log (sqlite_schema.READ_ONLY_MIN)
+        self._audit_table = bool(self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'privacy_disclosures'").fetchone())
 
     def _migrate(self) -> None:
         # Read first, without a lock: an up-to-date store (the usual case) opens without waiting on writers.
@@ -224,7 +228,7 @@ class SQLiteStore(Store):
                     self._depth -= 1
                 return
             if self.read_only:
-                raise StoreError(f"{self.path!r} is open read-only: nothing can be written")
+                raise ReadOnlyError(f"{self.path!r} is open read-only: nothing can be written")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -452,6 +456,7 @@ class SQLiteStore(Store):
                     )
                 n += self._conn.execute(f"DELETE FROM memories WHERE id IN ({marks})", chunk).rowcount
                 self._conn.execute(f"DELETE FROM history WHERE memory_id IN ({marks})", chunk)
+                self._conn.execute(f"DELETE FROM privacy_disclosures WHERE memory_id IN ({marks})", chunk)
                 self._conn.execute(f"DELETE FROM links WHERE src_id IN ({marks}) OR dst_id IN ({marks})", chunk + chunk)
             self._bump(vectors_changed=True)
         return n
@@ -930,6 +935,76 @@ class SQLiteStore(Store):
             params.append(type)
         rows = self._q(f"SELECT src_id, dst_id, type, reason, created_at FROM links WHERE {conds}", params)
         return [Link(r[0], r[1], r[2], r[3], from_store(r[4])) for r in rows]
+
+    # -- the audit log of disclosures -------------------------------------------
+    def audit_append(self, entries: Sequence[AuditEntry]) -> int:
+        if not entries:
+            return 0
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO privacy_disclosures (at, user_id, memory_id, agent_id, purpose, categories, action, op)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(to_store(e.at), e.user_id, e.memory_id, e.agent_id, e.purpose, json.dumps(sorted(e.categories)),
+                  e.action, e.op) for e in entries],
+            )
+        return len(entries)
+
+    def audit_query(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        purpose: str | None = None,
+        memory_id: str | None = None,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[AuditEntry]:
+        if not self._audit_table:
+            return []
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, val in (("user_id", user_id), ("agent_id", agent_id), ("purpose", purpose),
+                         ("memory_id", memory_id)):
+            if val is not None:
+                clauses.append(f"{col} = ?")
+                params.append(val)
+        if category is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(categories) WHERE value = ?)")
+            params.append(category)
+        for op, when in ((">=", since), ("<", until)):
+            if when is not None:
+                clauses.append(f"at {op} ?")
+                params.append(to_store(when))
+        if before_seq is not None:
+            clauses.append("seq < ?")
+            params.append(int(before_seq))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self._q(
+            "SELECT seq, at, user_id, memory_id, agent_id, purpose, categories, action, op FROM privacy_disclosures"
+            f"{where} ORDER BY seq DESC LIMIT ?", [*params, max(0, int(limit))])
+        return [AuditEntry(seq=r[0], at=from_store(r[1]), user_id=r[2], memory_id=r[3], agent_id=r[4],
+                           purpose=r[5], categories=json.loads(r[6]), action=r[7], op=r[8]) for r in rows]
+
+    def audit_delete(
+        self, *, user_id: str | None = None, agent_id: str | None = None, before: datetime | None = None
+    ) -> int:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, val in (("user_id", user_id), ("agent_id", agent_id)):
+            if val is not None:
+                clauses.append(f"{col} = ?")
+                params.append(val)
+        if before is not None:
+            clauses.append("at < ?")
+            params.append(to_store(before))
+        if not clauses:
+            raise ValueError("audit_delete needs user_id, agent_id or before")
+        with self.transaction():
+            return int(self._conn.execute(
+                f"DELETE FROM privacy_disclosures WHERE {' AND '.join(clauses)}", params).rowcount)
 
     def scope_counts(self, field: str, filters: Filters, limit: int) -> tuple[int, builtins.list[tuple[str, int]]]:
         if field not in SCOPE_FIELDS:

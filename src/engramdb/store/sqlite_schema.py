@@ -120,6 +120,24 @@ MIGRATIONS: list[tuple[int, str]] = [
         END;
         """,
     ),
+    (
+        4,
+        """
+        -- the audit log of disclosures (privacy/audit.py): each memory served to an audience. Stores that made
+        -- it on first use (before v4) keep their rows; hard_delete now erases a memory's entries, not a trigger.
+        CREATE TABLE IF NOT EXISTS privacy_disclosures (
+            seq INTEGER PRIMARY KEY, at TEXT NOT NULL, user_id TEXT, memory_id TEXT NOT NULL, agent_id TEXT,
+            purpose TEXT, categories TEXT NOT NULL DEFAULT '[]', action TEXT NOT NULL, op TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS privacy_disclosures_user ON privacy_disclosures(user_id, at);
+        CREATE INDEX IF NOT EXISTS privacy_disclosures_memory ON privacy_disclosures(memory_id);
+        CREATE INDEX IF NOT EXISTS privacy_disclosures_at ON privacy_disclosures(at);
+        DROP TRIGGER IF EXISTS privacy_disclosures_forget;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
+# The oldest schema a read-only open serves: the steps after it only add tables that read as empty when absent
+# (v4: the audit log), so a read-only replica of an older file keeps working until it is migrated.
+READ_ONLY_MIN = 3
