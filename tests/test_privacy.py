@@ -311,19 +311,100 @@ def test_audit_log_on_postgres(pg_url):
         m.close()
 
 
-def test_read_only_store_reads_without_an_audit_table(tmp_path):
+def _read_only(path, **privacy):
+    return Memory(path, embedder=HashingEmbedder(64), read_only=True,
+                  config=MemoryConfig(extraction="off", privacy=privacy or None))
+
+
+def test_read_only_store_serves_audience_reads_and_counts_the_skipped_audit(tmp_path, caplog):
     path = tmp_path / "ro.db"
     with _mem(path) as m:
+        _seed(m)
+        m.search("alice", user_id="alice", audience="bot")
+        before = m.privacy.disclosures(user_id="alice")
+    assert before
+    with _read_only(path) as m, caplog.at_level("WARNING", logger="engramdb.privacy.audit"):
+        assert m.privacy.audit_status() == {"enabled": True, "read_only": True, "on_read_only": "skip",
+                                            "skipped": 0}
+        got = m.search("alice", user_id="alice", audience="bot")
+        assert got and not any("insulin" in t for t in _texts(got))  # the policy still applies
+        block = m.context("alice", user_id="alice", audience="bot")
+        assert "hiking" in block.text
+        assert m.privacy.audit_status()["skipped"] == len(got) + len(set(block.memory_ids) | set(block.fact_ids))
+        assert m.privacy.disclosures(user_id="alice") == before  # the log reads as it was
+    warned = [r for r in caplog.records if r.name == "engramdb.privacy.audit" and r.levelname == "WARNING"]
+    assert len(warned) == 1 and "audit skipped" in warned[0].getMessage()  # once, not per read
+
+
+def test_read_only_store_can_refuse_unaudited_reads(tmp_path):
+    from engramdb.errors import StoreError
+    from engramdb.privacy.audit import AuditUnavailable
+
+    path = tmp_path / "ro.db"
+    with _mem(path) as m:
+        _seed(m)
+    with _read_only(path, audit_read_only="refuse") as m:
+        with pytest.raises(AuditUnavailable, match="cannot be audited") as err:
+            m.search("alice", user_id="alice", audience="bot")
+        assert isinstance(err.value, StoreError)
+        assert len(m.search("alice", user_id="alice")) == 4  # the owner's reads are not audited
+    with _read_only(path, audit=False) as m:  # audit off: nothing to record, nothing to refuse
+        assert m.search("alice", user_id="alice", audience="bot")
+
+
+def test_read_only_older_file_without_an_audit_table(tmp_path):
+    path = tmp_path / "v3.db"
+    with _mem(path) as m:
         m.add("x", user_id="u")
-    os.chmod(path, 0o444)
-    try:
-        with Memory(path, embedder=HashingEmbedder(64)) as m:
-            assert m.privacy.disclosures(user_id="u") == []
-            assert len(m.search("x", user_id="u")) == 1
-    finally:
-        os.chmod(path, 0o644)
-    assert not sqlite3.connect(path).execute(
-        "SELECT 1 FROM sqlite_master WHERE name = 'privacy_disclosures'").fetchall()
+    con = sqlite3.connect(path)
+    con.executescript("DROP TABLE privacy_disclosures; PRAGMA user_version = 3;")
+    con.close()
+    with _read_only(path) as m:
+        assert m.privacy.disclosures(user_id="u") == []
+        assert len(m.search("x", user_id="u", audience="bot")) == 1
+        assert m.privacy.audit_status()["skipped"] == 1
+    with _mem(path) as m:  # a writable open migrates it
+        m.search("x", user_id="u", audience="bot")
+        assert [d.op for d in m.privacy.disclosures(user_id="u")] == ["search"]
+
+
+def test_migration_keeps_an_audit_log_made_before_it(tmp_path):
+    path = tmp_path / "old.db"
+    with _mem(path) as m:
+        m.add("x", user_id="u")
+        m.search("x", user_id="u", audience="bot")
+    con = sqlite3.connect(path)  # as an older EngramDB left it: v3, the table made on first use, a trigger
+    con.executescript("PRAGMA user_version = 3; CREATE TRIGGER privacy_disclosures_forget AFTER DELETE ON memories"
+                      " BEGIN DELETE FROM privacy_disclosures WHERE memory_id = old.id; END;")
+    con.close()
+    with _mem(path) as m:
+        assert [d.agent_id for d in m.privacy.disclosures(user_id="u")] == ["bot"]
+        assert m.store.stats()["schema_version"] == 4
+        m.purge(user_id="u")
+        assert m.privacy.disclosures(user_id="u") == []
+    con = sqlite3.connect(path)
+    assert not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'privacy%'").fetchall()
+    con.close()
+
+
+def test_disclosures_page_by_seq_and_time(fake_mem):
+    _seed(fake_mem)
+    for _ in range(3):
+        fake_mem.search("alice", user_id="alice", audience="bot")
+    everything = fake_mem.privacy.disclosures(user_id="alice", limit=1000)
+    seqs = [d.seq for d in everything]
+    assert len(seqs) >= 3 and seqs == sorted(seqs, reverse=True)
+    pages, cursor = [], None
+    while True:
+        page = fake_mem.privacy.disclosures(user_id="alice", limit=2, before_seq=cursor)
+        if not page:
+            break
+        pages += page
+        cursor = page[-1].seq
+    assert pages == everything
+    assert fake_mem.privacy.disclosures(user_id="alice", until=everything[-1].at) == []
+    with pytest.raises(ValidationError, match="before_seq"):
+        fake_mem.privacy.disclosures(before_seq=0)
 
 
 def test_extracted_facts_carry_their_turns_labels(tmp_path):
@@ -349,3 +430,4 @@ def test_import_refuses_a_line_with_a_secret(fake_mem, tmp_path):
     fake_mem.add("the wifi password is bluejay-4471", user_id="u")
     fake_mem.export(out)
     assert "bluejay" not in out.read_text()  # an export holds no secret: it imports back
+

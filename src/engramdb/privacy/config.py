@@ -30,6 +30,9 @@ class PrivacyConfig(BaseModel):
     key_file: str | None = Field(default_factory=lambda: os.environ.get("ENGRAMDB_SECRETS_KEY_FILE") or None)
     audit: bool = True  # record each disclosure to an audience
     audit_retention_days: int | None = Field(default=365, ge=1)  # older audit rows are dropped; None keeps all
+    # An audience-scoped read on a read-only store (file or replica), where no audit entry can be written: skip
+    # (serve it; a warning is logged and the skipped entries counted) | refuse (raise, nothing is served)
+    audit_read_only: Literal["skip", "refuse"] = "skip"
 
 
 def privacy_config(raw: dict | None) -> PrivacyConfig:

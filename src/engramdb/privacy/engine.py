@@ -32,7 +32,8 @@ class PrivacyEngine:
     def __init__(self, mem: Any) -> None:
         self.mem = mem
         self.config: PrivacyConfig = privacy_config(getattr(mem.config, "privacy", None))
-        self.audit = A.AuditLog(mem.store, self.config.audit_retention_days)
+        self.audit = A.AuditLog(mem.store, self.config.audit_retention_days,
+                                on_read_only=self.config.audit_read_only)
         self._key: bytes | None = None
 
     @property
@@ -216,6 +217,17 @@ class PrivacyEngine:
             self.record(out, aud, op, labels)
         return out
 
+    def disclose_records(self, records: Sequence[MemoryRecord], audience: object, *, op: str | None = "list",
+                         whole: bool = False) -> list[MemoryRecord]:
+        """`disclose` for records read without a score (listings, tips, trajectories): what the audience may
+        receive, in order, audited as `op`. `whole`: a record a policy would redact is withheld instead (tips
+        and trajectories keep their content in metadata, which a redacted text would not hide)."""
+        got = self.disclose([SearchResult(memory=r, score=0.0) for r in records], audience, op=None)
+        out = [x for x in got if not (whole and "redacted" in x.memory.metadata)]
+        if op is not None:
+            self.record(out, P.Audience.parse(audience), op)
+        return [x.memory for x in out]
+
     @staticmethod
     def _visible(rec: MemoryRecord, agent_id: str | None, grants: dict[str, dict[str, str]],
                  sources: dict[str, MemoryRecord]) -> bool:
@@ -305,15 +317,28 @@ class PrivacyEngine:
     # -- the audit log, read ----------------------------------------------------------------------------------
     def disclosures(self, *, user_id: str | None = None, category: str | None = None, audience: object = None,
                     since: datetime | str | None = None, memory_id: str | None = None,
+                    until: datetime | str | None = None, before_seq: int | None = None,
                     limit: int = 100) -> list[A.Disclosure]:
         """Who received which memories, newest first: "who has seen my health data?" is
-        disclosures(user_id="alice", category="health")."""
+        disclosures(user_id="alice", category="health"). `since <= at < until`; pages: pass the last entry's
+        `seq` as `before_seq` for the next one."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer between 1 and 10000")
+        if before_seq is not None and (not isinstance(before_seq, int) or isinstance(before_seq, bool)
+                                       or before_seq < 1):
+            raise ValidationError("before_seq must be a positive integer (an entry's seq)")
         aud = P.Audience.parse(audience) if audience is not None else None
         return self.audit.query(user_id=user_id, category=category, agent_id=aud.agent_id if aud else None,
                                 purpose=aud.purpose if aud else None, memory_id=memory_id,
-                                since=parse_time(since, field="since"), limit=limit)
+                                since=parse_time(since, field="since"), until=parse_time(until, field="until"),
+                                before_seq=before_seq, limit=limit)
+
+    def audit_status(self) -> dict[str, Any]:
+        """Whether disclosures are being audited here: `enabled` (the audit setting), `read_only` (the store
+        cannot take entries), `on_read_only` (skip or refuse) and `skipped` (entries this process could not
+        record because the store is read-only: reads it served unaudited)."""
+        return {"enabled": self.config.audit, "read_only": self.audit.read_only,
+                "on_read_only": self.audit.on_read_only, "skipped": self.audit.skipped}
 
     def who_has_seen(self, user_id: str, category: str | None = None) -> list[dict[str, Any]]:
         """Per audience: how many disclosures of this user's memories (of `category`), and the latest."""
