@@ -431,3 +431,89 @@ def test_import_refuses_a_line_with_a_secret(fake_mem, tmp_path):
     fake_mem.export(out)
     assert "bluejay" not in out.read_text()  # an export holds no secret: it imports back
 
+
+# -- listings, tips and trajectories for an audience ------------------------------------------------------------
+def test_list_for_an_audience_applies_the_policies_and_audits(fake_mem):
+    m = fake_mem
+    _seed(m)
+    m.add("bot's own note", user_id="alice", agent_id="other-bot")
+    assert m.list(user_id="alice").total == 5  # the owner sees everything
+    page = m.list(user_id="alice", audience="travel-bot", limit=10)
+    assert sorted(_texts([type("R", (), {"memory": r}) for r in page.items])) == [
+        "alice likes hiking in the alps", "alice owes the bank forty thousand"]
+    assert page.total == -1 and page.next_offset is None
+    m.privacy.set_policy([{"category": "finance", "audience": "agent:travel-bot", "action": "redact"}])
+    texts = [r.text for r in m.list(user_id="alice", audience="travel-bot", limit=10).items]
+    assert "[redacted: finance]" in texts and not any("forty" in t for t in texts)
+    first = m.list(user_id="alice", audience="travel-bot", limit=2, order="recorded_at")
+    assert first.next_offset == 2 and len(first.items) <= 2  # pages walk the store, not what survives
+    sent = m.privacy.disclosures(audience="travel-bot", limit=100)
+    assert {d.op for d in sent} == {"list"} and {d.action for d in sent} == {"allow", "redact"}
+
+
+def _procedural(m, metadata=None):
+    from test_procedural import _recovered
+
+    m.add_trajectories([_recovered(f"t{i}", c) for i, c in enumerate(["Munich", "Hamburg", "Bonn"])],
+                       agent_id="shop", metadata=metadata)
+    m.learn_tips(agent_id="shop")
+
+
+def test_tips_and_trajectories_for_an_audience(fake_mem):
+    m = fake_mem
+    _procedural(m)
+    owner = m.tips("Order 3 x lamp to Cologne", agent_id="shop", track=False)
+    assert owner.tips
+    mine = m.tips("Order 3 x lamp to Cologne", agent_id="shop", audience="shop")
+    assert mine.tip_ids == owner.tip_ids and mine.text
+    sent = m.privacy.disclosures(audience="shop", limit=100)
+    assert {d.op for d in sent} == {"tips"} and {d.memory_id for d in sent} == set(mine.tip_ids)
+    other = m.tips("Order 3 x lamp to Cologne", agent_id="shop", audience="other-bot")
+    assert other.tips == [] and other.text == ""  # the shop's procedures are private to it
+    assert m.list_tips(agent_id="shop", audience="other-bot") == []
+    assert len(m.list_tips(agent_id="shop", audience="shop")) == len(m.list_tips(agent_id="shop"))
+    assert len(m.trajectories(agent_id="shop", audience="shop")) == 3
+    assert m.trajectories(agent_id="shop", audience="other-bot") == []
+    traj = {d.memory_id for d in m.privacy.disclosures(audience="shop", limit=1000) if d.op == "trajectories"}
+    assert traj == {i for t in m.trajectories(agent_id="shop") for i in [t.id, *t.step_ids]}
+
+
+def test_sensitive_procedures_follow_the_policies(fake_mem):
+    m = fake_mem
+    _procedural(m, metadata={"sensitivity": ["location"]})
+    task = "Order 3 x lamp to Cologne"
+    owner = m.tips(task, agent_id="shop", track=False)
+    assert owner.tips and m.tips(task, agent_id="shop", audience="shop").tip_ids == owner.tip_ids
+    m.privacy.forget_audit(agent_id="shop")
+    m.privacy.set_policy([{"category": "location", "action": "deny"}])
+    assert m.tips(task, agent_id="shop", audience="shop").tips == []
+    assert m.list_tips(agent_id="shop", audience="shop") == []
+    assert m.trajectories(agent_id="shop", audience="shop") == []
+    assert m.privacy.disclosures(audience="shop") == []
+    assert m.tips(task, agent_id="shop", track=False).tip_ids == owner.tip_ids  # the owner is not filtered
+    m.privacy.set_policy([{"category": "location", "action": "redact"}])
+    assert m.tips(task, agent_id="shop", audience="shop").tips == []  # a redacted tip is withheld whole
+    assert m.trajectories(agent_id="shop", audience="shop") == []
+    m.privacy.set_policy([{"category": "location", "action": "deny"},
+                          {"category": "location", "audience": "agent:shop", "action": "allow"}])
+    assert m.tips(task, agent_id="shop", audience="shop").tip_ids == owner.tip_ids
+    assert len(m.trajectories(agent_id="shop", audience="shop")) == 3
+    assert all(d.categories == ["location"] for d in m.privacy.disclosures(audience="shop", limit=1000))
+
+
+def test_async_twins_take_an_audience(tmp_path):
+    import asyncio
+
+    from engramdb import AsyncMemory
+
+    async def run():
+        async with AsyncMemory(tmp_path / "a.db", embedder=HashingEmbedder(64),
+                               config=MemoryConfig(extraction="off")) as am:
+            await am.add("alice takes insulin", user_id="alice", metadata={"sensitivity": ["health"]})
+            await am.add("alice likes tea", user_id="alice")
+            page = await am.list(user_id="alice", audience="bot")
+            assert [r.text for r in page.items] == ["alice likes tea"]
+            assert await am.trajectories(audience="bot") == [] and await am.list_tips(audience="bot") == []
+            assert (await am.tips("anything", audience="bot")).tips == []
+
+    asyncio.run(run())

@@ -416,9 +416,13 @@ class AsyncMemory:
         offset: int = 0,
         order: str = "occurred_at",
         count: bool = True,
+        audience: str | dict[str, str] | None = None,
     ) -> Page:
         """A page of memories. `count=False` skips counting the matches (a scan of every row on a large store
-        without a scope): `total` is then -1, and `next_offset` comes from reading one row past the page."""
+        without a scope): `total` is then -1, and `next_offset` comes from reading one row past the page.
+        `audience=`: as in `search`, the page holds only what the disclosure policies let it see (redacted
+        where a policy redacts), each item served is audited, and `total` is -1 (a count would tell it how
+        many it may not see); a page may then hold fewer than `limit` items while `next_offset` goes on."""
         return await self._run(
             self._sync.list,
             user_id=user_id,
@@ -432,6 +436,7 @@ class AsyncMemory:
             offset=offset,
             order=order,
             count=count,
+            audience=audience,
         )
 
     async def list_tips(
@@ -441,10 +446,17 @@ class AsyncMemory:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
+        audience: str | dict[str, str] | None = None,
     ) -> builtins.list[Tip]:
-        """Stored tips in scope: active ones by default, `status="retired"` or None for both."""
+        """Stored tips in scope: active ones by default, `status="retired"` or None for both. `audience=`: as in
+        `tips`, only those it may receive in full, audited."""
         return await self._run(
-            self._sync.list_tips, user_id=user_id, agent_id=agent_id, session_id=session_id, status=status
+            self._sync.list_tips,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            status=status,
+            audience=audience,
         )
 
     async def pending_extraction(self) -> int:
@@ -553,9 +565,12 @@ class AsyncMemory:
         agent_id: str | None = None,
         session_id: str | None = None,
         track: bool = True,
+        audience: str | dict[str, str] | None = None,
     ) -> Guidance:
         """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
-        prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
+        prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served.
+        `audience=`: only tips the disclosure policies let it receive in full are ranked and served (a tip a
+        policy would redact is withheld: its lesson is in its fields too), and each one served is audited."""
         return await self._run(
             self._sync.tips,
             task_description,
@@ -567,6 +582,7 @@ class AsyncMemory:
             agent_id=agent_id,
             session_id=session_id,
             track=track,
+            audience=audience,
         )
 
     async def trajectories(
@@ -576,10 +592,17 @@ class AsyncMemory:
         agent_id: str | None = None,
         session_id: str | None = None,
         ids: builtins.list[str] | None = None,
+        audience: str | dict[str, str] | None = None,
     ) -> builtins.list[Trajectory]:
-        """Stored trajectories in scope, rebuilt with their steps and step ids."""
+        """Stored trajectories in scope, rebuilt with their steps and step ids. `audience=`: only the
+        trajectories whose header and every step the disclosure policies let it receive in full, audited."""
         return await self._run(
-            self._sync.trajectories, user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids
+            self._sync.trajectories,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            ids=ids,
+            audience=audience,
         )
 
     async def update(

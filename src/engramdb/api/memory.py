@@ -358,9 +358,13 @@ class Memory:
         offset: int = 0,
         order: str = "occurred_at",
         count: bool = True,
+        audience: str | dict[str, str] | None = None,
     ) -> Page:
         """A page of memories. `count=False` skips counting the matches (a scan of every row on a large store
-        without a scope): `total` is then -1, and `next_offset` comes from reading one row past the page."""
+        without a scope): `total` is then -1, and `next_offset` comes from reading one row past the page.
+        `audience=`: as in `search`, the page holds only what the disclosure policies let it see (redacted
+        where a policy redacts), each item served is audited, and `total` is -1 (a count would tell it how
+        many it may not see); a page may then hold fewer than `limit` items while `next_offset` goes on."""
         if not is_int(limit) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer between 1 and 10000")
         if not is_int(offset) or not 0 <= offset <= MAX_OFFSET:
@@ -368,6 +372,8 @@ class Memory:
         if not isinstance(order, str):
             raise ValidationError(f"order: expected a string, got {type(order).__name__}")
         f = make_filters(user_id, agent_id, session_id, kinds, since, until, filters)
+        if audience is not None:
+            count = False
         try:
             items = self.store.list(f, limit=limit + (0 if count else 1), offset=offset, order=order)
         except ValueError as exc:
@@ -375,7 +381,10 @@ class Memory:
         if not count:
             more = len(items) > limit
             items = items[:limit]
-            return Page(items=items, total=-1, offset=offset, next_offset=offset + len(items) if more else None)
+            nxt = offset + len(items) if more else None
+            if audience is not None:
+                items = self.privacy.disclose_records(items, audience, op="list")
+            return Page(items=items, total=-1, offset=offset, next_offset=nxt)
         total = self.store.count(f)
         nxt = offset + len(items)
         return Page(items=items, total=total, offset=offset, next_offset=nxt if nxt < total else None)
@@ -813,9 +822,12 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
         ids: builtins.list[str] | None = None,
+        audience: str | dict[str, str] | None = None,
     ) -> builtins.list[Trajectory]:
-        """Stored trajectories in scope, rebuilt with their steps and step ids."""
-        return self._procedures.trajectories(user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids)
+        """Stored trajectories in scope, rebuilt with their steps and step ids. `audience=`: only the
+        trajectories whose header and every step the disclosure policies let it receive in full, audited."""
+        got = self._procedures.trajectories(user_id=user_id, agent_id=agent_id, session_id=session_id, ids=ids)
+        return got if audience is None else self.privacy.disclose_trajectories(got, audience)
 
     def learn_tips(
         self,
@@ -846,12 +858,19 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
         track: bool = True,
+        audience: str | dict[str, str] | None = None,
     ) -> Guidance:
         """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
-        prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
-        return self._procedures.tips(
+        prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served.
+        `audience=`: only tips the disclosure policies let it receive in full are ranked and served (a tip a
+        policy would redact is withheld: its lesson is in its fields too), and each one served is audited."""
+        keep = None if audience is None else self.privacy.tip_filter(audience)
+        guidance = self._procedures.tips(
             task_description, tools=tools, errors=errors, limit=limit, types=types, user_id=user_id,
-            agent_id=agent_id, session_id=session_id, track=track)
+            agent_id=agent_id, session_id=session_id, track=track, keep=keep)
+        if audience is not None:
+            self.privacy.audit_ids(guidance.tip_ids, audience, "tips")
+        return guidance
 
     def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> builtins.list[Tip]:
         """Close the loop: what happened on the task the tips were served for (success, failure or partial).
@@ -869,9 +888,15 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
+        audience: str | dict[str, str] | None = None,
     ) -> builtins.list[Tip]:
-        """Stored tips in scope: active ones by default, `status="retired"` or None for both."""
-        return self._procedures.list_tips(user_id=user_id, agent_id=agent_id, session_id=session_id, status=status)
+        """Stored tips in scope: active ones by default, `status="retired"` or None for both. `audience=`: as in
+        `tips`, only those it may receive in full, audited."""
+        got = self._procedures.list_tips(user_id=user_id, agent_id=agent_id, session_id=session_id, status=status)
+        if audience is None:
+            return got
+        ok = self.privacy.audit_ids([t.id for t in got if t.id], audience, "tips")
+        return [t for t in got if t.id in ok]
 
 
 MAX_OFFSET = 2**62  # far past any store, and inside SQLite's 64-bit integers once limit is added

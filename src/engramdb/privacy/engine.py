@@ -228,6 +228,32 @@ class PrivacyEngine:
             self.record(out, P.Audience.parse(audience), op)
         return [x.memory for x in out]
 
+    def tip_filter(self, audience: object) -> Any:
+        """For `Memory.tips`: narrows candidate tip records to those the audience may receive in full (not
+        audited here: only the tips served are, by `audit_ids`)."""
+        P.Audience.parse(audience)  # a bad audience fails before anything is read
+        return lambda recs: self.disclose_records(recs, audience, op=None, whole=True)
+
+    def audit_ids(self, ids: Sequence[str], audience: object, op: str) -> set[str]:
+        """The memories among `ids` the audience may receive in full, written to the audit log as `op`."""
+        P.Audience.parse(audience)
+        if not ids:
+            return set()
+        recs = self.store.get(list(ids))
+        return {r.id for r in self.disclose_records(recs, audience, op=op, whole=True)}
+
+    def disclose_trajectories(self, trajectories: Sequence[Any], audience: object) -> list[Any]:
+        """The trajectories whose header and every step the audience may receive in full, in order; the
+        records of each one that goes out are audited (op "trajectories")."""
+        aud = P.Audience.parse(audience)
+        parts = {t.id: [t.id, *t.step_ids] for t in trajectories if t.id}
+        recs = self.store.get(sorted({i for ids in parts.values() for i in ids}))
+        ok = {r.id for r in self.disclose_records(recs, aud, op=None, whole=True)}
+        out = [t for t in trajectories if t.id in parts and all(i in ok for i in parts[t.id])]
+        sent = {i for t in out for i in parts[t.id]}
+        self.record([SearchResult(memory=r, score=0.0) for r in recs if r.id in sent], aud, "trajectories")
+        return out
+
     @staticmethod
     def _visible(rec: MemoryRecord, agent_id: str | None, grants: dict[str, dict[str, str]],
                  sources: dict[str, MemoryRecord]) -> bool:

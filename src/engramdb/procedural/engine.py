@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -464,8 +465,13 @@ def serve(
     limit: int = 5,
     types: list[str] | None = None,
     track: bool = True,
+    keep: Callable[[list[MemoryRecord]], list[MemoryRecord]] | None = None,
 ) -> Guidance:
+    """`keep`: narrows the candidate tips before they are ranked (an audience's disclosure policies), so a
+    withheld tip never takes the place of one that may be served."""
     recs = load_tip_records(mem, scope)
+    if keep is not None:
+        recs = keep(recs)
     if types:
         recs = [r for r in recs if r.metadata.get("tip_type") in types]
     guidance = Guidance(task=task)

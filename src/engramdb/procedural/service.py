@@ -164,6 +164,7 @@ class Procedures:
         agent_id: str | None = None,
         session_id: str | None = None,
         track: bool = True,
+        keep: Any = None,
     ) -> Guidance:
         """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
         prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
@@ -190,6 +191,7 @@ class Procedures:
             limit=limit,
             types=list(types) if types else None,
             track=track,
+            keep=keep,
         )
 
     def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> list[Tip]:
