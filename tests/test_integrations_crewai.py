@@ -131,3 +131,32 @@ def test_crew_kickoff_remembers_across_crews(fake_mem: Memory, monkeypatch: pyte
     assert stored == ["Acme renews its contract in March"]
     answer = crew("When does Acme renew its contract?").kickoff().raw
     assert answer == "From memory: Acme renews its contract in March"
+
+
+def test_listing_for_an_audience_follows_the_policies(fake_mem: Memory) -> None:
+    crew = EngramDBStorage(fake_mem, agent_id="crew")
+    recs = [
+        MemoryRecord(content="The client's CFO has a heart condition", scope="/acme/hr",
+                     metadata={"client": "acme"}),
+        MemoryRecord(content="The client owes us forty thousand", scope="/acme/finance", categories=["billing"]),
+        MemoryRecord(content="Deploys happen on Tuesdays", scope="/acme/eng", categories=["process"]),
+    ]
+    crew.save(recs)
+    for rec, label in zip(recs[:2], ["health", "finance"], strict=True):  # label them as the classifier would
+        stored = fake_mem.list(kinds=[KIND], filters={"crew_id": rec.id}, agent_id="crew").items[0]
+        fake_mem.update(stored.id, metadata={**stored.metadata, "sensitivity": [label]})
+    fake_mem.privacy.set_policy([{"category": "finance", "audience": "agent:crew", "action": "redact"}])
+    seen = EngramDBStorage(fake_mem, agent_id="crew", audience="crew")
+    assert crew.count() == 3 and seen.count() == 2 and seen.count("/acme/hr") == 0  # health: not without consent
+    assert seen.get_record(recs[0].id) is None and crew.get_record(recs[0].id) is not None
+    assert seen.get_record(recs[1].id).content == "[redacted: finance]"
+    assert seen.list_scopes("/acme") == ["/acme/eng", "/acme/finance"]
+    assert seen.list_categories() == {"billing": 1, "process": 1}
+    assert seen.get_scope_info("/acme").record_count == 2
+    listed = seen.list_records()
+    assert {r.content for r in listed} == {"[redacted: finance]", "Deploys happen on Tuesdays"}
+    sent = fake_mem.privacy.disclosures(audience="crew", limit=100)
+    assert {d.op for d in sent} == {"list"} and {d.action for d in sent} == {"allow", "redact"}
+    assert {d.memory_id for d in sent} == {fake_mem.list(kinds=[KIND], filters={"crew_id": r.id},
+                                                         agent_id="crew").items[0].id for r in recs[1:]}
+    assert EngramDBStorage(fake_mem, agent_id="crew", audience="someone-else").count() == 0  # the crew's own

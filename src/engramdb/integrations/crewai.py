@@ -55,8 +55,11 @@ class EngramDBStorage:
         audience: who recalls (an agent id, ``"purpose:<label>"`` or a dict; docs/privacy.md): ``search``, what
             the crew's agents recall, then returns only what the disclosure policies let it see (redacted text
             where a policy redacts), and is audited. Records are written under ``agent_id``, so an agent
-            audience is usually that agent. The listing methods (``get_record``, ``list_records``...) are the
-            operator's and are not filtered.
+            audience is usually that agent. The reads that list (``get_record``, ``list_records``,
+            ``get_scope_info``, ``list_scopes``, ``list_categories``, ``count``) apply the same policies: a
+            record the audience may not see is not listed or counted, a redacted one shows its redacted text,
+            and the records ``get_record`` and ``list_records`` return are audited. ``delete``, ``reset`` and
+            ``update`` act on the crew's own records and are not filtered.
     """
 
     def __init__(self, memory: Any, *, agent_id: str = "crewai", user_id: str | None = None,
@@ -157,18 +160,25 @@ class EngramDBStorage:
 
     def get_record(self, record_id: str) -> CrewRecord | None:
         found = self._find(record_id)
-        return _to_crew(found) if found is not None else None
+        if found is None:
+            return None
+        got = self._view([found], audit=True)
+        return _to_crew(got[0]) if got else None
 
     def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[CrewRecord]:
         if limit <= 0 or offset < 0:
             return []
-        recs = sorted((_to_crew(r) for r in self._scan(scope_prefix)), key=lambda r: _aware(r.created_at),
-                      reverse=True)  # newest first, as the protocol asks
-        return recs[offset : offset + limit]
+        found = {r.id: r for r in self._scan(scope_prefix)}
+        views = sorted(self._view(list(found.values())), key=lambda r: _aware(_to_crew(r).created_at),
+                       reverse=True)  # newest first, as the protocol asks
+        page = views[offset : offset + limit]
+        if self.audience is not None:  # what goes out is audited, as the audience received it
+            self._view([found[r.id] for r in page], audit=True)
+        return [_to_crew(r) for r in page]
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
         path = _norm(scope)
-        recs = [_to_crew(r) for r in self._scan(path)]
+        recs = [_to_crew(r) for r in self._view(list(self._scan(path)))]
         times = [_aware(r.created_at) for r in recs]
         return ScopeInfo(
             path=path, record_count=len(recs), categories=sorted({c for r in recs for c in r.categories}),
@@ -179,7 +189,7 @@ class EngramDBStorage:
     def list_scopes(self, parent: str = "/") -> list[str]:
         base = _parts(parent)
         children = set()
-        for r in self._scan(parent):
+        for r in self._view(list(self._scan(parent))):
             parts = _parts(r.metadata["crew_scope"])
             if len(parts) > len(base):
                 children.add("/" + "/".join(parts[: len(base) + 1]))
@@ -187,13 +197,15 @@ class EngramDBStorage:
 
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for r in self._scan(scope_prefix):
+        for r in self._view(list(self._scan(scope_prefix))):
             for c in r.metadata.get("crew_categories") or []:
                 counts[c] = counts.get(c, 0) + 1
         return counts
 
     def count(self, scope_prefix: str | None = None) -> int:
-        return sum(1 for _ in self._scan(scope_prefix))
+        if self.audience is None:
+            return sum(1 for _ in self._scan(scope_prefix))
+        return len(self._view(list(self._scan(scope_prefix))))
 
     def reset(self, scope_prefix: str | None = None) -> None:
         for r in list(self._scan(scope_prefix)):
@@ -227,6 +239,12 @@ class EngramDBStorage:
     def _find(self, record_id: str) -> Any:
         page = self.memory.list(kinds=[KIND], filters={"crew_id": record_id}, limit=1, **self._scope())
         return page.items[0] if page.items else None
+
+    def _view(self, recs: list[Any], *, audit: bool = False) -> list[Any]:
+        """What the audience may receive of `recs` (all of them without one); with `audit`, recorded."""
+        if self.audience is None or not recs:
+            return recs
+        return list(self.memory.privacy.disclose_records(recs, self.audience, op="list" if audit else None))
 
     def _scan(self, scope_prefix: str | None) -> Iterable[Any]:
         where = _scope_filter(scope_prefix)
