@@ -347,6 +347,12 @@ def test_read_only_store_can_refuse_unaudited_reads(tmp_path):
         with pytest.raises(AuditUnavailable, match="cannot be audited") as err:
             m.search("alice", user_id="alice", audience="bot")
         assert isinstance(err.value, StoreError)
+        hits: list = []
+        with pytest.raises(AuditUnavailable):
+            m.context("alice", user_id="alice", audience="bot", hits=hits)
+        assert hits == []  # refused before anything was read
+        with pytest.raises(AuditUnavailable):
+            m.list(user_id="alice", audience="bot")
         assert len(m.search("alice", user_id="alice")) == 4  # the owner's reads are not audited
     with _read_only(path, audit=False) as m:  # audit off: nothing to record, nothing to refuse
         assert m.search("alice", user_id="alice", audience="bot")

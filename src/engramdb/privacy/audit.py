@@ -81,6 +81,12 @@ class AuditLog:
             except StoreError:  # retention is housekeeping: the next write tries again
                 self._pruned = 0.0
 
+    def check(self) -> None:
+        """Before a read for an audience is served: refuses it at once where it could not be audited."""
+        if self.on_read_only == "refuse" and self.read_only:
+            raise AuditUnavailable("not served: a read for an audience cannot be audited on a read-only store;"
+                                   " read from a writable store, or set privacy audit_read_only='skip'")
+
     def _skip(self, rows: Sequence[AuditEntry], why: str) -> None:
         if self.on_read_only == "refuse":
             raise AuditUnavailable(f"not served: {len(rows)} disclosure(s) to an audience cannot be audited ({why});"

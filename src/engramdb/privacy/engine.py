@@ -187,6 +187,8 @@ class PrivacyEngine:
         """What an audience may receive of `results`, in order: memories it may not see dropped, sensitive ones
         denied or redacted by policy. With `op`, each one that goes out is written to the audit log."""
         aud = P.Audience.parse(audience)
+        if op is not None and self.config.audit:
+            self.audit.check()
         if not results:
             return []
         grants = SP.load_grants(self.store)
@@ -222,6 +224,8 @@ class PrivacyEngine:
         """`disclose` for records read without a score (listings, tips, trajectories): what the audience may
         receive, in order, audited as `op`. `whole`: a record a policy would redact is withheld instead (tips
         and trajectories keep their content in metadata, which a redacted text would not hide)."""
+        if op is not None and self.config.audit:
+            self.audit.check()
         got = self.disclose([SearchResult(memory=r, score=0.0) for r in records], audience, op=None)
         out = [x for x in got if not (whole and "redacted" in x.memory.metadata)]
         if op is not None:
@@ -320,6 +324,8 @@ class PrivacyEngine:
         aud = P.Audience.parse(audience)
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 16:
             raise ValidationError("max_tokens must be an integer of at least 16")
+        if self.config.audit:
+            self.audit.check()
         r = self.mem.retrieval
         results = r.search(query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
                            filters=filters, kinds=None, since=since, until=until, mode="default", as_of=as_of,
