@@ -62,7 +62,6 @@ SLOW_TESTS = frozenset({
     "test_current_truth.py::test_rest_delete_retracts_derived_facts",
     "test_extract_llm_eval.py::test_llm_path_on_the_unseen_set",
     "test_lifecycle_consolidate.py::test_hierarchy_links_idempotence_and_ranking",
-    "test_parity.py::test_one_set_of_limits",
     "test_privacy.py::test_audit_log_on_postgres",
     "test_privacy.py::test_classifier_on_the_held_out_half",
     "test_ranker.py::test_search_uses_the_learned_ranker_by_default_and_linear_on_request",

@@ -1,5 +1,6 @@
 """Parity: every public `Memory` operation has a REST route and a CLI command, every operation an agent calls has
-an MCP tool, and the inputs of search, context and add are one definition (api/params.py).
+an MCP tool, and the inputs of search, context and add are one definition (api/params.py; that every interface
+refuses a bad value with the same message is tests/test_one_set_of_limits.py).
 
 The table below is the contract. A new public method of `Memory` fails `test_every_operation_is_mapped` until it
 is given its route and command here (or a written reason why not), and each entry is checked against the real
@@ -184,38 +185,6 @@ def test_signatures_are_the_models():
         for name, field in model.model_fields.items():
             if name in sig.parameters and not field.is_required():
                 assert sig.parameters[name].default == field.default, (fn.__name__, name)
-
-
-def test_one_set_of_limits(tmp_path):
-    """The same bad value gets the same message from the library, REST, the CLI and MCP."""
-    from fastapi.testclient import TestClient
-    from typer.testing import CliRunner
-
-    from engramdb.cli.main import app as cli
-    from engramdb.errors import ValidationError
-
-    env = make_env(tmp_path, rate_limit=0, mcp=False)
-    key = env.keys.create("acme", ["read"]).key
-    mem = env.registry.get("acme")
-    cases = [("limit", 0, ["--limit", "0"]), ("max_tokens", P.MAX_TOKENS + 1, ["--max-tokens", str(P.MAX_TOKENS + 1)])]
-    with TestClient(env.app) as client:
-        for name, value, flags in cases:
-            call = mem.search if name == "limit" else mem.context
-            with pytest.raises(ValidationError) as exc:
-                call("where", user_id="u", **{name: value})
-            message = str(exc.value)
-            assert message.startswith(f"{name}: ")
-            path = "/v1/search" if name == "limit" else "/v1/context"
-            r = client.post(path, json={"query": "where", "user_id": "u", name: value},
-                            headers={"Authorization": f"Bearer {key}"})
-            assert r.status_code == 422 and r.json()["error"]["message"] == message
-            db = str(tmp_path / "cli.db")
-            CliRunner().invoke(cli, ["add", "x", "--user", "u", "--db", db], env={"ENGRAMDB_EMBEDDER": "hashing-64"})
-            res = CliRunner().invoke(cli, ["search" if name == "limit" else "context", "where", *flags, "--db", db],
-                                     env={"ENGRAMDB_EMBEDDER": "hashing-64"})
-            assert res.exit_code == 2 and message in res.output
-    env.registry.close()
-    env.keys.close()
 
 
 def test_threshold_drops_low_scores(fake_mem):

@@ -297,9 +297,9 @@ def test_tips_ranks_by_error_and_tools_and_counts_serving(fake_mem):
     assert {t.tip.id: t.tip.served for t in quiet.tips} == {
         t.tip.id: t.tip.served for t in fake_mem.tips("Order a lamp", agent_id="shop", track=False).tips
     }
-    with pytest.raises(ValidationError, match="unknown tip type"):
+    with pytest.raises(ValidationError, match="types.0: Input should be .strategy."):
         fake_mem.tips("x", types=["magic"])
-    with pytest.raises(ValidationError, match="tools must be a list"):
+    with pytest.raises(ValidationError, match="tools: Input should be a valid list"):
         fake_mem.tips("x", tools="search")
 
 
@@ -362,7 +362,7 @@ def test_retirement_happens_only_when_evidence_outweighs_support(fake_mem):
     rec = fake_mem.get(tip.id)
     assert rec.valid_to is not None and "utility" in rec.metadata["retired_reason"]
     assert tip.id not in fake_mem.tips("Order a mug", agent_id="shop").tip_ids
-    with pytest.raises(ValidationError, match="unknown outcome"):
+    with pytest.raises(ValidationError, match="outcome: Input should be .success."):
         fake_mem.report_outcome([tip.id], "meh")
     with pytest.raises(NotFoundError):
         fake_mem.report_outcome(["nope"], "success")

@@ -30,7 +30,7 @@ from ..lifecycle.service import ExtractReport, ForgetReport, Lifecycle
 from ..model import EPISODE, MemoryRecord, SearchResult, check_kind
 from ..privacy.engine import PrivacyEngine
 from ..procedural.service import ProceduralHost, Procedures
-from ..resources import Resources, check_scope, is_int, is_number, make_filters
+from ..resources import Resources, check_scope, is_int, make_filters
 from ..retrieve.context import ContextBlock
 from ..retrieve.pipeline import Retrieval
 from ..store.base import Filters, Store
@@ -235,8 +235,6 @@ class Memory:
         when = parse_time(timestamp, field="timestamp")
         expires = parse_time(expires_at, field="expires_at")
         source_ref = check_id(source_ref, where="source_ref")
-        if importance is not None and (not is_number(importance) or not 0 <= importance <= 1):
-            raise ValidationError("importance must be a number between 0 and 1")
         recorded = now()
         records = [
             MemoryRecord(
@@ -284,6 +282,9 @@ class Memory:
         valid_to: datetime | str | None = None,
     ) -> MemoryRecord:
         """Change a memory; the old version goes to history. Returns the new version."""
+        P.check_call(P.UpdateRequest, {"text": text, "metadata": metadata, "importance": importance,
+                                       "expires_at": expires_at, "occurred_at": occurred_at, "valid_to": valid_to},
+                     max_text_chars=self.config.max_text_chars)
         rec = self._require(memory_id)  # no access count: a rejected update must change nothing
         changes: dict[str, Any] = {}
         if text is not None:
@@ -291,8 +292,6 @@ class Memory:
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
         if importance is not None:
-            if not is_number(importance) or not 0 <= importance <= 1:
-                raise ValidationError("importance must be a number between 0 and 1")
             changes["importance"] = float(importance)
         if expires_at is not None:
             changes["expires_at"] = parse_time(expires_at, field="expires_at")
@@ -300,8 +299,6 @@ class Memory:
             changes["occurred_at"] = parse_time(occurred_at, field="occurred_at")
         if valid_to is not None:
             changes["valid_to"] = parse_time(valid_to, field="valid_to")
-        if not changes:
-            raise ValidationError("update: nothing to change")
         new = rec.model_copy(update=changes)
         if "text" in changes or "metadata" in changes:  # the new text's secrets and labels
             keep = "metadata" in changes and "sensitivity" in changes["metadata"]
@@ -658,6 +655,11 @@ class Memory:
         written in transactions of 500, each all or nothing. `skip_bad` skips invalid lines and ids already here."""
         from .jsonl import import_jsonl
 
+        # The flags go through `api.params.ImportRequest`; the records come from a file of any size here (REST
+        # caps a body's), so each line is checked by import_jsonl instead: `{}` stands in for them.
+        P.check_call(P.ImportRequest, {"records": [{}], "recompute_embeddings": recompute_embeddings,
+                                       "skip_bad": skip_bad})
+
         return import_jsonl(self, src, recompute_embeddings=recompute_embeddings, skip_bad=skip_bad, progress=progress)
 
     # -- lifecycle (lifecycle/service.py) -------------------------------------------
@@ -675,6 +677,7 @@ class Memory:
     ) -> ExtractReport:
         """Extract facts from pending episodes (or re-extract `episode_ids`; idempotent) and apply them as
         bi-temporal knowledge updates. A failed batch stays pending and is counted in `stats()`."""
+        P.check_call(P.ExtractRequest, {"episode_ids": episode_ids, "extractor": extractor})
         return self._lifecycle.extract(episode_ids=episode_ids, extractor=extractor, batch=batch, progress=progress)
 
     def facts(
@@ -689,8 +692,11 @@ class Memory:
         limit: int = 1000,
     ) -> builtins.list[MemoryRecord]:
         """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
+        q = P.check_call(P.FactsQuery, {"user_id": user_id, "agent_id": agent_id, "subject": subject,
+                                        "attribute": attribute, "as_of": as_of, "include_history": include_history,
+                                        "limit": limit})
         return self._lifecycle.facts(user_id=user_id, agent_id=agent_id, subject=subject, attribute=attribute,
-                                     as_of=as_of, include_history=include_history, limit=limit)
+                                     as_of=as_of, include_history=include_history, limit=q.limit)
 
     def fact_history(self, fact_id: str) -> builtins.list[MemoryRecord]:
         """The chain of values a fact went through (oldest first), following supersedes/invalidates links."""
@@ -703,6 +709,7 @@ class Memory:
 
     def expire(self, *, at: datetime | str | None = None) -> int:
         """Soft-delete memories whose expires_at has passed (reads already hide them)."""
+        P.check_call(P.ExpireRequest, {"at": at})
         return self._lifecycle.expire(at=at)
 
     def forget(
@@ -720,6 +727,13 @@ class Memory:
     ) -> ForgetReport:
         """Soft delete (history keeps it) by id, ids, or filters/scope; `cascade` also forgets memories
         derived only from forgotten ones. Use `purge` to erase for privacy."""
+        # The model has no positional id: it is one more of `ids`. A filter of only 'kind' selects by kind
+        # (check_call leaves kinds to make_filters), so it is not an empty filter.
+        P.check_call(P.ForgetRequest, {
+            "ids": [memory_id, *(ids or [])] if memory_id is not None and not isinstance(ids, str) else ids,
+            "user_id": user_id, "agent_id": agent_id, "session_id": session_id, "kinds": kinds,
+            "filters": None if isinstance(filters, dict) and filters and set(filters) <= {"kind"} else filters,
+            "before": before, "cascade": cascade})
         return self._lifecycle.forget(memory_id, ids=ids, user_id=user_id, agent_id=agent_id, session_id=session_id,
                                       kinds=kinds, filters=filters, before=before, cascade=cascade)
 
@@ -793,6 +807,8 @@ class Memory:
         """Store one trajectory. Either `task` (a string) with `steps` and `outcome`, or `task` is framework JSON
         (native dict, OpenAI/Anthropic message list, LangChain intermediate steps) and `outcome` is given here
         if the data lacks it. Returns the trajectory with its stored ids."""
+        # The options are those of one run of `add_trajectories` (the run itself is parsed from task/steps).
+        _check_trajectories([{}], user_id, agent_id, session_id, metadata, source_ref, embed_steps)
         return self._procedures.add_trajectory(
             task, steps, outcome, user_id=user_id, agent_id=agent_id, session_id=session_id, metrics=metrics,
             format=format, timestamp=timestamp, metadata=metadata, source_ref=source_ref, embed_steps=embed_steps)
@@ -811,6 +827,7 @@ class Memory:
     ) -> builtins.list[Trajectory]:
         """Store many trajectories in one transaction (all checked first: one bad one writes nothing).
         Headers are embedded; steps are keyword-indexed, and embedded too with `embed_steps=True`."""
+        _check_trajectories(trajectories, user_id, agent_id, session_id, metadata, source_ref, embed_steps)
         return self._procedures.add_trajectories(
             trajectories, user_id=user_id, agent_id=agent_id, session_id=session_id, timestamp=timestamp,
             metadata=metadata, source_ref=source_ref, embed_steps=embed_steps)
@@ -842,8 +859,10 @@ class Memory:
     ) -> LearnReport:
         """Mine tips from every stored trajectory in scope (rules; plus `llm` if given: an engramdb.llm.LLMClient
         or a callable prompt -> JSON), validate, merge with the tips already stored, and consolidate."""
+        q = P.check_call(P.LearnRequest, {"user_id": user_id, "agent_id": agent_id, "session_id": session_id,
+                                          "min_support": min_support, "merge_threshold": merge_threshold})
         return self._procedures.learn_tips(
-            user_id=user_id, agent_id=agent_id, session_id=session_id, min_support=min_support, validator=validator,
+            user_id=user_id, agent_id=agent_id, session_id=session_id, min_support=q.min_support, validator=validator,
             llm=llm, merge_threshold=merge_threshold)
 
     def tips(
@@ -864,9 +883,12 @@ class Memory:
         prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served.
         `audience=`: only tips the disclosure policies let it receive in full are ranked and served (a tip a
         policy would redact is withheld: its lesson is in its fields too), and each one served is audited."""
+        q = P.check_call(P.TipsQuery, {"task_description": task_description, "tools": tools, "errors": errors,
+                                       "limit": limit, "types": types, "user_id": user_id, "agent_id": agent_id,
+                                       "session_id": session_id}, max_text_chars=self.config.max_text_chars)
         keep = None if audience is None else self.privacy.tip_filter(audience)
         guidance = self._procedures.tips(
-            task_description, tools=tools, errors=errors, limit=limit, types=types, user_id=user_id,
+            task_description, tools=tools, errors=errors, limit=q.limit, types=types, user_id=user_id,
             agent_id=agent_id, session_id=session_id, track=track, keep=keep)
         if audience is not None:
             self.privacy.audit_ids(guidance.tip_ids, audience, "tips")
@@ -875,6 +897,13 @@ class Memory:
     def report_outcome(self, tip_ids: Sequence[str], outcome: str, *, validator: Any = None) -> builtins.list[Tip]:
         """Close the loop: what happened on the task the tips were served for (success, failure or partial).
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
+        from ..procedural.model import normalize_outcome
+
+        try:  # Python also takes the aliases ('failed', True...); what none of them is gets the model's message
+            spelled = normalize_outcome(outcome)
+        except ValueError:
+            spelled = outcome
+        P.check_call(P.OutcomeRequest, {"tip_ids": tip_ids, "outcome": spelled})
         return self._procedures.report_outcome(tip_ids, outcome, validator=validator)
 
     def tip_provenance(self, tip_id: str) -> dict[str, Any]:
@@ -897,6 +926,19 @@ class Memory:
             return got
         ok = self.privacy.audit_ids([t.id for t in got if t.id], audience, "tips")
         return [t for t in got if t.id in ok]
+
+
+def _check_trajectories(trajectories: Any, user_id: str | None, agent_id: str | None, session_id: str | None,
+                        metadata: Any, source_ref: str | None, embed_steps: bool) -> None:
+    """Through `api.params.TrajectoriesRequest`, which has no `timestamp` (procedural/engine.py parses it) and
+    takes JSON: a `Trajectory` object stands in as `{}`, its fields were checked when it was made."""
+    from ..procedural.model import Trajectory
+
+    runs = ([{} if isinstance(t, Trajectory) else t for t in trajectories]
+            if isinstance(trajectories, (list, tuple)) else trajectories)
+    P.check_call(P.TrajectoriesRequest, {"trajectories": runs, "user_id": user_id, "agent_id": agent_id,
+                                         "session_id": session_id, "metadata": metadata, "source_ref": source_ref,
+                                         "embed_steps": embed_steps})
 
 
 MAX_OFFSET = 2**62  # far past any store, and inside SQLite's 64-bit integers once limit is added

@@ -494,14 +494,16 @@ def summary(details: list[dict[str, Any]], *, located: bool = True) -> str:
     if not details:
         return "invalid request"
 
-    def where(loc: list[str]) -> str:
+    def where(d: dict[str, Any]) -> str:
         # keep field names and list indexes; drop pydantic's union-member tags (str, Turn, constrained-str...)
-        parts = [p for p in loc if re.fullmatch(r"[a-z_][a-z0-9_]*|\d+", p) and p not in _TYPE_TAGS]
-        return ".".join(parts[1:] if located and len(parts) > 1 else parts)
+        parts = [p for p in d["loc"] if re.fullmatch(r"[a-z_][a-z0-9_]*|\d+", p) and p not in _TYPE_TAGS]
+        # A whole-body check ('nothing to change') is located at just 'body': the library's message has no prefix.
+        whole = len(parts) == 1 and d["type"] == "value_error"
+        return ".".join(parts[1:] if located and (len(parts) > 1 or whole) else parts)
 
     # the error that says what is wrong beats a union's "not this type either" noise
-    first = where(next((d for d in details if not _noise(d["type"])), details[0])["loc"])
-    same = [d for d in details if where(d["loc"]) == first]
+    first = where(next((d for d in details if not _noise(d["type"])), details[0]))
+    same = [d for d in details if where(d) == first]
     # In a union, the branches whose *type* did not match are noise when one branch of the right type failed.
     relevant = (
         [d for d in same if not _noise(d["type"])] or [d for d in same if d["type"] != "none_required"] or same
@@ -529,10 +531,12 @@ _TIMES = ("timestamp", "expires_at", "since", "until", "as_of", "before", "at", 
 
 def check_call(model: type[M], values: Mapping[str, Any], *, max_text_chars: int | None = None) -> M:
     """`check` for the Python API, which takes more than JSON: datetimes and epoch seconds for times (read
-    here with the library's own messages), one kind as a string, and a list of kinds under filters' 'kind'."""
+    here with the library's own messages; time strings are the model's to read, as in JSON), one kind as a
+    string, and a list of kinds under filters' 'kind'."""
     data = dict(values)
     for name in _TIMES:
-        if data.get(name) is not None:
+        # Text is left to the model, so a bad time string gets the message REST gives for it.
+        if data.get(name) is not None and not isinstance(data[name], str):
             data[name] = parse_time(data[name], field=name)
     if isinstance(data.get("kinds"), str):
         data["kinds"] = [data["kinds"]]

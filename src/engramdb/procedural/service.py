@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..embed.base import Embedder
 from ..errors import ValidationError
 from ..model import MemoryRecord
-from ..resources import Resources, check_scope, is_number
+from ..resources import Resources, check_scope
 from ..store.base import Store
 
 if TYPE_CHECKING:
@@ -138,10 +138,7 @@ class Procedures:
         or a callable prompt -> JSON), validate, merge with the tips already stored, and consolidate."""
         from .engine import learn
 
-        if not isinstance(min_support, int) or min_support < 1:
-            raise ValidationError("min_support must be a positive integer")
-        if merge_threshold is not None and (not is_number(merge_threshold) or not 0 < merge_threshold <= 1):
-            raise ValidationError("merge_threshold must be in (0, 1], or None to skip merging")
+        # min_support and merge_threshold were checked by Memory (api.params.LearnRequest)
         scope = check_scope(user_id, agent_id, session_id, required=True)
         return learn(
             self.host,
@@ -168,19 +165,9 @@ class Procedures:
     ) -> Guidance:
         """Tips for a new task, by task similarity, the tools at hand and the errors being seen; `.text` is a
         prompt-ready block and `.tip_ids` what to pass to `report_outcome`. Counts each tip as served."""
-        from ..ingest.normalize import check_text
         from .engine import serve
-        from .model import TIP_TYPES
 
-        task_description = check_text(task_description, where="task_description")
-        if not isinstance(limit, int) or not 1 <= limit <= 100:
-            raise ValidationError("limit must be an integer between 1 and 100")
-        for name, seq in (("tools", tools), ("errors", errors), ("types", types)):
-            if seq is not None and (isinstance(seq, str) or not all(isinstance(x, str) for x in seq)):
-                raise ValidationError(f"{name} must be a list of strings")
-        bad = [t for t in types or [] if t not in TIP_TYPES]
-        if bad:
-            raise ValidationError(f"unknown tip type {bad[0]!r}: use {', '.join(TIP_TYPES)}")
+        # the query's fields were checked by Memory (api.params.TipsQuery)
         scope = check_scope(user_id, agent_id, session_id, required=False)
         return serve(
             self.host,
@@ -199,8 +186,7 @@ class Procedures:
         Tips whose utility falls are retired when the validator agrees. Returns the updated tips."""
         from .engine import report_outcome
 
-        if not isinstance(tip_ids, (list, tuple)):
-            raise ValidationError("tip_ids must be a list of tip ids")
+        # tip_ids and outcome were checked by Memory (api.params.OutcomeRequest)
         return report_outcome(
             self.host,
             list(tip_ids),
