@@ -298,6 +298,10 @@ def test_rest_routes_do_what_the_library_does(tmp_path, monkeypatch):
         assert all(h["score"] >= 1 for h in none.json()["results"])
         assert c.get("/v1/facts", headers=rw, params={"user_id": "ann"}).status_code == 200
         assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "bogus": 1}).status_code == 422
+        # query strings carry text: ?limit=5 is the integer 5, and the limits are the operation's own
+        assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "limit": "5"}).status_code == 200
+        assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "limit": "0"}).status_code == 422
+        assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "limit": "1001"}).status_code == 422
         gone = c.post("/v1/forget", headers=rw, json={"ids": [ids[0]]}).json()
         assert ids[0] in gone["forgotten"] and c.get(f"/v1/memories/{ids[0]}", headers=rw).status_code == 404
         assert c.post("/v1/forget", headers=rw, json={}).status_code == 422  # no selector: nothing is forgotten

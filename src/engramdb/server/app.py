@@ -57,7 +57,7 @@ from .models import (
     ErrorResponse,
     ExpireRequest,
     ExtractRequest,
-    FactsQuery,
+    FactsParams,
     ForgetRequest,
     ForgetResponse,
     Health,
@@ -463,7 +463,7 @@ def create_app(
 
     # -- facts -----------------------------------------------------------------
     @app.get("/v1/facts", response_model=list[MemoryRecord], tags=["facts"])
-    def facts(q: Annotated[FactsQuery, Query()], p: Principal = owner_reader) -> list[MemoryRecord]:
+    def facts(q: Annotated[FactsParams, Query()], p: Principal = owner_reader) -> list[MemoryRecord]:
         """Structured facts: current ones by default; `as_of` = those valid then; `include_history` = all."""
         return memory(p).facts(**q.model_dump(exclude_none=True))
 

@@ -18,6 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 from ..api.params import (
     ANY_SCOPE,
     KIND_RE,
+    MAX_LIMIT,
     META_KEY_RE,
     TEXT_RE,
     AddRequest,
@@ -46,6 +47,14 @@ from ..retrieve.context import ContextBlock
 # The request bodies are the operations' own models (api/params.py): one definition for every interface.
 SearchRequest = SearchQuery
 ContextRequest = ContextQuery
+
+
+class FactsParams(FactsQuery):
+    """`GET /v1/facts`: FactsQuery read from the query string, where every value arrives as text ("?limit=5")."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"How many facts at most (1 to {MAX_LIMIT}).")] = (
+        MAX_LIMIT
+    )
 
 
 class PurgeRequest(Scope):
@@ -164,6 +173,7 @@ __all__ = [
     "ScopesResponse",
     "ExpireRequest",
     "ExtractRequest",
+    "FactsParams",
     "FactsQuery",
     "ForgetRequest",
     "ForgetResponse",
