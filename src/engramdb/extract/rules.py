@@ -420,7 +420,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      r"(?P<v>[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})\s+(?i:office|headquarters|hq|plant|store|factory|lab|labs)\b", "porg"),
     ("job_title", r"^(?:(?i:after)\s+)?(?:\w+|\d+)\s+(?i:years?|months?)\s+(?i:as)\s+(?i:a|an)\s+(?P<v>[\w -]*?\b(?i:" + _OCCUPATIONS
      + r"))\b", "phrase"),
-    ("lives_in", r"\b(?i:my|our)?\s*(?i:new)\s+(?i:address|home|hometown|city)\s*(?::|(?i:is))\s+" + _PLACE, "place"),
+    ("lives_in", r"\b(?i:my|our)?\s*(?i:new)\s+(?i:address|home|hometown|city)\s*(?::|(?i:is))\s+(?:(?i:in)\s+)?" + _PLACE, "place"),
     ("works_at", r"(?:^|[,;]\s*|\b(?i:and|so|then)\s+)(?P<v>[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})\s+(?i:hired|took on|offered)\s+"
      r"(?i:me)\b", "porg"),
     ("job_title", _SUBJ + r"(?i:took|accepted|started|got|landed)\s+(?i:a|an|the|my)\s+(?:(?i:new)\s+)?(?i:position|role|job|post)\s+"
