@@ -215,3 +215,33 @@ def test_reindex_swap_makes_a_paged_index_reload(paged) -> None:
     assert store.vector_changes(0) is None  # the log cannot name the rows: reload
     hits = index.search(-vecs[5], Filters(user_id="u5"), 1)
     assert store.ids_for([hits[0][0]])[hits[0][0]] == recs[5].id
+
+
+def test_unscoped_keyword_search_ranked_in_the_index_equals_the_joined_query(tmp_path: Path, monkeypatch) -> None:
+    """An unscoped search ranks in the index and looks up only its best rows: the same hits, ties and all, as
+    joining every match, also when deleted or expired rows crowd the top and when too few survive."""
+    store = SQLiteStore(tmp_path / "u.db")
+    texts = synthetic_texts(300, seed=3)
+    recs = [MemoryRecord(user_id=USERS[i % len(USERS)], text=texts[i % 40], recorded_at=now()) for i in range(900)]
+    store.insert(recs, None, [r.text for r in recs])  # 40 texts, each 22 or 23 times: many tied scores
+    store.soft_delete([r.id for r in recs[::3]], at=now())
+
+    def both(query: str, limit: int, f: Filters | None = None) -> tuple[list, list]:
+        fast = store.keyword_search(query, f or Filters(), limit)
+        monkeypatch.setattr(sqlite_mod, "_broad", lambda _f: False)
+        slow = store.keyword_search(query, f or Filters(), limit)
+        monkeypatch.undo()
+        return fast, slow
+
+    for query in synthetic_texts(12, seed=11):
+        for limit in (1, 7, 50, 400, 1000):
+            fast, slow = both(query, limit)
+            assert fast == slow
+            fast, slow = both(query, limit, Filters(include_deleted=True))
+            assert fast == slow
+    store.soft_delete([r.id for i, r in enumerate(recs) if i % 20], at=now())  # the best rows read are gone
+    for query in synthetic_texts(12, seed=11):
+        for limit in (1, 7, 50):
+            fast, slow = both(query, limit)
+            assert fast == slow
+    store.close()

@@ -64,6 +64,13 @@ _UPSERT_VECTOR = (
 _SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
 
 
+def _broad(f: Filters) -> bool:
+    """Filters that narrow only by deletion, expiry and open validity: they keep almost every row."""
+    return (f.user_id is None and f.agent_id is None and f.session_id is None and f.source_ref is None
+            and not f.kinds and f.ids is None and f.since is None and f.until is None and not f.metadata
+            and f.as_of is None)
+
+
 def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]]:
     """SQL WHERE (on alias m) and parameters for a Filters."""
     clauses: list[str] = []
@@ -702,6 +709,10 @@ class SQLiteStore(Store):
             hits = self._scoped_bm25(phrases, span_params, where, params, limit)
             if hits is not None:
                 return [*hits]
+        if not span and _broad(filters):
+            hits = self._top_in_index(match, where, params, limit)
+            if hits is not None:
+                return hits
         # CROSS JOIN: the index drives; otherwise SQLite may walk the scope's rows and re-run the match per row
         sql = (
             "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts"
@@ -709,6 +720,37 @@ class SQLiteStore(Store):
             f" WHERE memories_fts MATCH ?{span}{where} ORDER BY bm25(memories_fts), m.key LIMIT ?"
         )
         return [(r[0], float(r[1])) for r in self._q(sql, [match, *span_params, *params, limit])]
+
+    def _top_in_index(self, match: str, where: str, params: Sequence[Any], limit: int
+                      ) -> builtins.list[tuple[str, float]] | None:
+        """The same hits as the joined query, for filters that keep almost every row (no scope, kind or time).
+
+        Joining each matching index row to its memory before sorting costs a lookup per match (~50,000 on a
+        100k store for a common query: most of an unscoped search's time). Here the index ranks on its own and
+        only its best rows are looked up. Exact: when the last hit kept scores strictly better than the worst
+        row read, every row left unread scores worse than it. None (run the joined query) when it is not."""
+        want = limit * 2 + 50
+        top = self._q(
+            "SELECT rowid, bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ?"
+            " ORDER BY bm25(memories_fts) LIMIT ?", [match, want],
+        )
+        if not top:
+            return []
+        score = {int(r[0]): float(r[1]) for r in top}
+        kept: builtins.list[tuple[float, int, str]] = []
+        rowids = list(score)
+        for chunk in _chunks(rowids, 500):
+            rows = self._q(
+                f"SELECT m.fts_key, m.key, m.id FROM memories m WHERE m.fts_key IN ({','.join('?' * len(chunk))})"
+                f"{where}", [*chunk, *params],
+            )
+            kept.extend((score[int(r[0])], int(r[1]), r[2]) for r in rows)
+        kept.sort()
+        kept = kept[:limit]
+        complete = len(top) < want  # every matching row was read
+        if not complete and (len(kept) < limit or kept[-1][0] >= float(top[-1][1])):
+            return None
+        return [(i, -s) for s, _, i in kept]
 
     def _scoped_bm25(
         self, phrases: Sequence[str], span: Sequence[int], where: str, params: Sequence[Any], limit: int

@@ -403,7 +403,7 @@ def memories(ctx: Ctx) -> Response:
         raise PageError(422, "order must be occurred_at, -occurred_at, recorded_at or -recorded_at")
     offset = ctx.int_arg("offset", 0, 0, 10_000_000)
     kinds = [kind] if kind else None
-    hits, page = None, None
+    hits, page, total_age = None, None, 0.0
     if q:
         hits = mem.search(q, **scope, kinds=kinds, since=since, until=until, limit=PAGE)
     else:
@@ -411,14 +411,14 @@ def memories(ctx: Ctx) -> Response:
         page = mem.list(**scope, kinds=kinds, since=since, until=until, limit=PAGE, offset=offset, order=order,
                         count=any(scope.values()))
         if page.total < 0 and not (kinds or since or until):
-            page.total = aggregate(mem, "overview-total", lambda: mem.list(limit=1).total)[0]
+            page.total, total_age = aggregate(mem, "overview-total", lambda: mem.list(limit=1).total)
     users, agents = _pickers(mem, "user_id"), _pickers(mem, "agent_id")
     sessions = mem.scopes("session_id", user_id=scope["user_id"], limit=200)[1] if scope["user_id"] else []
     params = {k: v for k, v in ctx.request.query_params.items() if k != "offset" and v}
     return ctx.page(
         "memories.html", scope=scope, kind=kind, q=q, order=order, offset=offset, hits=hits, page=page,
         since=ctx.arg("since", 64), until=ctx.arg("until", 64), kinds=BUILTIN_KINDS, users=users, agents=agents,
-        sessions=sessions, params=params, page_size=PAGE,
+        sessions=sessions, params=params, page_size=PAGE, total_age=total_age,
         trace_params={k: v for k, v in params.items() if k in ("q", "user_id", "agent_id", "session_id")},
     )
 
@@ -473,7 +473,7 @@ def facts(ctx: Ctx) -> Response:
     groups: list[dict[str, Any]] = []
     episodes: dict[str, Any] = {}
     if user or agent:
-        recs = mem.facts(user_id=user, agent_id=agent, include_history=True, limit=2000)
+        recs = mem.facts(user_id=user, agent_id=agent, include_history=True, limit=1000)
         by_attr: dict[tuple[str, str], list[Any]] = {}
         for r in recs:
             key = (str(r.metadata.get("subject") or r.metadata.get("subject_key") or "?"),
