@@ -161,3 +161,26 @@ def test_stats(store):
     st = store.stats()
     assert st["memories"] == 2 and st["by_kind"] == {"episode": 1, "fact": 1} and st["users"] == 2
     assert st["bytes_on_disk"] > 0 and st["history_entries"] == 2
+
+
+def test_an_empty_file_is_refused_unless_another_process_is_creating_the_store(tmp_path):
+    import threading
+
+    from engramdb.errors import StoreError
+    from engramdb.store.sqlite import SQLiteStore, _initialised_soon
+
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreError, match="empty file"):
+        SQLiteStore(empty)
+    assert empty.stat().st_size == 0  # refused, not turned into a store
+    # a new store being created by another process: the file fills within the wait, or has a journal already
+    filling = tmp_path / "filling.db"
+    filling.write_bytes(b"")
+    threading.Timer(0.2, lambda: filling.write_bytes(b"SQLite format 3\x00")).start()
+    assert _initialised_soon(str(filling), wait_s=3.0)
+    journaled = tmp_path / "journaled.db"
+    journaled.write_bytes(b"")
+    (tmp_path / "journaled.db-journal").write_bytes(b"")
+    assert _initialised_soon(str(journaled), wait_s=0.0)
+    assert not _initialised_soon(str(empty), wait_s=0.1)

@@ -117,6 +117,20 @@ def where_clause(f: Filters, at: datetime | None = None) -> tuple[str, list[Any]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _initialised_soon(path: str, wait_s: float = 3.0) -> bool:
+    """False for an empty file that stays empty. A process creating a new store holds an empty file for a
+    moment (SQLite creates it on connect, then writes the schema), so another process opening the same new
+    path at once waits for it rather than refusing it as someone's truncated file."""
+    deadline = time.monotonic() + wait_s
+    while os.path.getsize(path) == 0:
+        if os.path.exists(path + "-wal") or os.path.exists(path + "-journal"):
+            return True  # being written by another connection: SQLite's own locks take it from here
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class SQLiteStore(Store):
     def __init__(
         self, path: str | os.PathLike[str], *, read_only: bool | None = None, synchronous: str = "NORMAL"
@@ -128,7 +142,7 @@ class SQLiteStore(Store):
         if sync not in SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
         memory = self.path == ":memory:"
-        if not memory and os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
+        if not memory and os.path.isfile(self.path) and not _initialised_soon(self.path):
             # An empty file is not a store: someone else's truncated file must not silently become a new one.
             raise StoreError(f"{self.path!r} is an empty file (0 bytes), not an EngramDB store; remove it first")
         if read_only is None:
