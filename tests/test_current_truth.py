@@ -105,6 +105,12 @@ def test_results_say_what_is_historical_and_what_replaced_it(sam):
     assert old_fact.current is False and old_fact.superseded_by == facts["Seattle"].id
     assert by_text["I live in Boston, near the river."].current is False  # it supported only the old value
     assert by_text["I moved to Seattle last month!"].current is True
+    # unscoped (an admin's search over every user): the same reading, found through each hit's own scope
+    sam.add("I live in Boston too, by the harbour.", user_id="zoe", timestamp="2024-02-01T09:00:00+00:00")
+    every = {r.memory.text: r for r in sam.search("Where did Sam live before?", limit=40, order="time")}
+    assert every["I live in Boston, near the river."].current is False
+    assert every["I moved to Seattle last month!"].current is True
+    assert every["I live in Boston too, by the harbour."].current is True  # zoe never moved
     # as_of answers the past, order="time" keeps history
     then = sam.search("where does sam live", user_id="sam", as_of="2024-03-01T00:00:00Z", limit=5)
     assert _first_naming(then, ["Seattle", "Boston"]) == "Boston"

@@ -76,19 +76,25 @@ def statuses(store: Store, results: Sequence[SearchResult], filters: Filters, at
     """Current or historical, per result. Facts by their own validity; any other memory is historical when
     the facts derived from it are all closed by a newer value (retracted facts do not count)."""
     out: dict[str, Status] = {}
-    others: list[str] = []
+    # a fact lives in the scope of the turn it came from (lifecycle/update.py), so an unscoped search looks
+    # for them user by user, through the scope index, instead of reading every fact of every user
+    others: dict[tuple[str | None, str | None], list[str]] = {}
     for r in results:
         m = r.memory
         if m.kind == FACT or m.valid_to is not None:
             out[m.id] = fact_status(m.metadata, m.valid_to, at)
         else:
             out[m.id] = Status(True)
-            others.append(m.id)
+            key = (filters.user_id, filters.agent_id) if filters.user_id or filters.agent_id \
+                else (m.user_id, m.agent_id)
+            others.setdefault(key, []).append(m.id)
     if not others:
         return out
-    scope = Filters(user_id=filters.user_id, agent_id=filters.agent_id, kinds=[FACT], include_expired=True)
+    facts = [f for (user, agent), ids in others.items()
+             for f in store.derived_from(ids, Filters(user_id=user, agent_id=agent, kinds=[FACT],
+                                                      include_expired=True))]
     derived: dict[str, list[Status]] = {}
-    for fact in store.derived_from(others, scope):
+    for fact in facts:
         if fact.metadata.get("retracted"):
             continue
         st = fact_status(fact.metadata, fact.valid_to, at)
@@ -96,7 +102,7 @@ def statuses(store: Store, results: Sequence[SearchResult], filters: Filters, at
             st = Status(False, _superseder(store, fact.id))
         for s in fact.source_ids:
             derived.setdefault(s, []).append(st)
-    for i in others:
+    for i in (x for ids in others.values() for x in ids):
         sts = derived.get(i)
         if sts and not any(s.current for s in sts):
             out[i] = Status(False, next((s.superseded_by for s in sts if s.superseded_by), None))
