@@ -302,6 +302,16 @@ def test_rest_routes_do_what_the_library_does(tmp_path, monkeypatch):
         assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "limit": "5"}).status_code == 200
         assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "limit": "0"}).status_code == 422
         assert c.get("/v1/facts", headers=rw, params={"user_id": "ann", "limit": "1001"}).status_code == 422
+        # a listing page has one bound too (api/params.MAX_PAGE), the same in Python and over REST
+        from engramdb.api.params import MAX_PAGE
+        from engramdb.errors import ValidationError
+
+        assert c.get("/v1/memories", headers=rw, params={"user_id": "ann", "limit": MAX_PAGE}).status_code == 200
+        assert c.get("/v1/memories", headers=rw, params={"user_id": "ann", "limit": MAX_PAGE + 1}).status_code == 422
+        with Memory(tmp_path / "bounds.db", embedder="hashing-64") as local:
+            local.list(limit=MAX_PAGE)
+            with pytest.raises(ValidationError, match=f"between 1 and {MAX_PAGE}"):
+                local.list(limit=MAX_PAGE + 1)
         gone = c.post("/v1/forget", headers=rw, json={"ids": [ids[0]]}).json()
         assert ids[0] in gone["forgotten"] and c.get(f"/v1/memories/{ids[0]}", headers=rw).status_code == 404
         assert c.post("/v1/forget", headers=rw, json={}).status_code == 422  # no selector: nothing is forgotten

@@ -362,10 +362,10 @@ class Memory:
         `audience=`: as in `search`, the page holds only what the disclosure policies let it see (redacted
         where a policy redacts), each item served is audited, and `total` is -1 (a count would tell it how
         many it may not see); a page may then hold fewer than `limit` items while `next_offset` goes on."""
-        if not is_int(limit) or not 1 <= limit <= 10_000:
-            raise ValidationError("limit must be an integer between 1 and 10000")
-        if not is_int(offset) or not 0 <= offset <= MAX_OFFSET:
-            raise ValidationError(f"offset must be an integer between 0 and {MAX_OFFSET}")
+        if not is_int(limit) or not 1 <= limit <= P.MAX_PAGE:
+            raise ValidationError(f"limit must be an integer between 1 and {P.MAX_PAGE}")
+        if not is_int(offset) or not 0 <= offset <= P.MAX_OFFSET:
+            raise ValidationError(f"offset must be an integer between 0 and {P.MAX_OFFSET}")
         if not isinstance(order, str):
             raise ValidationError(f"order: expected a string, got {type(order).__name__}")
         f = make_filters(user_id, agent_id, session_id, kinds, since, until, filters)
@@ -941,4 +941,3 @@ def _check_trajectories(trajectories: Any, user_id: str | None, agent_id: str | 
                                          "embed_steps": embed_steps})
 
 
-MAX_OFFSET = 2**62  # far past any store, and inside SQLite's 64-bit integers once limit is added

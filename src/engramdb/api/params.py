@@ -44,6 +44,8 @@ from ..timeutil import parse_time
 
 # -- limits: one set, for every interface ------------------------------------------------------------
 MAX_LIMIT = 1000  # results of one search or context query
+MAX_PAGE = 10_000  # memories of one `list` page (a listing reads rows, it does not rank them)
+MAX_OFFSET = 2**62  # far past any store, and inside SQLite's 64-bit integers once a page is added
 DEFAULT_SEARCH_LIMIT = 10
 DEFAULT_CONTEXT_LIMIT = 50
 MIN_TOKENS = 16  # a context block's budget

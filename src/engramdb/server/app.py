@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__ as engram_version
 from ..api.memory import Memory
-from ..api.params import MAX_LIMIT, TEXT_RE, error_details, summary
+from ..api.params import MAX_LIMIT, MAX_OFFSET, MAX_PAGE, TEXT_RE, error_details, summary
 from ..errors import (
     AuthError,
     ConfigError,
@@ -361,8 +361,8 @@ def create_app(
         since: Annotated[When | None, Query()] = None,
         until: Annotated[When | None, Query()] = None,
         filters: Annotated[str | None, Query(max_length=64_000, description="metadata filter, a JSON object")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         order: Literal["occurred_at", "-occurred_at", "recorded_at", "-recorded_at"] = "occurred_at",
     ) -> PageResponse:
         """A page of memories (default oldest first)."""
