@@ -102,6 +102,42 @@ class AuditEntry:
     seq: int | None = None  # the entry's position in the log (set by the store, ascending); a page cursor
 
 
+def audit_where(
+    mark: str,
+    category_sql: str,
+    when: Any,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    purpose: str | None = None,
+    memory_id: str | None = None,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_seq: int | None = None,
+) -> tuple[builtins.list[str], builtins.list[Any]]:
+    """The audit log's WHERE clauses and their parameters, for either backend: `mark` is its placeholder,
+    `category_sql` its test that an entry's categories hold one (with `mark` in it), `when` turns a datetime
+    into what it stores."""
+    clauses: builtins.list[str] = []
+    params: builtins.list[Any] = []
+    for col, val in (("user_id", user_id), ("agent_id", agent_id), ("purpose", purpose), ("memory_id", memory_id)):
+        if val is not None:
+            clauses.append(f"{col} = {mark}")
+            params.append(val)
+    if category is not None:
+        clauses.append(category_sql)
+        params.append(category)
+    for op, at in ((">=", since), ("<", until)):
+        if at is not None:
+            clauses.append(f"at {op} {mark}")
+            params.append(when(at))
+    if before_seq is not None:
+        clauses.append(f"seq < {mark}")
+        params.append(int(before_seq))
+    return clauses, params
+
+
 class Store(ABC):
     """A durable home for memories, their vectors, keyword index, links and history."""
 

@@ -37,7 +37,7 @@ from ..errors import ConfigError, ReadOnlyError, StoreError, ValidationError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, Store
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, Store, audit_where
 from .codec import COLUMNS, TIME_FIELDS, keyword_terms, record_json
 
 try:
@@ -1117,23 +1117,9 @@ class PostgresStore(Store):
         before_seq: int | None = None,
         limit: int = 100,
     ) -> builtins.list[AuditEntry]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for col, val in (("user_id", user_id), ("agent_id", agent_id), ("purpose", purpose),
-                         ("memory_id", memory_id)):
-            if val is not None:
-                clauses.append(f"{col} = %s")
-                params.append(val)
-        if category is not None:
-            clauses.append("categories ? %s")
-            params.append(category)
-        for op, when in ((">=", since), ("<", until)):
-            if when is not None:
-                clauses.append(f"at {op} %s")
-                params.append(when)
-        if before_seq is not None:
-            clauses.append("seq < %s")
-            params.append(int(before_seq))
+        clauses, params = audit_where(
+            "%s", "categories ? %s", lambda t: t, user_id=user_id, agent_id=agent_id, purpose=purpose,
+            memory_id=memory_id, category=category, since=since, until=until, before_seq=before_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._q(
             "SELECT seq, at, user_id, memory_id, agent_id, purpose, categories, action, op FROM privacy_disclosures"
@@ -1144,12 +1130,7 @@ class PostgresStore(Store):
     def audit_delete(
         self, *, user_id: str | None = None, agent_id: str | None = None, before: datetime | None = None
     ) -> int:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for col, val in (("user_id", user_id), ("agent_id", agent_id), ("at <", before)):
-            if val is not None:
-                clauses.append(f"{col} %s" if col.endswith("<") else f"{col} = %s")
-                params.append(val)
+        clauses, params = audit_where("%s", "", lambda t: t, user_id=user_id, agent_id=agent_id, until=before)
         if not clauses:
             raise ValueError("audit_delete needs user_id, agent_id or before")
         with self.transaction(), self._conn() as conn:

@@ -31,7 +31,7 @@ from ..errors import ConfigError, ReadOnlyError, StoreError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, RankMeta, Store
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, RankMeta, Store, audit_where
 from .codec import (
     COLUMNS,
     blob_to_vector,
@@ -1020,23 +1020,10 @@ class SQLiteStore(Store):
     ) -> builtins.list[AuditEntry]:
         if not self._audit_table:
             return []
-        clauses: list[str] = []
-        params: list[Any] = []
-        for col, val in (("user_id", user_id), ("agent_id", agent_id), ("purpose", purpose),
-                         ("memory_id", memory_id)):
-            if val is not None:
-                clauses.append(f"{col} = ?")
-                params.append(val)
-        if category is not None:
-            clauses.append("EXISTS (SELECT 1 FROM json_each(categories) WHERE value = ?)")
-            params.append(category)
-        for op, when in ((">=", since), ("<", until)):
-            if when is not None:
-                clauses.append(f"at {op} ?")
-                params.append(to_store(when))
-        if before_seq is not None:
-            clauses.append("seq < ?")
-            params.append(int(before_seq))
+        clauses, params = audit_where(
+            "?", "EXISTS (SELECT 1 FROM json_each(categories) WHERE value = ?)", to_store, user_id=user_id,
+            agent_id=agent_id, purpose=purpose, memory_id=memory_id, category=category, since=since, until=until,
+            before_seq=before_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._q(
             "SELECT seq, at, user_id, memory_id, agent_id, purpose, categories, action, op FROM privacy_disclosures"
@@ -1047,15 +1034,7 @@ class SQLiteStore(Store):
     def audit_delete(
         self, *, user_id: str | None = None, agent_id: str | None = None, before: datetime | None = None
     ) -> int:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for col, val in (("user_id", user_id), ("agent_id", agent_id)):
-            if val is not None:
-                clauses.append(f"{col} = ?")
-                params.append(val)
-        if before is not None:
-            clauses.append("at < ?")
-            params.append(to_store(before))
+        clauses, params = audit_where("?", "", to_store, user_id=user_id, agent_id=agent_id, until=before)
         if not clauses:
             raise ValueError("audit_delete needs user_id, agent_id or before")
         with self.transaction():
