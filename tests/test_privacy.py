@@ -18,6 +18,7 @@ from engramdb.privacy import labels as L
 from engramdb.privacy import secrets as S
 from engramdb.privacy.evaluate import load, score
 from engramdb.privacy.policy import Audience, Policy, decide
+from engramdb.store import sqlite_schema
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -358,12 +359,17 @@ def test_read_only_store_can_refuse_unaudited_reads(tmp_path):
         assert m.search("alice", user_id="alice", audience="bot")
 
 
+# what schema v5 added, so a file looks as an older EngramDB left it
+_UNDO_V5 = ("DROP TRIGGER memory_sources_ai; DROP TRIGGER memory_sources_au; DROP TRIGGER memory_sources_ad;"
+            " DROP TABLE memory_sources;")
+
+
 def test_read_only_older_file_without_an_audit_table(tmp_path):
     path = tmp_path / "v3.db"
     with _mem(path) as m:
         m.add("x", user_id="u")
     con = sqlite3.connect(path)
-    con.executescript("DROP TABLE privacy_disclosures; PRAGMA user_version = 3;")
+    con.executescript(f"DROP TABLE privacy_disclosures; {_UNDO_V5} PRAGMA user_version = 3;")
     con.close()
     with _read_only(path) as m:
         assert m.privacy.disclosures(user_id="u") == []
@@ -380,12 +386,12 @@ def test_migration_keeps_an_audit_log_made_before_it(tmp_path):
         m.add("x", user_id="u")
         m.search("x", user_id="u", audience="bot")
     con = sqlite3.connect(path)  # as an older EngramDB left it: v3, the table made on first use, a trigger
-    con.executescript("PRAGMA user_version = 3; CREATE TRIGGER privacy_disclosures_forget AFTER DELETE ON memories"
-                      " BEGIN DELETE FROM privacy_disclosures WHERE memory_id = old.id; END;")
+    con.executescript(f"{_UNDO_V5} PRAGMA user_version = 3; CREATE TRIGGER privacy_disclosures_forget"
+                      " AFTER DELETE ON memories BEGIN DELETE FROM privacy_disclosures WHERE memory_id = old.id; END;")
     con.close()
     with _mem(path) as m:
         assert [d.agent_id for d in m.privacy.disclosures(user_id="u")] == ["bot"]
-        assert m.store.stats()["schema_version"] == 4
+        assert m.store.stats()["schema_version"] == sqlite_schema.LATEST
         m.purge(user_id="u")
         assert m.privacy.disclosures(user_id="u") == []
     con = sqlite3.connect(path)

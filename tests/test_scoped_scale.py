@@ -245,3 +245,24 @@ def test_unscoped_keyword_search_ranked_in_the_index_equals_the_joined_query(tmp
             fast, slow = both(query, limit)
             assert fast == slow
     store.close()
+
+
+def test_v4_store_gets_the_source_index(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.create_function("engramdb_bucket", 1, sqlite_mod.user_bucket, deterministic=True)
+    for version, script in sqlite_schema.MIGRATIONS[:4]:
+        conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {version}")
+    rows = [("e1", "episode", "[]"), ("e2", "episode", "[]"), ("f1", "fact", '["e1"]'), ("f2", "fact", '["e1", "e2"]')]
+    for i, kind, sources in rows:
+        conn.execute(
+            "INSERT INTO memories(id, user_id, kind, text, index_text, recorded_at, source_ids)"
+            " VALUES (?, 'bo', ?, 'x', 'x', '2024-01-01T00:00:00.000000Z', ?)", (i, kind, sources),
+        )
+    conn.close()
+    store = SQLiteStore(path)
+    assert store.stats()["schema_version"] == sqlite_schema.LATEST
+    assert sorted(r.id for r in store.derived_from(["e1"], Filters())) == ["f1", "f2"]
+    assert [r.id for r in store.derived_from(["e2"], Filters(kinds=["fact"]))] == ["f2"]
+    store.close()

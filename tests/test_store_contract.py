@@ -255,6 +255,13 @@ def test_derived_from_and_remove_links(store):
     assert store.derived_from([eps[2].id], Filters()) == [] and store.derived_from([], Filters()) == []
     store.soft_delete([derived[0].id], at=T0)
     assert [r.text for r in store.derived_from([eps[0].id], Filters())] == ["f2"]
+    # the sources can change: the lookup follows the record, not what it was first written with
+    moved = store.get([derived[1].id])[0].model_copy(update={"source_ids": [eps[2].id]})
+    store.update(moved)
+    assert [r.text for r in store.derived_from([eps[0].id], Filters())] == []
+    assert [r.text for r in store.derived_from([eps[2].id, eps[1].id], Filters())] == ["f2", "s"]
+    store.hard_delete([derived[2].id])
+    assert [r.text for r in store.derived_from([eps[1].id], Filters(include_deleted=True))] == []
     store.add_links([Link(eps[0].id, eps[1].id, "related"), Link(eps[0].id, eps[2].id, "supersedes")])
     assert store.remove_links([eps[0].id], type="related") == 1
     assert [lk.type for lk in store.links(eps[0].id)] == ["supersedes"]

@@ -76,37 +76,45 @@ def statuses(store: Store, results: Sequence[SearchResult], filters: Filters, at
     """Current or historical, per result. Facts by their own validity; any other memory is historical when
     the facts derived from it are all closed by a newer value (retracted facts do not count)."""
     out: dict[str, Status] = {}
-    # a fact lives in the scope of the turn it came from (lifecycle/update.py), so an unscoped search looks
-    # for them user by user, through the scope index, instead of reading every fact of every user
-    others: dict[tuple[str | None, str | None], list[str]] = {}
+    scope: dict[str, tuple[str | None, str | None]] = {}  # hit -> the (user, agent) its facts live in
     for r in results:
         m = r.memory
         if m.kind == FACT or m.valid_to is not None:
             out[m.id] = fact_status(m.metadata, m.valid_to, at)
         else:
             out[m.id] = Status(True)
-            key = (filters.user_id, filters.agent_id) if filters.user_id or filters.agent_id \
+            scope[m.id] = (filters.user_id, filters.agent_id) if filters.user_id or filters.agent_id \
                 else (m.user_id, m.agent_id)
-            others.setdefault(key, []).append(m.id)
-    if not others:
+    if not scope:
         return out
-    facts = [f for (user, agent), ids in others.items()
-             for f in store.derived_from(ids, Filters(user_id=user, agent_id=agent, kinds=[FACT],
-                                                      include_expired=True))]
+    # one lookup through the store's source index; a fact counts in the scope of the turn it came from
+    # (lifecycle/update.py), so an unscoped search keeps each source's own scope
+    facts = store.derived_from(list(scope), Filters(user_id=filters.user_id, agent_id=filters.agent_id,
+                                                    kinds=[FACT], include_expired=True))
     derived: dict[str, list[Status]] = {}
     for fact in facts:
         if fact.metadata.get("retracted"):
             continue
-        st = fact_status(fact.metadata, fact.valid_to, at)
-        if not st.current and st.superseded_by is None:
-            st = Status(False, _superseder(store, fact.id))
+        st: Status | None = None
         for s in fact.source_ids:
+            want = scope.get(s)
+            if want is None or not _in_scope(want, fact.user_id, fact.agent_id):
+                continue
+            if st is None:
+                st = fact_status(fact.metadata, fact.valid_to, at)
+                if not st.current and st.superseded_by is None:
+                    st = Status(False, _superseder(store, fact.id))
             derived.setdefault(s, []).append(st)
-    for i in (x for ids in others.values() for x in ids):
+    for i in scope:
         sts = derived.get(i)
         if sts and not any(s.current for s in sts):
             out[i] = Status(False, next((s.superseded_by for s in sts if s.superseded_by), None))
     return out
+
+
+def _in_scope(scope: tuple[str | None, str | None], user_id: str | None, agent_id: str | None) -> bool:
+    """A scope part left open (None) takes any value, as a Filters field does."""
+    return scope[0] in (None, user_id) and scope[1] in (None, agent_id)
 
 
 def _superseder(store: Store, fact_id: str) -> str | None:

@@ -860,9 +860,12 @@ class PostgresStore(Store):
         if not ids:
             return []
         where, params = where_clause(filters)
-        cond = (" AND " if where else " WHERE ") + "m.source_ids ?| %s::text[]"
-        rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT %s", [*params, list(dict.fromkeys(ids)), limit],
-                       dict_rows=True)
+        # the sources' rows first, through their GIN index (schema v5): left to weigh it against the filters,
+        # the planner walks the kind or scope index and tests every row it holds
+        cond = (" AND " if where else " WHERE ") + "m.key IN (SELECT key FROM d)"
+        sql = (f"WITH d AS MATERIALIZED (SELECT key FROM memories WHERE source_ids ?| %s::text[]) "
+               f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT %s")
+        rows = self._q(sql, [list(dict.fromkeys(ids)), *params, limit], dict_rows=True)
         return [_row_to_record(r) for r in rows]
 
     def history(self, memory_id: str) -> builtins.list[HistoryEntry]:

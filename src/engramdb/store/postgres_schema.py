@@ -114,6 +114,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP FUNCTION IF EXISTS privacy_disclosures_forget();
         """,
     ),
+    (
+        5,
+        "an index of each memory's sources",
+        # derived_from (`source_ids ?| ids`) read every row of the scope without it
+        """
+        CREATE INDEX IF NOT EXISTS memories_source_ids ON memories USING gin (source_ids) WITH (fastupdate = off);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -164,6 +164,7 @@ class SQLiteStore(Store):
         self._df_version = -1
         self._df_time = 0.0
         self._audit_table = True
+        self._source_index = True  # memory_sources (schema v5); a read-only older file may lack it
         self._conn = self._connect()
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -221,6 +222,8 @@ class SQLiteStore(Store):
         # an older file without the audit table reads as an empty log (sqlite_schema.READ_ONLY_MIN)
         self._audit_table = bool(self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'privacy_disclosures'").fetchone())
+        self._source_index = bool(self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_sources'").fetchone())
 
     def _migrate(self) -> None:
         # Read first, without a lock: an up-to-date store (the usual case) opens without waiting on writers.
@@ -660,8 +663,15 @@ class SQLiteStore(Store):
         where, params = where_clause(filters)
         out: dict[str, MemoryRecord] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            if self._source_index:  # the sources' own rows (schema v5), whatever the scope holds
+                cond = f"m.key IN (SELECT key FROM memory_sources WHERE source_id IN ({marks}))"
+                cond = (" AND " if where else " WHERE ") + cond
+                rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
+                out.update((r["id"], row_to_record(r)) for r in rows)
+                continue
             cond = (" AND " if where else " WHERE ") + "m.source_ids != '[]' AND EXISTS (SELECT 1 FROM json_each("
-            cond += f"m.source_ids) j WHERE j.value IN ({','.join('?' * len(chunk))}))"
+            cond += f"m.source_ids) j WHERE j.value IN ({marks}))"
             rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
             out.update((r["id"], row_to_record(r)) for r in rows)
         return list(out.values())[:limit]

@@ -135,9 +135,34 @@ MIGRATIONS: list[tuple[int, str]] = [
         DROP TRIGGER IF EXISTS privacy_disclosures_forget;
         """,
     ),
+    (
+        5,
+        """
+        -- which memories each memory was derived from, one row per source, kept by triggers: finding the
+        -- facts of a page of hits then reads those hits' rows, not every derived memory in the scope
+        CREATE TABLE memory_sources (
+            source_id TEXT NOT NULL, key INTEGER NOT NULL, PRIMARY KEY (source_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX memory_sources_key ON memory_sources(key);
+        INSERT OR IGNORE INTO memory_sources(source_id, key)
+            SELECT j.value, m.key FROM memories m, json_each(m.source_ids) j WHERE m.source_ids != '[]';
+        CREATE TRIGGER memory_sources_ai AFTER INSERT ON memories WHEN new.source_ids != '[]' BEGIN
+            INSERT OR IGNORE INTO memory_sources(source_id, key) SELECT value, new.key FROM json_each(new.source_ids);
+        END;
+        CREATE TRIGGER memory_sources_au AFTER UPDATE OF source_ids ON memories
+        WHEN old.source_ids IS NOT new.source_ids BEGIN
+            DELETE FROM memory_sources WHERE key = old.key;
+            INSERT OR IGNORE INTO memory_sources(source_id, key) SELECT value, new.key FROM json_each(new.source_ids);
+        END;
+        CREATE TRIGGER memory_sources_ad AFTER DELETE ON memories BEGIN
+            DELETE FROM memory_sources WHERE key = old.key;
+        END;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
-# The oldest schema a read-only open serves: the steps after it only add tables that read as empty when absent
-# (v4: the audit log), so a read-only replica of an older file keeps working until it is migrated.
+# The oldest schema a read-only open serves: the steps after it only add tables that can be done without (v4:
+# the audit log reads as empty; v5: without the source index derived_from scans), so a read-only replica of an
+# older file keeps working until it is migrated.
 READ_ONLY_MIN = 3
