@@ -28,6 +28,7 @@ OPERATIONS: dict[str, tuple[str, str, str | None]] = {
     "archive_decayed": ("POST /v1/archive", "archive", None),
     "consolidate": ("POST /v1/consolidate", "consolidate", None),
     "context": ("POST /v1/context", "context", "get_context"),
+    "count_tips": ("GET /v1/tips/count", "tip count", None),
     "decay_scores": ("GET /v1/decay", "decay", None),
     "delete": ("DELETE /v1/memories/{memory_id}", "delete", "forget"),
     "derived": ("GET /v1/memories/{memory_id}/derived", "derived", None),

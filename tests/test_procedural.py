@@ -560,3 +560,84 @@ def test_a_one_run_variant_steps_aside_for_an_established_recovery():
     assert [t.fix_args for t in rec] == [{"confirm": True}] and rec[0].support == 2
     alone = [t for t in mine([odd]).tips if t.type == "recovery"]
     assert alone and alone[0].fix_args == {"confirm": True, "gift_wrap": True}  # all there is: served
+
+
+# -- a page of tips ----------------------------------------------------------------------------------
+def test_tips_page_by_utility_with_a_count_in_python_rest_and_cli(tmp_path, monkeypatch):
+    """list_tips reads one page (most useful first) and count_tips counts the same selection, without reading
+    every tip; REST and the CLI take the same arguments. A tip's history grows with use: `limit` reads the
+    newest changes."""
+    from fastapi.testclient import TestClient
+    from server_helpers import make_env
+    from typer.testing import CliRunner
+
+    from engramdb import Memory
+    from engramdb.cli.main import app
+    from engramdb.embed import HashingEmbedder
+    from engramdb.ui.sample import many_tips
+
+    env = make_env(tmp_path / "srv")
+    mem = env.registry.get("acme")
+    try:
+        agents = many_tips(mem, 120)  # 2 agents, 80 tips each, outcomes on a third
+        everything = mem.list_tips(status=None)
+        assert len(everything) == mem.count_tips(status=None) == 160
+        best_first = sorted(everything, key=lambda t: (-t.utility, -t.support, t.text))
+        assert len({t.utility for t in everything}) > 3  # the order is not the storage order
+        assert [t.id for t in mem.list_tips(status=None, order="-utility")] == [t.id for t in best_first]
+        pages = [mem.list_tips(status=None, order="-utility", limit=7, offset=o) for o in range(0, 160, 7)]
+        assert [t.id for p in pages for t in p] == [t.id for t in best_first]
+        newest = mem.list_tips(status=None, order="-recorded_at", limit=3)
+        assert [t.id for t in newest] == [t.id for t in everything[::-1][:3]]
+        for sel in ({"agent_id": agents[0]}, {"tip_type": "recovery"}, {"agent_id": agents[1], "tip_type": "strategy"},
+                    {"status": "retired"}):
+            got = mem.list_tips(**sel)
+            assert mem.count_tips(**sel) == len(got), sel
+            assert all(t.type == sel.get("tip_type", t.type) for t in got)
+        assert mem.count_tips(agent_id=agents[0], tip_type="recovery") == 40
+        for bad in ({"tip_type": "magic"}, {"order": "-occurred_at"}, {"limit": 0}, {"offset": -1}, {"status": "x"}):
+            with pytest.raises(ValidationError):
+                mem.list_tips(**bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="order must be one of"):
+            mem.list(order="-utility")  # a tips order, not one for memories
+        # history: a tip is rewritten on every outcome, so its history grows; limit reads the newest
+        busy = max(everything, key=lambda t: t.successes_after + t.failures_after + t.partials_after)
+        full = mem.history(busy.id)
+        assert len(full) >= 3
+        assert [(h.version, h.action) for h in mem.history(busy.id, limit=2)] == [(h.version, h.action)
+                                                                                for h in full[-2:]]
+        with pytest.raises(ValidationError):
+            mem.history(busy.id, limit=0)
+
+        with TestClient(env.app) as c:
+            h = env.auth("acme_ro")
+            page = c.get("/v1/tips", params={"status": "all", "order": "-utility", "limit": 5, "offset": 5},
+                         headers=h)
+            assert [t["id"] for t in page.json()] == [t.id for t in best_first[5:10]]
+            assert len(c.get("/v1/tips", params={"status": "all"}, headers=h).json()) == 160  # no limit: all
+            n = c.get("/v1/tips/count", params={"agent_id": agents[0], "tip_type": "recovery"}, headers=h).json()
+            assert n == {"count": 40}
+            assert c.get("/v1/tips", params={"tip_type": "magic"}, headers=h).status_code == 422
+            assert c.get("/v1/tips", params={"limit": 0}, headers=h).status_code == 422
+            hist = c.get(f"/v1/memories/{busy.id}/history", params={"limit": 1}, headers=h).json()["entries"]
+            assert [e["version"] for e in hist] == [full[-1].version]
+    finally:
+        env.registry.close()
+
+    db = tmp_path / "cli.db"
+    with Memory(db, embedder=HashingEmbedder(64)) as cli_mem:
+        many_tips(cli_mem, 60)
+        expected = [t.id for t in cli_mem.list_tips(order="-utility", limit=4, offset=4)]
+        active, recovery = cli_mem.count_tips(), cli_mem.count_tips(tip_type="recovery")
+    monkeypatch.setenv("ENGRAMDB_EMBEDDER", "hashing-64")
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        r = runner.invoke(app, [*args, "--db", str(db)])
+        assert r.exit_code == 0, (r.output, r.exception)
+        return r.stdout
+
+    got = json.loads(cli("tip", "list", "--order=-utility", "--limit", "4", "--offset", "4", "--json"))
+    assert [t["id"] for t in got] == expected
+    assert json.loads(cli("tip", "count", "--type", "recovery", "--json")) == {"count": recovery}
+    assert f"{active} tips (active), showing 5-8" in cli("tip", "list", "--limit", "4", "--offset", "4")

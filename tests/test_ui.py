@@ -145,7 +145,8 @@ def test_bad_input_is_4xx_never_500(world):
             "/ui/memories?offset=-1", "/ui/memories?offset=abc", "/ui/memories?kind=NOT-A-KIND",
             "/ui/memories?since=yesterday", "/ui/memories?until=2024-13-45", "/ui/memories?order=sideways",
             "/ui/memories?user_id=" + "u" * 300, "/ui/trace?q=x&max_tokens=3", "/ui/trace?q=" + "q" * 3000,
-            "/ui/facts?as_of=not-a-date", "/ui/procedures?status=maybe", "/ui/m/nope", "/ui/procedures/nope",
+            "/ui/facts?as_of=not-a-date", "/ui/procedures?status=maybe", "/ui/procedures?type=magic",
+            "/ui/procedures?offset=-5", "/ui/m/nope", "/ui/procedures/nope",
             "/ui/purge?user_id=%00", "/ui/m/" + "x" * 300,
         ]
         for url in cases:
@@ -257,6 +258,64 @@ def test_purge_shows_counts_then_erases(tmp_path):
         mem.close()
 
 
+def test_procedures_page_reads_one_page_and_counts(tmp_path, monkeypatch):
+    """The Procedures page asks for one page of tips and a count, never every tip; its page links keep the
+    filters. A tip's page shows only the newest changes of its history (a tip is rewritten on every use)."""
+    from engramdb.ui.sample import many_tips
+
+    mem = Memory(tmp_path / "t.db", embedder=HashingEmbedder(64))
+    calls: list[dict] = []
+    real = Memory.list_tips
+
+    def spy(self, **kw):
+        calls.append(kw)
+        return real(self, **kw)
+
+    try:
+        agents = many_tips(mem, 120)  # 160 tips of two agents
+        total = mem.count_tips(status=None)
+        best = [t.id for t in mem.list_tips(status=None, order="-utility")]
+        types = {t.id: t.type for t in mem.list_tips(status=None)}
+        monkeypatch.setattr(Memory, "list_tips", spy)
+        with TestClient(local_app(mem), base_url="http://127.0.0.1") as c:
+            first = c.get("/ui/procedures").text
+            assert f"{total} tips learned" in first and "showing 1–50" in first
+            shown = re.findall(r'href="/ui/procedures/([^"]+)"', first)
+            assert shown == best[:50]
+            nxt = re.search(r'href="(/ui/procedures\?[^"]*offset=50[^"]*)" data-testid="next"', first)
+            assert nxt, "no next-page link"
+            second = c.get(nxt.group(1).replace("&amp;", "&")).text
+            assert re.findall(r'href="/ui/procedures/([^"]+)"', second) == best[50:100]
+            assert "← previous page" in second and "showing 51–100" in second
+            last = c.get(f"/ui/procedures?offset={total // 50 * 50}").text
+            assert 'data-testid="next"' not in last
+            assert len(re.findall(r'href="/ui/procedures/([^"]+)"', last)) == total % 50
+            # the filters: one agent's recovery tips (40 of them)
+            url = f"/ui/procedures?agent_id={agents[0]}&status=all&type=recovery"
+            page = c.get(url).text
+            assert "40 tips learned" in page and 'data-testid="next"' not in page
+            ids = re.findall(r'href="/ui/procedures/([^"]+)"', page)
+            assert len(ids) == 40 and {types[i] for i in ids} == {"recovery"}
+            everything = c.get("/ui/procedures?status=all").text
+            link = re.search(r'href="(/ui/procedures\?[^"]*)" data-testid="next"', everything).group(1)
+            assert "status=all" in link and "offset=50" in link
+            typed = c.get(f"/ui/procedures?type=strategy&agent_id={agents[1]}&offset=0").text
+            assert "40 tips learned" in typed
+        assert calls and all(kw.get("limit") == 50 for kw in calls)  # every read was one page
+        # a tip served and reported on many times: its page shows the newest 50 changes and says so
+        busy = best[0]
+        for _ in range(55):
+            mem.report_outcome([busy], "success")
+        assert len(mem.history(busy)) > 55
+        with TestClient(local_app(mem), base_url="http://127.0.0.1") as c:
+            detail = c.get(f"/ui/m/{busy}").text
+            assert detail.count('<span class="tag">v') == 50 and 'data-testid="older-history"' in detail
+            small = c.get(f"/ui/m/{best[-1]}").text
+            assert 'data-testid="older-history"' not in small
+    finally:
+        mem.close()
+
+
 def test_memory_methods_the_ui_reads(tmp_path):
     mem = Memory(tmp_path / "m.db", embedder=HashingEmbedder(64))
     try:
@@ -300,6 +359,16 @@ def test_pages_and_isolation_on_postgres(tmp_path, pg_server):
         secret = f"CANARY-{uuid.uuid4().hex}"
         victim = env.registry.get(other).add(f"{secret} alice lives in the vault", user_id="alice")[0].id
         tip = env.registry.get(me).list_tips(status=None)[0]
+        # the tips order in SQL, as Python sorts it: utility, support, text in code point order
+        from engramdb.ui.sample import many_tips
+
+        mine = env.registry.get(me)
+        many_tips(mine, 20, tasks=10)
+        everything = mine.list_tips(status=None)
+        want = [t.id for t in sorted(everything, key=lambda t: (-t.utility, -t.support, t.text))]
+        pages = [mine.list_tips(status=None, order="-utility", limit=6, offset=o) for o in range(0, len(want), 6)]
+        assert [t.id for p in pages for t in p] == want and mine.count_tips(status=None) == len(want)
+        assert mine.count_tips(tip_type="recovery", agent_id="ops-bot-0") == 10
         with TestClient(env.app) as c:
             sign_in(c, key)
             for url in [*PAGES, f"/ui/m/{ids['move0']}", f"/ui/procedures/{tip.id}"]:

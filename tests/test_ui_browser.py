@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from server_helpers import make_env, serve_in_thread
 
-from engramdb.ui.sample import XSS_IMG, XSS_SCRIPT, seed
+from engramdb.ui.sample import XSS_IMG, XSS_SCRIPT, many_tips, seed
 
 CHROMIUM = os.environ.get("ENGRAMDB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,6 +38,7 @@ def site(tmp_path_factory):
     env = make_env(tmp_path_factory.mktemp("ui-browser"), embedder=embedder)
     acme = env.registry.get("acme")
     ids = seed(acme)
+    many_tips(acme, 56, tasks=28)  # with the sample's own: more than one page of tips
     ids["kayak"] = acme.add("I keep a red kayak at the Zanzibar boathouse.", user_id="maya", session_id="s9",
                             timestamp="2024-07-01T10:00:00+00:00")[0].id
     secret = f"CANARY-{uuid.uuid4().hex}"
@@ -183,8 +184,29 @@ def test_procedures_and_purge_count(site, browser):
     tab = Tab(browser, base, env.tokens["acme_admin"])
     p = tab.page
     tab.go("/ui/procedures")
-    assert p.locator("[data-testid=tips] tbody tr").count() >= 1
+    links = p.locator("[data-testid=tips] tbody td a")
+    first = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    total = env.registry.get("acme").count_tips(status=None)
+    assert len(first) == 50 and total > 50
+    assert f"{total} tips learned" in p.inner_text("[data-testid=count]")
+    # the next page holds the other tips, the most useful first page none of them
+    p.click("[data-testid=next]")
+    p.wait_for_url(re.compile(r".*/ui/procedures\?.*offset=50"))
+    second = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert len(second) == total - 50 and not set(first) & set(second)
+    assert "showing 51–" in p.inner_text("[data-testid=count]")
+    assert p.locator("[data-testid=next]").count() == 0
     tab.shot("procedures")
+    p.click("[data-testid=prev]")
+    p.wait_for_url(re.compile(r".*/ui/procedures\?.*offset=0"))
+    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == first
+    # a filter holds across pages: only recovery tips of the sample's shop agent
+    p.fill("input[name=agent_id]", "shop")
+    p.select_option("select[name=type]", "recovery")
+    p.click("form.filters button[type=submit]")
+    p.wait_for_url(re.compile(r".*type=recovery.*"))
+    assert p.locator("[data-testid=tips] tbody tr").count() >= 1
+    assert set(p.locator("[data-testid=tips] tbody .tag").all_inner_texts()) <= {"recovery", "active", "retired"}
     p.locator("[data-testid=tips] tbody a").first.click()
     assert p.locator("[data-testid=steps] li").count() >= 1
     tab.shot("tip")

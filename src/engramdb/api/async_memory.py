@@ -214,6 +214,25 @@ class AsyncMemory:
             audience=audience,
         )
 
+    async def count_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        status: str | None = "active",
+        tip_type: str | None = None,
+    ) -> int:
+        """How many tips `list_tips` would list with the same arguments (one count query, no tip is read)."""
+        return await self._run(
+            self._sync.count_tips,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            status=status,
+            tip_type=tip_type,
+        )
+
     async def decay_scores(
         self, *, user_id: str | None = None, agent_id: str | None = None, limit: int = 1000
     ) -> builtins.list[tuple[str, float]]:
@@ -353,8 +372,10 @@ class AsyncMemory:
             self._sync.growth, user_id=user_id, agent_id=agent_id, session_id=session_id, period=period
         )
 
-    async def history(self, memory_id: str) -> builtins.list:
-        return await self._run(self._sync.history, memory_id)
+    async def history(self, memory_id: str, *, limit: int | None = None) -> builtins.list:
+        """Every change to a memory, oldest first; `limit=`: only the newest `limit` changes (still oldest
+        first). A memory changed on every use (a tip counts each time it is served) can have thousands."""
+        return await self._run(self._sync.history, memory_id, limit=limit)
 
     async def import_(
         self,
@@ -446,16 +467,27 @@ class AsyncMemory:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
+        tip_type: str | None = None,
+        order: str = "recorded_at",
+        limit: int | None = None,
+        offset: int = 0,
         audience: str | dict[str, str] | None = None,
     ) -> builtins.list[Tip]:
-        """Stored tips in scope: active ones by default, `status="retired"` or None for both. `audience=`: as in
-        `tips`, only those it may receive in full, audited."""
+        """Stored tips in scope: active ones by default, `status="retired"` or None for both; `tip_type=` one
+        type (strategy, recovery, optimization, warning). `order`: "recorded_at" (oldest first), "-recorded_at"
+        or "-utility" (most useful first: utility, then support, then text). `limit`/`offset`: one page (every
+        tip when `limit` is None); `count_tips` counts the same selection. `audience=`: as in `tips`, only those
+        it may receive in full, audited (a page may then hold fewer than `limit`)."""
         return await self._run(
             self._sync.list_tips,
             user_id=user_id,
             agent_id=agent_id,
             session_id=session_id,
             status=status,
+            tip_type=tip_type,
+            order=order,
+            limit=limit,
+            offset=offset,
             audience=audience,
         )
 

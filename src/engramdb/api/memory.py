@@ -33,7 +33,7 @@ from ..procedural.service import ProceduralHost, Procedures
 from ..resources import Resources, check_scope, is_int, make_filters
 from ..retrieve.context import ContextBlock
 from ..retrieve.pipeline import Retrieval
-from ..store.base import Filters, Store
+from ..store.base import LIST_ORDERS, Filters, Store
 from ..timeutil import now, parse_time
 from . import params as P
 
@@ -368,6 +368,8 @@ class Memory:
             raise ValidationError(f"offset must be an integer between 0 and {P.MAX_OFFSET}")
         if not isinstance(order, str):
             raise ValidationError(f"order: expected a string, got {type(order).__name__}")
+        if order not in LIST_ORDERS:  # the store's TIP_ORDER is list_tips'
+            raise ValidationError(f"order must be one of {sorted(LIST_ORDERS)}")
         f = make_filters(user_id, agent_id, session_id, kinds, since, until, filters)
         if audience is not None:
             count = False
@@ -459,10 +461,14 @@ class Memory:
                                       max_tokens=max_tokens, limit=limit, filters=filters, since=since, until=until,
                                       as_of=as_of, threshold=threshold, hits=hits)
 
-    def history(self, memory_id: str) -> builtins.list:
+    def history(self, memory_id: str, *, limit: int | None = None) -> builtins.list:
+        """Every change to a memory, oldest first; `limit=`: only the newest `limit` changes (still oldest
+        first). A memory changed on every use (a tip counts each time it is served) can have thousands."""
         if not isinstance(memory_id, str) or not memory_id:
             raise ValidationError(f"memory id must be a non-empty string, got {memory_id!r}")
-        entries = self.store.history(memory_id)
+        if limit is not None and (not is_int(limit) or not 1 <= limit <= P.MAX_PAGE):
+            raise ValidationError(f"limit must be an integer between 1 and {P.MAX_PAGE}")
+        entries = self.store.history(memory_id, limit=limit)
         if not entries:
             raise NotFoundError(f"no memory with id {memory_id!r}")
         return entries
@@ -917,15 +923,40 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
+        tip_type: str | None = None,
+        order: str = "recorded_at",
+        limit: int | None = None,
+        offset: int = 0,
         audience: str | dict[str, str] | None = None,
     ) -> builtins.list[Tip]:
-        """Stored tips in scope: active ones by default, `status="retired"` or None for both. `audience=`: as in
-        `tips`, only those it may receive in full, audited."""
-        got = self._procedures.list_tips(user_id=user_id, agent_id=agent_id, session_id=session_id, status=status)
+        """Stored tips in scope: active ones by default, `status="retired"` or None for both; `tip_type=` one
+        type (strategy, recovery, optimization, warning). `order`: "recorded_at" (oldest first), "-recorded_at"
+        or "-utility" (most useful first: utility, then support, then text). `limit`/`offset`: one page (every
+        tip when `limit` is None); `count_tips` counts the same selection. `audience=`: as in `tips`, only those
+        it may receive in full, audited (a page may then hold fewer than `limit`)."""
+        if limit is not None and (not is_int(limit) or not 1 <= limit <= P.MAX_PAGE):
+            raise ValidationError(f"limit must be an integer between 1 and {P.MAX_PAGE}")
+        if not is_int(offset) or not 0 <= offset <= P.MAX_OFFSET:
+            raise ValidationError(f"offset must be an integer between 0 and {P.MAX_OFFSET}")
+        got = self._procedures.list_tips(user_id=user_id, agent_id=agent_id, session_id=session_id, status=status,
+                                         tip_type=tip_type, order=order, limit=limit, offset=offset)
         if audience is None:
             return got
         ok = self.privacy.audit_ids([t.id for t in got if t.id], audience, "tips")
         return [t for t in got if t.id in ok]
+
+    def count_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        status: str | None = "active",
+        tip_type: str | None = None,
+    ) -> int:
+        """How many tips `list_tips` would list with the same arguments (one count query, no tip is read)."""
+        return self._procedures.count_tips(user_id=user_id, agent_id=agent_id, session_id=session_id,
+                                           status=status, tip_type=tip_type)
 
 
 def _check_trajectories(trajectories: Any, user_id: str | None, agent_id: str | None, session_id: str | None,

@@ -237,12 +237,18 @@ def delete(memory_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: JsonOp
 
 
 @app.command()
-def history(memory_id: str, db: DbOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+def history(
+    memory_id: str,
+    limit: Annotated[int | None, typer.Option(help="Only the newest this many changes.")] = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Every change to a memory: what it was, what it became, and when."""
     from rich.table import Table
 
     with open_memory(db, url) as mem:
-        entries = mem.history(memory_id)
+        entries = mem.history(memory_id, limit=limit)
     if as_json:
         emit_json(entries)
         return

@@ -146,18 +146,50 @@ def list_tips_cmd(
     agent: AgentOpt = None,
     session: SessionOpt = None,
     status: Annotated[str, typer.Option(help="active, retired or all.")] = "active",
+    tip_type: Annotated[str | None, typer.Option("--type", help="strategy, recovery, optimization or warning.")] = None,
+    order: Annotated[str, typer.Option(help="recorded_at (oldest first), -recorded_at or -utility.")] = "recorded_at",
+    limit: Annotated[int | None, typer.Option(help="At most this many tips (one page); all when not given.")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many first (with --limit: the next page).")] = 0,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The stored tips of a scope: active ones by default."""
+    """The stored tips of a scope: active ones by default, a page at a time with --limit and --offset."""
     with open_memory(db, url) as mem:
         wanted = None if status == "all" else status
-        got = mem.list_tips(user_id=user, agent_id=agent, session_id=session, status=wanted)
+        got = mem.list_tips(user_id=user, agent_id=agent, session_id=session, status=wanted, tip_type=tip_type,
+                            order=order, limit=limit, offset=offset)
+        paged = limit is not None or offset > 0
+        total = (mem.count_tips(user_id=user, agent_id=agent, session_id=session, status=wanted, tip_type=tip_type)
+                 if paged and not as_json else len(got))
     if as_json:
         emit_json(got)
+    elif paged:
+        shown = f"{offset + 1}-{offset + len(got)}" if got else "none"
+        console.print(_tips_table(got, f"{total} tips ({status}), showing {shown}"))
     else:
         console.print(_tips_table(got, f"{len(got)} tips ({status})"))
+
+
+@tip_app.command("count")
+def count_tips_cmd(
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    session: SessionOpt = None,
+    status: Annotated[str, typer.Option(help="active, retired or all.")] = "active",
+    tip_type: Annotated[str | None, typer.Option("--type", help="strategy, recovery, optimization or warning.")] = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many tips `tip list` lists with the same filters."""
+    with open_memory(db, url) as mem:
+        wanted = None if status == "all" else status
+        n = mem.count_tips(user_id=user, agent_id=agent, session_id=session, status=wanted, tip_type=tip_type)
+    if as_json:
+        emit_json({"count": n})
+    else:
+        console.print(str(n))
 
 
 @tip_app.command("show")

@@ -145,10 +145,10 @@ def ingest(
     return trajs
 
 
-def _list_all(mem: Memory, f: Filters) -> list[MemoryRecord]:
+def _list_all(mem: Memory, f: Filters, *, order: str = "recorded_at", offset: int = 0) -> list[MemoryRecord]:
     out: list[MemoryRecord] = []
     while True:
-        page = mem.store.list(f, limit=_PAGE, offset=len(out), order="recorded_at")
+        page = mem.store.list(f, limit=_PAGE, offset=offset + len(out), order=order)
         out.extend(page)
         if len(page) < _PAGE:
             return out
@@ -200,11 +200,27 @@ def tip_from_record(rec: MemoryRecord) -> Tip:
     return Tip.model_validate({**rec.metadata["tip"], "id": rec.id, "text": rec.text})
 
 
-def load_tip_records(mem: Memory, scope: ScopeDict, *, status: str | None = "active") -> list[MemoryRecord]:
+def _tip_filters(scope: ScopeDict, status: str | None, tip_type: str | None) -> Filters:
     meta: dict[str, Any] = {"procedural": "tip"}
     if status:
         meta["status"] = status
-    return _list_all(mem, Filters(**scope, kinds=[PROCEDURE], metadata=meta))
+    if tip_type:
+        meta["tip_type"] = tip_type
+    return Filters(**scope, kinds=[PROCEDURE], metadata=meta)
+
+
+def load_tip_records(mem: Memory, scope: ScopeDict, *, status: str | None = "active", tip_type: str | None = None,
+                     order: str = "recorded_at", limit: int | None = None, offset: int = 0) -> list[MemoryRecord]:
+    """Tip records in scope: every one (limit None), or one page in `order` (a Store.list order)."""
+    f = _tip_filters(scope, status, tip_type)
+    if limit is not None:
+        return mem.store.list(f, limit=limit, offset=offset, order=order)
+    return _list_all(mem, f, order=order, offset=offset)
+
+
+def count_tip_records(mem: Memory, scope: ScopeDict, *, status: str | None = "active",
+                      tip_type: str | None = None) -> int:
+    return mem.store.count(_tip_filters(scope, status, tip_type))
 
 
 def _save_tip(mem: Memory, rec: MemoryRecord, tip: Tip, *, text_changed: bool = False) -> MemoryRecord:

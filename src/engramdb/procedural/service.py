@@ -11,7 +11,7 @@ from ..embed.base import Embedder
 from ..errors import ValidationError
 from ..model import MemoryRecord
 from ..resources import Resources, check_scope
-from ..store.base import Store
+from ..store.base import TIP_ORDER, Store
 
 if TYPE_CHECKING:
     from .engine import LearnReport
@@ -207,13 +207,47 @@ class Procedures:
         agent_id: str | None = None,
         session_id: str | None = None,
         status: str | None = "active",
+        tip_type: str | None = None,
+        order: str = "recorded_at",
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Tip]:
         from .engine import load_tip_records, tip_from_record
 
-        if status not in (None, "active", "retired"):
-            raise ValidationError("status must be 'active', 'retired' or None (both)")
         scope = check_scope(user_id, agent_id, session_id, required=False)
-        return [tip_from_record(r) for r in load_tip_records(self.host, scope, status=status)]
+        _check_tip_query(status, tip_type, order)
+        recs = load_tip_records(self.host, scope, status=status, tip_type=tip_type, order=order, limit=limit,
+                                offset=offset)
+        return [tip_from_record(r) for r in recs]
+
+    def count_tips(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        status: str | None = "active",
+        tip_type: str | None = None,
+    ) -> int:
+        from .engine import count_tip_records
+
+        scope = check_scope(user_id, agent_id, session_id, required=False)
+        _check_tip_query(status, tip_type, "recorded_at")
+        return count_tip_records(self.host, scope, status=status, tip_type=tip_type)
+
+
+TIP_ORDERS = ("recorded_at", "-recorded_at", TIP_ORDER)
+
+
+def _check_tip_query(status: Any, tip_type: Any, order: Any) -> None:
+    from .model import TIP_TYPES
+
+    if status not in (None, "active", "retired"):
+        raise ValidationError("status must be 'active', 'retired' or None (both)")
+    if tip_type is not None and tip_type not in TIP_TYPES:
+        raise ValidationError(f"tip_type must be one of {', '.join(TIP_TYPES)} (or None: every type)")
+    if order not in TIP_ORDERS:
+        raise ValidationError(f"order must be one of {', '.join(TIP_ORDERS)}")
 
 
 def _parse_one(task: Any, steps: Any, outcome: Any, metrics: Any, format: str) -> Trajectory:

@@ -397,9 +397,13 @@ def create_app(
         return memory(p).context(data.pop("query"), **data)
 
     @app.get("/v1/memories/{memory_id}/history", response_model=HistoryResponse, tags=["memories"])
-    def history(memory_id: MemoryId, p: Principal = owner_reader) -> HistoryResponse:
-        """Every change to a memory: before, after, when."""
-        return HistoryResponse(memory_id=memory_id, entries=memory(p).history(memory_id))
+    def history(
+        memory_id: MemoryId,
+        p: Principal = owner_reader,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="only the newest changes")] = None,
+    ) -> HistoryResponse:
+        """Every change to a memory, oldest first: before, after, when (`limit`: only the newest ones)."""
+        return HistoryResponse(memory_id=memory_id, entries=memory(p).history(memory_id, limit=limit))
 
     @app.get(
         "/v1/export",
@@ -550,12 +554,34 @@ def create_app(
         agent_id: ScopeParam = None,
         session_id: ScopeParam = None,
         status: Literal["active", "retired", "all"] = "active",
+        tip_type: Literal["strategy", "recovery", "optimization", "warning"] | None = None,
+        order: Literal["recorded_at", "-recorded_at", "-utility"] = "recorded_at",
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[dict[str, Any]]:
-        """Stored tips of a scope: active ones by default."""
+        """Stored tips of a scope: active ones by default, oldest first (`order=-utility`: most useful first).
+        `limit`/`offset` read one page (every tip without `limit`); `/v1/tips/count` counts them."""
         got = memory(p).list_tips(
-            user_id=user_id, agent_id=agent_id, session_id=session_id, status=None if status == "all" else status
+            user_id=user_id, agent_id=agent_id, session_id=session_id, status=None if status == "all" else status,
+            tip_type=tip_type, order=order, limit=limit, offset=offset,
         )
         return [_jsonable(t.model_dump()) for t in got]
+
+    @app.get("/v1/tips/count", response_model=dict[str, int], tags=["procedural"])
+    def count_tips(
+        p: Principal = reader,
+        user_id: ScopeParam = None,
+        agent_id: ScopeParam = None,
+        session_id: ScopeParam = None,
+        status: Literal["active", "retired", "all"] = "active",
+        tip_type: Literal["strategy", "recovery", "optimization", "warning"] | None = None,
+    ) -> dict[str, int]:
+        """How many tips `GET /v1/tips` lists with the same filters: `{"count": n}`."""
+        n = memory(p).count_tips(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, status=None if status == "all" else status,
+            tip_type=tip_type,
+        )
+        return {"count": n}
 
     @app.get("/v1/tips/{tip_id}/provenance", response_model=dict[str, Any], tags=["procedural"])
     def tip_provenance(tip_id: MemoryId, p: Principal = reader) -> dict[str, Any]:

@@ -27,6 +27,10 @@ _META_KEY_RE = re.compile(META_KEY_PATTERN)
 MAX_META_KEY_CHARS = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
+# The orders of `Store.list`: by time (or storage order), and TIP_ORDER for procedure memories (tips): the
+# smoothed success rate after serving (procedural.model.Tip.utility) first, then support, then text.
+LIST_ORDERS = ("occurred_at", "-occurred_at", "recorded_at", "-recorded_at")
+TIP_ORDER = "-utility"
 PERIOD_WIDTH = {"month": 7, "day": 10}  # characters of an ISO date that name the period
 
 
@@ -212,7 +216,9 @@ class Store(ABC):
     @abstractmethod
     def list(
         self, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "occurred_at"
-    ) -> builtins.list[MemoryRecord]: ...
+    ) -> builtins.list[MemoryRecord]:
+        """A page of the memories passing `filters`; `order` is one of LIST_ORDERS or TIP_ORDER (ValueError
+        otherwise)."""
 
     @abstractmethod
     def count(self, filters: Filters) -> int: ...
@@ -232,7 +238,8 @@ class Store(ABC):
         return out[:limit]
 
     @abstractmethod
-    def history(self, memory_id: str) -> builtins.list[HistoryEntry]: ...
+    def history(self, memory_id: str, *, limit: int | None = None) -> builtins.list[HistoryEntry]:
+        """Every change to a memory, oldest first; with `limit`, only the newest `limit` of them (oldest first)."""
 
     @abstractmethod
     def keys_for(self, ids: Sequence[str]) -> dict[str, int]: ...

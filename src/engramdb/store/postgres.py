@@ -37,7 +37,7 @@ from ..errors import ConfigError, ReadOnlyError, StoreError, ValidationError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, AuditEntry, Filters, Link, Store, audit_where
+from .base import PERIOD_WIDTH, SCOPE_FIELDS, TIP_ORDER, AuditEntry, Filters, Link, Store, audit_where
 from .codec import COLUMNS, TIME_FIELDS, keyword_terms, record_json
 
 try:
@@ -64,6 +64,12 @@ _ORDERS = {
     "-occurred_at": "m.occurred_at DESC NULLS LAST, m.key DESC",
     "recorded_at": "m.key",
     "-recorded_at": "m.key DESC",
+    TIP_ORDER: (  # text in code point order, as SQLite and Python sort it
+        "(coalesce((m.metadata #>> '{tip,successes_after}')::float8, 0) + 1)"
+        " / (coalesce((m.metadata #>> '{tip,successes_after}')::float8, 0)"
+        " + coalesce((m.metadata #>> '{tip,failures_after}')::float8, 0) + 2) DESC,"
+        " coalesce((m.metadata #>> '{tip,support}')::bigint, 0) DESC, m.text COLLATE \"C\", m.key"
+    ),
 }
 _SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
 
@@ -868,11 +874,12 @@ class PostgresStore(Store):
         rows = self._q(sql, [list(dict.fromkeys(ids)), *params, limit], dict_rows=True)
         return [_row_to_record(r) for r in rows]
 
-    def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
-        rows = self._q(
-            "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = %s ORDER BY seq",
-            (memory_id,),
-        )
+    def history(self, memory_id: str, *, limit: int | None = None) -> builtins.list[HistoryEntry]:
+        sql = "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = %s ORDER BY seq"
+        if limit is None:
+            rows = self._q(sql, (memory_id,))
+        else:  # the newest, read backwards through (memory_id, seq)
+            rows = self._q(sql + " DESC LIMIT %s", (memory_id, int(limit)))[::-1]
         return [
             HistoryEntry(memory_id=r[0], version=r[1], action=r[2], before=r[3], after=r[4], at=_utc(r[5]))
             for r in rows

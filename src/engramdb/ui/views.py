@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..ingest.normalize import check_id
 from ..model import BUILTIN_KINDS, check_kind
+from ..procedural.model import TIP_TYPES
 from ..resources import ScopeDict
 from ..timeutil import now, parse_time
 from . import render
@@ -45,6 +46,10 @@ from .auth import PRESESSION_COOKIE, SESSION_COOKIE, SESSION_TTL_S, KeyBackend, 
 HERE = Path(__file__).parent
 PAGE = 50
 LEFT_OUT_SHOWN = 12
+# A memory's page shows at most this much of what hangs off it: a tip is rewritten each time it is served, so
+# its history grows with use; links and sources have no fixed bound either.
+HISTORY_SHOWN = 50
+RELATED_SHOWN = 200
 MAX_FORM_BYTES = 256 * 1024
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -511,13 +516,33 @@ def procedures(ctx: Ctx) -> Response:
     status = ctx.arg("status", 16) or "all"
     if status not in ("all", "active", "retired"):
         raise PageError(422, "status must be all, active or retired")
+    tip_type = ctx.arg("type", 16)
+    if tip_type is not None and tip_type not in TIP_TYPES:
+        raise PageError(422, f"type must be one of {', '.join(TIP_TYPES)}")
     offset = ctx.int_arg("offset", 0, 0, 10_000_000)
-    tips = mem.list_tips(agent_id=agent, status=None if status == "all" else status)
-    tips.sort(key=lambda t: (-t.utility, -t.support, t.text))
+    # one page of tips, most useful first, and a count query: never every tip of the store
+    sel: dict[str, Any] = {"agent_id": agent, "status": None if status == "all" else status, "tip_type": tip_type}
+    tips = mem.list_tips(**sel, order="-utility", limit=PAGE, offset=offset)
+    total = mem.count_tips(**sel)
     agents = _pickers(mem, "agent_id")
-    return ctx.page("procedures.html", tips=tips[offset: offset + PAGE], total=len(tips), offset=offset,
-                    agent=agent, tip_status=status, agents=agents, page_size=PAGE,
+    return ctx.page("procedures.html", tips=tips, total=total, offset=offset, agent=agent, tip_status=status,
+                    tip_type=tip_type, tip_types=TIP_TYPES, agents=agents, page_size=PAGE,
+                    pages=_page_links(offset, total),
                     params={k: v for k, v in ctx.request.query_params.items() if k != "offset" and v})
+
+
+def _page_links(offset: int, total: int, around: int = 2) -> list[tuple[int, int] | None]:
+    """Numbered pages [(number, offset)], None for a gap: the first, the last, and `around` either side of
+    the current one."""
+    last = max(0, (total - 1) // PAGE)
+    here = offset // PAGE
+    wanted = sorted({0, last, *range(max(0, here - around), min(last, here + around) + 1)})
+    out: list[tuple[int, int] | None] = []
+    for i, n in enumerate(wanted):
+        if i and n > wanted[i - 1] + 1:
+            out.append(None)
+        out.append((n + 1, n * PAGE))
+    return out if last else []
 
 
 def tip_detail(ctx: Ctx) -> Response:
@@ -548,16 +573,20 @@ def detail(ctx: Ctx) -> Response:
     mem = ctx.mem
     memory_id = _path_id(ctx, "memory_id")
     rec = _record(ctx, memory_id)
-    history = mem.history(memory_id)
+    history = mem.history(memory_id, limit=HISTORY_SHOWN)  # the newest changes
     changes = [{"entry": h, "changes": render.history_changes(h.before, h.after)} for h in history]
-    sources = mem.records(rec.source_ids, include_deleted=True)
-    derived = mem.derived(memory_id)
-    links = mem.links(memory_id)
+    sources = mem.records(rec.source_ids[:RELATED_SHOWN], include_deleted=True)
+    derived = mem.derived(memory_id, limit=RELATED_SHOWN)
+    all_links = mem.links(memory_id)  # small rows (ids, type, reason); only the first RELATED_SHOWN are shown
+    links = all_links[:RELATED_SHOWN]
     others = {r.id: r for r in mem.records(
-        [lk["dst_id"] if lk["src_id"] == memory_id else lk["src_id"] for lk in links][:200], include_deleted=True)}
+        [lk["dst_id"] if lk["src_id"] == memory_id else lk["src_id"] for lk in links], include_deleted=True)}
     chain = mem.fact_history(memory_id) if rec.kind == "fact" else []
     return ctx.page("detail.html", m=rec, history=changes, sources=sources, derived=derived, links=links,
-                    others=others, chain=chain, saved=ctx.arg("saved", 8))
+                    others=others, chain=chain, saved=ctx.arg("saved", 8),
+                    older_history=len(history) == HISTORY_SHOWN and history[0].action != "add",
+                    more_sources=len(rec.source_ids) - len(rec.source_ids[:RELATED_SHOWN]),
+                    more_links=len(all_links) - len(links))
 
 
 def edit(ctx: Ctx) -> Response:
