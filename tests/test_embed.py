@@ -151,3 +151,14 @@ def test_int8_spec_names_the_same_model():
     assert split_int8("all-MiniLM-L6-v2:int8") == ("all-MiniLM-L6-v2", True)
     assert split_int8("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", False)
     assert canonical_name("all-MiniLM-L6-v2:INT8") == canonical_name("all-MiniLM-L6-v2")
+
+
+def test_spec_suffixes_choose_int8_and_composed_context():
+    from engramdb.embed import make_embedder
+    from engramdb.embed.packs import split_options
+
+    assert split_options("all-MiniLM-L6-v2:composed:int8") == ("all-MiniLM-L6-v2", frozenset({"int8", "composed"}))
+    assert split_options("org/model:v2") == ("org/model:v2", frozenset())  # not an option: part of the name
+    e = make_embedder("all-MiniLM-L6-v2:composed")
+    assert e.exact_context is False and e.int8 is False and e.name == make_embedder().name
+    assert make_embedder().exact_context is True  # the default embeds each context pair

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from .base import Embedder
 from .hashing import HashingEmbedder
 from .local import DEFAULT_MODEL
-from .packs import split_int8
+from .packs import split_options
 
 __all__ = ["DEFAULT_MODEL", "Embedder", "HashingEmbedder", "check_available", "make_embedder", "on_model_load"]
 
@@ -45,8 +45,9 @@ def on_model_load(hook: Callable[[str], AbstractContextManager[object]] | None) 
 def make_embedder(spec: str | Embedder | None = None) -> Embedder:
     """'all-MiniLM-L6-v2' (default, offline), any sentence-transformers name/path,
     'openai:<model>' for an OpenAI-compatible endpoint, or 'hashing-<dim>' (tests).
-    A local model's name + ':int8' runs it dynamically quantized to int8 in ONNX Runtime (`engramdb bench ingest`
-    prints its speed-up and LoCoMo recall beside the float model's)."""
+    A local model's name + ':int8' runs it dynamically quantized to int8 in ONNX Runtime, + ':composed' encodes
+    each turn once and composes its context pair's vector (`engramdb bench ingest --recall all` prints the
+    speed-up and LoCoMo recall of each beside the default's)."""
     if isinstance(spec, Embedder):
         return spec
     spec = spec or DEFAULT_MODEL
@@ -63,6 +64,6 @@ def make_embedder(spec: str | Embedder | None = None) -> Embedder:
         return OpenAIEmbedder(parse_embedder_spec(spec)[1])
     from .local import SentenceTransformerEmbedder
 
-    base, int8 = split_int8(spec)
+    base, opts = split_options(spec)
     with _on_load(base) if _on_load is not None else nullcontext():  # seconds: torch and the weights
-        return SentenceTransformerEmbedder(base, int8=int8)
+        return SentenceTransformerEmbedder(base, int8="int8" in opts, exact_context="composed" not in opts)

@@ -315,14 +315,27 @@ def find_pack(spec: str) -> Pack | None:
     return next((p for p in PACKS if low in p.aliases), None)
 
 
-INT8_SUFFIX = ":int8"
+# Suffixes of a local model's spec, in any order: ':int8' runs it quantized to int8 (ONNX Runtime); ':composed'
+# composes each context pair's vector from its turns' own run instead of embedding the pair (one model run per
+# turn). Both keep the model's vector space, so the store records the model's own name.
+SPEC_OPTIONS = ("int8", "composed")
+
+
+def split_options(spec: str) -> tuple[str, frozenset[str]]:
+    """('model', {'int8', ...}) for 'model:int8' and the like; unknown suffixes stay part of the name."""
+    base, opts = spec, set[str]()
+    while True:
+        head, sep, tail = base.rpartition(":")
+        if not (sep and head and tail.lower() in SPEC_OPTIONS):
+            return base, frozenset(opts)
+        opts.add(tail.lower())
+        base = head
 
 
 def split_int8(spec: str) -> tuple[str, bool]:
     """('model', True) for 'model:int8': the same model, quantized (its vectors share the model's space)."""
-    if spec.lower().endswith(INT8_SUFFIX):
-        return spec[: -len(INT8_SUFFIX)], True
-    return spec, False
+    base, opts = split_options(spec)
+    return base, "int8" in opts
 
 
 def canonical_name(spec: str) -> str:
