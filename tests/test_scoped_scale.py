@@ -266,3 +266,28 @@ def test_v4_store_gets_the_source_index(tmp_path: Path) -> None:
     assert sorted(r.id for r in store.derived_from(["e1"], Filters())) == ["f1", "f2"]
     assert [r.id for r in store.derived_from(["e2"], Filters(kinds=["fact"]))] == ["f2"]
     store.close()
+
+
+def test_a_common_words_count_is_estimated_from_a_sample_of_users(tmp_path: Path, monkeypatch) -> None:
+    # the thresholds scaled down, so 3,000 rows of 300 users stand for a large store
+    monkeypatch.setattr(sqlite_mod, "STATS_EXACT_ROWS", 0)
+    monkeypatch.setattr(sqlite_mod, "DF_EXACT_MAX", 200)
+    monkeypatch.setattr(sqlite_mod, "DF_SAMPLE_MIN_ROWS", 50)
+    monkeypatch.setattr(sqlite_mod, "DF_SAMPLE", (1 << 40, ((1 + (1 << 23) // 4) << 40) - 1))  # a quarter of users
+    store = SQLiteStore(tmp_path / "df.db")
+    texts = synthetic_texts(3000, seed=3)
+    recs = [MemoryRecord(user_id=f"user{i % 300}", text=t, recorded_at=now()) for i, t in enumerate(texts)]
+    store.insert(recs, None, texts)
+    n_rows = store._fts_totals()[0]
+    estimated = 0
+    for word in ["dinner", "coach", "dog", "zebra", "moving", "weekend"]:
+        phrase = f'"{word}"'
+        exact = store._count_all(phrase)
+        got = store._doc_count(phrase, n_rows)
+        if exact <= 100:  # rare: always counted
+            assert got == exact
+        elif got != exact:
+            estimated += 1
+            assert abs(got - exact) <= 0.35 * exact, (word, got, exact)
+    assert estimated >= 1  # the sample did stand in for a full count
+    store.close()
