@@ -74,8 +74,9 @@ def bench_ingest(
     variants: bool = typer.Option(True, "--variants/--no-variants", help="Also ONNX batches and int8."),
     exact: bool = typer.Option(True, "--composed/--no-composed",
                                help="Also add with context vectors composed from the turns' run."),
-    recall: str | None = typer.Option(None, help="Also LoCoMo recall@10 of the float and int8 models on these "
-                                      "conversations (comma list of sample ids or indexes; 'all')."),
+    recall: str | None = typer.Option(None, help="Also LoCoMo recall@10 of the default, of composed context "
+                                      "pairs and of the int8 model on these conversations (comma list of sample "
+                                      "ids or indexes; 'all')."),
     out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
 ) -> None:
