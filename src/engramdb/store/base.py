@@ -203,7 +203,8 @@ class Store(ABC):
 
     @abstractmethod
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        """Count an access (no version bump, no history)."""
+        """Count an access (no version bump, no history). A backend may buffer counts (SQLite does), so long as
+        its own reads include them."""
 
     # -- reads -------------------------------------------------------------------
     @abstractmethod

@@ -4,8 +4,9 @@ Concurrency: one connection per `SQLiteStore`, guarded by a re-entrant lock so
 threads (and the async twin) can share it. Writes take `BEGIN IMMEDIATE` so two
 processes queue on the busy timeout instead of dead-locking on a lock upgrade.
 Reads never take the write lock (WAL readers see the last commit): opening only
-locks when it must migrate, and access counts are flushed best-effort, never
-waiting (`touch`). Every SQLite error leaves as a `StoreError`.
+locks when it must migrate, and access counts are buffered in the process and
+written with the next write transaction, at most every TOUCH_FLUSH_S, or at close,
+never waiting (`touch`). Every SQLite error leaves as a `StoreError`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ from .codec import (
 
 BUSY_TIMEOUT_MS = 30_000
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous levels offered (docs/reliability.md)
-TOUCH_FLUSH_S = 1.0  # pending access counts are retried at most this often while the store is busy
+# a search writes nothing: its access counts wait in memory for the next write transaction, or this long at most
+# (then one no-wait try from a read, retried as late again while the store is busy), or close
+TOUCH_FLUSH_S = 30.0
+TOUCH_BUFFER_MAX = 50_000  # ids buffered before a read tries to write them anyway (bounded memory)
 BM25_K1, BM25_B = 1.2, 0.75  # FTS5's bm25() constants
 KEY_BITS = 40  # keyword-index rowid: user bucket << KEY_BITS | key (sqlite_schema v3)
 KEY_MASK = (1 << KEY_BITS) - 1
@@ -156,7 +160,7 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._depth = 0
         self._pending_touch: dict[str, tuple[int, str]] = {}  # id -> (accesses, last time), not yet written
-        self._touch_tried = 0.0
+        self._touch_tried = time.monotonic()
         self._staging_versions: dict[int, int] = {}  # reindex: key -> version when read for embedding
         self._df: dict[str, int] = {}  # phrase -> rows holding it (BM25's document frequency), see _idf
         self._tok: sqlite3.Connection | None = None  # a private tokenizer, see _tokens
@@ -257,33 +261,38 @@ class SQLiteStore(Store):
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path!r} cannot be written: {exc}") from exc
             self._depth = 1
+            touched: dict[str, tuple[int, str]] = {}
             try:
+                # buffered access counts go out with this write, first: the body then reads them as stored
+                touched = self._write_touches()
                 yield
             except sqlite3.IntegrityError as exc:  # e.g. a duplicate id: a clear error, and nothing written
                 self._depth = 0
-                self._rollback()
+                self._rollback(touched)
                 raise StoreError(f"write refused by the database, nothing written: {exc}") from exc
             except sqlite3.DatabaseError as exc:  # corrupt pages, a read-only file, a full disk
                 self._depth = 0
-                self._rollback()
+                self._rollback(touched)
                 raise StoreError(f"SQLite error, nothing written: {exc}") from exc
             except BaseException:
                 self._depth = 0
-                self._rollback()
+                self._rollback(touched)
                 raise
             else:
                 self._depth = 0
                 try:
                     self._conn.execute("COMMIT")
                 except sqlite3.DatabaseError as exc:
-                    self._rollback()
+                    self._rollback(touched)
                     raise StoreError(f"SQLite could not commit, nothing written: {exc}") from exc
 
-    def _rollback(self) -> None:
+    def _rollback(self, touched: dict[str, tuple[int, str]] | None = None) -> None:
         try:
             self._conn.execute("ROLLBACK")
         except sqlite3.DatabaseError:  # SQLite already rolled back (e.g. after SQLITE_FULL)
             pass
+        if touched:  # the access counts written in it are buffered again
+            self._merge_touches(touched)
 
     def _bump(self, *, vectors_changed: bool = False) -> None:
         keys = "('data_version', 'vector_epoch')" if vectors_changed else "('data_version')"
@@ -432,7 +441,7 @@ class SQLiteStore(Store):
             rows = self._conn.execute(_SELECT + " WHERE m.id = ?", (record.id,)).fetchall()
             if not rows:
                 raise StoreError(f"memory {record.id} vanished during update")
-            before = row_to_record(rows[0])
+            before = self._record(rows[0])
             key = rows[0]["key"]
             after = record.model_copy(update={"version": before.version + 1})
             row = record_to_row(after)
@@ -483,9 +492,10 @@ class SQLiteStore(Store):
         return n
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        """Best-effort and never waiting: counts are buffered and written when the write lock is free at once;
-        while another process holds it they wait here (retried at most every TOUCH_FLUSH_S), so a read never
-        waits on a write. Counts still buffered at close get one short last try."""
+        """Best-effort and never waiting, and a read writes nothing: counts are buffered in the process and
+        written with the next write transaction. A store only read gets one no-wait try every TOUCH_FLUSH_S (or
+        when TOUCH_BUFFER_MAX ids wait), and one short last try at close. Reads of this store count them
+        already (`_record`); other processes see them once written."""
         if not ids or self.read_only:
             return
         stamp = to_store(at) or ""
@@ -495,7 +505,8 @@ class SQLiteStore(Store):
                 self._pending_touch[mid] = (n + 1, max(last, stamp))
             if self._depth:  # inside the caller's transaction: write with it
                 self._write_touches()
-            elif time.monotonic() - self._touch_tried >= TOUCH_FLUSH_S or len(self._pending_touch) <= len(ids):
+            elif (time.monotonic() - self._touch_tried >= TOUCH_FLUSH_S
+                  or len(self._pending_touch) >= TOUCH_BUFFER_MAX):
                 self._flush_touches(wait_ms=0)
 
     def _flush_touches(self, *, wait_ms: int) -> None:
@@ -509,19 +520,45 @@ class SQLiteStore(Store):
             return  # busy: keep them for the next try
         finally:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        touched: dict[str, tuple[int, str]] = {}
         try:
-            self._write_touches()
+            touched = self._write_touches()
             self._conn.execute("COMMIT")
         except sqlite3.DatabaseError:
-            self._rollback()
+            self._rollback(touched)
 
-    def _write_touches(self) -> None:
+    def _write_touches(self) -> dict[str, tuple[int, str]]:
+        """Write the buffered counts in the open transaction; returns them (buffered again if it rolls back)."""
         pending, self._pending_touch = self._pending_touch, {}
-        self._conn.executemany(
-            "UPDATE memories SET access_count = access_count + ?,"
-            " last_accessed_at = max(coalesce(last_accessed_at, ''), ?) WHERE id = ?",
-            [(n, last, mid) for mid, (n, last) in pending.items()],
-        )
+        if pending:
+            self._touch_tried = time.monotonic()
+            try:
+                self._conn.executemany(
+                    "UPDATE memories SET access_count = access_count + ?,"
+                    " last_accessed_at = max(coalesce(last_accessed_at, ''), ?) WHERE id = ?",
+                    [(n, last, mid) for mid, (n, last) in pending.items()],
+                )
+            except BaseException:
+                self._merge_touches(pending)
+                raise
+        return pending
+
+    def _merge_touches(self, counts: dict[str, tuple[int, str]]) -> None:
+        for mid, (n, last) in counts.items():
+            m, seen = self._pending_touch.get(mid, (0, last))
+            self._pending_touch[mid] = (m + n, max(last, seen))
+
+    def _record(self, row: Any) -> MemoryRecord:
+        """A row as a record, with this process's access counts not written yet."""
+        rec = row_to_record(row)
+        pending = self._pending_touch.get(rec.id) if self._pending_touch else None
+        if pending is None:
+            return rec
+        n, last = pending
+        seen = from_store(last)
+        if rec.last_accessed_at is not None and (seen is None or rec.last_accessed_at > seen):
+            seen = rec.last_accessed_at
+        return rec.model_copy(update={"access_count": rec.access_count + n, "last_accessed_at": seen})
 
     # -- staged reindex ------------------------------------------------------------
     # A reindex to another model writes the new vectors beside the live ones, in short transactions, and swaps
@@ -632,7 +669,7 @@ class SQLiteStore(Store):
             if not include_deleted:
                 sql += " AND m.deleted_at IS NULL"
             for row in self._q(sql, chunk):
-                out[row["id"]] = row_to_record(row)
+                out[row["id"]] = self._record(row)
         return [out[i] for i in ids if i in out]
 
     def list(
@@ -648,7 +685,7 @@ class SQLiteStore(Store):
             raise ValueError(f"order must be one of {sorted(orders)}")
         where, params = where_clause(filters)
         rows = self._q(f"{_SELECT}{where} ORDER BY {orders[order]} LIMIT ? OFFSET ?", [*params, limit, offset])
-        return [row_to_record(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     def count(self, filters: Filters) -> int:
         where, params = where_clause(filters)
@@ -663,7 +700,7 @@ class SQLiteStore(Store):
             cond = (" AND " if where else " WHERE ") + "m.source_ids != '[]' AND EXISTS (SELECT 1 FROM json_each("
             cond += f"m.source_ids) j WHERE j.value IN ({','.join('?' * len(chunk))}))"
             rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
-            out.update((r["id"], row_to_record(r)) for r in rows)
+            out.update((r["id"], self._record(r)) for r in rows)
         return list(out.values())[:limit]
 
     def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
