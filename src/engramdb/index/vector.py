@@ -197,10 +197,15 @@ class VectorIndex:
             if force == "ann":
                 return self._search_ann(query, filters, k)
             if force == "exact" or _narrows(filters):
-                # The store narrows through its indexes; count first so a broad filter never lists a million keys.
-                if force == "exact" or self.store.count(filters) <= self.exact_max:
+                # The store narrows through its indexes; one key more than the exact path takes says a filter is
+                # too broad for it, so a broad filter never lists a million keys.
+                if force == "exact":
+                    candidates = self.store.candidate_keys(filters)
+                else:
+                    candidates = self.store.candidate_keys(filters, limit=self.exact_max + 1)
+                if len(candidates) <= self.exact_max or force == "exact":
                     self.last_path = "exact"
-                    return self._search_exact(query, self.store.candidate_keys(filters), k)
+                    return self._search_exact(query, candidates, k)
                 return self._search_ann(query, filters, k)
             if n <= self.exact_max:
                 return self._search_exact_post(query, filters, k)

@@ -202,10 +202,8 @@ class Retriever:
                     threads.setdefault(m.key + d, set()).add(thread_of(m))
         if not threads:
             return {}
-        keys = self.store.filter_keys(sorted(threads), filters).tolist()
-        id_of = self.store.ids_for(keys)
-        found = self.store.rank_meta(list(id_of.values()))
-        return {j: found[j] for k, j in id_of.items() if j in found and thread_of(found[j]) in threads[k]}
+        found = self.store.rank_meta_for_keys(sorted(threads), filters)  # one query: filter, ids and meta
+        return {j: m for k, (j, m) in found.items() if thread_of(m) in threads[k]}
 
     def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
         cfg = self.config

@@ -322,6 +322,10 @@ class SQLiteStore(Store):
         rows = self._q("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
+    def meta_values(self, keys: Sequence[str]) -> dict[str, str]:
+        rows = self._q(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", list(keys))
+        return {r[0]: r[1] for r in rows}
+
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
             self._conn.execute(
@@ -745,6 +749,20 @@ class SQLiteStore(Store):
             out.update({r[0]: RankMeta(r[1], r[2], r[3], r[4], r[5], from_store(r[6]), r[7]) for r in rows})
         return out
 
+    def rank_meta_for_keys(self, keys: Sequence[int], filters: Filters) -> dict[int, tuple[str, RankMeta]]:
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        out: dict[int, tuple[str, RankMeta]] = {}
+        for chunk in _chunks(sorted({int(k) for k in keys}), 500):
+            rows = self._q(
+                "SELECT m.key, m.id, m.user_id, m.agent_id, m.session_id, m.speaker, m.occurred_at, m.text"
+                f" FROM memories m WHERE m.key IN ({','.join('?' * len(chunk))}) AND m.deleted_at IS NULL{where}",
+                [*chunk, *params],
+            )
+            found = {r[0]: (r[1], RankMeta(r[0], r[2], r[3], r[4], r[5], from_store(r[6]), r[7])) for r in rows}
+            out.update((k, found[k]) for k in chunk if k in found)
+        return out
+
     # -- index support -----------------------------------------------------------
     def keyword_search(self, query: str, filters: Filters, limit: int) -> builtins.list[tuple[str, float]]:
         terms = keyword_terms(query)
@@ -928,9 +946,10 @@ class SQLiteStore(Store):
         idf = math.log((n_rows - df + 0.5) / (df + 0.5))
         return idf if idf > 0 else 1e-6
 
-    def candidate_keys(self, filters: Filters) -> np.ndarray:
+    def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
         where, params = where_clause(filters)
-        rows = self._q(f"SELECT m.key FROM memories m{where}", params)
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
+        rows = self._q(f"SELECT m.key FROM memories m{where}{cap}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
