@@ -165,7 +165,7 @@ class Retriever:
                 signals: dict[str, dict[str, float]]) -> dict[str, float] | None:
         """Late interaction: each candidate's MaxSim with the query's tokens, for those with token vectors
         (None when no candidate has them: a store written without them ranks as before)."""
-        blobs = self.store.token_vectors_for([meta[i].key for i in ids])
+        blobs = self.vectors.token_vectors([meta[i].key for i in ids], refreshed=True)  # candidates() searched it
         have = [i for i in ids if meta[i].key in blobs]
         if not have:
             return None
