@@ -220,6 +220,21 @@ class VectorIndex:
                 return self._search_exact_post(query, filters, k)
             return self._search_ann(query, filters, k)
 
+    def vectors_for(self, keys: Sequence[int], *, refreshed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, vectors) of those `keys` that have a vector, in key order: from the copy held in memory where
+        there is one (no database read), else from the store. `refreshed`: as for `token_vectors`."""
+        if self._native or self._paged:
+            return self.store.vectors_for(keys)
+        with self._lock:
+            if not refreshed:
+                self.refresh()
+            if self._paged:
+                return self.store.vectors_for(keys)
+            pos = self._match(np.asarray(keys, dtype=np.int64))
+            if not len(pos):
+                return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            return self._keys[pos], self._mat[pos]
+
     def token_vectors(self, keys: Sequence[int], *, refreshed: bool = False) -> dict[int, bytes]:
         """The store's packed token vectors (index/late.py) of those `keys` that have them. A search reads ~150
         of ~8 KB: the recent ones are kept in memory (TOKEN_CACHE_BYTES), dropped when the store's vectors

@@ -181,7 +181,7 @@ class Retriever:
         """The query's cosine with the stored vectors of `ids` (candidates that the vector search did not return)."""
         if not ids:
             return
-        keys, mat = self.store.vectors_for([meta[i].key for i in ids])
+        keys, mat = self.vectors.vectors_for([meta[i].key for i in ids], refreshed=True)  # candidates() searched it
         id_by_key = {meta[i].key: i for i in ids}
         if len(keys):
             for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
