@@ -146,7 +146,7 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7, late: 
             gap = (lo - when) if when < lo else (when - hi) if when >= hi else timedelta(0)
             dist[k] = math.log1p(gap.total_seconds() / 86400)
     cols += [inside, dist, np.full(n, float(info.time is not None))]
-    cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
+    cols.append(np.array([_words(meta[i].text) for i in ids]))
     cols.append(np.array([float("?" in meta[i].text) for i in ids]))
     tail = [np.array([float(i in c.expanded) for i in ids])]
     for w in WINDOWS:  # the best of the pool's turns within w places, same thread ("none nearby" as for neighbours)
@@ -224,6 +224,10 @@ def _offsets(thread: np.ndarray, keys: np.ndarray, fused: np.ndarray) -> list[np
     return [off, np.where(np.isinf(dist), 20.0, dist)]
 
 
+def _words(text: str) -> float:
+    return _words_cached(text) if len(text) <= 2000 else float(len(text.split()))
+
+
 def _text_form(text: str) -> tuple[float, ...]:
     # a pure function of the text, and the same memories come back search after search: cache the usual short
     # turns (bounded memory), compute long documents each time
@@ -240,3 +244,4 @@ def _text_form_of(text: str) -> tuple[float, ...]:
 
 
 _text_form_cached = lru_cache(maxsize=32768)(_text_form_of)
+_words_cached = lru_cache(maxsize=32768)(lambda text: float(len(text.split())))

@@ -40,6 +40,7 @@ from .codec import (
     record_json,
     record_to_row,
     row_to_record,
+    values_to_record,
     vector_to_blob,
 )
 
@@ -553,8 +554,8 @@ class SQLiteStore(Store):
             self._pending_touch[mid] = (m + n, max(last, seen))
 
     def _record(self, row: Any) -> MemoryRecord:
-        """A row as a record, with this process's access counts not written yet."""
-        rec = row_to_record(row)
+        """A row of _SELECT as a record, with this process's access counts not written yet."""
+        rec = values_to_record(row[1:])  # after m.key, COLUMNS in order
         pending = self._pending_touch.get(rec.id) if self._pending_touch else None
         if pending is None:
             return rec
