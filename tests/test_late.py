@@ -106,6 +106,24 @@ def test_update_delete_and_reindex_keep_token_vectors_in_step(tmp_path, embedder
         assert mem.reindex() == 3 and mem.stats()["token_vectors"] == 3
 
 
+def test_searches_read_token_vectors_once_and_follow_their_changes(tmp_path, embedder, monkeypatch):
+    with Memory(tmp_path / "l.db", embedder=embedder) as mem:
+        recs = mem.add(TURNS, user_id="u", session_id="s1")
+        reads: list[list[int]] = []
+        real = mem.store.token_vectors_for
+        monkeypatch.setattr(mem.store, "token_vectors_for", lambda keys: reads.append(list(keys)) or real(keys))
+
+        def maxsim(query: str) -> dict[str, float]:
+            return {h.memory.id: h.signals["maxsim"] for h in mem.search(query, user_id="u", limit=4)}
+
+        first = maxsim("pottery class")
+        assert maxsim("pottery class") == first and len(reads) == 1  # the second search reads none
+        mem.update(recs[0].id, text="I signed up for a salsa dancing course.")  # new vectors: copies dropped
+        assert maxsim("salsa dancing")[recs[0].id] > maxsim("pottery class")[recs[0].id] and len(reads) == 2
+        mem.store.hard_delete([recs[1].id])
+        assert recs[1].id not in maxsim("pottery class") and len(reads) == 3
+
+
 def test_late_interaction_off_stores_none_and_ranks_with_the_plain_model(tmp_path, embedder):
     cfg = MemoryConfig(retrieval={"late_interaction": False})
     with Memory(tmp_path / "p.db", embedder=embedder, config=cfg) as mem:

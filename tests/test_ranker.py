@@ -100,6 +100,25 @@ def test_candidate_features_read_the_pool():
     assert col["session_count"].tolist() == [4, 4, 4, 4, 1] and col["q_starts_what"].all()
 
 
+def test_pool_positions_stay_inside_a_thread():
+    # two sessions whose keys interleave, one memory with no session, a far turn of the best one's session
+    rows = [("a0", 10, "s1", 0.9), ("b0", 11, "s2", 0.8), ("a1", 12, "s1", 0.1), ("n", 13, None, 0.7),
+            ("b1", 13 + 1, "s2", 0.2), ("a9", 60, "s1", 0.3)]
+    meta = {i: RankMeta(k, "u", None, s, "Ann", None, "text") for i, k, s, _ in rows}
+    ids = [i for i, *_ in rows]
+    pool = Candidates(ids=ids, meta=meta, bm25={}, dense={i: f for i, *_, f in rows}, bm25_rank={}, dense_rank={},
+                      pool=50, fused={i: f for i, *_, f in rows})
+    col = {name: candidate_features(pool, "what?")[:, k] for k, name in enumerate(FEATURES)}
+    # a1 is two keys after a0 in s1 (b0 between them is s2's); b1 three after b0; n has no thread
+    assert col["prev2_fused"].tolist() == [0.0, 0.0, 0.9, 0.0, 0.0, 0.0]
+    assert col["prev1_fused"].tolist() == [0.0] * 6 and col["win3_fused"][4] == 0.8
+    assert col["offset_session_best"].tolist() == [0.0, 0.0, 2.0, 0.0, 3.0, 8.0]
+    # the three best are a0, b0, n: distances to the nearest of them in the same thread, not capped at 20
+    assert col["distance_top3"].tolist() == [0.0, 0.0, 2.0, 20.0, 3.0, 50.0]
+    assert col["session_count"].tolist() == [3.0, 2.0, 3.0, 0.0, 2.0, 3.0]
+    assert col["session_rank_log"][3] == np.log1p(2)  # no thread: ranked after both
+
+
 def test_search_uses_the_learned_ranker_by_default_and_linear_on_request(tmp_path, embedder):
     turns = [
         {"speaker": "Ann", "text": "I adopted a puppy named Rex last week!", "timestamp": "2023-05-08T10:00:00Z"},

@@ -374,6 +374,31 @@ def test_reads_and_opening_do_not_wait_on_a_long_write(tmp_path):
         assert again.store.get([rec.id])[0].access_count >= 3
 
 
+def test_a_search_writes_nothing_and_its_access_counts_are_kept(tmp_path):
+    path = tmp_path / "counts.db"
+    m = Memory(path, embedder=HashingEmbedder(64))
+    rec = m.add(["alice moved to Berlin", "bob likes tea"], user_id="u")[0]
+    other = sqlite3.connect(path)  # what another process reads
+
+    def stored() -> int:
+        return other.execute("SELECT access_count FROM memories WHERE id = ?", (rec.id,)).fetchone()[0]
+
+    sql: list[str] = []
+    m.store._conn.set_trace_callback(sql.append)
+    assert m.search("Berlin", user_id="u")[0].memory.id == rec.id
+    m.store._conn.set_trace_callback(None)
+    assert not [s for s in sql if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE", "BEGIN"))]
+    assert stored() == 0
+    assert m.store.get([rec.id])[0].access_count == 1  # this process's reads count what is buffered
+    m.add("carol plays chess", user_id="u")  # the next write takes the counts with it
+    assert stored() == 1
+    m.search("Berlin", user_id="u")
+    assert m.records([rec.id])[0].access_count == 2 and stored() == 1
+    m.close()  # and closing writes what is left
+    assert stored() == 2
+    other.close()
+
+
 def test_read_only_store_serves_reads(tmp_path, monkeypatch):
     path = tmp_path / "ro.db"
     with Memory(path, embedder=HashingEmbedder(64)) as m:

@@ -198,3 +198,16 @@ def test_default_path_switches_to_ann_beyond_exact_max(small):
     assert index.last_path == "ann"
     with pytest.raises(ValueError):
         index.search(q, Filters(), 10, force="fast")
+
+
+def test_vectors_for_reads_the_copy_in_memory_exactly(small):
+    store, index, recs, vecs = small
+    keys = store.keys_for([r.id for r in recs])
+    want = sorted(keys[r.id] for r in recs[::97]) + [10**9]  # and a key that has no vector
+    got_keys, got = index.vectors_for(list(reversed(want)))
+    ref_keys, ref = store.vectors_for(want)
+    assert got_keys.tolist() == sorted(ref_keys.tolist()) == want[:-1]  # key order, as the store's
+    assert np.array_equal(got, ref)
+    store.hard_delete([recs[0].id])  # a change the copy follows
+    assert keys[recs[0].id] not in index.vectors_for(want)[0].tolist()
+    assert index.vectors_for([])[0].tolist() == []

@@ -78,20 +78,30 @@ class Resources:
     def check_store_model(self) -> None:
         """The store's model, read now: another process may have re-indexed it to another model since this one
         opened (same dimension or not). Mixing two vector spaces is refused, never done silently."""
-        stored = self.store.get_meta("embed_model")
-        if stored and canonical_name(stored) != canonical_name(self.embedder.name):
+        self.checked_embedder()
+
+    def checked_embedder(self) -> Embedder:
+        """`embedder` after `check_store_model`'s check too, from one read of the store's model (every search)."""
+        meta = self.store.meta_values(("embed_dim", "embed_model"))
+        emb = self._checked(meta)
+        stored = meta.get("embed_model")
+        if stored and canonical_name(stored) != canonical_name(emb.name):
             raise ModelMismatchError(
                 f"this store is now embedded with {stored!r} (re-indexed since it was opened here?), "
-                f"but this Memory embeds with {self.embedder.name!r}; reopen it with {stored!r}"
+                f"but this Memory embeds with {emb.name!r}; reopen it with {stored!r}"
             )
+        return emb
 
     @property
     def embedder(self) -> Embedder:
         """The embedding model, loaded on first use (CLI reads that never embed stay fast)."""
+        return self._checked(self.store.meta_values(("embed_dim", "embed_model")))
+
+    def _checked(self, meta: dict[str, str]) -> Embedder:
         if self._embedder is None:
             self._embedder = make_embedder(self.config.embedder)
         emb = self._embedder
-        stored_dim = self.store.get_meta("embed_dim")
+        stored_dim = meta.get("embed_dim")
         if stored_dim is None:
             with self.store.transaction():
                 self.store.set_meta("embed_model", emb.name)
@@ -104,7 +114,7 @@ class Resources:
         elif not self.allow_model_change:
             # Same dimension, another model: re-indexed by another process since this one opened it. Every
             # writer that embeds (consolidation, procedures, not only add) would mix two vector spaces.
-            stored = self.store.get_meta("embed_model")
+            stored = meta.get("embed_model")
             if stored and canonical_name(stored) != canonical_name(emb.name):
                 raise ModelMismatchError(
                     f"this store is now embedded with {stored!r} (re-indexed since it was opened here?), "

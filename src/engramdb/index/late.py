@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+_SMP_MIN_WORK = 200_000  # multiply-adds per product below which OpenBLAS stays on one thread (its 4 x 65,536)
 MAX_TOKENS = 96  # content tokens kept per text (a LoCoMo turn has ~20; 95% have under 40)
 # function words: as query tokens they match everything; as document tokens they are never the best match
 STOPWORDS = frozenset(
@@ -74,9 +75,17 @@ def maxsim_many(query: np.ndarray, docs: np.ndarray, counts: np.ndarray, scales:
         return np.zeros(0)
     if (counts <= 0).any():
         raise ValueError("every document needs at least one token vector")
-    sims = np.asarray(query, dtype=np.float32) @ np.asarray(docs, dtype=np.float32).T  # (query tokens, doc tokens)
+    q = np.asarray(query, dtype=np.float32).T
+    sims = np.empty((len(docs), q.shape[1]), dtype=np.float32)  # (doc tokens, query tokens)
+    # in blocks small enough that OpenBLAS keeps each product on one core: a search's ~3,000 doc tokens in one
+    # product go to its thread pool, whose wake-up costs more than the product (5-40x, most on a busy machine;
+    # index/vector.py's dot_rows does the same for the dense search)
+    step = max(16, _SMP_MIN_WORK // max(1, q.shape[0] * q.shape[1]))
+    for i in range(0, len(docs), step):
+        np.matmul(np.asarray(docs[i : i + step], dtype=np.float32), q, out=sims[i : i + step])
     if scales is not None:
-        sims *= scales[None, :]
+        sims *= scales[:, None]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    best = np.maximum.reduceat(sims, starts, axis=1)  # (query tokens, documents)
-    return best.mean(axis=0).astype(np.float64)
+    best = np.maximum.reduceat(sims, starts, axis=0)  # (documents, query tokens)
+    # the mean over a contiguous row per document, summed in the same order as before
+    return np.ascontiguousarray(best.T).mean(axis=0).astype(np.float64)

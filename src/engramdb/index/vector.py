@@ -34,7 +34,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from .ann import UsearchANN, remove_files
 EXACT_MAX = 20_000  # exact search up to this many candidates (measured crossover, docs/ann.md)
 RESIDENT_MAX = 20_000  # above this many vectors, read them from the store instead of holding a copy
 ANN_SAVE_EVERY = 5_000  # persist the graph after this many unsaved changes
+TOKEN_CACHE_BYTES = 32 << 20  # packed token vectors kept for late interaction (~4,000 turns of MiniLM)
 _BLOCK = 1024
 
 
@@ -75,6 +77,9 @@ class VectorIndex:
         self._ann_max_key = 0
         self._ann_unsaved = 0
         self.last_path = ""  # 'exact', 'exact-post' or 'ann': which path the last search took (benchmarks, tests)
+        self._tokens: OrderedDict[int, bytes] = OrderedDict()  # key -> packed token vectors, least recent first
+        self._token_bytes = 0
+        self._native = False  # the backend searches itself (PostgreSQL): no in-process copies at all
 
     # -- freshness ---------------------------------------------------------------
     def _vector_epoch(self) -> str:
@@ -92,6 +97,9 @@ class VectorIndex:
             if version == self._seen_version:
                 return
             epoch = self._vector_epoch()
+            if epoch != self._epoch:  # vectors replaced or removed (a key may even be reused): token copies go too
+                self._tokens.clear()
+                self._token_bytes = 0
             if self._paged:
                 after = int(self._keys[-1]) if len(self._keys) else 0
                 self._keys = np.concatenate([self._keys, self.store.vector_keys(after_key=after)])
@@ -188,6 +196,7 @@ class VectorIndex:
         query = np.asarray(query, dtype=np.float32)
         native = self.store.vector_search(query, filters, k) if force is None else None
         if native is not None:  # the backend searches in the database (PostgreSQL + pgvector)
+            self._native = True
             return native
         with self._lock:
             self.refresh()
@@ -197,14 +206,62 @@ class VectorIndex:
             if force == "ann":
                 return self._search_ann(query, filters, k)
             if force == "exact" or _narrows(filters):
-                # The store narrows through its indexes; count first so a broad filter never lists a million keys.
-                if force == "exact" or self.store.count(filters) <= self.exact_max:
+                # The store narrows through its indexes; one key more than the exact path takes says a filter is
+                # too broad for it, so a broad filter never lists a million keys.
+                if force == "exact":
+                    candidates = self.store.candidate_keys(filters)
+                else:
+                    candidates = self.store.candidate_keys(filters, limit=self.exact_max + 1)
+                if len(candidates) <= self.exact_max or force == "exact":
                     self.last_path = "exact"
-                    return self._search_exact(query, self.store.candidate_keys(filters), k)
+                    return self._search_exact(query, candidates, k)
                 return self._search_ann(query, filters, k)
             if n <= self.exact_max:
                 return self._search_exact_post(query, filters, k)
             return self._search_ann(query, filters, k)
+
+    def vectors_for(self, keys: Sequence[int], *, refreshed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, vectors) of those `keys` that have a vector, in key order: from the copy held in memory where
+        there is one (no database read), else from the store. `refreshed`: as for `token_vectors`."""
+        if self._native or self._paged:
+            return self.store.vectors_for(keys)
+        with self._lock:
+            if not refreshed:
+                self.refresh()
+            if self._paged:
+                return self.store.vectors_for(keys)
+            pos = self._match(np.asarray(keys, dtype=np.int64))
+            if not len(pos):
+                return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            return self._keys[pos], self._mat[pos]
+
+    def token_vectors(self, keys: Sequence[int], *, refreshed: bool = False) -> dict[int, bytes]:
+        """The store's packed token vectors (index/late.py) of those `keys` that have them. A search reads ~150
+        of ~8 KB: the recent ones are kept in memory (TOKEN_CACHE_BYTES), dropped when the store's vectors
+        change, so the database is read only for the others. `refreshed`: the caller's own `search` just
+        brought this index up to date (no second look at the store's version)."""
+        if self._native:
+            return self.store.token_vectors_for(keys)
+        with self._lock:
+            if not refreshed:
+                self.refresh()
+            out: dict[int, bytes] = {}
+            missing: list[int] = []
+            for k in keys:
+                blob = self._tokens.get(k)
+                if blob is None:
+                    missing.append(k)
+                else:
+                    self._tokens.move_to_end(k)
+                    out[k] = blob
+            # keys without token vectors are not remembered: they are read again (few: derived memories)
+            for k, blob in self.store.token_vectors_for(missing).items() if missing else ():
+                out[k] = blob
+                self._tokens[k] = blob
+                self._token_bytes += len(blob)
+            while self._token_bytes > TOKEN_CACHE_BYTES and self._tokens:
+                self._token_bytes -= len(self._tokens.popitem(last=False)[1])
+            return {k: out[k] for k in keys if k in out}
 
     def _search_exact(self, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self._paged:  # the candidates' own rows, from the database pages

@@ -113,21 +113,25 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7, late: 
         fused,
     ]
     # neighbours in write order within the same conversation thread (only those in the pool are known)
-    near = _near(ids, meta, max(*WINDOWS, *(abs(off) for _, off in NEIGHBOURS)))
+    thread, keys = _threads(ids, meta)
+    near = _near(thread, keys, max(*WINDOWS, *(abs(off) for _, off in NEIGHBOURS)))
     for _, off in NEIGHBOURS:
         j = near[off]
         has = j >= 0
         cols += [np.where(has, fused[j], 0.0), np.where(has, z[j], -3.0), np.where(has, bm[j], 0.0)]
     # session: how much of the pool its conversation holds, and how strongly
-    groups: dict[tuple, list[float]] = {}
-    for k, i in enumerate(ids):
-        if meta[i].session_id:
-            groups.setdefault(thread_of(meta[i]), []).append(float(fused[k]))
+    groups: dict[int, list[float]] = {}
+    for t, v in zip(thread.tolist(), fused.tolist(), strict=True):
+        if t >= 0:
+            groups.setdefault(t, []).append(v)
     stats = {g: (float(np.mean(sorted(v, reverse=True)[:3])), max(v), len(v)) for g, v in groups.items()}
     rank = {g: r for r, g in enumerate(sorted(stats, key=lambda g: -stats[g][0]))}
-    for col in range(3):
-        cols.append(np.array([stats[thread_of(meta[i])][col] if meta[i].session_id else 0.0 for i in ids]))
-    cols.append(np.log1p([rank[thread_of(meta[i])] if meta[i].session_id else len(rank) for i in ids]))
+    table = np.zeros((int(thread.max(initial=-1)) + 2, 4))  # row t: thread t's stats; the last row: none
+    table[-1, 3] = len(rank)
+    for g, st in stats.items():
+        table[g] = (*st, rank[g])
+    per = table[thread]  # thread -1 reads the last row
+    cols += [per[:, 0], per[:, 1], per[:, 2], np.log1p(per[:, 3])]
     info = analyze(query, {m.speaker for m in meta.values() if m.speaker})
     cols.append(np.array([float(meta[i].speaker in info.speakers) for i in ids]))
     cols.append(np.full(n, float(bool(info.speakers))))
@@ -142,14 +146,14 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7, late: 
             gap = (lo - when) if when < lo else (when - hi) if when >= hi else timedelta(0)
             dist[k] = math.log1p(gap.total_seconds() / 86400)
     cols += [inside, dist, np.full(n, float(info.time is not None))]
-    cols.append(np.array([float(len(meta[i].text.split())) for i in ids]))
+    cols.append(np.array([_words(meta[i].text) for i in ids]))
     cols.append(np.array([float("?" in meta[i].text) for i in ids]))
     tail = [np.array([float(i in c.expanded) for i in ids])]
     for w in WINDOWS:  # the best of the pool's turns within w places, same thread ("none nearby" as for neighbours)
         idx = np.stack([near[d] for d in range(-w, w + 1) if d])
         has = idx >= 0
         tail += [np.where(has, arr[idx], floor).max(axis=0) for arr, floor in ((fused, 0.0), (z, -3.0), (bm, 0.0))]
-    tail += _offsets(ids, meta, fused)
+    tail += _offsets(thread, keys, fused)
     tail += [np.array(col, dtype=np.float64) for col in zip(*(_text_form(meta[i].text) for i in ids), strict=True)]
     X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1)), np.column_stack(tail)])
     assert X.shape[1] == len(FEATURES)
@@ -173,42 +177,55 @@ def _late_columns(ids: list[str], scores: dict[str, float], near: dict[int, np.n
     return np.column_stack([own, nb, np.maximum(own, nb), z])
 
 
-def _near(ids: list[str], meta: dict[str, RankMeta], w: int) -> dict[int, np.ndarray]:
+def _threads(ids: list[str], meta: dict[str, RankMeta]) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's conversation thread as a small integer (-1: no session), and its key (write order)."""
+    codes: dict[tuple, int] = {}
+    thread = np.array([codes.setdefault(thread_of(m), len(codes)) if (m := meta[i]).session_id else -1
+                       for i in ids], dtype=np.int64)
+    return thread, np.array([meta[i].key for i in ids], dtype=np.int64)
+
+
+def _near(thread: np.ndarray, keys: np.ndarray, w: int) -> dict[int, np.ndarray]:
     """For each offset d in -w..w (not 0), the pool position of each candidate's turn d places away (write order) in the
     same conversation thread, or -1."""
-    at = {meta[i].key: k for k, i in enumerate(ids) if meta[i].session_id}
-    threads = [thread_of(meta[i]) for i in ids]
+    n = len(thread)
+    has = thread >= 0
+    # one sortable number per (thread, key): keys stay below 2**40 (store key space), so offsets never cross threads
+    tag = (thread << 42) + keys
+    at = np.flatnonzero(has)
+    order = at[np.argsort(tag[at], kind="stable")]
+    sorted_tags = tag[order]
     out = {}
     for d in (d for d in range(-w, w + 1) if d):
-        pos = np.full(len(ids), -1, dtype=np.int64)
-        for k, i in enumerate(ids):
-            if meta[i].session_id:
-                j = at.get(meta[i].key + d)
-                if j is not None and threads[j] == threads[k]:
-                    pos[k] = j
+        pos = np.full(n, -1, dtype=np.int64)
+        if len(order):
+            want = tag + d
+            j = np.minimum(np.searchsorted(sorted_tags, want), len(order) - 1)
+            found = has & (sorted_tags[j] == want)
+            pos[found] = order[j[found]]
         out[d] = pos
     return out
 
 
-def _offsets(ids: list[str], meta: dict[str, RankMeta], fused: np.ndarray) -> list[np.ndarray]:
+def _offsets(thread: np.ndarray, keys: np.ndarray, fused: np.ndarray) -> list[np.ndarray]:
     """Signed places from the best candidate of the same thread (clipped to +-8), and the distance in places to the
     nearest of the three best candidates overall when one shares the thread (else 20)."""
     order = np.argsort(-fused, kind="stable")
-    best: dict[tuple, int] = {}
-    for k in order:
-        if meta[ids[k]].session_id:
-            best.setdefault(thread_of(meta[ids[k]]), meta[ids[k]].key)
-    top3 = [meta[ids[k]] for k in order[:3] if meta[ids[k]].session_id]
-    off, dist = np.zeros(len(ids)), np.full(len(ids), 20.0)
-    for k, i in enumerate(ids):
-        m = meta[i]
-        if not m.session_id:
-            continue
-        off[k] = float(min(8, max(-8, m.key - best[thread_of(m)])))
-        near = [abs(m.key - t.key) for t in top3 if thread_of(t) == thread_of(m)]
-        if near:
-            dist[k] = float(min(near))
-    return [off, dist]
+    has = thread >= 0
+    best = np.zeros(int(thread.max(initial=0)) + 1, dtype=np.int64)
+    ranked = order[has[order]]
+    codes, first = np.unique(thread[ranked], return_index=True)  # each thread's first place in score order
+    best[codes] = keys[ranked[first]]
+    off = np.where(has, np.clip(keys - best[np.maximum(thread, 0)], -8, 8), 0).astype(np.float64)
+    dist = np.full(len(thread), np.inf)
+    for t in order[:3][has[order[:3]]]:
+        same = has & (thread == thread[t])
+        dist[same] = np.minimum(dist[same], np.abs(keys[same] - keys[t]).astype(np.float64))
+    return [off, np.where(np.isinf(dist), 20.0, dist)]
+
+
+def _words(text: str) -> float:
+    return _words_cached(text) if len(text) <= 2000 else float(len(text.split()))
 
 
 def _text_form(text: str) -> tuple[float, ...]:
@@ -227,3 +244,4 @@ def _text_form_of(text: str) -> tuple[float, ...]:
 
 
 _text_form_cached = lru_cache(maxsize=32768)(_text_form_of)
+_words_cached = lru_cache(maxsize=32768)(lambda text: float(len(text.split())))

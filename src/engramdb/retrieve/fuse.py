@@ -47,18 +47,18 @@ def score_fusion(
     puts cosines from any model on one scale; /4 maps roughly +-2 sd onto BM25's
     0..1. The result is shifted so the weakest candidate scores 0, which keeps
     additive lifts (context, session) from rewarding negative scores."""
-    top_bm = max((bm25.get(i, 0.0) for i in ids), default=0.0)
+    bm = np.array([bm25.get(i, 0.0) for i in ids], dtype=np.float64)
+    top_bm = float(bm.max()) if len(ids) else 0.0
     cos = np.array([dense.get(i, 0.0) for i in ids], dtype=np.float64)
     z = (cos - cos.mean()) / (cos.std() + 1e-9) if len(ids) > 1 else np.zeros(len(ids))
-    raw = {}
+    # the same float operations per candidate as a loop, on whole columns
+    raw = (bm / top_bm if top_bm > 0 else np.zeros(len(ids))) + dense_weight * z / 4
     signals: dict[str, dict[str, float]] = {}
-    for n, i in enumerate(ids):
-        b = bm25.get(i, 0.0) / top_bm if top_bm > 0 else 0.0
-        raw[i] = b + dense_weight * float(z[n]) / 4
+    for i in ids:
         sig = signals.setdefault(i, {})
         if i in bm25:
             sig["bm25"] = float(bm25[i])
         if i in dense:
             sig["dense"] = float(dense[i])
-    floor = min(raw.values(), default=0.0)
-    return {i: v - floor for i, v in raw.items()}, signals
+    floor = float(raw.min()) if len(ids) else 0.0
+    return dict(zip(ids, (raw - floor).tolist(), strict=True)), signals

@@ -40,8 +40,8 @@ class Retrieval:
     # -- the pieces, public for benchmarks and the ranker's training ------------------------------
     def retriever(self) -> Retriever:
         """Candidate generation, fusion and the learned ranker over this store's keys."""
-        self.res.check_store_model()  # a query embedded with another model than the stored vectors ranks noise
-        return Retriever(self.res.store, self.res.vectors, self.res.embedder, self.res.config.retrieval_config())
+        emb = self.res.checked_embedder()  # a query embedded with another model than the stored vectors ranks noise
+        return Retriever(self.res.store, self.res.vectors, emb, self.res.config.retrieval_config())
 
     @staticmethod
     def fetch_size(limit: int) -> int:

@@ -165,7 +165,7 @@ class Retriever:
                 signals: dict[str, dict[str, float]]) -> dict[str, float] | None:
         """Late interaction: each candidate's MaxSim with the query's tokens, for those with token vectors
         (None when no candidate has them: a store written without them ranks as before)."""
-        blobs = self.store.token_vectors_for([meta[i].key for i in ids])
+        blobs = self.vectors.token_vectors([meta[i].key for i in ids], refreshed=True)  # candidates() searched it
         have = [i for i in ids if meta[i].key in blobs]
         if not have:
             return None
@@ -181,7 +181,7 @@ class Retriever:
         """The query's cosine with the stored vectors of `ids` (candidates that the vector search did not return)."""
         if not ids:
             return
-        keys, mat = self.store.vectors_for([meta[i].key for i in ids])
+        keys, mat = self.vectors.vectors_for([meta[i].key for i in ids], refreshed=True)  # candidates() searched it
         id_by_key = {meta[i].key: i for i in ids}
         if len(keys):
             for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
@@ -202,10 +202,8 @@ class Retriever:
                     threads.setdefault(m.key + d, set()).add(thread_of(m))
         if not threads:
             return {}
-        keys = self.store.filter_keys(sorted(threads), filters).tolist()
-        id_of = self.store.ids_for(keys)
-        found = self.store.rank_meta(list(id_of.values()))
-        return {j: found[j] for k, j in id_of.items() if j in found and thread_of(found[j]) in threads[k]}
+        found = self.store.rank_meta_for_keys(sorted(threads), filters)  # one query: filter, ids and meta
+        return {j: m for k, (j, m) in found.items() if thread_of(m) in threads[k]}
 
     def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
         cfg = self.config

@@ -160,6 +160,11 @@ class Store(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
+    def meta_values(self, keys: Sequence[str]) -> dict[str, str]:
+        """The values of those of `keys` that are set (backends read them in one query)."""
+        out = {k: self.get_meta(k) for k in keys}
+        return {k: v for k, v in out.items() if v is not None}
+
     @abstractmethod
     def data_version(self) -> int:
         """A counter bumped by every write, from any process: caches compare against it."""
@@ -207,7 +212,8 @@ class Store(ABC):
 
     @abstractmethod
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        """Count an access (no version bump, no history)."""
+        """Count an access (no version bump, no history). A backend may buffer counts (SQLite does), so long as
+        its own reads include them."""
 
     # -- reads -------------------------------------------------------------------
     @abstractmethod
@@ -258,14 +264,22 @@ class Store(ABC):
             if r.id in keys
         }
 
+    def rank_meta_for_keys(self, keys: Sequence[int], filters: Filters) -> dict[int, tuple[str, RankMeta]]:
+        """Key -> (id, rank meta) of the live memories among `keys` that pass `filters`, in key order.
+        Default: filter_keys, ids_for and rank_meta; backends override it with one query."""
+        id_of = self.ids_for(self.filter_keys(keys, filters).tolist())
+        found = self.rank_meta(list(id_of.values()))
+        return {k: (id_of[k], found[id_of[k]]) for k in sorted(id_of) if id_of[k] in found}
+
     # -- index support -----------------------------------------------------------
     @abstractmethod
     def keyword_search(self, query: str, filters: Filters, limit: int) -> builtins.list[tuple[str, float]]:
         """(id, score) best first; higher is better."""
 
     @abstractmethod
-    def candidate_keys(self, filters: Filters) -> np.ndarray:
-        """Keys (int64) of every memory that matches the filters and has a vector."""
+    def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
+        """Keys (int64) of every memory that matches the filters and has a vector; with `limit`, at most that
+        many (which ones is unspecified: a caller asking for one more than it can use learns there are more)."""
 
     @abstractmethod
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,11 +45,23 @@ def record_to_row(rec: MemoryRecord) -> dict[str, Any]:
 
 
 def row_to_record(row: Any) -> MemoryRecord:
-    data = {col: row[col] for col in COLUMNS}
-    for col in TIME_FIELDS:
-        data[col] = from_store(data[col])
-    data["metadata"] = json.loads(data["metadata"]) if data["metadata"] else {}
-    data["source_ids"] = json.loads(data["source_ids"]) if data["source_ids"] else []
+    return values_to_record([row[col] for col in COLUMNS])
+
+
+_TIME_AT = tuple(COLUMNS.index(col) for col in TIME_FIELDS)
+
+
+def values_to_record(values: Sequence[Any]) -> MemoryRecord:
+    """A record from COLUMNS' stored values, in that order (a search decodes ~60: the usual empty and unset
+    values skip the parsers)."""
+    vals = list(values)
+    for i in _TIME_AT:
+        if vals[i] is not None:
+            vals[i] = from_store(vals[i])
+    data = dict(zip(COLUMNS, vals, strict=True))
+    meta, sources = data["metadata"], data["source_ids"]
+    data["metadata"] = json.loads(meta) if meta and meta != "{}" else {}
+    data["source_ids"] = json.loads(sources) if sources and sources != "[]" else []
     return MemoryRecord.model_construct(**data)
 
 

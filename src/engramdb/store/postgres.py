@@ -1014,9 +1014,10 @@ class PostgresStore(Store):
         ))
         return int(n) <= EXACT_MAX
 
-    def candidate_keys(self, filters: Filters) -> np.ndarray:
+    def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
         where, params = where_clause(filters)
-        rows = self._q(f"SELECT m.key FROM memories m{where} ORDER BY m.key", params)
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
+        rows = self._q(f"SELECT m.key FROM memories m{where} ORDER BY m.key{cap}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:

@@ -4,8 +4,9 @@ Concurrency: one connection per `SQLiteStore`, guarded by a re-entrant lock so
 threads (and the async twin) can share it. Writes take `BEGIN IMMEDIATE` so two
 processes queue on the busy timeout instead of dead-locking on a lock upgrade.
 Reads never take the write lock (WAL readers see the last commit): opening only
-locks when it must migrate, and access counts are flushed best-effort, never
-waiting (`touch`). Every SQLite error leaves as a `StoreError`.
+locks when it must migrate, and access counts are buffered in the process and
+written with the next write transaction, at most every TOUCH_FLUSH_S, or at close,
+never waiting (`touch`). Every SQLite error leaves as a `StoreError`.
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ from .codec import (
     record_json,
     record_to_row,
     row_to_record,
+    values_to_record,
     vector_to_blob,
 )
 
 BUSY_TIMEOUT_MS = 30_000
 SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")  # PRAGMA synchronous levels offered (docs/reliability.md)
-TOUCH_FLUSH_S = 1.0  # pending access counts are retried at most this often while the store is busy
+# a search writes nothing: its access counts wait in memory for the next write transaction, or this long at most
+# (then one no-wait try from a read, retried as late again while the store is busy), or close
+TOUCH_FLUSH_S = 30.0
+TOUCH_BUFFER_MAX = 50_000  # ids buffered before a read tries to write them anyway (bounded memory)
 BM25_K1, BM25_B = 1.2, 0.75  # FTS5's bm25() constants
 KEY_BITS = 40  # keyword-index rowid: user bucket << KEY_BITS | key (sqlite_schema v3)
 KEY_MASK = (1 << KEY_BITS) - 1
@@ -175,7 +180,7 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._depth = 0
         self._pending_touch: dict[str, tuple[int, str]] = {}  # id -> (accesses, last time), not yet written
-        self._touch_tried = 0.0
+        self._touch_tried = time.monotonic()
         self._staging_versions: dict[int, int] = {}  # reindex: key -> version when read for embedding
         self._df: dict[str, int] = {}  # phrase -> rows holding it (BM25's document frequency), see _idf
         self._tok: sqlite3.Connection | None = None  # a private tokenizer, see _tokens
@@ -280,33 +285,38 @@ class SQLiteStore(Store):
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path!r} cannot be written: {exc}") from exc
             self._depth = 1
+            touched: dict[str, tuple[int, str]] = {}
             try:
+                # buffered access counts go out with this write, first: the body then reads them as stored
+                touched = self._write_touches()
                 yield
             except sqlite3.IntegrityError as exc:  # e.g. a duplicate id: a clear error, and nothing written
                 self._depth = 0
-                self._rollback()
+                self._rollback(touched)
                 raise StoreError(f"write refused by the database, nothing written: {exc}") from exc
             except sqlite3.DatabaseError as exc:  # corrupt pages, a read-only file, a full disk
                 self._depth = 0
-                self._rollback()
+                self._rollback(touched)
                 raise StoreError(f"SQLite error, nothing written: {exc}") from exc
             except BaseException:
                 self._depth = 0
-                self._rollback()
+                self._rollback(touched)
                 raise
             else:
                 self._depth = 0
                 try:
                     self._conn.execute("COMMIT")
                 except sqlite3.DatabaseError as exc:
-                    self._rollback()
+                    self._rollback(touched)
                     raise StoreError(f"SQLite could not commit, nothing written: {exc}") from exc
 
-    def _rollback(self) -> None:
+    def _rollback(self, touched: dict[str, tuple[int, str]] | None = None) -> None:
         try:
             self._conn.execute("ROLLBACK")
         except sqlite3.DatabaseError:  # SQLite already rolled back (e.g. after SQLITE_FULL)
             pass
+        if touched:  # the access counts written in it are buffered again
+            self._merge_touches(touched)
 
     def _bump(self, *, vectors_changed: bool = False) -> None:
         keys = "('data_version', 'vector_epoch')" if vectors_changed else "('data_version')"
@@ -335,6 +345,10 @@ class SQLiteStore(Store):
     def get_meta(self, key: str) -> str | None:
         rows = self._q("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
+
+    def meta_values(self, keys: Sequence[str]) -> dict[str, str]:
+        rows = self._q(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", list(keys))
+        return {r[0]: r[1] for r in rows}
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
@@ -455,7 +469,7 @@ class SQLiteStore(Store):
             rows = self._conn.execute(_SELECT + " WHERE m.id = ?", (record.id,)).fetchall()
             if not rows:
                 raise StoreError(f"memory {record.id} vanished during update")
-            before = row_to_record(rows[0])
+            before = self._record(rows[0])
             key = rows[0]["key"]
             after = record.model_copy(update={"version": before.version + 1})
             row = record_to_row(after)
@@ -506,9 +520,10 @@ class SQLiteStore(Store):
         return n
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        """Best-effort and never waiting: counts are buffered and written when the write lock is free at once;
-        while another process holds it they wait here (retried at most every TOUCH_FLUSH_S), so a read never
-        waits on a write. Counts still buffered at close get one short last try."""
+        """Best-effort and never waiting, and a read writes nothing: counts are buffered in the process and
+        written with the next write transaction. A store only read gets one no-wait try every TOUCH_FLUSH_S (or
+        when TOUCH_BUFFER_MAX ids wait), and one short last try at close. Reads of this store count them
+        already (`_record`); other processes see them once written."""
         if not ids or self.read_only:
             return
         stamp = to_store(at) or ""
@@ -518,7 +533,8 @@ class SQLiteStore(Store):
                 self._pending_touch[mid] = (n + 1, max(last, stamp))
             if self._depth:  # inside the caller's transaction: write with it
                 self._write_touches()
-            elif time.monotonic() - self._touch_tried >= TOUCH_FLUSH_S or len(self._pending_touch) <= len(ids):
+            elif (time.monotonic() - self._touch_tried >= TOUCH_FLUSH_S
+                  or len(self._pending_touch) >= TOUCH_BUFFER_MAX):
                 self._flush_touches(wait_ms=0)
 
     def _flush_touches(self, *, wait_ms: int) -> None:
@@ -532,19 +548,45 @@ class SQLiteStore(Store):
             return  # busy: keep them for the next try
         finally:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        touched: dict[str, tuple[int, str]] = {}
         try:
-            self._write_touches()
+            touched = self._write_touches()
             self._conn.execute("COMMIT")
         except sqlite3.DatabaseError:
-            self._rollback()
+            self._rollback(touched)
 
-    def _write_touches(self) -> None:
+    def _write_touches(self) -> dict[str, tuple[int, str]]:
+        """Write the buffered counts in the open transaction; returns them (buffered again if it rolls back)."""
         pending, self._pending_touch = self._pending_touch, {}
-        self._conn.executemany(
-            "UPDATE memories SET access_count = access_count + ?,"
-            " last_accessed_at = max(coalesce(last_accessed_at, ''), ?) WHERE id = ?",
-            [(n, last, mid) for mid, (n, last) in pending.items()],
-        )
+        if pending:
+            self._touch_tried = time.monotonic()
+            try:
+                self._conn.executemany(
+                    "UPDATE memories SET access_count = access_count + ?,"
+                    " last_accessed_at = max(coalesce(last_accessed_at, ''), ?) WHERE id = ?",
+                    [(n, last, mid) for mid, (n, last) in pending.items()],
+                )
+            except BaseException:
+                self._merge_touches(pending)
+                raise
+        return pending
+
+    def _merge_touches(self, counts: dict[str, tuple[int, str]]) -> None:
+        for mid, (n, last) in counts.items():
+            m, seen = self._pending_touch.get(mid, (0, last))
+            self._pending_touch[mid] = (m + n, max(last, seen))
+
+    def _record(self, row: Any) -> MemoryRecord:
+        """A row of _SELECT as a record, with this process's access counts not written yet."""
+        rec = values_to_record(row[1:])  # after m.key, COLUMNS in order
+        pending = self._pending_touch.get(rec.id) if self._pending_touch else None
+        if pending is None:
+            return rec
+        n, last = pending
+        seen = from_store(last)
+        if rec.last_accessed_at is not None and (seen is None or rec.last_accessed_at > seen):
+            seen = rec.last_accessed_at
+        return rec.model_copy(update={"access_count": rec.access_count + n, "last_accessed_at": seen})
 
     # -- staged reindex ------------------------------------------------------------
     # A reindex to another model writes the new vectors beside the live ones, in short transactions, and swaps
@@ -655,7 +697,7 @@ class SQLiteStore(Store):
             if not include_deleted:
                 sql += " AND m.deleted_at IS NULL"
             for row in self._q(sql, chunk):
-                out[row["id"]] = row_to_record(row)
+                out[row["id"]] = self._record(row)
         return [out[i] for i in ids if i in out]
 
     def list(
@@ -679,7 +721,7 @@ class SQLiteStore(Store):
         else:
             sql = f"{_SELECT}{where} ORDER BY {orders[order]} LIMIT ? OFFSET ?"
         rows = self._q(sql, [*params, limit, offset])
-        return [row_to_record(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     def count(self, filters: Filters) -> int:
         where, params = where_clause(filters)
@@ -696,12 +738,12 @@ class SQLiteStore(Store):
                 cond = f"m.key IN (SELECT key FROM memory_sources WHERE source_id IN ({marks}))"
                 cond = (" AND " if where else " WHERE ") + cond
                 rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
-                out.update((r["id"], row_to_record(r)) for r in rows)
+                out.update((r["id"], self._record(r)) for r in rows)
                 continue
             cond = (" AND " if where else " WHERE ") + "m.source_ids != '[]' AND EXISTS (SELECT 1 FROM json_each("
             cond += f"m.source_ids) j WHERE j.value IN ({marks}))"
             rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
-            out.update((r["id"], row_to_record(r)) for r in rows)
+            out.update((r["id"], self._record(r)) for r in rows)
         return list(out.values())[:limit]
 
     def history(self, memory_id: str, *, limit: int | None = None) -> builtins.list[HistoryEntry]:
@@ -745,6 +787,20 @@ class SQLiteStore(Store):
                 chunk,
             )
             out.update({r[0]: RankMeta(r[1], r[2], r[3], r[4], r[5], from_store(r[6]), r[7]) for r in rows})
+        return out
+
+    def rank_meta_for_keys(self, keys: Sequence[int], filters: Filters) -> dict[int, tuple[str, RankMeta]]:
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        out: dict[int, tuple[str, RankMeta]] = {}
+        for chunk in _chunks(sorted({int(k) for k in keys}), 500):
+            rows = self._q(
+                "SELECT m.key, m.id, m.user_id, m.agent_id, m.session_id, m.speaker, m.occurred_at, m.text"
+                f" FROM memories m WHERE m.key IN ({','.join('?' * len(chunk))}) AND m.deleted_at IS NULL{where}",
+                [*chunk, *params],
+            )
+            found = {r[0]: (r[1], RankMeta(r[0], r[2], r[3], r[4], r[5], from_store(r[6]), r[7])) for r in rows}
+            out.update((k, found[k]) for k in chunk if k in found)
         return out
 
     # -- index support -----------------------------------------------------------
@@ -949,9 +1005,10 @@ class SQLiteStore(Store):
     def _count_all(self, phrase: str) -> int:
         return int(self._q("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (phrase,))[0][0])
 
-    def candidate_keys(self, filters: Filters) -> np.ndarray:
+    def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
         where, params = where_clause(filters)
-        rows = self._q(f"SELECT m.key FROM memories m{where}", params)
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
+        rows = self._q(f"SELECT m.key FROM memories m{where}{cap}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
