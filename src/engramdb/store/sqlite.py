@@ -586,7 +586,9 @@ class SQLiteStore(Store):
         seen = from_store(last)
         if rec.last_accessed_at is not None and (seen is None or rec.last_accessed_at > seen):
             seen = rec.last_accessed_at
-        return rec.model_copy(update={"access_count": rec.access_count + n, "last_accessed_at": seen})
+        # a record just built and not shared yet: set the fields in place (what model_copy(update=) would return)
+        rec.__dict__.update(access_count=rec.access_count + n, last_accessed_at=seen)
+        return rec
 
     # -- staged reindex ------------------------------------------------------------
     # A reindex to another model writes the new vectors beside the live ones, in short transactions, and swaps
