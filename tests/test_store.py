@@ -212,3 +212,11 @@ def test_decoded_record_is_what_model_construct_builds():
         assert got.model_dump_json() == want.model_dump_json()
         assert got.model_copy(update={"version": 9}).version == 9 and got.version == rec.version
         assert MemoryRecord.model_validate(got.model_dump()) == rec
+
+
+def test_keyword_search_soon_gives_the_same_hits_on_a_worker_and_in_a_transaction(store):
+    put(store, [rec(i, text=f"topic{i % 3} bicycle number {i}") for i in range(12)])
+    want = store.keyword_search("bicycle topic1", Filters(user_id="u1"), 5)
+    assert want and store.keyword_search_soon("bicycle topic1", Filters(user_id="u1"), 5)() == want
+    with store.transaction():  # the thread holds the store: it searches itself (a worker would wait forever)
+        assert store.keyword_search_soon("bicycle topic1", Filters(user_id="u1"), 5)() == want

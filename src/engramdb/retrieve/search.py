@@ -122,8 +122,11 @@ class Retriever:
         `late_interaction` on), each candidate's MaxSim, which only a learned ranker with those features reads."""
         cfg = self.config
         n = max(cfg.candidates, limit)
-        bm = self.store.keyword_search(query, filters, n)
-        qvec, qtok = self._embed_query(query, late=late)
+        keyword = self.store.keyword_search_soon(query, filters, n)  # SQLite searches while the model runs
+        try:
+            qvec, qtok = self._embed_query(query, late=late)
+        finally:
+            bm = keyword()  # waited for even when embedding fails: the store is not left busy
         hits = self.vectors.search(qvec, filters, n)
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]

@@ -20,7 +20,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -832,6 +833,15 @@ class SQLiteStore(Store):
         )
         return [(r[0], float(r[1])) for r in self._q(sql, [match, *span_params, *params, limit])]
 
+    def keyword_search_soon(self, query: str, filters: Filters, limit: int
+                            ) -> Callable[[], builtins.list[tuple[str, float]]]:
+        """`keyword_search` on a worker thread while the caller embeds its query: SQLite and the model run both
+        release the GIL, so on two free cores the keyword search costs a search no time. A thread that holds the
+        store (inside a transaction) searches here and now: the worker would wait on it."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]  # RLock's own check (threading.Condition uses it)
+            return super().keyword_search_soon(query, filters, limit)
+        return _worker().submit(self.keyword_search, query, filters, limit).result
+
     def _top_in_index(self, match: str, where: str, params: Sequence[Any], limit: int
                       ) -> builtins.list[tuple[str, float]] | None:
         """The same hits as the joined query, for filters that keep almost every row (no scope, kind or time).
@@ -1256,6 +1266,20 @@ def _varints(data: bytes, count: int) -> list[int]:
 def _writable(path: str) -> bool:
     """Whether SQLite can write here: the file, and its directory (for the -wal and -shm files)."""
     return os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)
+
+
+_worker_lock = threading.Lock()
+_worker_pool: ThreadPoolExecutor | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """Threads for the keyword searches that run while searches embed their queries (`keyword_search_soon`)."""
+    global _worker_pool
+    if _worker_pool is None:
+        with _worker_lock:
+            if _worker_pool is None:
+                _worker_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engramdb-keyword")
+    return _worker_pool
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
