@@ -31,6 +31,7 @@ the same code path as the default pipeline; users get `default`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -87,6 +88,15 @@ class RetrievalConfig:
 
 def _normal(text: str) -> str:
     return " ".join(text.lower().split()).strip(" .!?")
+
+
+_normal_cached = lru_cache(maxsize=32768)(_normal)
+
+
+def _normal_text(text: str) -> str:
+    """`_normal` of a candidate's text: the same turns come back search after search, so the usual short ones
+    are cached (bounded memory), long documents computed each time."""
+    return _normal_cached(text) if len(text) <= 2000 else _normal(text)
 
 
 class Retriever:
@@ -236,7 +246,7 @@ class Retriever:
             scores = dict(pool.fused)
             self._lift(ids, meta, pool.fused, scores, signals, query)
         wanted = _normal(query)
-        exact = [i for i in ids if _normal(meta[i].text) == wanted]
+        exact = [i for i in ids if _normal_text(meta[i].text) == wanted]
         if exact:  # a memory whose text is the query itself comes first, whatever the ranker thinks
             top = max(scores.values()) + 1.0
             for i in exact:
