@@ -32,6 +32,59 @@ def test_tree_walk_matches_hand_evaluation():
         ens.predict(np.zeros((2, 3)))
 
 
+def _random_tree(rng: np.random.Generator, n_features: int, leaves: int) -> dict:
+    """A random binary tree with `leaves` leaves, nodes numbered in creation order (not level order)."""
+    tree: dict[str, list] = {"feature": [-1], "threshold": [0.0], "left": [0], "right": [0], "value": [0.0]}
+    open_leaves = [0]
+    while len(open_leaves) < leaves:
+        at = open_leaves.pop(int(rng.integers(len(open_leaves))))
+        kids = []
+        for _ in range(2):
+            kids.append(len(tree["value"]))
+            for key, v in (("feature", -1), ("threshold", 0.0), ("left", 0), ("right", 0), ("value", 0.0)):
+                tree[key].append(v)
+        tree["feature"][at] = int(rng.integers(n_features))
+        tree["threshold"][at] = float(np.round(rng.normal(), 1))  # coarse: rows land on thresholds (ties)
+        tree["left"][at], tree["right"][at] = kids
+        open_leaves += kids
+    for n in open_leaves:
+        tree["value"][n] = float(rng.normal())
+    return tree
+
+
+@pytest.mark.parametrize("max_leaves", [1, 7, 16, 40, 64, 90])
+def test_bit_mask_predict_equals_the_level_walk(max_leaves):
+    """`predict` (bit masks) gives the level walk's numbers exactly: random shapes, lone leaves, ties on
+    thresholds, missing values (NaN goes left in both), more than 64 leaves (the walk itself)."""
+    rng = np.random.default_rng(max_leaves)
+    n_features = 5
+    trees = [_random_tree(rng, n_features, int(rng.integers(1, max_leaves + 1))) for _ in range(60)]
+    ens = TreeEnsemble(trees, [f"f{i}" for i in range(n_features)])
+    X = np.round(rng.normal(size=(3000, n_features)), 1)  # more rows than one block of `predict`
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:5] = [np.nan, np.inf, -np.inf, 0.0, 0.1]
+    assert np.array_equal(ens.predict(X), ens.predict_levels(X))
+    # and by hand for a few rows: follow each tree from its root
+    for row in X[:50]:
+        want = 0.0
+        for t in trees:
+            n = 0
+            while t["feature"][n] >= 0:
+                n = t["right"][n] if row[t["feature"][n]] > t["threshold"][n] else t["left"][n]
+            want += t["value"][n]
+        assert abs(ens.predict(row[None])[0] - want) < 1e-9
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_shipped_models_bit_masks_equal_the_level_walk(late):
+    ens = load_ranker(late=late)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, len(ens.features))) * rng.choice([0.1, 1.0, 10.0], size=len(ens.features))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    assert np.array_equal(ens.predict(X), ens.predict_levels(X))
+    assert ens.predict(X[:0]).shape == (0,)
+
+
 def test_from_lightgbm_dump_and_json_round_trip(tmp_path):
     dump = {"tree_info": [{"tree_structure": {
         "split_feature": 1, "threshold": 0.0, "decision_type": "<=",

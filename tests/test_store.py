@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -184,3 +185,38 @@ def test_an_empty_file_is_refused_unless_another_process_is_creating_the_store(t
     (tmp_path / "journaled.db-journal").write_bytes(b"")
     assert _initialised_soon(str(journaled), wait_s=0.0)
     assert not _initialised_soon(str(empty), wait_s=0.1)
+
+
+def test_decoded_record_is_what_model_construct_builds():
+    """The store's decoder writes out pydantic's `model_construct`: equal records, the same field order and set
+    fields, and a record that validates, copies and dumps like one built the usual way."""
+    from engramdb.store import codec
+
+    at = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    full = MemoryRecord(user_id="u", agent_id="a", session_id="s", kind="fact", text="Sam moved to Lyon", speaker="Sam",
+                        role="user", metadata={"attribute": "city", "n": 2}, occurred_at=at, recorded_at=at,
+                        valid_from=at, valid_to=at, expires_at=at, deleted_at=at, source_ids=["x", "y"],
+                        source_ref="D1:2", importance=0.8, access_count=3, last_accessed_at=at, version=4)
+    for rec in (full, MemoryRecord(text="plain")):
+        row = codec.record_to_row(rec)
+        values = [row[c] for c in codec.COLUMNS]
+        got = codec.values_to_record(values)
+        data = dict(zip(codec.COLUMNS, values, strict=True))
+        for t in codec.TIME_FIELDS:
+            data[t] = codec.from_store(data[t])
+        data["metadata"] = json.loads(data["metadata"])
+        data["source_ids"] = json.loads(data["source_ids"])
+        want = MemoryRecord.model_construct(**data)
+        assert got == want == rec
+        assert list(got.__dict__) == list(want.__dict__) and got.model_fields_set == want.model_fields_set
+        assert got.model_dump_json() == want.model_dump_json()
+        assert got.model_copy(update={"version": 9}).version == 9 and got.version == rec.version
+        assert MemoryRecord.model_validate(got.model_dump()) == rec
+
+
+def test_keyword_search_soon_gives_the_same_hits_on_a_worker_and_in_a_transaction(store):
+    put(store, [rec(i, text=f"topic{i % 3} bicycle number {i}") for i in range(12)])
+    want = store.keyword_search("bicycle topic1", Filters(user_id="u1"), 5)
+    assert want and store.keyword_search_soon("bicycle topic1", Filters(user_id="u1"), 5)() == want
+    with store.transaction():  # the thread holds the store: it searches itself (a worker would wait forever)
+        assert store.keyword_search_soon("bicycle topic1", Filters(user_id="u1"), 5)() == want

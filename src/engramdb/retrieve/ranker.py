@@ -2,8 +2,11 @@
 
 It is trained offline (`engramdb bench train-ranker`, LightGBM's lambdarank) on the
 features of retrieve/features.py and shipped as JSON, so serving needs neither
-LightGBM nor scipy. All trees live in one set of flat node arrays; `predict`
-walks every tree for every row at once, one numpy step per tree level.
+LightGBM nor scipy. `predict` evaluates every tree for every row at once without
+walking them (QuickScorer's bit masks): one comparison per row and split node,
+then each tree's exit leaf is the leftmost leaf that no true comparison rules
+out. `predict_levels` walks the trees level by level instead (the reference,
+and the way for trees of more than 64 leaves).
 """
 
 from __future__ import annotations
@@ -51,11 +54,33 @@ class TreeEnsemble:
         self._thr = np.array(thr, dtype=np.float64)
         self._child = np.array(child, dtype=np.int64)  # [2n]: left of node n, [2n+1]: right
         self._value = np.array(value, dtype=np.float64)
+        self._masks = _bit_masks(self.trees)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != len(self.features):
-            raise ValueError(f"expected {len(self.features)} features, got shape {X.shape}")
+        """The ensemble's output per row: the same numbers as `predict_levels`, bit for bit (each row's leaf values
+        are summed in tree order either way)."""
+        X = self._check(X)
+        if self._masks is None:
+            return self.predict_levels(X)
+        feat, thr, cut, leaf_at, leaf_value, n_trees = self._masks
+        out = np.empty(X.shape[0], dtype=np.float64)
+        for lo in range(0, X.shape[0], _ROWS):  # bounded memory: rows x split nodes comparisons at a time
+            rows = X[lo : lo + _ROWS]
+            right = (rows[:, feat] > thr).reshape(len(rows), -1, n_trees)  # [row, k-th split of the tree, tree]
+            # a split whose row goes right rules out the leaves of its left subtree; NaN goes left, as in the walk
+            gone = right[:, 0] * cut[0]
+            for k in range(1, right.shape[1]):
+                gone |= right[:, k] * cut[k]
+            kept = ~gone
+            lowest = kept & (~kept + 1)  # leaves are bits in left-to-right order: the exit leaf is the lowest kept
+            leaf = np.frexp(lowest.astype(np.float64))[1] - 1
+            # row-major like the walk's leaf values, so the sum adds in the same order
+            out[lo : lo + _ROWS] = np.ascontiguousarray(leaf_value[leaf_at + leaf]).sum(axis=1)
+        return out
+
+    def predict_levels(self, X: np.ndarray) -> np.ndarray:
+        """`predict` by walking all trees for every row at once, one numpy step per tree level."""
+        X = self._check(X)
         n = X.shape[0]
         node = np.broadcast_to(self._roots, (n, len(self._roots))).copy()  # one column per tree
         base = (np.arange(n, dtype=np.int64) * X.shape[1])[:, None]
@@ -64,6 +89,12 @@ class TreeEnsemble:
             right = flat_x[base + self._feat[node]] > self._thr[node]
             node = self._child[2 * node + right]
         return self._value[node].sum(axis=1)
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise ValueError(f"expected {len(self.features)} features, got shape {X.shape}")
+        return X
 
     # -- (de)serialisation ---------------------------------------------------------
     @classmethod
@@ -122,6 +153,52 @@ class TreeEnsemble:
                               "`engramdb bench train-ranker`")
         trees = [{**t, "depth": data.get("depth", len(t["value"]))} for t in data["trees"]]
         return cls(trees, data["features"], data.get("info"))
+
+
+_ROWS = 2048  # rows per block in `predict`
+_MASK_TYPES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
+
+MaskArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
+def _bit_masks(trees: list[dict[str, Any]]) -> MaskArrays | None:
+    """`predict`'s arrays: the split nodes as k-major blocks of one column per tree (feature, threshold, the bits of
+    the leaves each one's left subtree holds), padded to the tree with the most splits by splits that never go
+    right; each tree's first leaf in `leaf_value`, whose leaves are in left-to-right order. None where a tree has
+    more than 64 leaves (no bit mask type holds it)."""
+    per_tree: list[list[tuple[int, float, int]]] = []
+    leaf_at: list[int] = []
+    leaf_value: list[float] = []
+    width = 1
+    for t in trees:
+        feature, left, right = t["feature"], t["left"], t["right"]
+        bits: dict[int, int] = {}  # node -> bits of the leaves under it
+        order: list[int] = []  # leaves, left to right
+        stack = [(0, False)]
+        while stack:  # post-order without recursion: a tree of a few hundred levels must not overflow the stack
+            node, done = stack.pop()
+            if feature[node] < 0:
+                bits[node] = 1 << len(order)
+                order.append(node)
+            elif done:
+                bits[node] = bits[left[node]] | bits[right[node]]
+            else:
+                stack += [(node, True), (right[node], False), (left[node], False)]
+        if len(order) > 64:
+            return None
+        width = max(width, len(order))
+        leaf_at.append(len(leaf_value))
+        leaf_value += [float(t["value"][n]) for n in order]
+        per_tree.append([(feature[n], float(t["threshold"][n]), bits[left[n]])
+                         for n in range(len(feature)) if feature[n] >= 0])
+    dtype = next(d for w, d in _MASK_TYPES if width <= w)
+    depth = max(1, *(len(s) for s in per_tree))
+    pad = (0, np.inf, 0)  # x > inf is never true: rules nothing out
+    rows = [[s[k] if k < len(s) else pad for s in per_tree] for k in range(depth)]  # [k][tree]
+    feat = np.array([f for row in rows for f, _, _ in row], dtype=np.intp)
+    thr = np.array([x for row in rows for _, x, _ in row], dtype=np.float64)
+    cut = np.array([[m for _, _, m in row] for row in rows], dtype=dtype)
+    return (feat, thr, cut, np.array(leaf_at, dtype=np.intp), np.array(leaf_value, dtype=np.float64), len(trees))
 
 
 @lru_cache(maxsize=8)

@@ -31,6 +31,7 @@ the same code path as the default pipeline; users get `default`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -89,6 +90,15 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split()).strip(" .!?")
 
 
+_normal_cached = lru_cache(maxsize=32768)(_normal)
+
+
+def _normal_text(text: str) -> str:
+    """`_normal` of a candidate's text: the same turns come back search after search, so the usual short ones
+    are cached (bounded memory), long documents computed each time."""
+    return _normal_cached(text) if len(text) <= 2000 else _normal(text)
+
+
 class Retriever:
     def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, config: RetrievalConfig) -> None:
         self.store = store
@@ -122,8 +132,11 @@ class Retriever:
         `late_interaction` on), each candidate's MaxSim, which only a learned ranker with those features reads."""
         cfg = self.config
         n = max(cfg.candidates, limit)
-        bm = self.store.keyword_search(query, filters, n)
-        qvec, qtok = self._embed_query(query, late=late)
+        keyword = self.store.keyword_search_soon(query, filters, n)  # SQLite searches while the model runs
+        try:
+            qvec, qtok = self._embed_query(query, late=late)
+        finally:
+            bm = keyword()  # waited for even when embedding fails: the store is not left busy
         hits = self.vectors.search(qvec, filters, n)
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]
@@ -233,7 +246,7 @@ class Retriever:
             scores = dict(pool.fused)
             self._lift(ids, meta, pool.fused, scores, signals, query)
         wanted = _normal(query)
-        exact = [i for i in ids if _normal(meta[i].text) == wanted]
+        exact = [i for i in ids if _normal_text(meta[i].text) == wanted]
         if exact:  # a memory whose text is the query itself comes first, whatever the ranker thinks
             top = max(scores.values()) + 1.0
             for i in exact:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -275,6 +275,13 @@ class Store(ABC):
     @abstractmethod
     def keyword_search(self, query: str, filters: Filters, limit: int) -> builtins.list[tuple[str, float]]:
         """(id, score) best first; higher is better."""
+
+    def keyword_search_soon(self, query: str, filters: Filters, limit: int
+                            ) -> Callable[[], builtins.list[tuple[str, float]]]:
+        """`keyword_search`, for a caller with other work to do meanwhile (a search embeds its query): call the
+        returned function for the hits. Default: searched now; a backend may search on another thread."""
+        hits = self.keyword_search(query, filters, limit)
+        return lambda: hits
 
     @abstractmethod
     def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:

@@ -20,7 +20,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -586,7 +587,9 @@ class SQLiteStore(Store):
         seen = from_store(last)
         if rec.last_accessed_at is not None and (seen is None or rec.last_accessed_at > seen):
             seen = rec.last_accessed_at
-        return rec.model_copy(update={"access_count": rec.access_count + n, "last_accessed_at": seen})
+        # a record just built and not shared yet: set the fields in place (what model_copy(update=) would return)
+        rec.__dict__.update(access_count=rec.access_count + n, last_accessed_at=seen)
+        return rec
 
     # -- staged reindex ------------------------------------------------------------
     # A reindex to another model writes the new vectors beside the live ones, in short transactions, and swaps
@@ -829,6 +832,15 @@ class SQLiteStore(Store):
             f" WHERE memories_fts MATCH ?{span}{where} ORDER BY bm25(memories_fts), m.key LIMIT ?"
         )
         return [(r[0], float(r[1])) for r in self._q(sql, [match, *span_params, *params, limit])]
+
+    def keyword_search_soon(self, query: str, filters: Filters, limit: int
+                            ) -> Callable[[], builtins.list[tuple[str, float]]]:
+        """`keyword_search` on a worker thread while the caller embeds its query: SQLite and the model run both
+        release the GIL, so on two free cores the keyword search costs a search no time. A thread that holds the
+        store (inside a transaction) searches here and now: the worker would wait on it."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]  # RLock's own check (threading.Condition uses it)
+            return super().keyword_search_soon(query, filters, limit)
+        return _worker().submit(self.keyword_search, query, filters, limit).result
 
     def _top_in_index(self, match: str, where: str, params: Sequence[Any], limit: int
                       ) -> builtins.list[tuple[str, float]] | None:
@@ -1254,6 +1266,20 @@ def _varints(data: bytes, count: int) -> list[int]:
 def _writable(path: str) -> bool:
     """Whether SQLite can write here: the file, and its directory (for the -wal and -shm files)."""
     return os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)
+
+
+_worker_lock = threading.Lock()
+_worker_pool: ThreadPoolExecutor | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """Threads for the keyword searches that run while searches embed their queries (`keyword_search_soon`)."""
+    global _worker_pool
+    if _worker_pool is None:
+        with _worker_lock:
+            if _worker_pool is None:
+                _worker_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engramdb-keyword")
+    return _worker_pool
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
