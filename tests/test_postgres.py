@@ -287,15 +287,23 @@ def test_purge_leaves_no_bytes_in_the_data_files(pg_server, pg_url):
         with mem.store._conn() as conn:
             conn.execute("CHECKPOINT")  # make sure the marker reached the data files first
         files = _db_files(pg_server)
-        assert any(marker.encode() in f.read_bytes() for f in files)
+        assert any(marker.encode() in _bytes(f) for f in files)
         report = mem.purge(user_id="u")  # hard delete + VACUUM FULL
         assert report.memories >= 1
         with mem.store._conn() as conn:
             conn.execute("CHECKPOINT")
-        leaks = [str(f) for f in _db_files(pg_server) if marker.encode() in f.read_bytes()]
+        leaks = [str(f) for f in _db_files(pg_server) if marker.encode() in _bytes(f)]
         assert leaks == []
         assert mem.list(user_id="u").total == 0
         assert [r.text for r in mem.list(user_id="other").items] == ["keep this one"]
+
+
+def _bytes(path: Path) -> bytes:
+    """A data file's bytes; one the server removed since the listing (pg_internal.init is rewritten) holds none."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def _db_files(pg_server) -> list[Path]:
