@@ -18,6 +18,8 @@ trajectory_app = typer.Typer(
 
 
 tip_app = typer.Typer(help="Stored tips: list them, show where one came from.", no_args_is_help=True)
+StatusOpt = Annotated[str, typer.Option(help="active, retired or all.")]
+TipTypeOpt = Annotated[str | None, typer.Option("--type", help="strategy, recovery, optimization or warning.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -145,8 +147,8 @@ def list_tips_cmd(
     user: UserOpt = None,
     agent: AgentOpt = None,
     session: SessionOpt = None,
-    status: Annotated[str, typer.Option(help="active, retired or all.")] = "active",
-    tip_type: Annotated[str | None, typer.Option("--type", help="strategy, recovery, optimization or warning.")] = None,
+    status: StatusOpt = "active",
+    tip_type: TipTypeOpt = None,
     order: Annotated[str, typer.Option(help="recorded_at (oldest first), -recorded_at or -utility.")] = "recorded_at",
     limit: Annotated[int | None, typer.Option(help="At most this many tips (one page); all when not given.")] = None,
     offset: Annotated[int, typer.Option(help="Skip this many first (with --limit: the next page).")] = 0,
@@ -176,8 +178,8 @@ def count_tips_cmd(
     user: UserOpt = None,
     agent: AgentOpt = None,
     session: SessionOpt = None,
-    status: Annotated[str, typer.Option(help="active, retired or all.")] = "active",
-    tip_type: Annotated[str | None, typer.Option("--type", help="strategy, recovery, optimization or warning.")] = None,
+    status: StatusOpt = "active",
+    tip_type: TipTypeOpt = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,

@@ -739,12 +739,10 @@ class SQLiteStore(Store):
             marks = ",".join("?" * len(chunk))
             if self._source_index:  # the sources' own rows (schema v5), whatever the scope holds
                 cond = f"m.key IN (SELECT key FROM memory_sources WHERE source_id IN ({marks}))"
-                cond = (" AND " if where else " WHERE ") + cond
-                rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
-                out.update((r["id"], self._record(r)) for r in rows)
-                continue
-            cond = (" AND " if where else " WHERE ") + "m.source_ids != '[]' AND EXISTS (SELECT 1 FROM json_each("
-            cond += f"m.source_ids) j WHERE j.value IN ({marks}))"
+            else:
+                cond = ("m.source_ids != '[]' AND EXISTS (SELECT 1 FROM json_each(m.source_ids) j"
+                        f" WHERE j.value IN ({marks}))")
+            cond = (" AND " if where else " WHERE ") + cond
             rows = self._q(f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT ?", [*params, *chunk, limit])
             out.update((r["id"], self._record(r)) for r in rows)
         return list(out.values())[:limit]
