@@ -17,8 +17,8 @@ from engramdb import Memory
 from engramdb.embed import HashingEmbedder
 from engramdb.embed.base import Embedder
 from engramdb.errors import ConfigError, ModelMismatchError, StoreError, ValidationError
+from engramdb.store import codec, postgres_schema
 from engramdb.store import postgres as pgmod
-from engramdb.store import postgres_schema
 from engramdb.store.base import Filters
 from engramdb.store.migrate import copy_store
 from engramdb.store.postgres import PostgresStore, parse_url, redact
@@ -399,3 +399,33 @@ def test_same_results_as_sqlite(tmp_path, pg_url, embedder):
     finally:
         lite.close()
         pg.close()
+
+
+def test_unscoped_keyword_search_past_the_cap_scores_rare_word_rows_on_every_word(pg_url, monkeypatch):
+    """Past UNSCOPED_POSTINGS_MAX, an unscoped search's candidates are the rows of codec.cutoff_groups, each
+    scored exactly as when every row is read; a scoped search is never cut."""
+    from engramdb.bench.scale import synthetic_texts
+    from engramdb.model import MemoryRecord
+
+    store = PostgresStore(pg_url)
+    try:
+        texts = synthetic_texts(400, seed=4)
+        recs = [MemoryRecord(user_id=f"u{i % 3}", text=t, recorded_at=datetime.now(UTC)) for i, t in enumerate(texts)]
+        store.insert(recs, None, texts)
+        pruned = 0
+        for query in synthetic_texts(15, seed=8):
+            full = dict(store.keyword_search(query, Filters(), 1000))
+            scoped = store.keyword_search(query, Filters(user_id="u1"), 1000)
+            monkeypatch.setattr(pgmod, "UNSCOPED_POSTINGS_MAX", 40)
+            monkeypatch.setattr(codec, "RARE_ROWS_MAX", 8)
+            cut = store.keyword_search(query, Filters(), 1000)
+            assert store.keyword_search(query, Filters(user_id="u1"), 1000) == scoped
+            monkeypatch.undo()
+            assert all(abs(full[i] - s) < 1e-9 for i, s in cut)  # the same score as from the full read
+            if len(cut) < len(full):
+                pruned += 1
+                assert [s for _, s in cut] == sorted((s for _, s in cut), reverse=True)
+                assert {i for i, _ in cut} < set(full)
+        assert pruned >= 5
+    finally:
+        store.close()

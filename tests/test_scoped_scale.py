@@ -13,8 +13,8 @@ from engramdb.bench.ann import make_queries, make_vectors
 from engramdb.bench.scale import synthetic_texts
 from engramdb.index.vector import VectorIndex
 from engramdb.model import MemoryRecord
+from engramdb.store import codec, sqlite_schema
 from engramdb.store import sqlite as sqlite_mod
-from engramdb.store import sqlite_schema
 from engramdb.store.base import Filters
 from engramdb.store.codec import keyword_terms
 from engramdb.store.sqlite import SQLiteStore, user_bucket
@@ -291,3 +291,59 @@ def test_a_common_words_count_is_estimated_from_a_sample_of_users(tmp_path: Path
             assert abs(got - exact) <= 0.35 * exact, (word, got, exact)
     assert estimated >= 1  # the sample did stand in for a full count
     store.close()
+
+
+def test_unscoped_keyword_search_past_the_postings_cap_scores_the_cutoff_candidates(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """Past UNSCOPED_POSTINGS_MAX, an unscoped search's candidates are the rows of codec.cutoff_groups (each rare
+    word's rows, the rows holding the two rarest common words), each scored on every query word exactly as
+    bm25() scores it."""
+    store = SQLiteStore(tmp_path / "p.db")
+    recs = _records(600)
+    extra = ["Rock-n-roll night with O'Brien and the road bike crew", "O'Brien sold his road bike to a nurse"]
+    recs += [MemoryRecord(user_id="ana", text=t, recorded_at=now()) for t in extra]
+    store.insert(recs, None, [r.text for r in recs])
+    keys = store.keys_for([r.id for r in recs])
+    ids = {keys[r.id]: r.id for r in recs}
+    ref = _reference({keys[r.id]: r.text for r in recs})
+    monkeypatch.setattr(sqlite_mod, "UNSCOPED_POSTINGS_MAX", 60)
+    monkeypatch.setattr(codec, "RARE_ROWS_MAX", 12)
+    monkeypatch.setattr(sqlite_mod, "PRUNED_POOL", 10**6)  # no cut: every candidate is rescored
+    cut = 0
+    queries = [*synthetic_texts(20, seed=9), "Did O'Brien sell the road bike?", "rock-n-roll nurse O'Brien"]
+    for query in queries:
+        phrases = ['"' + t + '"' for t in keyword_terms(query)]
+        df = [ref.execute("SELECT count(*) FROM f WHERE f MATCH ?", (p,)).fetchone()[0] for p in phrases]
+        got = store.keyword_search(query, Filters(), 20)
+        full = ref.execute(
+            "SELECT rowid, -bm25(f) FROM f WHERE f MATCH ? ORDER BY bm25(f), rowid", (" OR ".join(phrases),)
+        ).fetchall()
+        if sum(df) <= 60:
+            assert [g[0] for g in got] == [ids[k] for k, _ in full[:20]]
+            continue
+        groups = codec.cutoff_groups(df)
+        assert any(len(g) == 2 for g in groups) or len(groups) == sum(c <= 12 for c in df) or len(df) == 1
+        expr = " OR ".join("(" + " AND ".join(phrases[i] for i in g) + ")" for g in groups)
+        holders = {r[0] for r in ref.execute("SELECT rowid FROM f WHERE f MATCH ?", (expr,))}
+        cut += len(holders) < len(full)
+        want = [(ids[k], s) for k, s in full if k in holders][:20]
+        assert [g[0] for g in got] == [w[0] for w in want]
+        assert np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-9)
+    assert cut >= 10
+    monkeypatch.setattr(sqlite_mod, "PRUNED_POOL", 5)  # a cut pool still scores what it keeps exactly
+    for query in queries:
+        got = store.keyword_search(query, Filters(), 20)
+        full_scores = dict(ref.execute("SELECT rowid, -bm25(f) FROM f WHERE f MATCH ?",
+                                       (" OR ".join('"' + t + '"' for t in keyword_terms(query)),)).fetchall())
+        by_id = {ids[k]: s for k, s in full_scores.items()}
+        assert all(abs(by_id[i] - s) < 1e-9 for i, s in got)
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+    store.close()
+
+
+def test_cutoff_groups() -> None:
+    big, rare = codec.RARE_ROWS_MAX + 1, codec.RARE_ROWS_MAX
+    assert codec.cutoff_groups([big * 3, rare, big * 2, big]) == [[1], [2, 3]]
+    assert codec.cutoff_groups([big, 1]) == [[1]]  # one common word left: a rare word's rows only
+    assert codec.cutoff_groups([big * 2]) == [[0]]
+    assert codec.cutoff_groups([big, big * 5, big * 2]) == [[0, 2]]

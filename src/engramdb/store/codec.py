@@ -113,6 +113,26 @@ STOPWORDS = frozenset(
 _WORD_RE = re.compile(r"[\w']+", re.UNICODE)
 
 
+# Unscoped keyword search is exact (every row holding a query word is scored) while the query's words hold at
+# most UNSCOPED_POSTINGS_MAX rows between them. Past that, the candidates are the rows holding a word found in
+# at most RARE_ROWS_MAX rows, and the rows holding both of the two rarest other words (`cutoff_groups`); every
+# word still scores them. At 1M conversational rows most words are held by 5% of them or more: scoring every
+# row holding any of eight such words took about a second a query.
+UNSCOPED_POSTINGS_MAX = 60_000
+RARE_ROWS_MAX = 5_000
+
+
+def cutoff_groups(counts: Sequence[int]) -> list[list[int]]:
+    """Past UNSCOPED_POSTINGS_MAX: which rows are candidates, as groups of term indexes (a row is one when it
+    holds every term of a group): each rare term alone, and the two rarest common terms together (the one
+    common term, when no term is rare)."""
+    rare = [[i] for i, c in enumerate(counts) if c <= RARE_ROWS_MAX]
+    common = [i for _, i in sorted((c, i) for i, c in enumerate(counts) if c > RARE_ROWS_MAX)]
+    if len(common) >= 2:
+        return [*rare, sorted(common[:2])]
+    return rare if rare else [common]
+
+
 def keyword_terms(query: str) -> list[str]:
     """Distinct lowercase content words of a query, in order."""
     seen: dict[str, None] = {}

@@ -38,7 +38,7 @@ from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
 from .base import PERIOD_WIDTH, SCOPE_FIELDS, TIP_ORDER, AuditEntry, Filters, Link, Store, audit_where
-from .codec import COLUMNS, TIME_FIELDS, keyword_terms, record_json
+from .codec import COLUMNS, TIME_FIELDS, UNSCOPED_POSTINGS_MAX, cutoff_groups, keyword_terms, record_json
 
 try:
     import psycopg
@@ -933,6 +933,12 @@ class PostgresStore(Store):
         # match out of the index, so it is checked on the scope's rows only.
         scoped = filters.user_id is not None or filters.agent_id is not None or filters.session_id is not None
         match = "(m.tsv @@ %s::tsquery) IS TRUE" if scoped else "m.tsv @@ %s::tsquery"
+        candidates = " | ".join(consts)
+        if not scoped and sum(dfs.values()) > UNSCOPED_POSTINGS_MAX:
+            # Unscoped, with common words: the rows of codec.cutoff_groups are the candidates, each scored on
+            # every word, so the cost is bounded by those rows, not by every row holding a common word.
+            groups = cutoff_groups([dfs[lx] for lx in lexemes])
+            candidates = " | ".join("(" + " & ".join(consts[i] for i in g) + ")" for g in groups)
         sql = f"""
             WITH w(l, idf) AS MATERIALIZED (VALUES {idf_rows}),
             hits AS MATERIALIZED (
@@ -948,7 +954,7 @@ class PostgresStore(Store):
             LIMIT %s
         """
         idf_params = [x for lx in lexemes for x in (lx, _idf(n, dfs[lx]))]
-        rows = self._q(sql, [*idf_params, " | ".join(consts), *params, max(avgdl, 1e-9), limit])
+        rows = self._q(sql, [*idf_params, candidates, *params, max(avgdl, 1e-9), limit])
         return [(r[0], float(r[1])) for r in rows]
 
     def _dfs(self, lexemes: Sequence[str], consts: Sequence[str], n: int) -> dict[str, int]:

@@ -36,7 +36,9 @@ from . import sqlite_schema
 from .base import PERIOD_WIDTH, SCOPE_FIELDS, TIP_ORDER, AuditEntry, Filters, Link, RankMeta, Store, audit_where
 from .codec import (
     COLUMNS,
+    UNSCOPED_POSTINGS_MAX,
     blob_to_vector,
+    cutoff_groups,
     keyword_terms,
     record_json,
     record_to_row,
@@ -69,6 +71,7 @@ DF_CACHE_MAX = 50_000
 DF_EXACT_MAX = 20_000
 DF_SAMPLE = (1 << KEY_BITS, ((1 + (BUCKET_MASK + 1) // 16) << KEY_BITS) - 1)  # buckets 1 .. 2^19 (0: no user)
 DF_SAMPLE_MIN_ROWS = 20_000  # a sample holding fewer rows estimates badly: count exactly
+PRUNED_POOL = 400  # past UNSCOPED_POSTINGS_MAX, candidates scored on every query word (_top_pruned)
 # an upsert, not INSERT OR REPLACE: the update trigger then logs the change (vector_log)
 _MARKED = re.compile("\ue000(.*?)\ue001", re.S)  # a token (or phrase) highlight() marked
 _UPSERT_VECTOR = (
@@ -820,7 +823,7 @@ class SQLiteStore(Store):
             if hits is not None:
                 return [*hits]
         if not span and _broad(filters):
-            hits = self._top_in_index(match, where, params, limit)
+            hits = self._top_in_index(phrases, where, params, limit)
             if hits is not None:
                 return hits
         # CROSS JOIN: the index drives; otherwise SQLite may walk the scope's rows and re-run the match per row
@@ -840,14 +843,22 @@ class SQLiteStore(Store):
             return super().keyword_search_soon(query, filters, limit)
         return _worker().submit(self.keyword_search, query, filters, limit).result
 
-    def _top_in_index(self, match: str, where: str, params: Sequence[Any], limit: int
+    def _top_in_index(self, phrases: Sequence[str], where: str, params: Sequence[Any], limit: int
                       ) -> builtins.list[tuple[str, float]] | None:
         """The same hits as the joined query, for filters that keep almost every row (no scope, kind or time).
 
         Joining each matching index row to its memory before sorting costs a lookup per match (~50,000 on a
         100k store for a common query: most of an unscoped search's time). Here the index ranks on its own and
         only its best rows are looked up. Exact: when the last hit kept scores strictly better than the worst
-        row read, every row left unread scores worse than it. None (run the joined query) when it is not."""
+        row read, every row left unread scores worse than it. None (run the joined query) when it is not.
+        A query whose words hold more than UNSCOPED_POSTINGS_MAX rows between them goes to `_top_pruned`."""
+        n_rows = self._fts_totals()[0]
+        if n_rows > UNSCOPED_POSTINGS_MAX:
+            counts = [self._df_of(p, n_rows) for p in phrases]
+            if sum(counts) > UNSCOPED_POSTINGS_MAX:
+                groups = [" AND ".join(phrases[i] for i in g) for g in cutoff_groups(counts)]
+                return self._top_pruned(phrases, " OR ".join(f"({g})" for g in groups), where, params, limit)
+        match = " OR ".join(phrases)
         want = limit * 2 + 50
         top = self._q(
             "SELECT rowid, bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ?"
@@ -870,6 +881,42 @@ class SQLiteStore(Store):
         if not complete and (len(kept) < limit or kept[-1][0] >= float(top[-1][1])):
             return None
         return [(i, -s) for s, _, i in kept]
+
+    def _top_pruned(self, phrases: Sequence[str], candidates: str, where: str, params: Sequence[Any],
+                    limit: int) -> builtins.list[tuple[str, float]]:
+        """Unscoped BM25 at a cost bounded by the rows that `candidates` (an FTS5 expression, see
+        codec.cutoff_groups) matches, not by every row holding a common word: the index ranks those rows on the
+        expression's words, and the best PRUNED_POOL of them are scored again on every word of the query,
+        exactly as bm25() scores them."""
+        pool = max(PRUNED_POOL, limit * 2 + 50)
+        top = self._q(
+            "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY bm25(memories_fts) LIMIT ?",
+            [candidates, pool],
+        )
+        if not top:
+            return []
+        rows: builtins.list[sqlite3.Row] = []  # (fts_key, key, id, index_text)
+        for chunk in _chunks([int(r[0]) for r in top], 500):
+            rows.extend(self._q(
+                f"SELECT m.fts_key, m.key, m.id, m.index_text FROM memories m"
+                f" WHERE m.fts_key IN ({','.join('?' * len(chunk))}){where}", [*chunk, *params],
+            ))
+        n_rows, avgdl = self._fts_totals()
+        seqs = [self._tokens(p.strip('"').replace('""', '"')) for p in phrases]
+        idfs = [self._idf(p, n_rows) for p in phrases]
+        sizes = self._doc_lens([int(r[0]) for r in rows])
+        lens = [sizes.get(int(r[0]), 0) for r in rows]
+        f = self._phrase_counts([r[3] or "" for r in rows], lens, seqs)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * np.asarray(lens, dtype=np.float64) / avgdl)
+        terms = f * (BM25_K1 + 1.0) / (f + norm[:, None]) * np.asarray(idfs)
+        scored = [(-score, int(r[1]), r[2]) for r, score in zip(rows, terms.sum(axis=1).tolist(), strict=True)]
+        scored.sort()
+        return [(mid, -neg) for neg, _, mid in scored[:limit]]
+
+    def _df_of(self, phrase: str, n_rows: int) -> int:
+        """A phrase's row count, through the same cache as its idf."""
+        self._idf(phrase, n_rows)
+        return self._df[phrase]
 
     def _scoped_bm25(
         self, phrases: Sequence[str], span: Sequence[int], where: str, params: Sequence[Any], limit: int
@@ -947,19 +994,61 @@ class SQLiteStore(Store):
         got = self._token_cache.get(text)
         if got is None:
             with self._lock:
-                if self._tok is None:
-                    self._tok = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-                    self._tok.execute(
-                        "CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')"
-                    )
-                    self._tok.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
-                self._tok.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", (text,))
-                got = tuple(r[0] for r in self._tok.execute("SELECT term FROM v ORDER BY offset"))
-                self._tok.execute("DELETE FROM t")
+                tok = self._tokenizer()
+                tok.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", (text,))
+                got = tuple(r[0] for r in tok.execute("SELECT term FROM v ORDER BY offset"))
+                tok.execute("DELETE FROM t")
             if len(self._token_cache) >= DF_CACHE_MAX:
                 self._token_cache.clear()
             self._token_cache[text] = got
         return got
+
+    def _phrase_counts(self, texts: Sequence[str], lens: Sequence[int], phrases: Sequence[Sequence[str]]
+                       ) -> np.ndarray:
+        """How often each tokenized phrase occurs in each text (texts x phrases), tokenized as the keyword index
+        does. `lens`: each text's token count (the index's docsize). The texts are tokenized as one document, one
+        FTS5 insert instead of one per text (~50 us each), and each position is mapped back to its text by
+        `lens`."""
+        out = np.zeros((len(texts), len(phrases)), dtype=np.float64)
+        terms = sorted({t for p in phrases for t in p})
+        if not terms or not texts:
+            return out
+        starts = np.cumsum([0, *lens])
+        with self._lock:
+            tok = self._tokenizer()
+            tok.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", ("\n".join(texts),))
+            try:
+                total = _varints(bytes(tok.execute("SELECT sz FROM t_docsize WHERE id = 1").fetchone()[0]), 1)[0]
+                found = tok.execute(
+                    f"SELECT term, offset FROM v WHERE term IN ({','.join('?' * len(terms))})", terms
+                ).fetchall()
+            finally:
+                tok.execute("DELETE FROM t")
+        if total != int(starts[-1]):
+            raise StoreError("the keyword index's token counts disagree with its texts; run reindex")
+        words = np.array([r[0] for r in found], dtype=object)
+        offsets = np.array([r[1] for r in found], dtype=np.int64)
+        at = {t: offsets[words == t] for t in terms}
+        for k, p in enumerate(phrases):
+            if not p:
+                continue
+            hits = at[p[0]]
+            for j, t in enumerate(p[1:], 1):
+                hits = hits[np.isin(hits + j, at[t])]
+            doc = np.searchsorted(starts, hits, side="right") - 1
+            if len(p) > 1:  # a phrase may not run across two texts
+                doc = doc[np.searchsorted(starts, hits + len(p) - 1, side="right") - 1 == doc]
+            out[:, k] = np.bincount(doc, minlength=len(texts))
+        return out
+
+    def _tokenizer(self) -> sqlite3.Connection:
+        """A private in-memory FTS5 table with the keyword index's tokenizer, and its token listing. Call with
+        the lock held."""
+        if self._tok is None:
+            self._tok = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            self._tok.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')")
+            self._tok.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        return self._tok
 
     def _fts_totals(self) -> tuple[int, float]:
         """(rows, average text-column length) from FTS5's own averages record, as bm25() reads them."""
@@ -1308,3 +1397,4 @@ def _split_sql(script: str) -> list[str]:
     if buf:
         out.append("\n".join(buf))
     return out
+
