@@ -429,3 +429,30 @@ def test_unscoped_keyword_search_past_the_cap_scores_rare_word_rows_on_every_wor
         assert pruned >= 5
     finally:
         store.close()
+
+
+def test_a_search_writes_nothing_and_its_access_counts_are_kept(pg_url, monkeypatch):
+    """As on SQLite: a search's access counts wait in the process (its reads count them), and go out in one
+    statement when TOUCH_FLUSH_S has passed, and at close."""
+    url = pg_url + ("&" if "?" in pg_url else "?") + "schema=touch_buffer"
+    m = Memory(url=url, embedder=HashingEmbedder(64))
+    rec = m.add(["alice moved to Berlin", "bob likes tea"], user_id="u")[0]
+    other = PostgresStore(url)  # what another server reads
+
+    def stored() -> int:
+        return int(other._q("SELECT access_count FROM memories WHERE id = %s", (rec.id,))[0][0])
+
+    assert m.search("Berlin", user_id="u")[0].memory.id == rec.id
+    assert stored() == 0
+    assert m.store.get([rec.id])[0].access_count == 1  # this process's reads count what is buffered
+    assert m.get(rec.id).access_count >= 1
+    monkeypatch.setattr(pgmod, "TOUCH_FLUSH_S", 0.0)
+    m.search("Berlin", user_id="u")  # due: everything buffered goes out
+    assert stored() >= 2
+    monkeypatch.setattr(pgmod, "TOUCH_FLUSH_S", 3600.0)
+    before = stored()
+    m.search("Berlin", user_id="u")
+    assert stored() == before and m.store.get([rec.id])[0].access_count == before + 1
+    m.close()  # closing writes what is left
+    assert stored() == before + 1
+    other.close()

@@ -55,6 +55,10 @@ STATS_TTL_S = 30.0  # BM25 corpus stats (N, avgdl) of a large store may lag this
 STATS_EXACT_ROWS = 50_000  # below this, recompute them on every data change (exact parity with FTS5)
 BM25_K1, BM25_B = 1.2, 0.75
 DF_CACHE_MAX = 50_000
+# A search writes nothing: its access counts wait in the process and go out in one statement at most every
+# TOUCH_FLUSH_S (or once TOUCH_BUFFER_MAX ids wait), and at close. A write per search cost a commit each.
+TOUCH_FLUSH_S = 30.0
+TOUCH_BUFFER_MAX = 50_000
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)  # what FTS5 unicode61 counts as a token
 _EXT_SQL = "SELECT extnamespace::regnamespace::text, extversion FROM pg_extension WHERE extname = 'vector'"
@@ -321,6 +325,9 @@ class PostgresStore(Store):
         self._df: dict[str, int] = {}  # lexeme -> rows holding it, see _dfs
         self._df_version = -1
         self._df_time = 0.0
+        self._pending_touch: dict[str, tuple[int, datetime]] = {}  # id -> (accesses, last), see touch
+        self._touch_lock = threading.Lock()
+        self._touch_tried = time.monotonic()
         self._ext_schema, vector_oid = self._bootstrap()
         self._shared = _SharedPool.acquire(self.conninfo, opts, vector_oid)
         self._pool = self._shared.pool
@@ -466,6 +473,7 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         if not self._closed:
+            self._flush_touches()
             self._closed = True
             self._shared.release()
 
@@ -822,29 +830,66 @@ class PostgresStore(Store):
             self._ex(conn, f"DELETE FROM {table} WHERE key = ANY(%s)", ([int(k) for k in keys],))
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
+        """Best effort, and a read writes nothing: counts are buffered in the process (its reads count them
+        already) and written in one statement every TOUCH_FLUSH_S, or when TOUCH_BUFFER_MAX ids wait, and at
+        close. Inside the caller's transaction they are written with it."""
         if not ids:
             return
+        with self._touch_lock:
+            for mid in dict.fromkeys(ids):  # one access per call, however often an id is listed
+                n, last = self._pending_touch.get(mid, (0, at))
+                self._pending_touch[mid] = (n + 1, max(last, at))
+            due = (time.monotonic() - self._touch_tried >= TOUCH_FLUSH_S
+                   or len(self._pending_touch) >= TOUCH_BUFFER_MAX)
+        if due or getattr(self._local, "conn", None) is not None:
+            self._flush_touches()
+
+    def _flush_touches(self) -> None:
+        with self._touch_lock:
+            pending, self._pending_touch = self._pending_touch, {}
+            self._touch_tried = time.monotonic()
+        if not pending:
+            return
+        ids = list(pending)
         try:
             with self.transaction(), self._conn() as conn:
-                # Lock in key order so concurrent touches of overlapping hits cannot dead-lock.
+                # Lock in key order so concurrent flushes of overlapping ids cannot dead-lock.
                 self._ex(
                     conn,
-                    "UPDATE memories m SET access_count = m.access_count + 1, last_accessed_at = %s"
-                    " FROM (SELECT key FROM memories WHERE id = ANY(%s) ORDER BY key FOR UPDATE) s"
+                    "UPDATE memories m SET access_count = m.access_count + s.n,"
+                    " last_accessed_at = GREATEST(coalesce(m.last_accessed_at, s.at), s.at)"
+                    " FROM (SELECT x.key, u.n, u.at FROM memories x"
+                    "       JOIN unnest(%s::text[], %s::int[], %s::timestamptz[]) AS u(id, n, at) ON x.id = u.id"
+                    "       ORDER BY x.key FOR UPDATE OF x) s"
                     " WHERE m.key = s.key",
-                    (at, list(ids)),
+                    (ids, [pending[i][0] for i in ids], [pending[i][1] for i in ids]),
                 )
         except StoreError:
+            with self._touch_lock:  # kept for the next try
+                for mid, (n, last) in pending.items():
+                    m, seen = self._pending_touch.get(mid, (0, last))
+                    self._pending_touch[mid] = (m + n, max(last, seen))
             if getattr(self._local, "conn", None) is not None:
                 raise
             # Access counting is best effort: a lost touch must not fail a read.
+
+    def _record(self, row: dict[str, Any]) -> MemoryRecord:
+        """A row as a record, with this process's access counts not written yet."""
+        rec = _row_to_record(row)
+        pending = self._pending_touch.get(rec.id) if self._pending_touch else None
+        if pending is None:
+            return rec
+        n, last = pending
+        seen = last if rec.last_accessed_at is None or last > rec.last_accessed_at else rec.last_accessed_at
+        rec.__dict__.update(access_count=rec.access_count + n, last_accessed_at=seen)  # a record not shared yet
+        return rec
 
     # -- reads -------------------------------------------------------------------
     def get(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:
         if not ids:
             return []
         sql = _SELECT + " WHERE m.id = ANY(%s)" + ("" if include_deleted else " AND m.deleted_at IS NULL")
-        out = {r["id"]: _row_to_record(r) for r in self._q(sql, (list(ids),), dict_rows=True)}
+        out = {r["id"]: self._record(r) for r in self._q(sql, (list(ids),), dict_rows=True)}
         return [out[i] for i in ids if i in out]
 
     def list(
@@ -856,7 +901,7 @@ class PostgresStore(Store):
         rows = self._q(
             f"{_SELECT}{where} ORDER BY {_ORDERS[order]} LIMIT %s OFFSET %s", [*params, limit, offset], dict_rows=True
         )
-        return [_row_to_record(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     def count(self, filters: Filters) -> int:
         where, params = where_clause(filters)
@@ -872,7 +917,7 @@ class PostgresStore(Store):
         sql = (f"WITH d AS MATERIALIZED (SELECT key FROM memories WHERE source_ids ?| %s::text[]) "
                f"{_SELECT}{where}{cond} ORDER BY m.key LIMIT %s")
         rows = self._q(sql, [list(dict.fromkeys(ids)), *params, limit], dict_rows=True)
-        return [_row_to_record(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     def history(self, memory_id: str, *, limit: int | None = None) -> builtins.list[HistoryEntry]:
         sql = "SELECT memory_id, version, action, before, after, at FROM history WHERE memory_id = %s ORDER BY seq"
