@@ -864,9 +864,9 @@ class PostgresStore(Store):
                     " WHERE m.key = s.key",
                     (ids, [pending[i][0] for i in ids], [pending[i][1] for i in ids]),
                 )
-        except StoreError:
-            with self._touch_lock:  # kept for the next try
-                for mid, (n, last) in pending.items():
+        except StoreError as exc:
+            with self._touch_lock:  # kept for the next try; a read-only server (a replica) never takes them
+                for mid, (n, last) in ({} if isinstance(exc, ReadOnlyError) else pending).items():
                     m, seen = self._pending_touch.get(mid, (0, last))
                     self._pending_touch[mid] = (m + n, max(last, seen))
             if getattr(self._local, "conn", None) is not None:
