@@ -456,3 +456,42 @@ def test_a_search_writes_nothing_and_its_access_counts_are_kept(pg_url, monkeypa
     m.close()  # closing writes what is left
     assert stored() == before + 1
     other.close()
+
+
+def test_common_word_counts_come_from_analyze_statistics(pg_url, monkeypatch):
+    """Above STATS_EXACT_ROWS, a word held by more than DF_EXACT_MAX rows is weighed by ANALYZE's sampled share
+    (pg_stats), not counted; on a table ANALYZE read whole, that is the exact count, so scores do not move."""
+    from engramdb.bench.scale import synthetic_texts
+    from engramdb.model import MemoryRecord
+
+    url = pg_url + ("&" if "?" in pg_url else "?") + "schema=df_stats"
+    store = PostgresStore(url)
+    try:
+        texts = synthetic_texts(300, seed=6)
+        store.insert([MemoryRecord(user_id="u", text=t, recorded_at=datetime.now(UTC)) for t in texts], None, texts)
+        queries = synthetic_texts(10, seed=2)
+        exact = [store.keyword_search(q, Filters(), 20) for q in queries]
+        assert store._common_lexemes() == {}  # never analyzed: everything is counted
+        store._q("ANALYZE memories")
+        monkeypatch.setattr(pgmod, "STATS_EXACT_ROWS", 10)
+        monkeypatch.setattr(pgmod, "DF_EXACT_MAX", 5)
+        monkeypatch.setattr(pgmod, "STATS_TTL_S", 0.0)
+        store._df.clear()
+        counted: list[str] = []
+        real_q = store._q
+
+        def spy(sql: str, params=(), **kw):
+            if "count(*) FROM memories x" in sql:
+                counted.extend(p for p in params[::2])
+            return real_q(sql, params, **kw)
+
+        monkeypatch.setattr(store, "_q", spy)
+        shares = store._common_lexemes()
+        assert shares and max(shares.values()) > 5 / 300
+        again = [store.keyword_search(q, Filters(), 20) for q in queries]
+        assert not [lx for lx in counted if shares.get(lx, 0) * 300 > 5]  # common words were not counted
+        for a, b in zip(exact, again, strict=True):
+            assert [i for i, _ in a] == [i for i, _ in b]
+            assert np.allclose([s for _, s in a], [s for _, s in b], rtol=0, atol=1e-6)
+    finally:
+        store.close()
