@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
-from engramdb.embed import HashingEmbedder, make_embedder, packs
+from engramdb.embed import HashingEmbedder, direct, make_embedder, packs
 from engramdb.embed import local as local_mod
 from engramdb.embed.base import Embedder
 from engramdb.errors import ConfigError, EngramError
@@ -43,6 +43,20 @@ def test_default_model_is_offline_minilm(embedder):
     assert make_embedder("sentence-transformers/all-MiniLM-L6-v2").name == "all-MiniLM-L6-v2"  # alias, cached
     v = embedder.embed(["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly tax filing deadline"])
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_direct_query_tokens_are_the_models_own(embedder):
+    """embed/direct.py: one text's features from the tokenizer backend equal `preprocess`'s, cut at the model's
+    length as it cuts them; a model it cannot match gets none (and `preprocess` runs)."""
+    import torch
+
+    tok = direct.load(embedder._model)
+    assert tok is not None, "the default model must get the direct tokenizer"
+    for text in ["When did Melanie paint a sunrise?", "x" * 3000, "Ünïcödé   spacing\t?", "word " * 400]:
+        want, got = embedder._model.preprocess([text]), tok.features(text)
+        assert list(want) == list(got)
+        assert all(torch.equal(want[k], got[k]) if hasattr(want[k], "shape") else want[k] == got[k] for k in want)
+    assert direct.load(object()) is None
 
 
 def test_minilm_hash_is_checked(monkeypatch):

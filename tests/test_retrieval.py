@@ -8,7 +8,7 @@ import pytest
 
 from engramdb.embed import HashingEmbedder
 from engramdb.ingest.keys import build_keys, compute_keys, index_text
-from engramdb.model import MemoryRecord
+from engramdb.model import MemoryRecord, SearchResult
 from engramdb.resources import make_filters
 from engramdb.retrieve.fuse import score_fusion
 from engramdb.retrieve.query import analyze, named_speakers
@@ -134,6 +134,15 @@ def test_compute_keys_vectors_are_normalised_mix():
     plain, _, _ = compute_keys([a, b], emb, context=False, dates=False)
     assert plain[1] == "B: general kenobi" == index_text(b, dates=False, weighted=False)
     assert build_keys([b])[1] == ["B: general kenobi"]
+
+
+def test_updated_result_is_model_copy():
+    r = SearchResult(memory=MemoryRecord(text="a turn", user_id="u"), score=0.5, signals={"bm25": 1.0})
+    for fields in ({"score": 0.9, "signals": {"x": 1.0}}, {"current": False, "superseded_by": "f1"}):
+        got, want = r.updated(**fields), r.model_copy(update=fields)
+        assert got == want and list(got.__dict__) == list(want.__dict__)
+        assert got.model_fields_set == want.model_fields_set and got.memory is r.memory
+    assert r.score == 0.5 and r.current and "x" not in r.signals  # the original is untouched
 
 
 def test_score_fusion_scales_and_floor():

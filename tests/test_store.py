@@ -220,3 +220,4 @@ def test_keyword_search_soon_gives_the_same_hits_on_a_worker_and_in_a_transactio
     assert want and store.keyword_search_soon("bicycle topic1", Filters(user_id="u1"), 5)() == want
     with store.transaction():  # the thread holds the store: it searches itself (a worker would wait forever)
         assert store.keyword_search_soon("bicycle topic1", Filters(user_id="u1"), 5)() == want
+        assert store.read_soon(lambda: store.keyword_search("bicycle topic1", Filters(user_id="u1"), 5))() == want

@@ -90,6 +90,18 @@ def test_paths_agree_with_filters(small):
     assert [k for k, _ in post] == [store.keys_for([recs[17].id])[recs[17].id]]
 
 
+def test_scope_read_ahead_gives_the_same_hits(small):
+    """`scope_keys`, read while a query is embedded (on the store's worker), then `search(scope=)`: the same hits
+    as a search that lists the keys itself; a filter that does not narrow lists none."""
+    store, index, _, _ = small
+    q = make_queries(1, DIM, seed=4, data="lowrank")[0]
+    f = Filters(user_id="u5")
+    scope = store.read_soon(lambda: index.scope_keys(f))()
+    assert scope is not None and set(scope.tolist()) == {int(k) for k in store.candidate_keys(f)}
+    assert index.search(q, f, 10, scope=scope) == index.search(q, f, 10)
+    assert index.scope_keys(Filters()) is None
+
+
 def test_ann_never_returns_deleted_or_expired(small):
     store, index, recs, vecs = small
     q = vecs[42]  # an exact copy of memory 42: its own nearest neighbour

@@ -127,6 +127,23 @@ class SearchResult(BaseModel):
     current: bool = True
     superseded_by: str | None = None  # the newer fact (or the turn) that made it historical
 
+    def updated(self, **fields: Any) -> SearchResult:
+        """`model_copy(update=fields)`: a shallow copy with those fields set, unvalidated. Written out for a
+        plain model (no extras, no private state) at half its cost: a search copies ~100 results."""
+        if not _PLAIN_RESULT or type(self) is not SearchResult:
+            return self.model_copy(update=fields)
+        new = _new(SearchResult)
+        _set(new, "__dict__", {**self.__dict__, **fields})
+        _set(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | fields.keys())
+        _set(new, "__pydantic_extra__", None)
+        _set(new, "__pydantic_private__", None)
+        return new
+
+
+_new = object.__new__
+_set = object.__setattr__
+_PLAIN_RESULT = not SearchResult.__private_attributes__ and SearchResult.model_config.get("extra") != "allow"
+
 
 HistoryAction = Literal["add", "update", "delete", "restore", "supersede", "merge", "forget", "expire"]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..index import late
-from . import onnx, packs
+from . import direct, onnx, packs
 from .base import Embedder, normalise
 
 DEFAULT_MODEL = packs.MINILM.name
@@ -57,6 +57,8 @@ class SentenceTransformerEmbedder(Embedder):
         self._mean: bool | None = None
         self.use_onnx = use_onnx  # queries through ONNX Runtime where it reproduces the model (embed/onnx.py)
         self._small_runs = 0  # queries and small adds so far (see _forward)
+        self._direct_tok: direct.DirectTokenizer | None = None  # see _direct
+        self._direct_checked = False
         pack = packs.find_pack(model)
         self._offline = pack is not None and (pack is packs.MINILM or pack.installed(pack))
         if pack is None:
@@ -252,9 +254,13 @@ class SentenceTransformerEmbedder(Embedder):
         import torch
 
         m = self._model
-        prepare = getattr(m, "preprocess", None) or m.tokenize
-        feats = {k: v.to(m.device) if hasattr(v, "to") else v for k, v in prepare(list(texts)).items()}
         self._small_runs += 1
+        one = self._direct() if len(texts) == 1 and self._small_runs > 1 else None
+        if one is not None:  # a query: its tokens straight from the backend (embed/direct.py)
+            raw = one.features(texts[0])
+        else:
+            raw = (getattr(m, "preprocess", None) or m.tokenize)(list(texts))
+        feats = {k: v.to(m.device) if hasattr(v, "to") else v for k, v in raw.items()}
         # one query alone (a CLI call): not worth ~0.4 s; int8 always runs its copy (torch would give other numbers)
         fast = self._onnx_copy() if self._small_runs > 1 or self.int8 else None
         if fast is not None:
@@ -265,6 +271,13 @@ class SentenceTransformerEmbedder(Embedder):
         n = len(texts)
         rows = {k: v.cpu().numpy() for k, v in out.items() if hasattr(v, "shape") and v.ndim and v.shape[0] == n}
         return [{k: v[j] for k, v in rows.items()} for j in range(n)]
+
+    def _direct(self) -> direct.DirectTokenizer | None:
+        """The checked direct tokenizer for single queries (set up once per model), or None: `preprocess`."""
+        if not self._direct_checked:
+            self._direct_tok = direct.load(self._model)
+            self._direct_checked = True
+        return self._direct_tok
 
     def _onnx_copy(self, threads: int = 1) -> onnx.OnnxTransformer | None:
         """The model's ONNX Runtime copy (int8 where asked), built (or read from the cache) on first use; None:

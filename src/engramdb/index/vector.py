@@ -189,8 +189,10 @@ class VectorIndex:
         k: int,
         *,
         force: str | None = None,
+        scope: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k (key, cosine) among memories that match `filters`. `force`: 'exact' or 'ann'."""
+        """Top-k (key, cosine) among memories that match `filters`. `force`: 'exact' or 'ann'. `scope`: what
+        `scope_keys` gave for these filters, read while the query was embedded (None: read here)."""
         if force not in (None, "exact", "ann"):
             raise ValueError("force must be None, 'exact' or 'ann'")
         query = np.asarray(query, dtype=np.float32)
@@ -210,6 +212,8 @@ class VectorIndex:
                 # too broad for it, so a broad filter never lists a million keys.
                 if force == "exact":
                     candidates = self.store.candidate_keys(filters)
+                elif scope is not None:
+                    candidates = scope
                 else:
                     candidates = self.store.candidate_keys(filters, limit=self.exact_max + 1)
                 if len(candidates) <= self.exact_max or force == "exact":
@@ -219,6 +223,16 @@ class VectorIndex:
             if n <= self.exact_max:
                 return self._search_exact_post(query, filters, k)
             return self._search_ann(query, filters, k)
+
+    def scope_keys(self, filters: Filters) -> np.ndarray | None:
+        """The keys a narrowing filter selects, as `search` reads them (one more than the exact path takes says
+        the filter is too broad for it, so a broad filter never lists a million keys); None where `search` reads
+        none (a filter that does not narrow, a backend that searches itself). It needs no query: a search reads
+        it while its query is embedded (`Store.read_soon`); a memory written meanwhile is then missed, as by the
+        keyword search that runs beside it."""
+        if self._native or self.store.native_vector_search or not _narrows(filters):
+            return None
+        return self.store.candidate_keys(filters, limit=self.exact_max + 1)
 
     def vectors_for(self, keys: Sequence[int], *, refreshed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(keys, vectors) of those `keys` that have a vector, in key order: from the copy held in memory where

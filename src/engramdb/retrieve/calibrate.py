@@ -116,7 +116,7 @@ def calibrate(results: list[SearchResult], key: str, *, ordered: bool = True,
     for r, s in zip(results, p.tolist(), strict=True):
         sig = dict(r.signals)
         sig.setdefault(RAW, float(r.score))
-        out.append(r.model_copy(update={"score": min(max(float(s), 0.0), 1.0), "signals": sig}))
+        out.append(r.updated(score=min(max(float(s), 0.0), 1.0), signals=sig))
     return out
 
 

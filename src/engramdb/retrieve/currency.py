@@ -128,7 +128,7 @@ def annotate(results: list[SearchResult], status: dict[str, Status]) -> list[Sea
     out = []
     for r in results:
         st = status.get(r.memory.id, Status(True))
-        out.append(r.model_copy(update={"current": st.current, "superseded_by": st.superseded_by}))
+        out.append(r.updated(current=st.current, superseded_by=st.superseded_by))
     return out
 
 

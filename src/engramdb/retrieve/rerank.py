@@ -97,7 +97,7 @@ def lift_and_decay(
             penalty = policy.rank_weight * (1 - decay_score(r.memory, policy, at)) * spread
             score -= penalty
             sig["decay"] = -penalty
-        rescored.append(r.model_copy(update={"score": score, "signals": sig}))
+        rescored.append(r.updated(score=score, signals=sig))
     return sorted(rescored, key=lambda r: -r.score)
 
 

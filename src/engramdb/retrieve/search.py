@@ -132,12 +132,14 @@ class Retriever:
         `late_interaction` on), each candidate's MaxSim, which only a learned ranker with those features reads."""
         cfg = self.config
         n = max(cfg.candidates, limit)
-        keyword = self.store.keyword_search_soon(query, filters, n)  # SQLite searches while the model runs
+        # what needs no query vector SQLite reads while the model runs: the keyword hits, the filter's keys
+        reads = self.store.read_soon(lambda: (self.store.keyword_search(query, filters, n),
+                                              self.vectors.scope_keys(filters)))
         try:
             qvec, qtok = self._embed_query(query, late=late)
         finally:
-            bm = keyword()  # waited for even when embedding fails: the store is not left busy
-        hits = self.vectors.search(qvec, filters, n)
+            bm, scope = reads()  # waited for even when embedding fails: the store is not left busy
+        hits = self.vectors.search(qvec, filters, n, scope=scope)
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]
         dense = {id_of[k]: float(s) for k, s in hits if k in id_of}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,7 @@ SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
 LIST_ORDERS = ("occurred_at", "-occurred_at", "recorded_at", "-recorded_at")
 TIP_ORDER = "-utility"
 PERIOD_WIDTH = {"month": 7, "day": 10}  # characters of an ISO date that name the period
+_T = TypeVar("_T")
 
 
 class RankMeta(NamedTuple):
@@ -279,9 +280,14 @@ class Store(ABC):
     def keyword_search_soon(self, query: str, filters: Filters, limit: int
                             ) -> Callable[[], builtins.list[tuple[str, float]]]:
         """`keyword_search`, for a caller with other work to do meanwhile (a search embeds its query): call the
-        returned function for the hits. Default: searched now; a backend may search on another thread."""
-        hits = self.keyword_search(query, filters, limit)
-        return lambda: hits
+        returned function for the hits (`read_soon`)."""
+        return self.read_soon(lambda: self.keyword_search(query, filters, limit))
+
+    def read_soon(self, read: Callable[[], _T]) -> Callable[[], _T]:
+        """`read()` (reads of this store only), for a caller with other work to do meanwhile: call the returned
+        function for its result. Default: read now; a backend may read on another thread."""
+        value = read()
+        return lambda: value
 
     @abstractmethod
     def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
@@ -430,6 +436,8 @@ class Store(ABC):
         raise NotImplementedError
 
     # -- optional native search --------------------------------------------------
+    native_vector_search = False  # True where `vector_search` answers (the in-process index then holds nothing)
+
     def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> builtins.list[tuple[int, float]] | None:
         """Top-k (key, cosine) computed by the backend itself, best first; None = not supported,
         and the in-process VectorIndex searches instead (SQLite)."""

@@ -313,6 +313,8 @@ class _SharedPool:
 
 
 class PostgresStore(Store):
+    native_vector_search = True  # pgvector: `vector_search` answers every dense search
+
     def __init__(self, url: str, *, schema: str | None = None, pool_max: int | None = None) -> None:
         self.url = url
         self.conninfo, opts = parse_url(url, schema)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -77,6 +77,7 @@ _MARKED = re.compile("\ue000(.*?)\ue001", re.S)  # a token (or phrase) highlight
 _UPSERT_VECTOR = (
     "INSERT INTO vectors(key, vector) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET vector = excluded.vector"
 )
+_T = TypeVar("_T")
 _SELECT = "SELECT m.key, " + ", ".join(f"m.{c}" for c in COLUMNS) + " FROM memories m"
 
 
@@ -834,14 +835,14 @@ class SQLiteStore(Store):
         )
         return [(r[0], float(r[1])) for r in self._q(sql, [match, *span_params, *params, limit])]
 
-    def keyword_search_soon(self, query: str, filters: Filters, limit: int
-                            ) -> Callable[[], builtins.list[tuple[str, float]]]:
-        """`keyword_search` on a worker thread while the caller embeds its query: SQLite and the model run both
-        release the GIL, so on two free cores the keyword search costs a search no time. A thread that holds the
-        store (inside a transaction) searches here and now: the worker would wait on it."""
+    def read_soon(self, read: Callable[[], _T]) -> Callable[[], _T]:
+        """`read()` on a worker thread while the caller embeds its query (the keyword search, the keys a filter
+        selects): SQLite and the model run both release the GIL, so on two free cores these reads cost a search
+        no time. A thread that holds the store (inside a transaction) reads here and now: the worker would wait
+        on it."""
         if self._lock._is_owned():  # type: ignore[attr-defined]  # RLock's own check (threading.Condition uses it)
-            return super().keyword_search_soon(query, filters, limit)
-        return _worker().submit(self.keyword_search, query, filters, limit).result
+            return super().read_soon(read)
+        return _worker().submit(read).result
 
     def _top_in_index(self, phrases: Sequence[str], where: str, params: Sequence[Any], limit: int
                       ) -> builtins.list[tuple[str, float]] | None:
@@ -1360,7 +1361,7 @@ _worker_pool: ThreadPoolExecutor | None = None
 
 
 def _worker() -> ThreadPoolExecutor:
-    """Threads for the keyword searches that run while searches embed their queries (`keyword_search_soon`)."""
+    """Threads for the reads that run while searches embed their queries (`read_soon`)."""
     global _worker_pool
     if _worker_pool is None:
         with _worker_lock:
