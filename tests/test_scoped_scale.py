@@ -347,3 +347,15 @@ def test_cutoff_groups() -> None:
     assert codec.cutoff_groups([big, 1]) == [[1]]  # one common word left: a rare word's rows only
     assert codec.cutoff_groups([big * 2]) == [[0]]
     assert codec.cutoff_groups([big, big * 5, big * 2]) == [[0, 2]]
+
+
+def test_phrase_counts_in_one_batch_match_one_text_at_a_time(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "c.db")
+    texts = [*synthetic_texts(40, seed=12), "", "O'Brien's rock-n-roll road bike, road bike!", "Ünïcödé café"]
+    phrases = [store._tokens(w) for w in ["road", "bike", "o'brien", "rock-n-roll", "cafe", "feel"]]
+    lens = [len(store._tokenize(t)) for t in texts]
+    batch = store._phrase_counts(texts, lens, phrases)
+    one_by_one = store._phrase_counts(texts, [n + 1 for n in lens], phrases)  # lengths out of step: fallback
+    assert (batch == one_by_one).all()
+    assert batch[-2].tolist() == [2, 2, 1, 1, 0, 0] and batch[-1][4] == 1
+    store.close()
