@@ -54,6 +54,7 @@ HNSW_MIN_ROWS = EXACT_MAX  # build the HNSW index once a dimension has more vect
 STATS_TTL_S = 30.0  # BM25 corpus stats (N, avgdl) of a large store may lag this long
 STATS_EXACT_ROWS = 50_000  # below this, recompute them on every data change (exact parity with FTS5)
 DF_EXACT_MAX = 20_000  # above STATS_EXACT_ROWS, a word in more rows than this has its count estimated
+PRUNED_POOL = 400  # past UNSCOPED_POSTINGS_MAX, candidates scored on every query word (as on SQLite)
 BM25_K1, BM25_B = 1.2, 0.75
 DF_CACHE_MAX = 50_000
 # A search writes nothing: its access counts wait in the process and go out in one statement at most every
@@ -994,15 +995,19 @@ class PostgresStore(Store):
         scoped = filters.user_id is not None or filters.agent_id is not None or filters.session_id is not None
         match = "(m.tsv @@ %s::tsquery) IS TRUE" if scoped else "m.tsv @@ %s::tsquery"
         candidates = " | ".join(consts)
+        pool, pool_params = "", []
         if not scoped and sum(dfs.values()) > UNSCOPED_POSTINGS_MAX:
-            # Unscoped, with common words: the rows of codec.cutoff_groups are the candidates, each scored on
-            # every word, so the cost is bounded by those rows, not by every row holding a common word.
+            # Unscoped, with common words: the rows of codec.cutoff_groups are the candidates, the best
+            # PRUNED_POOL of them by ts_rank on the words that chose them are scored on every word (as on SQLite),
+            # so the cost is bounded by those rows, not by every row holding a common word.
             groups = cutoff_groups([dfs[lx] for lx in lexemes])
             candidates = " | ".join("(" + " & ".join(consts[i] for i in g) + ")" for g in groups)
+            pool, pool_params = " ORDER BY ts_rank(m.tsv, %s::tsquery, 1) DESC, m.key LIMIT %s", [candidates,
+                                                                                                  PRUNED_POOL]
         sql = f"""
             WITH w(l, idf) AS MATERIALIZED (VALUES {idf_rows}),
             hits AS MATERIALIZED (
-                SELECT m.key, m.id, m.tsv, m.doc_len FROM memories m WHERE {match}{where}
+                SELECT m.key, m.id, m.tsv, m.doc_len FROM memories m WHERE {match}{where}{pool}
             )
             SELECT h.id, sum(w.idf * cardinality(u.positions) * {BM25_K1 + 1} / (cardinality(u.positions)
                    + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * h.doc_len / %s::float8))) AS score
@@ -1014,7 +1019,7 @@ class PostgresStore(Store):
             LIMIT %s
         """
         idf_params = [x for lx in lexemes for x in (lx, _idf(n, dfs[lx]))]
-        rows = self._q(sql, [*idf_params, candidates, *params, max(avgdl, 1e-9), limit])
+        rows = self._q(sql, [*idf_params, candidates, *params, *pool_params, max(avgdl, 1e-9), limit])
         return [(r[0], float(r[1])) for r in rows]
 
     def _dfs(self, lexemes: Sequence[str], consts: Sequence[str], n: int) -> dict[str, int]:
