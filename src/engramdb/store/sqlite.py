@@ -917,7 +917,8 @@ class SQLiteStore(Store):
     def _df_of(self, phrase: str, n_rows: int) -> int:
         """A phrase's row count, through the same cache as its idf."""
         self._idf(phrase, n_rows)
-        return self._df[phrase]
+        got = self._df.get(phrase)  # another thread may have cleared the cache since
+        return got if got is not None else self._doc_count(phrase, n_rows)
 
     def _scoped_bm25(
         self, phrases: Sequence[str], span: Sequence[int], where: str, params: Sequence[Any], limit: int
