@@ -107,6 +107,16 @@ class AuditEntry:
     seq: int | None = None  # the entry's position in the log (set by the store, ascending); a page cursor
 
 
+def with_pending_access(rec: MemoryRecord, n: int, last: datetime | None) -> MemoryRecord:
+    """`rec` (just built, not shared yet) with `n` accesses buffered in this process, the last at `last`: set in
+    place, as model_copy(update=) would return them."""
+    seen = rec.last_accessed_at
+    if last is not None and (seen is None or last > seen):
+        seen = last
+    rec.__dict__.update(access_count=rec.access_count + n, last_accessed_at=seen)
+    return rec
+
+
 def audit_where(
     mark: str,
     category_sql: str,

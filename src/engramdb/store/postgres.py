@@ -37,7 +37,17 @@ from ..errors import ConfigError, ReadOnlyError, StoreError, ValidationError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import now
 from . import postgres_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, TIP_ORDER, AuditEntry, Filters, Link, Store, audit_where
+from .base import (
+    PERIOD_WIDTH,
+    SCOPE_FIELDS,
+    TIP_ORDER,
+    AuditEntry,
+    Filters,
+    Link,
+    Store,
+    audit_where,
+    with_pending_access,
+)
 from .codec import COLUMNS, TIME_FIELDS, UNSCOPED_POSTINGS_MAX, cutoff_groups, keyword_terms, record_json
 
 try:
@@ -884,10 +894,7 @@ class PostgresStore(Store):
         pending = self._pending_touch.get(rec.id) if self._pending_touch else None
         if pending is None:
             return rec
-        n, last = pending
-        seen = last if rec.last_accessed_at is None or last > rec.last_accessed_at else rec.last_accessed_at
-        rec.__dict__.update(access_count=rec.access_count + n, last_accessed_at=seen)  # a record not shared yet
-        return rec
+        return with_pending_access(rec, *pending)
 
     # -- reads -------------------------------------------------------------------
     def get(self, ids: Sequence[str], *, include_deleted: bool = False) -> list[MemoryRecord]:

@@ -33,7 +33,18 @@ from ..errors import ConfigError, ReadOnlyError, StoreError
 from ..model import HistoryEntry, MemoryRecord
 from ..timeutil import from_store, now, to_store
 from . import sqlite_schema
-from .base import PERIOD_WIDTH, SCOPE_FIELDS, TIP_ORDER, AuditEntry, Filters, Link, RankMeta, Store, audit_where
+from .base import (
+    PERIOD_WIDTH,
+    SCOPE_FIELDS,
+    TIP_ORDER,
+    AuditEntry,
+    Filters,
+    Link,
+    RankMeta,
+    Store,
+    audit_where,
+    with_pending_access,
+)
 from .codec import (
     COLUMNS,
     UNSCOPED_POSTINGS_MAX,
@@ -587,13 +598,7 @@ class SQLiteStore(Store):
         pending = self._pending_touch.get(rec.id) if self._pending_touch else None
         if pending is None:
             return rec
-        n, last = pending
-        seen = from_store(last)
-        if rec.last_accessed_at is not None and (seen is None or rec.last_accessed_at > seen):
-            seen = rec.last_accessed_at
-        # a record just built and not shared yet: set the fields in place (what model_copy(update=) would return)
-        rec.__dict__.update(access_count=rec.access_count + n, last_accessed_at=seen)
-        return rec
+        return with_pending_access(rec, pending[0], from_store(pending[1]))
 
     # -- staged reindex ------------------------------------------------------------
     # A reindex to another model writes the new vectors beside the live ones, in short transactions, and swaps
