@@ -67,6 +67,27 @@ def test_scoped_and_unscoped_keyword_scores_match_fts5(tmp_path: Path, monkeypat
     store.close()
 
 
+def test_scoped_scores_count_phrases_of_several_tokens(tmp_path: Path, monkeypatch) -> None:
+    """Words the index splits in two ("I've", "O'Brien", "e_mail") count as phrases inside highlight()'s marks,
+    overlapping and repeated instances too: the same scores as bm25()."""
+    monkeypatch.setattr(sqlite_mod, "BM25_IN_INDEX_MAX", 0)
+    store = SQLiteStore(tmp_path / "c.db")
+    texts = ["I've been to O'Brien's place, I've said", "i ve ve i've e_mail", "the e mail from O Brien",
+             "ve ve ve", "I've I've I've", "nothing here", "Brien o'brien obrien", "mail e_mail_e mail",
+             "a mail_box by the mail", "mail mail mail box"]
+    recs = [MemoryRecord(user_id="ana", text=t, recorded_at=now()) for t in texts]
+    store.insert(recs, None, texts)
+    keys = store.keys_for([r.id for r in recs])
+    ids = {keys[r.id]: r.id for r in recs}
+    ref = _reference({keys[r.id]: r.text for r in recs})
+    for query in ["I've", "ve I've", "O'Brien's e_mail", "i've ve e_mail mail O'Brien brien", "mail mail_box"]:
+        got = store.keyword_search(query, Filters(user_id="ana"), 20)
+        want = _expected(ref, query, set(ids), ids, 20)
+        assert [g[0] for g in got] == [w[0] for w in want], query
+        assert np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-9), query
+    store.close()
+
+
 def test_scoped_search_after_writes_and_user_change(tmp_path: Path) -> None:
     """Deleting, changing a text and moving a memory to another user keep the clustered index right."""
     store = SQLiteStore(tmp_path / "w.db")

@@ -824,8 +824,9 @@ class SQLiteStore(Store):
         match = " OR ".join(phrases)
         span = "" if filters.user_id is None else " AND memories_fts.rowid BETWEEN ? AND ?"
         span_params = [] if filters.user_id is None else list(user_span(filters.user_id))
-        if span and self._fts_totals()[0] > BM25_IN_INDEX_MAX:
-            hits = self._scoped_bm25(phrases, span_params, where, params, limit)
+        totals = self._fts_totals() if span else (0, 1.0)
+        if span and totals[0] > BM25_IN_INDEX_MAX:
+            hits = self._scoped_bm25(phrases, span_params, where, params, limit, totals)
             if hits is not None:
                 return [*hits]
         if not span and _broad(filters):
@@ -860,7 +861,8 @@ class SQLiteStore(Store):
         A query whose words hold more than UNSCOPED_POSTINGS_MAX rows between them goes to `_top_pruned`."""
         n_rows = self._fts_totals()[0]
         if n_rows > UNSCOPED_POSTINGS_MAX:
-            counts = [self._df_of(p, n_rows) for p in phrases]
+            version = self.data_version()
+            counts = [self._df_of(p, n_rows, version) for p in phrases]
             if sum(counts) > UNSCOPED_POSTINGS_MAX:
                 groups = [" AND ".join(phrases[i] for i in g) for g in cutoff_groups(counts)]
                 return self._top_pruned(phrases, " OR ".join(f"({g})" for g in groups), where, params, limit)
@@ -909,7 +911,8 @@ class SQLiteStore(Store):
             ))
         n_rows, avgdl = self._fts_totals()
         seqs = [self._tokens(p.strip('"').replace('""', '"')) for p in phrases]
-        idfs = [self._idf(p, n_rows) for p in phrases]
+        version = self.data_version()
+        idfs = [self._idf(p, n_rows, version) for p in phrases]
         sizes = self._doc_lens([int(r[0]) for r in rows])
         lens = [sizes.get(int(r[0]), 0) for r in rows]
         f = self._phrase_counts([r[3] or "" for r in rows], lens, seqs)
@@ -919,14 +922,15 @@ class SQLiteStore(Store):
         scored.sort()
         return [(mid, -neg) for neg, _, mid in scored[:limit]]
 
-    def _df_of(self, phrase: str, n_rows: int) -> int:
+    def _df_of(self, phrase: str, n_rows: int, version: int) -> int:
         """A phrase's row count, through the same cache as its idf."""
-        self._idf(phrase, n_rows)
+        self._idf(phrase, n_rows, version)
         got = self._df.get(phrase)  # another thread may have cleared the cache since
         return got if got is not None else self._doc_count(phrase, n_rows)
 
     def _scoped_bm25(
-        self, phrases: Sequence[str], span: Sequence[int], where: str, params: Sequence[Any], limit: int
+        self, phrases: Sequence[str], span: Sequence[int], where: str, params: Sequence[Any], limit: int,
+        totals: tuple[int, float],
     ) -> Sequence[tuple[str, float]] | None:
         """BM25 exactly as FTS5's bm25() scores it, over one user's rowid range of the index.
 
@@ -948,13 +952,14 @@ class SQLiteStore(Store):
             return []
         ids = {int(r[0]): r[1] for r in rows}
         counts = self._term_counts(phrases, span, [(int(r[0]), r[2]) for r in rows])
-        n_rows, avgdl = self._fts_totals()
+        n_rows, avgdl = totals
+        version = self.data_version()
         scores = dict.fromkeys(ids, 0.0)
         lens = self._doc_lens(list(ids))
         for phrase, per_row in zip(phrases, counts, strict=True):
             if not per_row:
                 continue
-            idf = self._idf(phrase, n_rows)
+            idf = self._idf(phrase, n_rows, version)
             for fkey, n in per_row.items():
                 if fkey in scores:
                     f, d = float(n), lens.get(fkey, 0)
@@ -965,36 +970,33 @@ class SQLiteStore(Store):
     def _term_counts(
         self, phrases: Sequence[str], span: Sequence[int], marked: Sequence[tuple[int, str]]
     ) -> Sequence[dict[int, int]]:
-        """How often each phrase occurs in each candidate row. The marked spans are mapped back to the
-        phrases through the index's own tokenizer (so stems agree); a phrase of several tokens can overlap
-        another's marks, so then each phrase is counted by its own highlight() query instead."""
+        """How often each phrase occurs in each candidate row, read from the marked texts. highlight() marks
+        every phrase instance, merging instances that overlap, so each mark holds only instance tokens and every
+        instance lies inside one mark: counting each phrase's token sequence inside the marks (tokenized by the
+        index's own tokenizer, so stems agree) counts its instances exactly, as bm25() does. A phrase with no
+        token is counted by its own highlight() query."""
         wanted = [self._tokens(p.strip('"').replace('""', '"')) for p in phrases]
-        if all(len(w) == 1 for w in wanted):
-            by_token: dict[str, list[int]] = {}
-            for i, w in enumerate(wanted):
-                by_token.setdefault(w[0], []).append(i)
-            out: list[dict[int, int]] = [{} for _ in phrases]
-            for fkey, text in marked:
-                for span_text in _MARKED.findall(text):
-                    toks = self._tokens(span_text)
-                    if len(toks) != 1:
-                        break  # adjacent instances merged into one mark: count this way no more
-                    for i in by_token.get(toks[0], ()):
-                        out[i][fkey] = out[i].get(fkey, 0) + 1
-                else:
-                    continue
-                break
-            else:
-                return out
-        counts: list[dict[int, int]] = []
-        for phrase in phrases:
-            rows = self._q(
-                "SELECT rowid, highlight(memories_fts, 0, char(57344), '') FROM memories_fts"
-                " WHERE memories_fts MATCH ? AND rowid BETWEEN ? AND ?",
-                [phrase, *span],
-            )
-            counts.append({int(r[0]): r[1].count("\ue000") for r in rows})
-        return counts
+        out: list[dict[int, int]] = [{} for _ in phrases]
+        by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        for i, w in enumerate(wanted):
+            if w:
+                by_first.setdefault(w[0], []).append((i, w))
+        for fkey, text in marked:
+            for span_text in _MARKED.findall(text):
+                toks = self._tokens(span_text)
+                for at, tok in enumerate(toks):
+                    for i, w in by_first.get(tok, ()):
+                        if len(w) == 1 or toks[at : at + len(w)] == w:
+                            out[i][fkey] = out[i].get(fkey, 0) + 1
+        for i, w in enumerate(wanted):
+            if not w:
+                rows = self._q(
+                    "SELECT rowid, highlight(memories_fts, 0, char(57344), '') FROM memories_fts"
+                    " WHERE memories_fts MATCH ? AND rowid BETWEEN ? AND ?",
+                    [phrases[i], *span],
+                )
+                out[i] = {int(r[0]): r[1].count("\ue000") for r in rows}
+        return out
 
     def _tokens(self, text: str) -> tuple[str, ...]:
         """`text` as the keyword index tokenizes it (porter, unicode61), from a private in-memory FTS5 table."""
@@ -1084,9 +1086,9 @@ class SQLiteStore(Store):
             out.update((int(r[0]), _varints(bytes(r[1]), 1)[0]) for r in rows)
         return out
 
-    def _idf(self, phrase: str, n_rows: int) -> float:
-        """FTS5's idf for one phrase; its row count cached (exact below STATS_EXACT_ROWS, else STATS_TTL_S old)."""
-        version = self.data_version()
+    def _idf(self, phrase: str, n_rows: int, version: int) -> float:
+        """FTS5's idf for one phrase; its row count cached (exact below STATS_EXACT_ROWS, else STATS_TTL_S old).
+        `version`: the store's data_version, read once per query by the caller."""
         stamp = time.monotonic()
         if self._df_version != version and (n_rows <= STATS_EXACT_ROWS or stamp - self._df_time > STATS_TTL_S):
             self._df.clear()
