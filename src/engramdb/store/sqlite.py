@@ -1151,15 +1151,19 @@ class SQLiteStore(Store):
 
     def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         got_keys: list[int] = []
-        vecs: list[np.ndarray] = []
+        blobs: list[bytes] = []
         for chunk in _chunks([int(k) for k in keys], 500):
             rows = self._q(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             for r in rows:
                 got_keys.append(r[0])
-                vecs.append(blob_to_vector(r[1]))
-        if not vecs:
+                blobs.append(r[1])
+        if not blobs:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        return np.asarray(got_keys, dtype=np.int64), np.vstack(vecs)
+        if len({len(b) for b in blobs}) != 1:  # vectors of two widths (a reindex under way): as numpy says
+            return np.asarray(got_keys, dtype=np.int64), np.vstack([blob_to_vector(b) for b in blobs])
+        # one writable buffer, one array: a scoped search reads a few hundred rows here
+        mat = np.frombuffer(bytearray().join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        return np.asarray(got_keys, dtype=np.int64), mat
 
     def vector_keys(self, *, after_key: int = 0) -> np.ndarray:
         rows = self._q("SELECT key FROM vectors WHERE key > ? ORDER BY key", (after_key,))
