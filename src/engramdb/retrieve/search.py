@@ -132,14 +132,16 @@ class Retriever:
         `late_interaction` on), each candidate's MaxSim, which only a learned ranker with those features reads."""
         cfg = self.config
         n = max(cfg.candidates, limit)
-        # what needs no query vector SQLite reads while the model runs: the keyword hits, the filter's keys
-        reads = self.store.read_soon(lambda: (self.store.keyword_search(query, filters, n),
-                                              self.vectors.scope_keys(filters)))
+        # what needs no query vector SQLite reads while the model runs: the filter's keys, the keyword hits (the
+        # latter still running while the vectors are searched, where the model is quick)
+        scope_soon = self.store.read_soon(lambda: self.vectors.scope_keys(filters))
+        bm_soon = self.store.read_soon(lambda: self.store.keyword_search(query, filters, n))
         try:
             qvec, qtok = self._embed_query(query, late=late)
+            scope = scope_soon()
+            hits = self.vectors.search(qvec, filters, n, scope=scope)
         finally:
-            bm, scope = reads()  # waited for even when embedding fails: the store is not left busy
-        hits = self.vectors.search(qvec, filters, n, scope=scope)
+            bm = bm_soon()  # waited for even when embedding fails: the store is not left busy
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]
         dense = {id_of[k]: float(s) for k, s in hits if k in id_of}

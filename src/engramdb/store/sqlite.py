@@ -194,6 +194,13 @@ class SQLiteStore(Store):
             except OSError as exc:
                 raise StoreError(f"cannot create the directory for {self.path!r}: {exc.strerror}") from exc
         self._lock = threading.RLock()
+        # Reads handed to worker threads (`read_soon`) go through a connection of their own, so they run beside
+        # the caller's statements instead of queuing on `_lock` (WAL: readers never block each other).
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._on_worker = threading.local()
+        self._tok_lock = threading.Lock()  # the private tokenizer's own (see _tokens)
+        self._closed = False
         self._depth = 0
         self._pending_touch: dict[str, tuple[int, str]] = {}  # id -> (accesses, last time), not yet written
         self._touch_tried = time.monotonic()
@@ -339,6 +346,12 @@ class SQLiteStore(Store):
         self._conn.execute(f"UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key IN {keys}")
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if getattr(self._on_worker, "reading", False):
+            with self._reader_lock:
+                try:
+                    return self._reader_conn().execute(sql, params).fetchall()
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(f"SQLite error reading {self.path!r}: {exc}") from exc
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
@@ -354,6 +367,11 @@ class SQLiteStore(Store):
             except Exception:  # noqa: BLE001 - access counts are best-effort; closing must not fail on them
                 pass
             self._conn.close()
+            self._closed = True
+            with self._reader_lock:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
             if self._tok is not None:
                 self._tok.close()
 
@@ -846,9 +864,28 @@ class SQLiteStore(Store):
         selects): SQLite and the model run both release the GIL, so on two free cores these reads cost a search
         no time. A thread that holds the store (inside a transaction) reads here and now: the worker would wait
         on it."""
-        if self._lock._is_owned():  # type: ignore[attr-defined]  # RLock's own check (threading.Condition uses it)
-            return super().read_soon(read)
-        return _worker().submit(read).result
+        if self._lock._is_owned() or self.path == ":memory:":  # type: ignore[attr-defined]  # RLock's own check
+            return super().read_soon(read)  # (an in-memory database has no second connection)
+
+        def on_worker() -> _T:
+            self._on_worker.reading = True
+            try:
+                return read()
+            finally:
+                self._on_worker.reading = False
+
+        return _worker().submit(on_worker).result
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        """The worker threads' connection (call with `_reader_lock` held): opened as the main one, read only."""
+        if self._reader is None:
+            if self._closed:
+                raise StoreError(f"{self.path!r} is closed")
+            conn = self._connect()
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")
+            self._reader = conn
+        return self._reader
 
     def _top_in_index(self, phrases: Sequence[str], where: str, params: Sequence[Any], limit: int
                       ) -> builtins.list[tuple[str, float]] | None:
@@ -1009,7 +1046,7 @@ class SQLiteStore(Store):
         return got
 
     def _tokenize(self, text: str) -> tuple[str, ...]:
-        with self._lock:
+        with self._tok_lock:
             tok = self._tokenizer()
             tok.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", (text,))
             try:
@@ -1028,7 +1065,7 @@ class SQLiteStore(Store):
         if not terms or not texts:
             return out
         starts = np.cumsum([0, *lens])
-        with self._lock:
+        with self._tok_lock:
             tok = self._tokenizer()
             tok.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", ("\n".join(texts),))
             try:
@@ -1062,7 +1099,7 @@ class SQLiteStore(Store):
 
     def _tokenizer(self) -> sqlite3.Connection:
         """A private in-memory FTS5 table with the keyword index's tokenizer, and its token listing. Call with
-        the lock held."""
+        `_tok_lock` held."""
         if self._tok is None:
             self._tok = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             self._tok.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')")
