@@ -11,6 +11,7 @@ import pytest
 
 from engramdb.bench.ann import make_queries, make_vectors
 from engramdb.bench.scale import synthetic_texts
+from engramdb.errors import StoreError
 from engramdb.index.vector import VectorIndex
 from engramdb.model import MemoryRecord
 from engramdb.store import codec, sqlite_schema
@@ -380,3 +381,21 @@ def test_phrase_counts_in_one_batch_match_one_text_at_a_time(tmp_path: Path) -> 
     assert (batch == one_by_one).all()
     assert batch[-2].tolist() == [2, 2, 1, 1, 0, 0] and batch[-1][4] == 1
     store.close()
+
+
+def test_worker_reads_use_their_own_connection_and_close_with_the_store(tmp_path: Path) -> None:
+    """`read_soon` reads on a worker through a second, read-only connection: it sees what the store committed,
+    cannot write, and goes with the store's close (a read after close is an error, not a reopened file)."""
+    store = SQLiteStore(tmp_path / "r.db")
+    recs = _records(20)
+    store.insert(recs, None, [r.text for r in recs])
+    got = store.read_soon(lambda: store.count(Filters()))()
+    assert got == 20
+    assert store._reader is not None and store._reader is not store._conn
+    with pytest.raises(StoreError):
+        store.read_soon(lambda: store._q("DELETE FROM memories"))()
+    assert store.count(Filters()) == 20
+    store.close()
+    assert store._reader is None
+    with pytest.raises(StoreError):
+        store.read_soon(lambda: store.count(Filters()))()
