@@ -399,3 +399,26 @@ def test_worker_reads_use_their_own_connection_and_close_with_the_store(tmp_path
     assert store._reader is None
     with pytest.raises(StoreError):
         store.read_soon(lambda: store.count(Filters()))()
+
+
+def test_merging_the_keyword_index_keeps_every_score(tmp_path: Path, monkeypatch) -> None:
+    """Many small writes leave the keyword index in many segments; `merge_keyword_index` folds them into one
+    in bounded steps, and scoped and unscoped keyword scores come out exactly as before."""
+    monkeypatch.setattr(sqlite_mod, "MERGE_STEP_PAGES", 2)  # many small steps
+    store = SQLiteStore(tmp_path / "m.db")
+    recs = _records(300)
+    for i in range(0, 300, 10):  # rows of five users in each write: FTS5 starts a segment at each
+        store.insert(recs[i : i + 10], None, [r.text for r in recs[i : i + 10]])
+    assert store._segments() > 1
+    queries = synthetic_texts(12, seed=21)
+    before = [(store.keyword_search(q, Filters(user_id=USERS[i % len(USERS)]), 10),
+               store.keyword_search(q, Filters(), 10)) for i, q in enumerate(queries)]
+    assert store.merge_keyword_index() > 1
+    assert store._segments() == 1
+    assert store.merge_keyword_index() == 0  # nothing left to merge
+    after = [(store.keyword_search(q, Filters(user_id=USERS[i % len(USERS)]), 10),
+              store.keyword_search(q, Filters(), 10)) for i, q in enumerate(queries)]
+    for (s0, u0), (s1, u1) in zip(before, after, strict=True):
+        assert [h[0] for h in s0] == [h[0] for h in s1] and [h[0] for h in u0] == [h[0] for h in u1]
+        assert np.allclose([h[1] for h in s0 + u0], [h[1] for h in s1 + u1], rtol=0, atol=1e-9)
+    store.close()

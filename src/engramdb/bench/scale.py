@@ -12,6 +12,9 @@ seeded RNG, spread over many users (about 200 memories each) and sessions of
   dense path against exact;
 - resident memory, and bytes on disk per memory (database + WAL + ANN file).
 
+Every store is measured with its keyword index merged into one segment, as `consolidate` (and `compact`)
+leave it (`Store.merge_keyword_index`).
+
 Embedding a million texts with MiniLM on a small CPU would measure the model,
 not the engine (on the 2-core machine this was written on, MiniLM adds a few
 hundred turns a second at best, each turn embedded with its context too). So
@@ -178,6 +181,7 @@ def build_cached(
     plan = sessions(n, seed)
     with Memory(path, url=url, embedder=embedder) as mem:
         if mem.store.get_meta(BUILT_KEY) == str(n):
+            mem.store.merge_keyword_index()  # as `consolidate` leaves it (a no-op once done)
             return {"path": path, "url": url, "added_s": 0.0, "embed_calls": 0, "resumed_from": n}
         present: Any
         _, present = mem.store.scope_counts(
@@ -196,6 +200,7 @@ def build_cached(
                 progress(f"build {n:,}", done, n)
         added_s = time.perf_counter() - t0
         mem.store.set_meta(BUILT_KEY, str(n))
+        mem.store.merge_keyword_index()
         return {
             "path": path, "url": url, "added_s": added_s, "embed_calls": mem.embedder.calls - calls0,
             "resumed_from": resumed,
@@ -266,6 +271,7 @@ def replicate_cached(n: int, *, cache_dir: str, seed: int, progress: Any = None)
     store = SQLiteStore(path)
     try:
         if store.get_meta(BUILT_KEY) == str(n):
+            store.merge_keyword_index()  # as `consolidate` leaves it (a no-op once done)
             return {"path": path, "added_s": 0.0, "replicated_from": base}
         conn = store._conn  # a bulk copy between two files of the same schema
         conn.execute("ATTACH DATABASE ? AS src", (base,))
@@ -308,6 +314,7 @@ def replicate_cached(n: int, *, cache_dir: str, seed: int, progress: Any = None)
         finally:
             conn.execute("DETACH DATABASE src")
         store.set_meta(BUILT_KEY, str(n))
+        store.merge_keyword_index()
         return {"path": path, "added_s": time.perf_counter() - t0, "replicated_from": base}
     finally:
         store.close()

@@ -325,8 +325,8 @@ class Lifecycle:
 
     # -- consolidation ---------------------------------------------------------------------
     def consolidate(self, *, progress: Callable[[str, int, int], None] | None = None) -> ConsolidateReport:
-        """Offline consolidation: expire, extract pending, session summaries, topics, merges, related links.
-        Incremental, idempotent and safe to interrupt (see docs/lifecycle.md)."""
+        """Offline consolidation: expire, extract pending, session summaries, topics, merges, related links,
+        then the keyword index merged. Incremental, idempotent and safe to interrupt (see docs/lifecycle.md)."""
         from .consolidate import ConsolidateConfig, Consolidator
 
         cfg = settings(ConsolidateConfig, self.config.lifecycle.get("consolidate", {}), "lifecycle.consolidate")
@@ -335,6 +335,8 @@ class Lifecycle:
         c = Consolidator(self.store, self.embedder.embed, cfg, llm=self.llm, progress=progress)
         c.fail_after = self.consolidate_hook
         rep = c.run()
+        # the keyword index's segments, merged into one: what each query word is looked up in (store docs)
+        self.store.merge_keyword_index()
         self.res.bump_counters(consolidations=1, consolidate_failures=len(rep.failures))
         return rep
 

@@ -422,6 +422,12 @@ class Store(ABC):
     def compact(self) -> None:
         """Reclaim space and scrub deleted bytes (VACUUM and friends)."""
 
+    def merge_keyword_index(self) -> int:
+        """Merge the keyword index's parts into one, in short write transactions (a concurrent writer waits
+        for one step, not the whole merge); the number of steps that merged something. Default: nothing to
+        merge (PostgreSQL's GIN index keeps itself)."""
+        return 0
+
     def all_meta(self) -> dict[str, str]:
         """Every meta key and value, for `engramdb migrate` (counters like data_version excluded)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its meta keys")

@@ -71,6 +71,8 @@ BUCKET_MASK = (1 << 23) - 1
 # Up to this many rows bm25() in the index (one statement) is cheapest: its per-term counting is short. Above
 # it a user-scoped search scores in _scoped_bm25, whose cost does not grow with the store.
 BM25_IN_INDEX_MAX = 50_000
+MERGE_STEP_PAGES = 2_000  # keyword index pages one merge step writes (~8 MB, ~0.15 s): see merge_keyword_index
+MERGE_MAX_STEPS = 10_000
 SCOPED_EXACT_MAX = 20_000  # a scope matching more rows than this is scored by bm25() in the index instead
 STATS_EXACT_ROWS = 50_000  # below this, document frequencies are recounted after every write (exact parity)
 STATS_TTL_S = 30.0  # above it, a cached document frequency may lag this long
@@ -1359,6 +1361,34 @@ class SQLiteStore(Store):
             "bytes_on_disk": size,
         }
 
+    def merge_keyword_index(self) -> int:
+        """FTS5 keeps its index as segments, merged in tiers as rows arrive: a store grown to 1M rows holds
+        ~20, and every query word is looked up in each (a scoped keyword search at 1M: ~1.1 ms of lookups
+        with 22 segments, ~0.2 ms with one). FTS5's 'merge' with a negative budget merges every segment into
+        one, at most MERGE_STEP_PAGES pages written per call; each call is its own transaction."""
+        if self.read_only:
+            return 0
+        steps = 0
+        while steps < MERGE_MAX_STEPS:  # writers adding segments all along cannot keep it going for ever
+            with self.transaction():
+                before = self._conn.total_changes
+                self._conn.execute(
+                    "INSERT INTO memories_fts(memories_fts, rank) VALUES ('merge', ?)", (-MERGE_STEP_PAGES,)
+                )
+                merged = self._conn.total_changes - before >= 2  # FTS5: a step that merged changes 2+ rows
+            if not merged or self._segments() <= 1:
+                return steps + merged
+            steps += 1
+        return steps
+
+    def _segments(self) -> int:
+        """Segments in the keyword index (from FTS5's structure record: a cookie, then varints: levels,
+        segments)."""
+        rows = self._q("SELECT block FROM memories_fts_data WHERE id = 10")
+        if not rows or rows[0][0] is None:
+            return 0
+        return _varints(bytes(rows[0][0])[4:], 2)[1]
+
     def compact(self) -> None:
         with self._lock:
             with self.transaction():  # keep the newest entry, so positions never restart
@@ -1369,7 +1399,7 @@ class SQLiteStore(Store):
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (str(max(head - 1, 0)),),
                 )
-            self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+            self.merge_keyword_index()
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
