@@ -223,3 +223,16 @@ def test_vectors_for_reads_the_copy_in_memory_exactly(small):
     store.hard_delete([recs[0].id])  # a change the copy follows
     assert keys[recs[0].id] not in index.vectors_for(want)[0].tolist()
     assert index.vectors_for([])[0].tolist() == []
+
+
+def test_onnxruntime_loads_after_the_ann_graph() -> None:
+    """A search that builds the ANN graph before its second query loads the model's ONNX copy imports usearch,
+    then onnxruntime: in that order the two crashed the process (a segfault) until the graph imports
+    onnxruntime first. Run in a fresh interpreter, where the order is the only one."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    code = "from engramdb.index.ann import UsearchANN; UsearchANN(8); import onnxruntime; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-500:])

@@ -135,7 +135,9 @@ def run_one(lib: str, n: int, dim: int, n_queries: int, k: int, seed: int, data:
             ]
             row["deletes"] = "yes (mask)"
         elif lib in ("usearch", "usearch-i8"):
-            from usearch.index import Index
+            from ..index.ann import load_usearch_index
+
+            Index = load_usearch_index()
 
             # usearch-i8 is the engine's configuration (index/ann.py): an 8-bit graph, ef_construction 64,
             # whose candidates (k + 30, at least 40) are rescored exactly from the float32 vectors.

@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 CONNECTIVITY = 16  # M: graph degree
 EXPANSION_ADD = 64  # ef_construction
@@ -31,12 +34,26 @@ EXPANSION_SEARCH = 256  # ef at query time (raised to the number of hits asked f
 DTYPE = "i8"
 
 
+def load_usearch_index() -> type[Index]:
+    """usearch's `Index`. onnxruntime, where installed, is imported first: importing it after usearch's compiled
+    module (which carries its own C++ runtime) crashes the process (usearch 2.26, onnxruntime 1.32; in that
+    order only), and a search that builds the graph before its second query loads the model's ONNX copy would
+    do just that. The import costs ~0.15 s once."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    from usearch.index import Index
+
+    return Index
+
+
 class UsearchANN:
     """Inner-product HNSW over unit vectors, 8-bit quantised, keyed by the store's integer keys."""
 
     def __init__(self, dim: int, *, connectivity: int = CONNECTIVITY, expansion_add: int = EXPANSION_ADD) -> None:
         try:
-            from usearch.index import Index
+            Index = load_usearch_index()
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
             raise ConfigError("the ANN index needs the 'ann' extra: pip install '.[ann]'") from exc
         self.dim = dim
