@@ -422,3 +422,30 @@ def test_merging_the_keyword_index_keeps_every_score(tmp_path: Path, monkeypatch
         assert [h[0] for h in s0] == [h[0] for h in s1] and [h[0] for h in u0] == [h[0] for h in u1]
         assert np.allclose([h[1] for h in s0 + u0], [h[1] for h in s1 + u1], rtol=0, atol=1e-9)
     store.close()
+
+
+@pytest.mark.parametrize("in_index_max", [0, 10**9], ids=["scope-first", "bm25-in-index"])
+def test_agent_and_session_scopes_score_as_fts5(tmp_path: Path, monkeypatch, in_index_max: int) -> None:
+    """A scope given by agent or session, with no user, is read through its own index past BM25_IN_INDEX_MAX
+    rows and scored in Python: the same hits and scores as bm25() over the whole index."""
+    monkeypatch.setattr(sqlite_mod, "BM25_IN_INDEX_MAX", in_index_max)
+    store = SQLiteStore(tmp_path / "a.db")
+    texts = synthetic_texts(400, seed=13) + ["I've I've O'Brien's e_mail"] * 3
+    recs = [MemoryRecord(user_id=USERS[i % len(USERS)], agent_id=f"agent{i % 3}", session_id=f"s{i % 11}",
+                         text=t, recorded_at=now()) for i, t in enumerate(texts)]
+    store.insert(recs, None, texts)
+    keys = store.keys_for([r.id for r in recs])
+    ids = {keys[r.id]: r.id for r in recs}
+    ref = _reference({keys[r.id]: r.text for r in recs})
+    queries = [*synthetic_texts(15, seed=31), "I've e_mail O'Brien"]
+    for i, query in enumerate(queries):
+        for filt, keep in (
+            (Filters(agent_id=f"agent{i % 3}"), {keys[r.id] for r in recs if r.agent_id == f"agent{i % 3}"}),
+            (Filters(session_id=f"s{i % 11}"), {keys[r.id] for r in recs if r.session_id == f"s{i % 11}"}),
+            (Filters(ids=[r.id for r in recs[::7]]), {keys[r.id] for r in recs[::7]}),
+        ):
+            got = store.keyword_search(query, filt, 20)
+            want = _expected(ref, query, keep, ids, 20)
+            assert [g[0] for g in got] == [w[0] for w in want], (query, filt)
+            assert np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-9)
+    store.close()

@@ -101,6 +101,12 @@ def _broad(f: Filters) -> bool:
             and f.as_of is None)
 
 
+def _scope_first(f: Filters) -> bool:
+    """A scope without a user that an index of its own narrows (agent, session, source, ids)."""
+    return f.user_id is None and (f.agent_id is not None or f.session_id is not None or f.source_ref is not None
+                                  or f.ids is not None)
+
+
 def _tip_field(name: str) -> str:
     return f"coalesce(json_extract(m.metadata, '$.tip.{name}'), 0)"
 
@@ -844,11 +850,15 @@ class SQLiteStore(Store):
         match = " OR ".join(phrases)
         span = "" if filters.user_id is None else " AND memories_fts.rowid BETWEEN ? AND ?"
         span_params = [] if filters.user_id is None else list(user_span(filters.user_id))
-        totals = self._fts_totals() if span else (0, 1.0)
+        totals = self._fts_totals() if span or _scope_first(filters) else (0, 1.0)
         if span and totals[0] > BM25_IN_INDEX_MAX:
             hits = self._scoped_bm25(phrases, span_params, where, params, limit, totals)
             if hits is not None:
                 return [*hits]
+        if not span and _scope_first(filters) and totals[0] > BM25_IN_INDEX_MAX:
+            found = self._scope_bm25(phrases, filters, limit, totals)
+            if found is not None:
+                return found
         if not span and _broad(filters):
             hits = self._top_in_index(phrases, where, params, limit)
             if hits is not None:
@@ -948,7 +958,13 @@ class SQLiteStore(Store):
                 f"SELECT m.fts_key, m.key, m.id, m.index_text FROM memories m"
                 f" WHERE m.fts_key IN ({','.join('?' * len(chunk))}){where}", [*chunk, *params],
             ))
-        n_rows, avgdl = self._fts_totals()
+        return self._bm25_rows(phrases, rows, self._fts_totals(), limit)
+
+    def _bm25_rows(self, phrases: Sequence[str], rows: Sequence[sqlite3.Row], totals: tuple[int, float],
+                   limit: int) -> builtins.list[tuple[str, float]]:
+        """The best `limit` of `rows` (fts_key, key, id, index_text) holding a query word, scored on every word
+        exactly as bm25() scores them: their texts tokenized here, the index's own lengths and counts."""
+        n_rows, avgdl = totals
         seqs = [self._tokens(p.strip('"').replace('""', '"')) for p in phrases]
         version = self.data_version()
         idfs = [self._idf(p, n_rows, version) for p in phrases]
@@ -957,9 +973,25 @@ class SQLiteStore(Store):
         f = self._phrase_counts([r[3] or "" for r in rows], lens, seqs)
         norm = BM25_K1 * (1 - BM25_B + BM25_B * np.asarray(lens, dtype=np.float64) / avgdl)
         terms = f * (BM25_K1 + 1.0) / (f + norm[:, None]) * np.asarray(idfs)
-        scored = [(-score, int(r[1]), r[2]) for r, score in zip(rows, terms.sum(axis=1).tolist(), strict=True)]
+        held = f.max(axis=1, initial=0.0) > 0  # what MATCH would have found
+        scored = [(-score, int(r[1]), r[2])
+                  for r, score, h in zip(rows, terms.sum(axis=1).tolist(), held.tolist(), strict=True) if h]
         scored.sort()
         return [(mid, -neg) for neg, _, mid in scored[:limit]]
+
+    def _scope_bm25(self, phrases: Sequence[str], filters: Filters, limit: int, totals: tuple[int, float]
+                    ) -> builtins.list[tuple[str, float]] | None:
+        """A scope given by agent, session, source or ids, not by user: the keyword index is not clustered by
+        it, so its rows are read through their own index and scored here (`_bm25_rows`), at a cost that
+        follows the scope. None when the scope holds more than SCOPED_EXACT_MAX rows (the index then ranks)."""
+        where, params = where_clause(filters)
+        rows = self._q(
+            f"SELECT m.fts_key, m.key, m.id, m.index_text FROM memories m{where} LIMIT ?",
+            [*params, SCOPED_EXACT_MAX + 1],
+        )
+        if len(rows) > SCOPED_EXACT_MAX:
+            return None
+        return self._bm25_rows(phrases, rows, totals, limit) if rows else []
 
     def _df_of(self, phrase: str, n_rows: int, version: int) -> int:
         """A phrase's row count, through the same cache as its idf."""
