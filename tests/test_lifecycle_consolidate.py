@@ -172,3 +172,25 @@ def test_merges_near_duplicate_facts(fake_mem):
     (kept,) = fake_mem.facts(user_id="u")
     assert kept.id == a.id and kept.source_ids == ["ep-1", "ep-2"]
     assert fake_mem.store.links(b.id, type="duplicate_of")[0].reason.startswith("cosine ")
+
+
+def test_consolidation_merges_the_keyword_index_and_a_busy_store_only_reports_it(fake_mem, monkeypatch):
+    """The last step merges the keyword index (SQLite); a store too busy for it fails that step alone: the
+    report says so, the rest of the run stands, and the next run merges."""
+    from engramdb.errors import StoreError
+
+    _ingest(fake_mem)
+    calls: list[int] = []
+    real = fake_mem.store.merge_keyword_index
+
+    def busy() -> int:
+        calls.append(1)
+        raise StoreError("database is busy or locked: test")
+
+    monkeypatch.setattr(fake_mem.store, "merge_keyword_index", busy)
+    rep = fake_mem.consolidate()
+    assert calls and rep.sessions_summarized == 4
+    assert rep.failures == ["keyword index merge: database is busy or locked: test"]
+    monkeypatch.setattr(fake_mem.store, "merge_keyword_index", real)
+    again = fake_mem.consolidate()
+    assert not again.failures and fake_mem.store._segments() == 1

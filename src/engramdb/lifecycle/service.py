@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from ..config import MemoryConfig
 from ..embed.base import Embedder
-from ..errors import ConfigError, NotFoundError, ValidationError
+from ..errors import ConfigError, NotFoundError, StoreError, ValidationError
 from ..ingest.normalize import check_id
 from ..model import EPISODE, FACT, MemoryRecord
 from ..resources import COUNTERS, LLM_USAGE, Resources, make_filters, settings
@@ -335,8 +335,12 @@ class Lifecycle:
         c = Consolidator(self.store, self.embedder.embed, cfg, llm=self.llm, progress=progress)
         c.fail_after = self.consolidate_hook
         rep = c.run()
-        # the keyword index's segments, merged into one: what each query word is looked up in (store docs)
-        self.store.merge_keyword_index()
+        # the keyword index's segments, merged into one: what each query word is looked up in (store docs).
+        # Upkeep only: a store too busy for it now reports it, and the next run merges.
+        try:
+            self.store.merge_keyword_index()
+        except StoreError as exc:
+            rep.failures.append(f"keyword index merge: {exc}")
         self.res.bump_counters(consolidations=1, consolidate_failures=len(rep.failures))
         return rep
 
