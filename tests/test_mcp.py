@@ -43,8 +43,14 @@ async def _session(client, transcript: list[str], *, scope: dict) -> None:
     assert hits[0]["id"] == mid and hits[0]["text"] == "Alice is allergic to peanuts"
     upd = await call("update_memory", {"memory_id": mid, "text": "Alice is allergic to peanuts and cashews"})
     assert upd["updated"]["version"] == 2
-    hist = (await call("memory_history", {"memory_id": mid}))["versions"]
+    got = await call("memory_history", {"memory_id": mid})
+    hist = got["versions"]
     assert [v["action"] for v in hist] == ["add", "update"] and hist[1]["text_before"] == "Alice is allergic to peanuts"
+    assert got["more_before"] is False
+    newest = await call("memory_history", {"memory_id": mid, "limit": 1})
+    assert [v["action"] for v in newest["versions"]] == ["update"] and newest["more_before"] is True
+    bad = await client.call_tool("memory_history", {"memory_id": mid, "limit": 0})
+    assert bad.is_error
     block = await call("get_context", {"query": "what is Alice allergic to", **scope})
     assert "cashews" in block.get("result", block.get("text", json.dumps(block)))
     who = {k: v for k, v in scope.items() if k in ("user_id", "agent_id")}

@@ -244,14 +244,24 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
     @mcp.tool(
         annotations=ToolAnnotations(title="Memory history", read_only_hint=True),
         description=(
-            "Show every version of one memory: what it said before, what changed, and when (add, update, delete). "
+            "Show the versions of one memory: what it said before, what changed, and when (add, update, delete), "
+            "the newest `limit` of them, oldest first; `more_before` says older ones exist. "
             "Use it when asked how or when something you remember changed, or to check a memory before relying on it."
         ),
     )
-    def memory_history(memory_id: MemId, ctx: Context) -> dict[str, Any]:
-        entries = call(ctx, "read", lambda m: m.history(memory_id), unfiltered=True)
+    def memory_history(
+        memory_id: MemId,
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=P.MAX_PAGE, description="How many of the newest versions.")] = 20,
+    ) -> dict[str, Any]:
+        # one more than asked says whether older versions exist (a tip changes on every use: thousands)
+        entries = call(ctx, "read", lambda m: m.history(memory_id, limit=min(limit + 1, P.MAX_PAGE)),
+                       unfiltered=True)
+        more = len(entries) > limit
+        entries = entries[len(entries) - limit:] if more else entries
         return {
             "memory_id": memory_id,
+            "more_before": more,
             "versions": [
                 {
                     "version": h.version,
