@@ -850,7 +850,7 @@ class SQLiteStore(Store):
         match = " OR ".join(phrases)
         span = "" if filters.user_id is None else " AND memories_fts.rowid BETWEEN ? AND ?"
         span_params = [] if filters.user_id is None else list(user_span(filters.user_id))
-        totals = self._fts_totals() if span or _scope_first(filters) else (0, 1.0)
+        totals = self._fts_totals()  # (rows, average length): each path below weighs words by them
         if span and totals[0] > BM25_IN_INDEX_MAX:
             hits = self._scoped_bm25(phrases, span_params, where, params, limit, totals)
             if hits is not None:
@@ -860,7 +860,7 @@ class SQLiteStore(Store):
             if found is not None:
                 return found
         if not span and _broad(filters):
-            hits = self._top_in_index(phrases, where, params, limit)
+            hits = self._top_in_index(phrases, where, params, limit, totals)
             if hits is not None:
                 return hits
         # CROSS JOIN: the index drives; otherwise SQLite may walk the scope's rows and re-run the match per row
@@ -899,8 +899,8 @@ class SQLiteStore(Store):
             self._reader = conn
         return self._reader
 
-    def _top_in_index(self, phrases: Sequence[str], where: str, params: Sequence[Any], limit: int
-                      ) -> builtins.list[tuple[str, float]] | None:
+    def _top_in_index(self, phrases: Sequence[str], where: str, params: Sequence[Any], limit: int,
+                      totals: tuple[int, float]) -> builtins.list[tuple[str, float]] | None:
         """The same hits as the joined query, for filters that keep almost every row (no scope, kind or time).
 
         Joining each matching index row to its memory before sorting costs a lookup per match (~50,000 on a
@@ -908,13 +908,14 @@ class SQLiteStore(Store):
         only its best rows are looked up. Exact: when the last hit kept scores strictly better than the worst
         row read, every row left unread scores worse than it. None (run the joined query) when it is not.
         A query whose words hold more than UNSCOPED_POSTINGS_MAX rows between them goes to `_top_pruned`."""
-        n_rows = self._fts_totals()[0]
+        n_rows = totals[0]
         if n_rows > UNSCOPED_POSTINGS_MAX:
             version = self.data_version()
             counts = [self._df_of(p, n_rows, version) for p in phrases]
             if sum(counts) > UNSCOPED_POSTINGS_MAX:
                 groups = [" AND ".join(phrases[i] for i in g) for g in cutoff_groups(counts)]
-                return self._top_pruned(phrases, " OR ".join(f"({g})" for g in groups), where, params, limit)
+                return self._top_pruned(phrases, " OR ".join(f"({g})" for g in groups), where, params, limit,
+                                        totals)
         match = " OR ".join(phrases)
         want = limit * 2 + 50
         top = self._q(
@@ -940,7 +941,7 @@ class SQLiteStore(Store):
         return [(i, -s) for s, _, i in kept]
 
     def _top_pruned(self, phrases: Sequence[str], candidates: str, where: str, params: Sequence[Any],
-                    limit: int) -> builtins.list[tuple[str, float]]:
+                    limit: int, totals: tuple[int, float]) -> builtins.list[tuple[str, float]]:
         """Unscoped BM25 at a cost bounded by the rows that `candidates` (an FTS5 expression, see
         codec.cutoff_groups) matches, not by every row holding a common word: the index ranks those rows on the
         expression's words, and the best PRUNED_POOL of them are scored again on every word of the query,
@@ -958,7 +959,7 @@ class SQLiteStore(Store):
                 f"SELECT m.fts_key, m.key, m.id, m.index_text FROM memories m"
                 f" WHERE m.fts_key IN ({','.join('?' * len(chunk))}){where}", [*chunk, *params],
             ))
-        return self._bm25_rows(phrases, rows, self._fts_totals(), limit)
+        return self._bm25_rows(phrases, rows, totals, limit)
 
     def _bm25_rows(self, phrases: Sequence[str], rows: Sequence[sqlite3.Row], totals: tuple[int, float],
                    limit: int) -> builtins.list[tuple[str, float]]:
