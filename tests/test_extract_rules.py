@@ -174,6 +174,10 @@ def test_later_held_out_sets(name, min_precision, min_recall, capsys):
         ("We replaced our Prius with a Kia Niro.", ("car", "Kia Niro", False)),
         ("We replaced our Prius with a Kia Niro.", ("car", "Prius", True)),
         ("Things with Marco are over.", ("partner", "Marco", True)),
+        # a "we" clause carried on by "and"; a purchase told as a deal; "an <employer> employee"
+        ("We sold the flat and then relocated to Lyon.", ("lives_in", "Lyon", False)),
+        ("The salesman cut us a great deal on a Subaru Outback.", ("car", "Subaru Outback", False)),
+        ("As of Monday I'm a Shopify employee.", ("works_at", "Shopify", False)),
     ],
 )
 def test_wider_wording(text, expected):
@@ -207,7 +211,8 @@ def test_facts_name_the_user_but_keep_the_scope():
 @pytest.mark.parametrize(
     "text",
     ["I bought a Nintendo Switch.", "My grandfather Joe passed away last year.", "I rode in a friend's Jeep once?",
-     "After the game Sam and I split the bill.", "Winning a title is my number one goal."],
+     "After the game Sam and I split the bill.", "Winning a title is my number one goal.",
+     "Got a great deal on the flights to Tokyo."],
 )
 def test_no_car_pet_partner_or_favourite_from_look_alikes(text):
     got = {(f.attribute, f.value) for f in extract_statements(text, "u")}

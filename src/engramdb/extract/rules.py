@@ -181,7 +181,9 @@ _WE = (
     r"\b(?:(?i:we)|(?i:my|our)\s+(?:[a-z]+\s+){0,2}?(?i:and)\s+I|[A-Z][a-z]+\s+(?i:and)\s+I|(?i:me\s+and\s+my)\s+[a-z]+)\s+"
     + _ADV
 )
-_SUBJ = r"(?:" + _WE + r"|" + _I_AND + r")"
+# "We packed up everything and moved to X": a "we" clause carried on by "and"/"then"
+_WE_AND = r"\b(?i:we)\b[^,;.!?]*?\b(?i:and|then|and then|so)\s+" + _ADV
+_SUBJ = r"(?:" + _WE + r"|" + _I_AND + r"|" + _WE_AND + r")"
 _CAR_NAMES = r"(?:(?:" + "|".join(CAR_MAKES) + r")\s+)?(?:" + CAR_MODELS + r")\b|(?:" + "|".join(CAR_MAKES) + r")\b(?!\s+[A-Z0-9])"
 _CAR = r"(?P<v>" + _CAR_NAMES + r")"
 _CAR_ANY = r"(?:" + _CAR_NAMES + r")"
@@ -273,6 +275,9 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("works_at", r"(?:^|[,;]\s*)(?P<v>(?:the\s+)?[A-Z][\w'’.&-]*(?:\s+[A-Z][\w'’.&-]*){0,3})\s+(?i:is)\s+(?:(?i:now)\s+)?(?i:my)\s+"
      r"(?:(?i:new|current)\s+)?(?i:employer)\b", "porg"),
     ("works_at", _I_AND + r"(?i:joined)\s+(?i:a|an|the)\s+[\w -]{0,25}?\b(?i:called|named)\s+" + _VAL, "porg"),
+    # "Officially a Cyberdyne employee as of this week", "I'm now an Acme employee"
+    ("works_at", r"(?:^|[,;:]\s*|" + _WE_ARE + r")(?:(?i:officially|now|finally|proudly)\s+)?(?i:a|an)\s+"
+     r"(?P<v>[A-Z][\w'’.&-]*(?:\s+[A-Z][\w'’.&-]*){0,3})\s+(?i:employee|staffer|hire)\b", "porg"),
     ("job_title", _I_AND + r"(?i:landed|got|accepted|took)\s+(?i:a|an|the)\s+(?:(?i:new)\s+)?(?i:job|position|role|gig|post)[^,;.!?]*?\s(?i:as)\s+"
      r"(?i:a|an)\s+" + _VAL, "phrase"),
     ("job_title", _IVE + r"(?i:been working|been freelancing|been employed|worked|freelanced)\s+(?i:as)\s+(?i:a|an)\s+" + _VAL, "phrase"),
@@ -401,6 +406,8 @@ _RULES_MORE: list[tuple[str, str, str]] = [
     ("car", r"\b(?i:my|our)\s+(?:(?i:new|current)\s+)?(?i:car|daily driver|ride|vehicle|wheels)\s+(?i:is|are)\s+"
      r"(?:(?i:a|an|the)\s+)?" + _CAR_MOD + _CAR, "car"),
     ("car", r"\b(?i:my|our)\s+(?:(?i:new|current|trusty|beloved)\s+)?" + _CAR + r"(?!['’])", "car"),
+    ("car", r"\b(?i:a|an)\s+(?:(?i:good|great|fair|decent|sweet|solid|amazing|fantastic)\s+)?(?i:deal|price)\s+(?i:on)\s+"
+     r"(?i:a|an|the|my|our)\s+" + _CAR_MOD + _CAR, "car"),
     ("car", r"\b(?i:new car)(?:\s+(?i:day))?\s*[:!,-]+\s*(?:(?i:a|an|the)\s+)?" + _CAR, "car"),
     ("car", r"\b(?i:traded|swapped|exchanged)\s+(?i:my|our|the)\s+(?:old\s+)?" + _CAR_ANY + r"\s+(?i:in\s+)?(?i:for)\s+"
      r"(?:(?i:a|an|the)\s+)?" + _CAR_MOD + _CAR, "car"),
