@@ -168,3 +168,23 @@ def test_access_tracking_and_update_validation(fake_mem):
     with pytest.raises(ValidationError):
         fake_mem.update(r.id)
     assert fake_mem.store.get([r.id])[0].access_count == count  # a rejected update touches nothing
+
+
+def test_update_sets_and_clears_expiry_and_validity(fake_mem):
+    from datetime import UTC, datetime, timedelta
+
+    soon = datetime.now(UTC) + timedelta(days=2)
+    r = fake_mem.add("the door code is 4711", user_id="u", expires_at=soon)[0]
+    assert fake_mem.update(r.id, clear=["expires_at"]).expires_at is None  # it no longer expires
+    later = fake_mem.update(r.id, expires_at="2099-01-01T00:00:00Z")
+    assert later.expires_at == datetime(2099, 1, 1, tzinfo=UTC) and later.version == 3
+    fact = fake_mem.add("Ana lives in Lisbon", user_id="u", kind="fact")[0]
+    closed = fake_mem.update(fact.id, valid_to="2024-05-01T00:00:00Z")
+    assert closed.valid_to is not None
+    assert fake_mem.update(fact.id, clear=["valid_to"]).valid_to is None  # closed by mistake: it holds again
+    before = fake_mem.store.get([r.id])[0]
+    for bad in ({"clear": "expires_at"}, {"clear": ["text"]}, {"clear": []},
+                {"clear": ["expires_at"], "expires_at": "2099-01-01T00:00:00Z"}):
+        with pytest.raises(ValidationError):
+            fake_mem.update(r.id, **bad)
+    assert fake_mem.store.get([r.id])[0] == before  # a rejected update changes nothing

@@ -70,9 +70,15 @@ def test_core_commands_round_trip(cli):
     assert page["total"] == 3 and page["next_offset"] == 2
     assert as_json(run("show", mid, "--json"))["text"] == "Ana moved to Braga"
     assert as_json(run("update", mid, "--text", "Ana moved to Porto", "--json"))["version"] == 2
+    later = as_json(run("update", mid, "--expires-at", "2099-01-01T00:00:00Z", "--json"))
+    assert later["expires_at"].startswith("2099")
+    assert as_json(run("update", mid, "--clear", "expires_at", "--json"))["expires_at"] is None
+    r = run("update", mid, "--clear", "text", ok=False)
+    assert r.exit_code == 2 and "expires_at" in r.stderr
+    assert as_json(run("show", mid, "--json"))["version"] == 4  # the rejected update changed nothing
     run("delete", mid)
     hist = as_json(run("history", mid, "--json"))
-    assert [h["action"] for h in hist] == ["add", "update", "delete"]
+    assert [h["action"] for h in hist] == ["add", "update", "update", "update", "delete"]
     assert "history of" in run("history", mid).stdout
 
     st = as_json(run("stats", "--json"))

@@ -43,9 +43,14 @@ async def _session(client, transcript: list[str], *, scope: dict) -> None:
     assert hits[0]["id"] == mid and hits[0]["text"] == "Alice is allergic to peanuts"
     upd = await call("update_memory", {"memory_id": mid, "text": "Alice is allergic to peanuts and cashews"})
     assert upd["updated"]["version"] == 2
+    await call("update_memory", {"memory_id": mid, "expires_at": "2099-01-01T00:00:00Z"})
+    await call("update_memory", {"memory_id": mid, "clear": ["expires_at"]})
+    bad = await client.call_tool("update_memory", {"memory_id": mid, "clear": ["text"]})
+    assert bad.is_error and "expires_at" in tool_json(bad)["text"]
     got = await call("memory_history", {"memory_id": mid})
     hist = got["versions"]
-    assert [v["action"] for v in hist] == ["add", "update"] and hist[1]["text_before"] == "Alice is allergic to peanuts"
+    assert [v["action"] for v in hist] == ["add", "update", "update", "update"]
+    assert hist[1]["text_before"] == "Alice is allergic to peanuts"
     assert got["more_before"] is False
     newest = await call("memory_history", {"memory_id": mid, "limit": 1})
     assert [v["action"] for v in newest["versions"]] == ["update"] and newest["more_before"] is True
@@ -67,6 +72,8 @@ async def _session(client, transcript: list[str], *, scope: dict) -> None:
     # errors come back as tool errors the model can read, not as crashes
     bad = await client.call_tool("forget", {"memory_id": "no-such-id"})
     assert bad.is_error and "no memory with id 'no-such-id'" in tool_json(bad)["text"]
+    bad = await client.call_tool("remember", {"text": "x", "expires_at": "next week", **scope})
+    assert bad.is_error and "expires_at" in tool_json(bad)["text"]
     bad = await client.call_tool("remember", {"text": "x", "timestamp": "2024-01-01 10:00", **scope})
     assert bad.is_error and "time zone" in tool_json(bad)["text"]
     bad = await client.call_tool("recall", {"query": "x", "limit": 0})

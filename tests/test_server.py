@@ -56,8 +56,13 @@ def test_every_operation_round_trip(env):
     assert c.get(f"/v1/memories/{ids[0]}", headers=h).json()["text"] == "I moved to Berlin last month"
     upd = c.patch(f"/v1/memories/{ids[0]}", json={"text": "I moved to Paris"}, headers=h).json()
     assert upd["version"] == 2 and upd["text"] == "I moved to Paris"
+    exp = c.patch(f"/v1/memories/{ids[0]}", json={"expires_at": "2099-01-01T00:00:00Z"}, headers=h).json()
+    assert exp["expires_at"].startswith("2099")
+    assert c.patch(f"/v1/memories/{ids[0]}", json={"clear": ["expires_at"]}, headers=h).json()["expires_at"] is None
+    bad = c.patch(f"/v1/memories/{ids[0]}", json={"clear": ["text"]}, headers=h)
+    assert bad.status_code == 422 and c.get(f"/v1/memories/{ids[0]}", headers=h).json()["version"] == 4
     hist = c.get(f"/v1/memories/{ids[0]}/history", headers=h).json()["entries"]
-    assert [e["action"] for e in hist] == ["add", "update"]
+    assert [e["action"] for e in hist] == ["add", "update", "update", "update"]
     # the edit re-derived the turn's fact: Paris is live, the Berlin fact is retracted (kept, soft-deleted)
     facts = c.get("/v1/memories", params={"kind": "fact"}, headers=h).json()["items"]
     assert [f["metadata"]["value"] for f in facts] == ["Paris"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .memory import Memory
@@ -647,8 +647,10 @@ class AsyncMemory:
         expires_at: datetime | str | None = None,
         occurred_at: datetime | str | None = None,
         valid_to: datetime | str | None = None,
+        clear: Sequence[str] | None = None,
     ) -> MemoryRecord:
-        """Change a memory; the old version goes to history. Returns the new version."""
+        """Change a memory; the old version goes to history. Returns the new version. `clear`: as
+        `Memory.update`."""
         return await self._run(
             self._sync.update,
             memory_id,
@@ -658,6 +660,7 @@ class AsyncMemory:
             expires_at=expires_at,
             occurred_at=occurred_at,
             valid_to=valid_to,
+            clear=clear,
         )
 
     async def version(self) -> int:

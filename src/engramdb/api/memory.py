@@ -280,10 +280,14 @@ class Memory:
         expires_at: datetime | str | None = None,
         occurred_at: datetime | str | None = None,
         valid_to: datetime | str | None = None,
+        clear: Sequence[str] | None = None,
     ) -> MemoryRecord:
-        """Change a memory; the old version goes to history. Returns the new version."""
+        """Change a memory; the old version goes to history. Returns the new version. A time left as None is
+        kept; `clear` empties one: "expires_at" (the memory no longer expires), "valid_to" (a fact closed by
+        mistake holds again)."""
         P.check_call(P.UpdateRequest, {"text": text, "metadata": metadata, "importance": importance,
-                                       "expires_at": expires_at, "occurred_at": occurred_at, "valid_to": valid_to},
+                                       "expires_at": expires_at, "occurred_at": occurred_at, "valid_to": valid_to,
+                                       "clear": clear if isinstance(clear, str) or clear is None else list(clear)},
                      max_text_chars=self.config.max_text_chars)
         rec = self._require(memory_id)  # no access count: a rejected update must change nothing
         changes: dict[str, Any] = {}
@@ -299,6 +303,8 @@ class Memory:
             changes["occurred_at"] = parse_time(occurred_at, field="occurred_at")
         if valid_to is not None:
             changes["valid_to"] = parse_time(valid_to, field="valid_to")
+        for name in clear or ():
+            changes[name] = None
         new = rec.model_copy(update=changes)
         if "text" in changes or "metadata" in changes:  # the new text's secrets and labels
             keep = "metadata" in changes and "sensitivity" in changes["metadata"]

@@ -325,6 +325,10 @@ class ContextQuery(Scope):
     audience: Audience | SkipJsonSchema[None] = None
 
 
+CLEARABLE = ("expires_at", "valid_to")
+Clearable = Literal["expires_at", "valid_to"]
+
+
 class UpdateRequest(StrictModel):
     """`Memory.update`: what to change; the previous version is kept in the history."""
 
@@ -333,14 +337,20 @@ class UpdateRequest(StrictModel):
     text: Text | SkipJsonSchema[None] = Field(None, description="The new text (re-embedded).")
     metadata: Metadata | SkipJsonSchema[None] = Field(None, description="The new metadata object.")
     importance: Importance | SkipJsonSchema[None] = None
-    expires_at: When | SkipJsonSchema[None] = None
-    occurred_at: When | SkipJsonSchema[None] = None
-    valid_to: When | SkipJsonSchema[None] = None
+    expires_at: When | SkipJsonSchema[None] = Field(None, description="Forget it after this time (ISO-8601).")
+    occurred_at: When | SkipJsonSchema[None] = Field(None, description="When it happened (ISO-8601).")
+    valid_to: When | SkipJsonSchema[None] = Field(None, description="When it stopped being true (ISO-8601).")
+    clear: Annotated[list[Clearable], Field(max_length=len(CLEARABLE))] | SkipJsonSchema[None] = Field(
+        None, description="Times to empty: expires_at (the memory no longer expires), valid_to (a fact closed "
+                          "by mistake holds again).")
 
     @model_validator(mode="after")
     def _something(self) -> UpdateRequest:
-        if not self.model_dump(exclude_none=True):
-            raise ValueError("update: nothing to change (give text, metadata, importance or a time)")
+        if not self.model_dump(exclude_none=True, exclude={"clear"}) and not self.clear:
+            raise ValueError("update: nothing to change (give text, metadata, importance, a time or clear)")
+        both = sorted({c for c in self.clear or () if getattr(self, c) is not None})
+        if both:
+            raise ValueError(f"update: {', '.join(both)} is both given and cleared")
         return self
 
 

@@ -20,6 +20,7 @@ from ..api.params import (
     AddOptions,
     ContextQuery,
     SearchQuery,
+    UpdateRequest,
     field_help,
 )
 from ..errors import EngramError, ValidationError
@@ -212,13 +213,18 @@ def update(
     text: Annotated[str | None, typer.Option(help="New text (re-embedded).")] = None,
     metadata: Annotated[str | None, typer.Option(help="New metadata (JSON object).")] = None,
     importance: Annotated[float | None, typer.Option(help="0..1")] = None,
+    expires_at: Annotated[str | None, typer.Option(help=field_help(UpdateRequest, "expires_at"))] = None,
+    occurred_at: Annotated[str | None, typer.Option(help=field_help(UpdateRequest, "occurred_at"))] = None,
+    valid_to: Annotated[str | None, typer.Option(help=field_help(UpdateRequest, "valid_to"))] = None,
+    clear: Annotated[list[str] | None, typer.Option(help=field_help(UpdateRequest, "clear") + " Repeatable.")] = None,
     db: DbOpt = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a memory; the old version is kept in history."""
     with open_memory(db, url) as mem:
-        rec = mem.update(memory_id, text=text, metadata=parse_json_opt(metadata, "--metadata"), importance=importance)
+        rec = mem.update(memory_id, text=text, metadata=parse_json_opt(metadata, "--metadata"), importance=importance,
+                         expires_at=expires_at, occurred_at=occurred_at, valid_to=valid_to, clear=clear)
     if as_json:
         emit_json(rec)
     else:

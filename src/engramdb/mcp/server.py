@@ -134,13 +134,19 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Optional tags, e.g. {'topic': 'travel'}.")
         ] = None,
+        expires_at: Annotated[
+            str | None,
+            P.schema_field(P.AddOptions, "expires_at", "Forget it at this time, ISO-8601 (default: never), for "
+                                                       "what only matters for a while (a code, a booking)."),
+        ] = None,
     ) -> dict[str, Any]:
         message: Any = {"text": text, "speaker": speaker} if speaker else text
         recs = call(
             ctx,
             "write",
             lambda m: m.add(
-                message, **scoped(user_id, agent_id, session_id), timestamp=timestamp, kind=kind, metadata=metadata
+                message, **scoped(user_id, agent_id, session_id), timestamp=timestamp, kind=kind, metadata=metadata,
+                expires_at=expires_at,
             ),
         )
         return {"stored": [_brief(r) for r in recs]}
@@ -225,7 +231,7 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
             "Correct or refine an existing memory by id when new information changes it (the user moved, a plan "
             "changed, a preference was wrong). The previous version is kept and shown by `memory_history`. Prefer "
             "this over remembering a new statement that contradicts an old one. Give at least one of text, "
-            "metadata or importance."
+            "metadata, importance, expires_at or clear."
         ),
     )
     def update_memory(
@@ -236,9 +242,11 @@ def build_server(resolve: Resolver, *, default_scope: dict[str, str | None] | No
         ] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Replacement metadata object.")] = None,
         importance: Annotated[float | None, P.schema_field(P.UpdateRequest, "importance")] = None,
+        expires_at: Annotated[str | None, P.schema_field(P.UpdateRequest, "expires_at")] = None,
+        clear: Annotated[list[str] | None, P.schema_field(P.UpdateRequest, "clear")] = None,
     ) -> dict[str, Any]:
-        rec = call(ctx, "write", lambda m: m.update(memory_id, text=text, metadata=metadata, importance=importance),
-                   unfiltered=True)
+        rec = call(ctx, "write", lambda m: m.update(memory_id, text=text, metadata=metadata, importance=importance,
+                                                    expires_at=expires_at, clear=clear), unfiltered=True)
         return {"updated": _brief(rec)}
 
     @mcp.tool(
