@@ -47,6 +47,9 @@ def test_reminiscence_and_plans_do_not_state_the_present():
 def test_change_words_and_slot_cues():
     assert not announces_change("I've been a teacher for years now")
     assert announces_change("Coldplay has become my favourite band")
+    # "got" announces something had ("got a Miata", "got married"), not a mood ("got homesick")
+    assert announces_change("Just got a Miata") and announces_change("We got married in June")
+    assert not announces_change("Watched a film about Oslo and got homesick")
     assert announces_change("I live in Denver now")
     from engramdb.retrieve.slots import CUE_BONUS, SLOTS, _cues
 

@@ -165,7 +165,8 @@ _PLAN = re.compile(
 # slot, a statement announcing a change outranks a newer plain mention ("I still have Noodle's leash").
 _CHANGE = re.compile(
     r"\b(?:new|(?<!while\s)(?<!years\s)(?<!months\s)(?<!weeks\s)now|just(?!\s+like)|moved?|moving|relocat\w+|start(?:ed|ing)?|join(?:ed|ing)?|switch(?:ed|ing)?|"
-    r"officially|as\s+of|these\s+days|nowadays|got|adopt(?:ed|ing)?|bought|purchased|leased|picked\s+up|traded|swapped|replac\w+|hired|"
+    r"officially|as\s+of|these\s+days|nowadays|got\s+(?:a|an|the|my|our|married|engaged|promoted|hired|together)|"
+    r"adopt(?:ed|ing)?|bought|purchased|leased|picked\s+up|traded|swapped|replac\w+|hired|"
     r"promot\w+|became|become|signed|lease|welcome[ds]?|say\s+hello|finally|no\s+longer|anymore|left|quit|since)\b",
     re.I,
 )
