@@ -135,6 +135,13 @@ def test_writes_need_csrf_and_same_origin(world):
         assert ok.status_code == 303 and ok.headers["location"].endswith("saved=1")
         detail = c.get(ok.headers["location"]).text
         assert "<ins>small.</ins>" in detail and "<del>tiny but lovely.</del>" in detail
+        # an expiry set on the form, then emptied: the memory no longer expires
+        form = {"csrf": token, "expires_at": "2099-01-01T00:00:00+00:00"}
+        assert c.post(url, data=form, follow_redirects=False).status_code == 303
+        assert mem.records([ids["move2"]])[0].expires_at.year == 2099
+        assert 'value="2099-01-01T00:00:00+00:00"' in c.get(f"/ui/m/{ids['move2']}").text
+        assert c.post(url, data={"csrf": token, "expires_at": ""}, follow_redirects=False).status_code == 303
+        assert mem.records([ids["move2"]])[0].expires_at is None
 
 
 def test_bad_input_is_4xx_never_500(world):
@@ -157,6 +164,7 @@ def test_bad_input_is_4xx_never_500(world):
                            (f"/ui/m/{ids['move0']}/edit", {"metadata": "{not json"}),
                            (f"/ui/m/{ids['move0']}/edit", {"metadata": "[1, 2]"}),
                            (f"/ui/m/{ids['move0']}/edit", {"text": "   "}),
+                           (f"/ui/m/{ids['move0']}/edit", {"expires_at": "next tuesday"}),
                            ("/ui/purge", {"user_id": "alice", "confirm": "bob"}),
                            ("/ui/purge", {"confirm": "x"}), ("/ui/m/nope/forget", {})]:
             r = c.post(path, data={**data, "csrf": token})

@@ -617,6 +617,16 @@ def edit(ctx: Ctx) -> Response:
             raise PageError(422, "metadata must be a JSON object")
         if parsed != rec.metadata:
             changes["metadata"] = parsed
+    expires = ctx.form.get("expires_at")  # absent: not on the form; emptied: it no longer expires
+    if expires is not None:
+        if len(expires) > 64:
+            raise PageError(422, "expires_at is longer than 64 characters")
+        expires = expires.strip()
+        if expires != (rec.expires_at.isoformat() if rec.expires_at else ""):
+            if expires:
+                changes["expires_at"] = expires  # read by Memory.update: a bad time is a 422
+            else:
+                changes["clear"] = ["expires_at"]
     if changes:
         mem.update(memory_id, **changes)
     return _redirect(f"/ui/m/{memory_id}?saved={'1' if changes else '0'}")
