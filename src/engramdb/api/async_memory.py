@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .memory import Memory
@@ -649,8 +649,9 @@ class AsyncMemory:
         valid_to: datetime | str | None = None,
         clear: Sequence[str] | None = None,
     ) -> MemoryRecord:
-        """Change a memory; the old version goes to history. Returns the new version. `clear`: as
-        `Memory.update`."""
+        """Change a memory; the old version goes to history. Returns the new version. A time left as None is
+        kept; `clear` empties one: "expires_at" (the memory no longer expires), "valid_to" (a fact closed by
+        mistake holds again)."""
         return await self._run(
             self._sync.update,
             memory_id,
