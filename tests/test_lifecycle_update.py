@@ -182,3 +182,26 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(fake_mem):
         fake_mem.add("I moved to Rome.", user_id="ann")
     after = fake_mem.stats()
     assert (after["memories"], after["history_entries"]) == (before["memories"], before["history_entries"])
+
+
+def test_a_value_known_only_from_its_ending_is_kept_as_history(fake_mem):
+    first = _add(fake_mem, "Washed the Jetta this morning, it looks brand new.", "2024-01-10T10:00:00Z")
+    sold = _add(fake_mem, "Sold my Jetta yesterday.", "2024-06-10T10:00:00Z")
+    assert _current(fake_mem) == []  # nothing is true now
+    (held,) = fake_mem.facts(user_id="ann", include_history=True)
+    assert held.text == "ann drives a Jetta" and held.metadata["held_until_ended"] is True
+    assert held.valid_from == first.occurred_at and held.valid_to is not None and held.valid_to < sold.occurred_at
+    assert held.metadata["first_mention"] == first.id and held.source_ids == [sold.id]
+    assert [f.text for f in fake_mem.facts(user_id="ann", as_of="2024-03-01T00:00:00Z")] == ["ann drives a Jetta"]
+    # the ending turn tells the change: it stays current; the first mention is a source of nothing
+    statuses = {r.memory.id: r.current for r in fake_mem.search("Jetta", user_id="ann", limit=10)}
+    assert statuses[sold.id] is True
+    # idempotent: extracting again adds nothing
+    fake_mem.extract()
+    assert len(fake_mem.facts(user_id="ann", include_history=True)) == 1
+
+
+def test_an_ending_without_an_earlier_mention_has_an_unknown_start(fake_mem):
+    _add(fake_mem, "Things with Marco are over.", "2024-07-10T10:00:00Z")
+    (held,) = fake_mem.facts(user_id="ann", include_history=True)
+    assert held.metadata["value"] == "Marco" and held.valid_from is None and held.valid_to is not None

@@ -59,6 +59,9 @@ class Fact(BaseModel):
     ends: bool = False  # "I quit my job at X": closes the current value, asserts no new one
     confidence: float = Field(default=0.8, ge=0, le=1)
     source_ids: list[str] = Field(default_factory=list)
+    # for a fact that ends a value: the sentence of that value while it held ("Sam drives a Jetta"), kept when
+    # no earlier fact held it (lifecycle/update.py); filled from a template when empty
+    held_text: str = Field(default="", max_length=2000)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -67,6 +70,9 @@ class Fact(BaseModel):
 
     def sentence(self) -> str:
         return self.text or render(self.subject, self.attribute, self.value, ends=self.ends)
+
+    def held_sentence(self) -> str:
+        return self.held_text or render(self.subject, self.attribute, self.value)
 
 
 _TEMPLATES = {

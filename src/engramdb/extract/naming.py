@@ -53,7 +53,8 @@ def name_subjects(facts: list[Fact], known: Mapping[str, str] | None = None) -> 
             f"{f.subject}: no longer {f.attribute}",
         )
         if name and templated and name != f.subject:
-            out.append(f.model_copy(update={"text": sentence_for(f, name)}))
+            held = render(name, f.attribute, f.value) if f.ends and f.value != "*" else ""
+            out.append(f.model_copy(update={"text": sentence_for(f, name), "held_text": held}))
         else:
             out.append(f)
     return out

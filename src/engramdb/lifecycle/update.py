@@ -6,7 +6,9 @@ For each new fact, keyed by (subject, attribute):
   fact's `valid_from`, and a `supersedes` link (new -> old) is written; both stay in the store;
 - an older statement arriving late (valid_from before the current fact's) is stored as a
   closed, historical fact, superseded by the current one;
-- `ends` facts ("I quit my job at X") close the current value without asserting a new one;
+- `ends` facts ("I quit my job at X") close the current value without asserting a new one; where no fact
+  held that value ("Sold my Jetta", the Jetta never stated), it is kept as a closed fact: held until the
+  ending statement, since the scope's first mention of it (start unknown when there is none);
 - multi-valued attributes (relatives, pets...) accumulate.
 When an LLM judge is configured, facts whose key matches nothing are shown to it with the
 subject's other current facts, so paraphrased attributes ("home_city" vs "lives_in") still
@@ -15,6 +17,7 @@ update each other. Everything for one batch is written in one transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -24,7 +27,7 @@ from pydantic import BaseModel, Field
 from ..extract.base import Fact, is_single_valued, norm_value
 from ..ingest.keys import build_keys
 from ..llm import LLMClient
-from ..model import FACT, MemoryRecord
+from ..model import EPISODE, FACT, MemoryRecord
 from ..store.base import Filters, Link, Store
 from ..timeutil import now
 
@@ -49,6 +52,10 @@ class JudgeAnswer(BaseModel):
     action: str = Field(pattern="^(add|update|duplicate|noop)$")
     targets: list[int] = Field(default_factory=list)
     reason: str = ""
+
+
+def _ends_a_value(f: Fact) -> bool:
+    return f.ends and f.value != "*"
 
 
 def fact_meta(f: Fact, extractor: str) -> dict:
@@ -90,12 +97,16 @@ class KnowledgeUpdater:
         facts = [f for f in facts if f.source_ids and f.source_ids[0] in episodes]
         facts.sort(key=lambda f: (_when(episodes[f.source_ids[0]], valid_times), f.source_ids[0]))
         texts = [f.sentence() for f in facts]
+        # an ending may have to be kept as the value it ended ("Sam drives a Jetta", until then): its vector too
+        held = {i: len(texts) + k for k, i in enumerate(i for i, f in enumerate(facts) if _ends_a_value(f))}
+        texts += [facts[i].held_sentence() for i in held]
         vecs = self.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)  # before the transaction
         judged = [self._judge(f, episodes[f.source_ids[0]]) for f in facts] if self.judge else [None] * len(facts)
         with self.store.transaction():
             for i, f in enumerate(facts):
                 ep = episodes[f.source_ids[0]]
-                self._apply_one(f, ep, vecs[i], extractor, _when(ep, valid_times), judged[i], report)
+                self._apply_one(f, ep, vecs[i], extractor, _when(ep, valid_times), judged[i], report,
+                                held_vec=vecs[held[i]] if i in held else None)
             if in_transaction is not None:
                 in_transaction(report)
         return report
@@ -119,6 +130,8 @@ class KnowledgeUpdater:
         when: datetime,
         judged: tuple[str, list[MemoryRecord], str] | None,
         report: UpdateReport,
+        *,
+        held_vec: np.ndarray | None = None,
     ) -> None:
         scope = _fact_scope(ep)
         same = self._same_key(scope, f)
@@ -140,6 +153,8 @@ class KnowledgeUpdater:
                 self.store.update(closed, action="invalidate")
                 self.store.add_links([Link(ep.id, old.id, ENDS, reason=f"{ep.text[:200]}")])
                 report.superseded.append(old.id)
+            if not targets and held_vec is not None and not any(r.metadata.get("value_key") == vkey for r in same):
+                self._keep_ended(f, ep, held_vec, extractor, when, scope, report)
             return
         dup = next((r for r in current if r.metadata.get("value_key") == vkey), None)
         if dup is None and judged is not None and judged[0] == "duplicate" and judged[1]:
@@ -190,6 +205,43 @@ class KnowledgeUpdater:
         for newer in later:
             links.append(Link(newer.id, rec.id, SUPERSEDES, reason="newer statement, recorded earlier"))
         self.store.add_links(links)
+
+    def _keep_ended(self, f: Fact, ep: MemoryRecord, vec: np.ndarray, extractor: str, when: datetime,
+                    scope: dict, report: UpdateReport) -> None:
+        """A value ended with no fact holding it: kept as a closed fact, valid until `when`, from the scope's
+        first episode naming it before then (`first_mention`: not a source, so that turn keeps its own status),
+        else from an unknown start."""
+        first = self._first_mention(scope, f.value, when, exclude=set(f.source_ids))
+        start = first.occurred_at if first is not None else None
+        rec = MemoryRecord(
+            **scope,
+            kind=FACT,
+            text=f.held_sentence(),
+            metadata={**fact_meta(f, extractor), "ended_by": list(f.source_ids), "held_until_ended": True,
+                      **({"first_mention": first.id} if first is not None else {})},
+            occurred_at=start,
+            recorded_at=now(),
+            valid_from=start,
+            valid_to=when,
+            source_ids=list(f.source_ids),
+            importance=0.6,
+        )
+        inherited = sorted({c for src in self.store.get(rec.source_ids) for c in src.metadata.get("sensitivity", [])})
+        if inherited:
+            rec.metadata["sensitivity"] = inherited
+        idx, _ = build_keys([rec])
+        self.store.insert([rec], np.asarray([vec]), idx)
+        self.store.add_links([Link(ep.id, rec.id, ENDS, reason=f"{ep.text[:200]}")])
+        report.added.append(rec.id)
+
+    def _first_mention(self, scope: dict, value: str, before: datetime, *, exclude: set[str]) -> MemoryRecord | None:
+        """The earliest episode of the scope, before `before`, whose text names `value` as a whole word."""
+        flt = Filters(**scope, kinds=[EPISODE], until=before)
+        hits = self.store.keyword_search(value, flt, 50)
+        word = re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.I)
+        found = [r for r in self.store.get([i for i, _ in hits if i not in exclude])
+                 if r.occurred_at is not None and word.search(r.text)]
+        return min(found, key=lambda r: (r.occurred_at, r.id), default=None)
 
     # -- LLM judge -------------------------------------------------------------------
     def _judge(self, f: Fact, ep: MemoryRecord) -> tuple[str, list[MemoryRecord], str] | None:

@@ -96,7 +96,10 @@ def statuses(store: Store, results: Sequence[SearchResult], filters: Filters, at
         if fact.metadata.get("retracted"):
             continue
         st: Status | None = None
+        enders = fact.metadata.get("ended_by") or ()
         for s in fact.source_ids:
+            if s in enders:  # the turn that ended the value ("Sold my Jetta") is not a past state itself
+                continue
             want = scope.get(s)
             if want is None or not _in_scope(want, fact.user_id, fact.agent_id):
                 continue
@@ -187,6 +190,8 @@ class SlotValues:
 
     current: frozenset[str] = frozenset()
     older: frozenset[str] = frozenset()
+    enders: frozenset[str] = frozenset()  # the statements that ended a value ("Things with Ravi are over")
+    changed: bool = False  # a value stated as held has been replaced (not one known only from its ending)
 
 
 def _names(text: str, value: str) -> bool:
@@ -232,7 +237,8 @@ def present_first(results: list[SearchResult], *, slots: Sequence[str] = (),
             elif slots_of.get(m.id) == slot and m.role != "assistant":
                 names_old = any(_names(m.text, v) for v in vals.older)
                 names_now = any(_names(m.text, v) for v in vals.current)
-                if states_present(m.text) and (names_now or not names_old):
+                # the statement that ended an older value tells the change, not an echo of the past
+                if states_present(m.text) and (names_now or not names_old or m.id in vals.enders):
                     group.append(r)
                 else:
                     changed[m.id] = r.model_copy(update={"signals": {**r.signals, "echo": 1.0}})

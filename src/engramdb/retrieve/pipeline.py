@@ -171,7 +171,7 @@ class Retrieval:
         if not slots:
             return results, {}
         values = {slot: self._slot_values(slot, attrs, f, at) for slot in slots}
-        if changed_only and not any(v.older for v in values.values()):
+        if changed_only and not any(v.changed for v in values.values()):
             return results, {}
         store = self.res.store
         have = {r.memory.id for r in results}
@@ -233,6 +233,8 @@ class Retrieval:
         names = self._slot_attributes(slot, attrs)
         current: set[str] = set()
         seen: set[str] = set()
+        enders: set[str] = set()
+        stated: set[str] = set()
         for a in names:
             flt = Filters(user_id=f.user_id, agent_id=f.agent_id, kinds=[FACT], metadata={"attribute": a})
             facts = self.res.store.list(flt, limit=200)
@@ -241,7 +243,10 @@ class Retrieval:
             if newest is not None:
                 current.add(str(newest.metadata.get("value")))
             seen.update(str(x.metadata.get("value")) for x in facts)
-        return SlotValues(frozenset(current), frozenset(seen - current))
+            enders.update(str(e) for x in facts for e in x.metadata.get("ended_by") or ())
+            # a value known only from its ending ("Sold my Jetta") does not count as a change here
+            stated.update(str(x.metadata.get("value")) for x in facts if not x.metadata.get("held_until_ended"))
+        return SlotValues(frozenset(current), frozenset(seen - current), frozenset(enders), bool(stated - current))
 
     # -- context ----------------------------------------------------------------------------------
     def context(
