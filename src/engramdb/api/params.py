@@ -332,7 +332,10 @@ Clearable = Literal["expires_at", "valid_to"]
 class UpdateRequest(StrictModel):
     """`Memory.update`: what to change; the previous version is kept in the history."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    # at least one change; a time is either given or cleared, not both
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1, "allOf": [
+        {"if": {"required": ["clear"], "properties": {"clear": {"contains": {"const": name}}}},
+         "then": {"not": {"required": [name]}}} for name in CLEARABLE]})
 
     text: Text | SkipJsonSchema[None] = Field(None, description="The new text (re-embedded).")
     metadata: Metadata | SkipJsonSchema[None] = Field(None, description="The new metadata object.")
@@ -340,7 +343,7 @@ class UpdateRequest(StrictModel):
     expires_at: When | SkipJsonSchema[None] = Field(None, description="Forget it after this time (ISO-8601).")
     occurred_at: When | SkipJsonSchema[None] = Field(None, description="When it happened (ISO-8601).")
     valid_to: When | SkipJsonSchema[None] = Field(None, description="When it stopped being true (ISO-8601).")
-    clear: Annotated[list[Clearable], Field(max_length=len(CLEARABLE))] | SkipJsonSchema[None] = Field(
+    clear: Annotated[list[Clearable], Field(min_length=1, max_length=len(CLEARABLE))] | SkipJsonSchema[None] = Field(
         None, description="Times to empty: expires_at (the memory no longer expires), valid_to (a fact closed "
                           "by mistake holds again).")
 
