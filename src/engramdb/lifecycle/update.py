@@ -179,9 +179,7 @@ class KnowledgeUpdater:
             source_ids=list(f.source_ids),
             importance=0.6,
         )
-        inherited = sorted({c for src in self.store.get(rec.source_ids) for c in src.metadata.get("sensitivity", [])})
-        if inherited:  # a fact reveals what the turns it came from reveal (privacy/labels.py)
-            rec.metadata["sensitivity"] = inherited
+        self._inherit_sensitivity(rec)
         to_close: list[tuple[MemoryRecord, str]] = []
         if is_single_valued(f.attribute):
             to_close = [(r, "same subject and attribute") for r in current]
@@ -226,13 +224,17 @@ class KnowledgeUpdater:
             source_ids=list(f.source_ids),
             importance=0.6,
         )
-        inherited = sorted({c for src in self.store.get(rec.source_ids) for c in src.metadata.get("sensitivity", [])})
-        if inherited:
-            rec.metadata["sensitivity"] = inherited
+        self._inherit_sensitivity(rec)
         idx, _ = build_keys([rec])
         self.store.insert([rec], np.asarray([vec]), idx)
         self.store.add_links([Link(ep.id, rec.id, ENDS, reason=f"{ep.text[:200]}")])
         report.added.append(rec.id)
+
+    def _inherit_sensitivity(self, rec: MemoryRecord) -> None:
+        """A fact reveals what the turns it came from reveal (privacy/labels.py)."""
+        inherited = sorted({c for src in self.store.get(rec.source_ids) for c in src.metadata.get("sensitivity", [])})
+        if inherited:
+            rec.metadata["sensitivity"] = inherited
 
     def _first_mention(self, scope: dict, value: str, before: datetime, *, exclude: set[str]) -> MemoryRecord | None:
         """The earliest episode of the scope, before `before`, whose text names `value` as a whole word."""
