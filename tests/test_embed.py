@@ -126,37 +126,51 @@ def test_openai_compatible_endpoint(endpoint, monkeypatch, tmp_path):
 
 
 def test_context_pairs_come_from_the_turns_own_run(embedder, monkeypatch):
-    """A session's turns are encoded once: each context pair's vector is the mean over both turns' token
-    vectors from that run, not a second encoding of the joined text."""
+    """A session's turns run through the model once, with only the short turns' context pairs beside them: a
+    short turn's pair is embedded as its joined text, a longer turn's is the mean over both turns' token vectors
+    from the turns' own run."""
     from engramdb.embed.base import normalise
     from engramdb.ingest.keys import compute_keys
     from engramdb.model import MemoryRecord
 
     turns = ["I adopted a dog last week.", "What breed is it?", "A beagle, from the shelter on Elm Street.",
-             "Lovely!", "We walk by the river every morning before work.", "Sounds nice.", "It is.", "Bye!",
+             "Lovely!", "We walk by the river every morning before work, rain or shine, and then we both have a "
+             "long nap on the sofa until lunch.", "Sounds nice.", "It is.", "Bye!",
              "See you on Friday at the climbing gym."]
     recs = [MemoryRecord(user_id="u", session_id="s", text=t, speaker="A" if i % 2 else "B")
             for i, t in enumerate(turns)]
-    monkeypatch.setattr(embedder, "exact_context", False)  # the opt-in composed context
+    assert embedder.exact_context is False and embedder.pair_tokens == 16  # the default
+    texts = [f"{r.speaker}: {r.text}" for r in recs]
+    lens = embedder._token_lengths(texts)
+    short = [i for i in range(1, len(texts)) if lens[i] <= 16]
+    assert 0 < len(short) < len(texts) - 1 and lens[4] > 16
     seen: list[int] = []
     real = embedder._sorted_runs
     monkeypatch.setattr(embedder, "_sorted_runs", lambda texts, *a: seen.append(len(texts)) or real(texts, *a))
     _, vecs, toks = compute_keys(recs, embedder)
-    assert seen == [len(turns)]  # one pass over the turns, no joined texts
+    assert seen == [len(turns) + len(short)]  # one pass: the turns and the short turns' pairs
     assert all(t is not None for t in toks)
-    texts = [f"{r.speaker}: {r.text}" for r in recs]
-    single, pairs, _ = embedder.embed_in_context(texts, [(0, 1)])
-    run = embedder._sorted_runs(texts[:2], 8, None)
+    single, pairs, _ = embedder.embed_in_context(texts, [(3, 4), (4, 5)])
+    run = embedder._sorted_runs(texts[3:5], 8, None)
     sums = [o["token_embeddings"][o["attention_mask"].astype(bool)].sum(0) for o in run]
-    assert np.allclose(pairs[0], normalise((sums[0] + sums[1])[None])[0], atol=1e-4)
-    joined = embedder.embed([f"{texts[0]}\n{texts[1]}"])[0]
-    assert float(pairs[0] @ joined) > 0.9  # close to embedding the joined text
+    assert np.allclose(pairs[0], normalise((sums[0] + sums[1])[None])[0], atol=1e-4)  # a long turn: composed
+    joined = embedder.embed([f"{texts[4]}\n{texts[5]}"])[0]
+    assert float(pairs[1] @ joined) > 0.9999  # a short turn: its pair embedded
+    assert float(pairs[0] @ embedder.embed([f"{texts[3]}\n{texts[4]}"])[0]) > 0.9  # close to embedding it
     # the stored vector: the turn's own plus its context, normalised
-    assert np.allclose(vecs[1], normalise((single[1] + pairs[0])[None])[0], atol=1e-4)
-    exact = type(embedder)()  # the default: pairs embedded as texts
+    _, one_pair, _ = embedder.embed_in_context(texts, [(0, 1)])
+    assert np.allclose(vecs[1], normalise((single[1] + one_pair[0])[None])[0], atol=1e-4)
+    # every pair composed: the turns alone go through the model
+    monkeypatch.setattr(embedder, "pair_tokens", 0)
+    seen.clear()
+    _, composed_vecs, _ = compute_keys(recs, embedder)
+    assert seen == [len(turns)]
+    exact = type(embedder)(exact_context=True)  # every pair embedded as a text
     assert exact._model is embedder._model  # the same loaded weights
     _, exact_vecs, _ = compute_keys(recs, exact)
     assert float(np.min(np.sum(exact_vecs * vecs, axis=1))) > 0.95
+    assert float(np.min(np.sum(exact_vecs * composed_vecs, axis=1))) > 0.95
+    assert np.allclose(exact_vecs[short], vecs[short], atol=1e-4)  # short turns: the same vectors as exact
 
 
 def test_int8_spec_names_the_same_model():
@@ -167,12 +181,17 @@ def test_int8_spec_names_the_same_model():
     assert canonical_name("all-MiniLM-L6-v2:INT8") == canonical_name("all-MiniLM-L6-v2")
 
 
-def test_spec_suffixes_choose_int8_and_composed_context():
+def test_spec_suffixes_choose_int8_and_the_context_mode():
     from engramdb.embed import make_embedder
     from engramdb.embed.packs import split_options
 
     assert split_options("all-MiniLM-L6-v2:composed:int8") == ("all-MiniLM-L6-v2", frozenset({"int8", "composed"}))
     assert split_options("org/model:v2") == ("org/model:v2", frozenset())  # not an option: part of the name
     e = make_embedder("all-MiniLM-L6-v2:composed")
-    assert e.exact_context is False and e.int8 is False and e.name == make_embedder().name
-    assert make_embedder().exact_context is True  # the default embeds each context pair
+    assert (e.exact_context, e.pair_tokens, e.int8) == (False, 0, False) and e.name == make_embedder().name
+    e = make_embedder("all-MiniLM-L6-v2:exact")
+    assert e.exact_context is True and e.name == make_embedder().name
+    d = make_embedder()
+    assert (d.exact_context, d.pair_tokens) == (False, 16)  # the default embeds short turns' pairs only
+    with pytest.raises(ConfigError, match="context modes"):
+        make_embedder("all-MiniLM-L6-v2:exact:composed")

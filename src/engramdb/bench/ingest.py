@@ -5,9 +5,10 @@ Rows, all over the same LoCoMo turns (whole sessions, in file order, until `turn
 * raw: sentence-transformers `encode` of the turns ('Speaker: text') once, batch 64: what the model can do;
 * embed: EngramDB's `embed` of the same texts;
 * add: `Memory.add` of each whole session into a fresh SQLite store (keys, context vectors, token vectors,
-  keyword index, rule extraction, the write): the figure the ratio add/raw is about;
-* add, composed context: the same with each context pair's vector composed from the turns' own run
-  (`exact_context=False`: each turn encoded once);
+  keyword index, rule extraction, the write): the figure the ratio add/raw is about. A short turn's context
+  pair is embedded as a text of its own, a longer turn's composed from the turns' own run (embed/local.py);
+* add, every pair embedded / every pair composed: the same with the other two context modes (`:exact`, the
+  model sees about three times the raw tokens; `:composed`, each turn encoded once);
 * ONNX batches / int8: the transformer in ONNX Runtime for batches, in float and dynamically quantized to int8;
 * hashing: `add` with the hashing embedder, which measures the engine without a model.
 
@@ -91,7 +92,7 @@ def run(
     batch_size: int = 64,
     repeat: int = 2,
     variants: bool = True,
-    exact: bool = True,
+    context_modes: bool = True,
     recall_conversations: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -108,7 +109,8 @@ def run(
         raise ValidationError("bench ingest: no turns in the file")
     emb = SentenceTransformerEmbedder(model, batch_size=batch_size)
     st = emb._model  # the same loaded model: raw and EngramDB share every weight
-    composed_emb = SentenceTransformerEmbedder(model, batch_size=batch_size, exact_context=False)
+    exact_emb = SentenceTransformerEmbedder(model, batch_size=batch_size, exact_context=True)
+    composed_emb = SentenceTransformerEmbedder(model, batch_size=batch_size, pair_tokens=0)
     rows: list[dict[str, Any]] = []
 
     def raw() -> None:
@@ -126,7 +128,8 @@ def run(
             "embed": _timed(lambda: emb.embed(texts)),
             "add": lambda: _add_all(emb, sessions, tmp),
         }
-        if exact:
+        if context_modes:
+            steps["add_exact"] = lambda: _add_all(exact_emb, sessions, tmp)
             steps["add_composed"] = lambda: _add_all(composed_emb, sessions, tmp)
         for r in range(repeat):  # interleaved: a burst of load elsewhere hits every row alike
             for name, fn in steps.items():
@@ -153,8 +156,9 @@ def run(
         raw_s = min(timings["raw"], got.get("raw", float("inf")))
         named = [("sentence-transformers encode, once", "texts/s", raw_s), ("EngramDB embed", "texts/s",
                  timings["embed"]), ("EngramDB add (whole sessions)", "turns/s", timings["add"])]
-        if exact:
-            named.append(("add, context composed from the turns' run (opt-in)", "turns/s", timings["add_composed"]))
+        if context_modes:
+            named += [("add, every context pair embedded (:exact)", "turns/s", timings["add_exact"]),
+                      ("add, every context pair composed (:composed)", "turns/s", timings["add_composed"])]
         if variants:
             named += [("embed, batches in ONNX Runtime (float)", "texts/s", got["onnx"]),
                       ("embed, int8 (ONNX Runtime)", "texts/s", got["int8"]), ("add, int8", "turns/s", got["add_int8"])]
@@ -183,20 +187,22 @@ def run(
 
 def int8_recall(path: str | os.PathLike[str], conversations: Sequence[str], model: str,
                 say: Progress) -> dict[str, Any]:
-    """LoCoMo turn recall@10 (default pipeline, shipped ranker) of the default model, of it with composed context
-    pairs and of its int8 copy, with each one's ingest and search speed."""
+    """LoCoMo turn recall@10 (default pipeline, shipped ranker) of the default model, of it with every context
+    pair embedded and every pair composed, and of its int8 copy, with each one's ingest and search speed."""
     from ..embed.local import SentenceTransformerEmbedder
     from .locomo import run_locomo
 
     out: dict[str, Any] = {"conversations": list(conversations) or "all"}
-    for label, exact, int8 in (("float", True, False), ("composed", False, False), ("int8", True, True)):
+    modes: dict[str, dict[str, Any]] = {"float": {}, "exact": {"exact_context": True}, "composed": {"pair_tokens": 0},
+                                         "int8": {"int8": True}}
+    for label, kw in modes.items():
         say(f"LoCoMo recall, {label}")
         rep = run_locomo(path, conversations=list(conversations) or None,
-                         embedder=SentenceTransformerEmbedder(model, exact_context=exact, int8=int8))
+                         embedder=SentenceTransformerEmbedder(model, **kw))
         m = rep["methods"]["default"]
         out[label] = {"recall@10": m["overall"]["recall@10"], "ingest_turns_per_s": rep["ingest_turns_per_s"],
                       "search_p50_ms": m["latency_ms"]["p50"], "questions": m["n"]}
-    for label in ("composed", "int8"):
+    for label in ("exact", "composed", "int8"):
         out[f"{label}_recall@10_delta"] = out[label]["recall@10"] - out["float"]["recall@10"]
         out[f"{label}_ingest_speedup"] = out[label]["ingest_turns_per_s"] / out["float"]["ingest_turns_per_s"]
     out["recall@10_delta"] = out["int8_recall@10_delta"]  # int8's, as before
@@ -214,8 +220,8 @@ def markdown(rep: dict[str, Any]) -> str:
                     for r in rep["rows"]]), ""]
     rc = rep.get("recall")
     if rc:
-        kinds = [k for k in ("float", "composed", "int8") if k in rc]
-        lines += ["## Composed context and int8 against the default (LoCoMo, default pipeline, shipped ranker)", "",
+        kinds = [k for k in ("float", "exact", "composed", "int8") if k in rc]
+        lines += ["## Other context modes and int8 against the default (LoCoMo, default pipeline, shipped ranker)", "",
                   table(["model", "recall@10", "ingest turns/s", "search p50 ms"],
                         [[k, f"{rc[k]['recall@10']:.3f}", f"{rc[k]['ingest_turns_per_s']:.1f}",
                           f"{rc[k]['search_p50_ms']:.1f}"] for k in kinds]), ""]

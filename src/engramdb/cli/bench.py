@@ -72,10 +72,10 @@ def bench_ingest(
     batch_size: int = typer.Option(64, help="Encode batch size (raw and EngramDB alike)."),
     repeat: int = typer.Option(2, help="Interleaved runs per step; the best counts."),
     variants: bool = typer.Option(True, "--variants/--no-variants", help="Also ONNX batches and int8."),
-    exact: bool = typer.Option(True, "--composed/--no-composed",
-                               help="Also add with context vectors composed from the turns' run."),
-    recall: str | None = typer.Option(None, help="Also LoCoMo recall@10 of the default, of composed context "
-                                      "pairs and of the int8 model on these conversations (comma list of sample "
+    context_modes: bool = typer.Option(True, "--context-modes/--no-context-modes",
+                                       help="Also add with every context pair embedded, and every pair composed."),
+    recall: str | None = typer.Option(None, help="Also LoCoMo recall@10 of the default, of the other two context "
+                                      "modes and of the int8 model on these conversations (comma list of sample "
                                       "ids or indexes; 'all')."),
     out: str = typer.Option("bench_results", help="Directory for the JSON and markdown report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
@@ -86,7 +86,7 @@ def bench_ingest(
 
     convs = None if recall is None else [] if recall == "all" else [c.strip() for c in recall.split(",") if c.strip()]
     report = ingest.run(path, turns=turns, model=model, batch_size=batch_size, repeat=repeat, variants=variants,
-                        exact=exact, recall_conversations=convs,
+                        context_modes=context_modes, recall_conversations=convs,
                         progress=None if as_json else lambda msg: err_console.print(f"[dim]{msg}...[/dim]"))
     publish(ingest, report, out, as_json)
 

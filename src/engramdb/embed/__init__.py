@@ -45,9 +45,10 @@ def on_model_load(hook: Callable[[str], AbstractContextManager[object]] | None) 
 def make_embedder(spec: str | Embedder | None = None) -> Embedder:
     """'all-MiniLM-L6-v2' (default, offline), any sentence-transformers name/path,
     'openai:<model>' for an OpenAI-compatible endpoint, or 'hashing-<dim>' (tests).
-    A local model's name + ':int8' runs it dynamically quantized to int8 in ONNX Runtime, + ':composed' encodes
-    each turn once and composes its context pair's vector (`engramdb bench ingest --recall all` prints the
-    speed-up and LoCoMo recall of each beside the default's)."""
+    A local model's name + ':int8' runs it dynamically quantized to int8 in ONNX Runtime; + ':exact' embeds every
+    turn's context pair as a text of its own, + ':composed' none (by default only a short turn's pair is:
+    embed/local.py). `engramdb bench ingest --recall all` prints the speed and LoCoMo recall of each beside the
+    default's."""
     if isinstance(spec, Embedder):
         return spec
     spec = spec or DEFAULT_MODEL
@@ -62,8 +63,12 @@ def make_embedder(spec: str | Embedder | None = None) -> Embedder:
         from .remote import OpenAIEmbedder, parse_embedder_spec
 
         return OpenAIEmbedder(parse_embedder_spec(spec)[1])
+    from . import local
     from .local import SentenceTransformerEmbedder
 
     base, opts = split_options(spec)
+    if {"exact", "composed"} <= opts:
+        raise ConfigError(f"embedder {spec!r}: ':exact' and ':composed' are two context modes; give one")
     with _on_load(base) if _on_load is not None else nullcontext():  # seconds: torch and the weights
-        return SentenceTransformerEmbedder(base, int8="int8" in opts, exact_context="composed" not in opts)
+        return SentenceTransformerEmbedder(base, int8="int8" in opts, exact_context="exact" in opts,
+                                           pair_tokens=0 if "composed" in opts else local.PAIR_TOKENS)

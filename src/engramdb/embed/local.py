@@ -27,6 +27,7 @@ _cache: dict[str, object] = {}
 _cache_lock = threading.Lock()
 _threads_lock = threading.Lock()  # torch's thread count is process-wide
 _onnx: dict[str, onnx.OnnxTransformer | None] = {}  # per model: its ONNX Runtime copy for queries, or None
+PAIR_TOKENS = 16  # a turn this short has its context pair embedded as one text (see embed_in_context)
 SMALL_BATCH = 8  # up to this many texts run on one torch thread (see _run)
 INGEST_RUN = 8  # texts per model run when writing (see _sorted_runs)
 
@@ -44,16 +45,19 @@ class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model; the default is the offline MiniLM pack."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64,
-                 use_onnx: bool = True, exact_context: bool = True, int8: bool = False,
-                 onnx_batches: bool = False) -> None:
+                 use_onnx: bool = True, exact_context: bool = False, pair_tokens: int = PAIR_TOKENS,
+                 int8: bool = False, onnx_batches: bool = False) -> None:
         self.batch_size = batch_size
         # int8: every run (queries and ingest) through the dynamically quantized ONNX copy (embed/onnx.py)
         self.int8 = int8
         self.onnx_batches = onnx_batches or int8  # batches through ONNX Runtime too (`engramdb bench ingest`)
-        # True: each turn's context pair is embedded as a text of its own. False composes it from the turns' own
-        # run (a third of the model time per add); measured on LoCoMo dev at recall@10 0.887 against 0.897, in
-        # runs of different code, so it stays opt-in until a same-code comparison clears it (embed_in_context)
+        # A turn's context pair ("previous turn + turn", embed_in_context): embedded as a text of its own where the
+        # turn has at most `pair_tokens` tokens, composed from the turns' own run otherwise. exact_context: every
+        # pair embedded (~3x the model time of an add); pair_tokens=0: every pair composed.
+        if pair_tokens < 0:
+            raise ConfigError("pair_tokens must be 0 or more")
         self.exact_context = exact_context
+        self.pair_tokens = pair_tokens
         self._mean: bool | None = None
         self.use_onnx = use_onnx  # queries through ONNX Runtime where it reproduces the model (embed/onnx.py)
         self._small_runs = 0  # queries and small adds so far (see _forward)
@@ -140,19 +144,37 @@ class SentenceTransformerEmbedder(Embedder):
     def embed_in_context(
         self, texts: Sequence[str], pairs: Sequence[tuple[int, int]], *, tokens: bool = True
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
-        """One model run over `texts` only. Where the sentence vector is the mean of the token vectors (MiniLM,
-        mpnet) and `exact_context` is off, a pair's vector is the mean over both texts' tokens from that same run:
-        no second encoding of every turn inside its pair (2/3 of an add's model time). By default (exact) the
-        joined texts are embedded too, in the same length-sorted runs."""
+        """One model run. Where the sentence vector is the mean of the token vectors (MiniLM, mpnet) and
+        `exact_context` is off, a pair's vector is the mean over both texts' tokens from the texts' own run: no
+        second encoding of the turn inside its pair (2/3 of an add's model time when every pair is embedded).
+        A pair whose turn has at most `pair_tokens` tokens is still embedded as one text, in the same
+        length-sorted runs: a short reply ("Yes, twice!") takes its meaning from the turn before it, which
+        attention over the joined text captures and a mean of two runs does not, and such pairs are few and
+        short (on LoCoMo ~14% more tokens than the turns alone)."""
         if self.exact_context or not self.has_tokens or not self._mean_pooled():
             return super().embed_in_context(texts, pairs, tokens=tokens)
-        vecs, toks, sums = self._token_run(texts)
+        pick: list[int] = []
+        if self.pair_tokens and pairs:
+            lens = self._token_lengths(texts)
+            pick = [k for k, (_, j) in enumerate(pairs) if lens[j] <= self.pair_tokens]
+        joined = [f"{texts[pairs[k][0]]}\n{texts[pairs[k][1]]}" for k in pick]  # as the base class joins them
+        vecs, toks, sums = self._token_run([*texts, *joined])
+        n = len(texts)
         if pairs:
             idx = np.asarray(pairs, dtype=np.intp).reshape(-1, 2)
             pair_vecs = normalise(sums[idx[:, 0]] + sums[idx[:, 1]])
+            for r, k in enumerate(pick):
+                pair_vecs[k] = vecs[n + r]
         else:
             pair_vecs = np.zeros((0, self.dim), dtype=np.float32)
-        return vecs, pair_vecs, toks if tokens else [None] * len(texts)
+        return vecs[:n], pair_vecs, toks[:n] if tokens else [None] * n
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Each text's model tokens, special tokens not counted (truncated as the model truncates)."""
+        tok = self._model.tokenizer
+        ids = tok(list(texts), add_special_tokens=False, truncation=True,
+                  max_length=getattr(self._model, "max_seq_length", None))["input_ids"]
+        return [len(x) for x in ids]
 
     def _token_run(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray]:
         """(sentence vectors, content-token vectors, sum of all token vectors per text) from one model run."""

@@ -315,10 +315,11 @@ def find_pack(spec: str) -> Pack | None:
     return next((p for p in PACKS if low in p.aliases), None)
 
 
-# Suffixes of a local model's spec, in any order: ':int8' runs it quantized to int8 (ONNX Runtime); ':composed'
-# composes each context pair's vector from its turns' own run instead of embedding the pair (one model run per
-# turn). Both keep the model's vector space, so the store records the model's own name.
-SPEC_OPTIONS = ("int8", "composed")
+# Suffixes of a local model's spec, in any order: ':int8' runs it quantized to int8 (ONNX Runtime); ':exact'
+# embeds every context pair as a text of its own, ':composed' composes every pair's vector from its turns' own
+# run (one model run per turn); the default embeds only short turns' pairs. All keep the model's vector space,
+# so the store records the model's own name.
+SPEC_OPTIONS = ("int8", "exact", "composed")
 
 
 def split_options(spec: str) -> tuple[str, frozenset[str]]:
