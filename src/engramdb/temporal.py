@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
 
+from .regex_gates import Gates
+
 __all__ = ["TimeSpan", "annotate", "query_range", "resolve"]
 
 GRANULARITIES = ("day", "week", "weekend", "month", "season", "year")
@@ -89,6 +91,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                             r"this afternoon|this evening|last night|tomorrow|the other day)\b", re.I)),
     ("year", re.compile(r"\b(?:in|since|during|of|from)\s+((?:19|20)\d{2})\b", re.I)),
 ]
+_GATES = Gates([rx for _, rx in _PATTERNS])  # skips the patterns a text lacks the words for (regex_gates.py)
 
 
 def _day(d: date) -> datetime:
@@ -220,7 +223,8 @@ def resolve(text: str, anchor: datetime, *, past: bool = True) -> list[TimeSpan]
     a = anchor.astimezone(UTC).date()
     taken: list[tuple[int, int]] = []
     out: list[TimeSpan] = []
-    for kind, pat in _PATTERNS:  # earlier patterns are more specific and win overlaps
+    for i in _GATES.open(text):  # earlier patterns are more specific and win overlaps
+        kind, pat = _PATTERNS[i]
         for m in pat.finditer(text):
             if any(m.start() < e and s < m.end() for s, e in taken):
                 continue

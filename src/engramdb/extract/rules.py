@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator
 
 from ..model import MemoryRecord
+from ..regex_gates import Gates
 from .base import Fact, norm_value, render, subject_of
 from .lexicon import (
     CAR_MAKES,
@@ -450,6 +451,7 @@ _RULES_MORE: list[tuple[str, str, str]] = [
      "name"),
 ]  # fmt: skip
 _COMPILED = [(attr, re.compile(pat), kind) for attr, pat, kind in [*_RULES, *_RULES_MORE]]
+_GATES = Gates([rx for _, rx, _ in _COMPILED])  # skips the patterns a sentence lacks the words for (regex_gates.py)
 
 
 def _trim(value: str) -> str:
@@ -906,7 +908,8 @@ def extract_statements(text: str, subject: str) -> list[Fact]:
                 sentence = subj + sentence[0].lower() + sentence[1:]
                 break
         cands: list[tuple[str, str, bool]] = []
-        for attr, rx, kind in _COMPILED:
+        for i in _GATES.open(sentence):
+            attr, rx, kind = _COMPILED[i]
             for m in rx.finditer(sentence):
                 if _hedged(sentence, m.start()):
                     continue

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..embed.base import Embedder
+from ..regex_gates import Gates
 from .secrets import scan
 
 META_KEY = "sensitivity"
@@ -149,6 +150,8 @@ PATTERNS: dict[str, str] = {
 }
 _PATTERN_RE = {c: re.compile(p, re.IGNORECASE if c != "location" else 0) for c, p in PATTERNS.items()}
 _PATTERN_RE["location"] = re.compile(PATTERNS["location"], re.IGNORECASE)
+_PATTERN_LIST = list(_PATTERN_RE.items())
+_PATTERN_GATES = Gates([rx for _, rx in _PATTERN_LIST])  # skips the patterns a text lacks the words for
 
 # Tuned on the dev half of tests/fixtures/privacy_labels.jsonl (docs/privacy.md has the held-out figures).
 MIN_SIM = 0.50  # a category's best prototype must reach this cosine...
@@ -176,7 +179,7 @@ def warm(embedder: Embedder) -> None:
 
 
 def pattern_labels(text: str) -> set[str]:
-    out = {c for c, rx in _PATTERN_RE.items() if rx.search(text)}
+    out = {_PATTERN_LIST[i][0] for i in _PATTERN_GATES.open(text) if _PATTERN_LIST[i][1].search(text)}
     out.update(f.category for f in scan(text))
     return out
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ValidationError
+from ..regex_gates import Gates
 
 MASK = "[REDACTED:{kind}]"
 SEALED = "[SECRET:{n}]"
@@ -116,11 +117,15 @@ def iban_ok(iban: str) -> bool:
 def scan(text: str) -> list[Finding]:
     """Every secret span in `text`, left to right, overlaps merged (the earlier, longer finding wins)."""
     found: list[Finding] = []
-    for kind, pattern in _PROVIDER_RE:
+    opened = _GATES.open(text)
+    for i in opened:
+        if i == len(_PROVIDER_RE):
+            break  # _STATED, below
+        kind, pattern = _PROVIDER_RE[i]
         for m in pattern.finditer(text):
             span = m.span("v") if "v" in pattern.groupindex else m.span()
             found.append(Finding(kind, *span, "credentials"))
-    for m in _STATED.finditer(text):
+    for m in _STATED.finditer(text) if len(_PROVIDER_RE) in opened else ():
         v = m.group("v").strip("'\"").rstrip(".!?")
         k = m.group("k").lower()
         if v.lower() in _NOT_A_VALUE or (v.isalpha() and v.islower() and len(v) < 4):
@@ -163,6 +168,7 @@ def scan(text: str) -> list[Finding]:
 
 
 _PROVIDER_RE = [(k, re.compile(p)) for k, p in _PROVIDER]
+_GATES = Gates([*(rx for _, rx in _PROVIDER_RE), _STATED])  # skips the patterns a text lacks the words for
 
 
 # -- keys and sealing ---------------------------------------------------------------------------------------------
