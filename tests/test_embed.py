@@ -57,6 +57,36 @@ def test_direct_query_tokens_are_the_models_own(embedder):
         assert list(want) == list(got)
         assert all(torch.equal(want[k], got[k]) if hasattr(want[k], "shape") else want[k] == got[k] for k in want)
     assert direct.load(object()) is None
+    texts = ["When did Melanie paint a sunrise?", "Hi!", "x" * 3000, "Ünïcödé   spacing\t?", "word " * 400, ""]
+    assert tok.pad_id == 0  # several texts padded together, as `preprocess` pads them
+    want, got = embedder._model.preprocess(texts), tok.padded(tok.encode(texts))
+    assert list(want) == list(got)
+    assert all(torch.equal(want[k], got[k]) if hasattr(want[k], "shape") else want[k] == got[k] for k in want)
+    assert [tok.content_count(e) for e in tok.encode(["Hi!", ""])] == [2, 0]
+
+
+def test_an_adds_vectors_are_the_same_with_direct_encodings(embedder, monkeypatch):
+    """An add tokenizes its texts once (direct encodings); the vectors and token blobs equal `preprocess`'s."""
+    from engramdb.ingest.keys import compute_keys
+    from engramdb.model import MemoryRecord
+
+    words = "we walked along the river to the old mill and then back home for lunch".split()
+    recs = [MemoryRecord(user_id="u", session_id="s", speaker="AB"[i % 2], text=" ".join(words[: 3 + (i * 5) % 14]))
+            for i in range(14)]
+    embedder.embed(["warm"]), embedder.embed(["up"])  # the direct tokenizer is set up
+    assert embedder._direct_tok is not None and embedder._direct_tok.pad_id is not None
+    seen: list[bool] = []
+    real = embedder._sorted_runs
+    def spy(texts, chunk, copy, encs=None):
+        seen.append(encs is not None)
+        return real(texts, chunk, copy, encs)
+
+    monkeypatch.setattr(embedder, "_sorted_runs", spy)
+    _, vecs, toks = compute_keys(recs, embedder)
+    monkeypatch.setattr(embedder._direct_tok, "pad_id", None)  # back to `preprocess`
+    _, vecs2, toks2 = compute_keys(recs, embedder)
+    assert seen == [True, False]
+    assert np.array_equal(vecs, vecs2) and toks == toks2
 
 
 def test_minilm_hash_is_checked(monkeypatch):

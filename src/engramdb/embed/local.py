@@ -154,11 +154,16 @@ class SentenceTransformerEmbedder(Embedder):
         if self.exact_context or not self.has_tokens or not self._mean_pooled():
             return super().embed_in_context(texts, pairs, tokens=tokens)
         pick: list[int] = []
+        d = self._direct()
+        encs = d.encode(texts) if d is not None and d.pad_id is not None else None
         if self.pair_tokens and pairs:
-            lens = self._token_lengths(texts)
+            lens = [direct.DirectTokenizer.content_count(e) for e in encs] if encs is not None \
+                else self._token_lengths(texts)
             pick = [k for k, (_, j) in enumerate(pairs) if lens[j] <= self.pair_tokens]
         joined = [f"{texts[pairs[k][0]]}\n{texts[pairs[k][1]]}" for k in pick]  # as the base class joins them
-        vecs, toks, sums = self._token_run([*texts, *joined])
+        if d is not None and encs is not None:
+            encs += d.encode(joined)
+        vecs, toks, sums = self._token_run([*texts, *joined], encs)
         n = len(texts)
         if pairs:
             idx = np.asarray(pairs, dtype=np.intp).reshape(-1, 2)
@@ -176,8 +181,10 @@ class SentenceTransformerEmbedder(Embedder):
                   max_length=getattr(self._model, "max_seq_length", None))["input_ids"]
         return [len(x) for x in ids]
 
-    def _token_run(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray]:
-        """(sentence vectors, content-token vectors, sum of all token vectors per text) from one model run."""
+    def _token_run(self, texts: Sequence[str], encs: list[Any] | None = None
+                   ) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray]:
+        """(sentence vectors, content-token vectors, sum of all token vectors per text) from one model run.
+        `encs`: the texts' encodings from the direct tokenizer, where the caller has them."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32), [], np.zeros((0, self.dim), dtype=np.float32)
         if len(texts) <= SMALL_BATCH or not self._fast_batches():
@@ -192,7 +199,7 @@ class SentenceTransformerEmbedder(Embedder):
             # sorted over all of them (measured 8.2 vs 8.0 texts/s, loaded machine); torch pays ~2 ms per run, so
             # without a copy a session goes to `encode` whole (4.9, padded to its longest turn).
             copy = self._onnx_copy(threads=0)
-            outs = (self._sorted_runs(texts, INGEST_RUN, copy) if copy is not None
+            outs = (self._sorted_runs(texts, INGEST_RUN, copy, encs) if copy is not None
                     else self._run(self._encode_all, texts))
         vecs = np.empty((len(outs), self.dim), dtype=np.float32)
         sums = np.empty((len(outs), self.dim), dtype=np.float32)
@@ -206,10 +213,12 @@ class SentenceTransformerEmbedder(Embedder):
             toks.append(normalise(late.content_tokens(tok, ids, self._stop_ids)))
         return normalise(vecs), toks, sums
 
-    def _sorted_runs(self, texts: Sequence[str], chunk: int, copy: onnx.OnnxTransformer | None) -> list[dict]:
+    def _sorted_runs(self, texts: Sequence[str], chunk: int, copy: onnx.OnnxTransformer | None,
+                     encs: list[Any] | None = None) -> list[dict]:
         """Every output per text, from runs of `chunk` texts of similar length (longest first, as `encode` sorts
         them): a session's turns padded to its longest cost ~2x the tokens (LoCoMo: 81k vs 41k real), runs of 8
-        sorted by length ~1.3x. `copy`: the transformer in ONNX Runtime, else torch."""
+        sorted by length ~1.3x. `copy`: the transformer in ONNX Runtime, else torch. `encs`: the texts' direct
+        encodings, padded per run here (the same features as `preprocess`, without its per-call set-up)."""
         import torch
 
         m = self._model
@@ -218,7 +227,9 @@ class SentenceTransformerEmbedder(Embedder):
         outs: list[dict] = [{}] * len(texts)
         for k in range(0, len(order), chunk):
             idx = order[k : k + chunk]
-            raw = prepare([texts[i] for i in idx])
+            d = self._direct_tok
+            raw = (d.padded([encs[i] for i in idx]) if encs is not None and d is not None
+                   else prepare([texts[i] for i in idx]))
             feats = {key: v.to(m.device) if hasattr(v, "to") else v for key, v in raw.items()}
             if copy is not None:
                 out = copy.forward(m, feats)
