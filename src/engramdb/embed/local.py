@@ -306,7 +306,7 @@ class SentenceTransformerEmbedder(Embedder):
         return [{k: v[j] for k, v in rows.items()} for j in range(n)]
 
     def _direct(self) -> direct.DirectTokenizer | None:
-        """The checked direct tokenizer for single queries (set up once per model), or None: `preprocess`."""
+        """The checked direct tokenizer (set up once per model) for queries and an add's texts; None: preprocess."""
         if not self._direct_checked:
             self._direct_tok = direct.load(self._model)
             self._direct_checked = True
