@@ -75,10 +75,11 @@ def test_an_adds_vectors_are_the_same_with_direct_encodings(embedder, monkeypatc
             for i in range(14)]
     embedder.embed(["warm"]), embedder.embed(["up"])  # the direct tokenizer is set up
     assert embedder._direct_tok is not None and embedder._direct_tok.pad_id is not None
+    monkeypatch.setattr(embedder, "_packed_copy", lambda: None)  # padded runs (packed ones: test_packed.py)
     seen: list[bool] = []
     real = embedder._sorted_runs
     def spy(texts, chunk, copy, encs=None):
-        seen.append(encs is not None)
+        seen.append(encs is not None and embedder._direct_tok.pad_id is not None)  # padded from the encodings
         return real(texts, chunk, copy, encs)
 
     monkeypatch.setattr(embedder, "_sorted_runs", spy)
@@ -175,8 +176,8 @@ def test_context_pairs_come_from_the_turns_own_run(embedder, monkeypatch):
     short = [i for i in range(1, len(texts)) if lens[i] <= 16]
     assert 0 < len(short) < len(texts) - 1 and lens[4] > 16
     seen: list[int] = []
-    real = embedder._sorted_runs
-    monkeypatch.setattr(embedder, "_sorted_runs", lambda texts, *a: seen.append(len(texts)) or real(texts, *a))
+    real = embedder._token_run
+    monkeypatch.setattr(embedder, "_token_run", lambda texts, *a: seen.append(len(texts)) or real(texts, *a))
     _, vecs, toks = compute_keys(recs, embedder)
     assert seen == [len(turns) + len(short)]  # one pass: the turns and the short turns' pairs
     assert all(t is not None for t in toks)
