@@ -24,8 +24,9 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from .regex_gates import Gates
 
@@ -36,6 +37,8 @@ GRANULARITIES = ("day", "week", "weekend", "month", "season", "year")
 
 class TimeSpan(BaseModel):
     """A resolved time expression: [start, end) in UTC, the matched text and where it was found."""
+
+    model_config = ConfigDict(frozen=True)  # `resolve` hands out cached spans
 
     text: str
     start: datetime
@@ -221,6 +224,19 @@ def resolve(text: str, anchor: datetime, *, past: bool = True) -> list[TimeSpan]
     if anchor.tzinfo is None:
         raise ValueError("anchor must be timezone-aware")
     a = anchor.astimezone(UTC).date()
+    # a write resolves each turn twice (its time refs, then its date labels): a short text's spans are kept
+    return list(_resolve_cached(text, a, past)) if len(text) <= CACHED_CHARS else _resolve(text, a, past)
+
+
+CACHED_CHARS = 4000  # texts up to this long have their spans cached (at most ~1,024 of them: a few MB)
+
+
+@lru_cache(maxsize=1024)
+def _resolve_cached(text: str, a: date, past: bool) -> tuple[TimeSpan, ...]:
+    return tuple(_resolve(text, a, past))
+
+
+def _resolve(text: str, a: date, past: bool) -> list[TimeSpan]:
     taken: list[tuple[int, int]] = []
     out: list[TimeSpan] = []
     for i in _GATES.open(text):  # earlier patterns are more specific and win overlaps
