@@ -214,7 +214,18 @@ def test_bench_scale_resumes_its_build_and_reports(tmp_path: Path) -> None:
     assert resumed["resumed_from"] == 200
     again = scale.build_cached(400, cache_dir=str(tmp_path), seed=3)
     assert again["added_s"] == 0.0
-    report = scale.run([400], backends=("sqlite",), n_queries=5, seed=3, cache_dir=str(tmp_path))
+    path = again["path"]
+    report = scale.run([400], backends=("sqlite",), n_queries=5, seed=3, cache_dir=str(tmp_path), append=90)
+    (appended,) = report["append"]  # engine-only ingest into a copy of the store
+    assert appended["n"] == 400 and appended["turns"] >= 90 and len(appended["rounds_turns_per_s"]) == 3
+    assert appended["turns_per_s"] == max(appended["rounds_turns_per_s"]) > 0
+    assert "engine-only ingest" in scale.markdown(report)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("append-")]  # the copy is gone
+    from engramdb import Memory
+    from engramdb.embed import HashingEmbedder
+
+    with Memory(path, embedder=HashingEmbedder(384)) as mem:  # the cached store itself is untouched
+        assert mem.list(user_id="append-user00000", limit=1).total == 0
     (row,) = report["rows"]
     assert row["n"] == 400 and row["scoped"]["p50_ms"] > 0 and row["bytes_per_memory"] > 0
     sessions_in_plan = {s["session_id"] for s in scale.sessions(400, 3)}

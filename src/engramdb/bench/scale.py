@@ -474,6 +474,57 @@ def _cross_process_patch(mem: Any, target: str) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
+APPEND_ROUNDS = 3  # --append: rounds of adds timed apart
+
+
+def measure_append(path: str, n: int, turns: int, *, seed: int) -> dict[str, Any]:
+    """Engine-only ingest into a store of `n` memories: a copy of the SQLite store at `path` (its ANN graph
+    too), `turns` new turns added under new users one `Memory.add` per session (hashing-384, so no model
+    time), then the copy deleted. The first session is a warm-up, outside the timing; the rest is added in
+    `APPEND_ROUNDS` rounds, and the best round's rate is the figure (the machine's quietest moment, as for the
+    ingest benchmark)."""
+    import shutil
+
+    from ..api.memory import Memory
+    from ..embed import HashingEmbedder
+
+    work = tempfile.mkdtemp(prefix="append-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        copy = os.path.join(work, os.path.basename(path))
+        for ext in ("", ".usearch", ".usearch.json"):  # the store and its persisted ANN graph
+            if os.path.exists(path + ext):
+                shutil.copyfile(path + ext, copy + ext)
+        plan = sessions(turns + SESSION_TURNS, seed + 4242)
+        for sess in plan:
+            sess["user_id"] = "append-" + sess["user_id"]
+            sess["session_id"] = "append-" + sess["session_id"]
+        rounds = []
+        with Memory(copy, embedder=HashingEmbedder(384)) as mem:
+            mem.add(plan[0]["turns"], user_id=plan[0]["user_id"], session_id=plan[0]["session_id"])
+            for r in range(APPEND_ROUNDS):
+                part = plan[1 + r :: APPEND_ROUNDS]
+                sec, _ = _timed_ingest(mem, part, "append", 0, None)
+                rounds.append(sum(len(sess["turns"]) for sess in part) / sec)
+        added = sum(len(sess["turns"]) for sess in plan[1:])
+        return {"n": n, "turns": added, "rounds_turns_per_s": rounds, "turns_per_s": max(rounds)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _append_in_child(path: str, n: int, turns: int, seed: int) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from engramdb.bench.scale import measure_append; "
+        f"print(json.dumps(measure_append({path!r}, {n}, {turns}, seed={seed})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"appending to {n:,} failed:\n{out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def _measure_in_child(backend: str, target: str, n: int, n_queries: int, seed: int) -> dict[str, Any]:
     import subprocess
     import sys
@@ -517,11 +568,13 @@ def run(
     cache_dir: str | None = None,
     pg_url: str | None = None,
     build: str = "add",
+    append: int = 0,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Build (or reuse) each size's synthetic store in `cache_dir`, then measure every backend and size, each
     in its own process. `build`: 'add' (every size through Memory.add) or 'replicate' (sizes above
-    REPLICATE_BASE are copies of it under new ids)."""
+    REPLICATE_BASE are copies of it under new ids). `append`: turns added to a copy of each SQLite store, for
+    engine-only ingest speed by store size (0: skip)."""
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "engramdb", "scale")
     os.makedirs(cache_dir, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -549,6 +602,13 @@ def run(
                 rows.append(_measure_in_child(backend, target, n, n_queries, seed))
                 if progress:
                     progress(f"measure {backend} {n:,}", 1, 1)
+        appends = []
+        for n in sizes if append and "sqlite" in backends else []:
+            if progress:
+                progress(f"append {append:,} turns to {n:,}", 0, 1)
+            appends.append(_append_in_child(builds[n]["path"], n, append, seed))
+            if progress:
+                progress(f"append {append:,} turns to {n:,}", 1, 1)
         minilm = run_minilm(minilm_turns, workdir=cache_dir, n_queries=min(n_queries, 100), seed=seed,
                             progress=progress) if minilm_turns else None  # fmt: skip
     finally:
@@ -568,6 +628,7 @@ def run(
         },
         "builds": {str(k): v for k, v in builds.items()},
         "rows": rows,
+        "append": appends,
         "minilm": minilm,
     }
 
@@ -663,6 +724,11 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
         patch = r.get("cross_process_patch_ms")
         took = f"; another process's vector change taken in {patch:.1f} ms (no reload)" if patch is not None else ""
         lines.append(f"- {r['backend']} {r['n']:,}: bytes per memory by part: {parts}{took}")
+    for a in report.get("append", []):
+        each = " / ".join(f"{x:,.0f}" for x in a["rounds_turns_per_s"])
+        lines.append(f"- sqlite {a['n']:,}: engine-only ingest (hashing-384, {a['turns']:,} turns added to a copy "
+                     f"of the store) {a['turns_per_s']:,.0f} turns/s, the best of {len(a['rounds_turns_per_s'])} "
+                     f"rounds ({each})")
     if chart_name:
         lines += ["", f"![search p50 against store size]({chart_name})"]
     mm = report.get("minilm")
