@@ -92,3 +92,26 @@ def test_cached_export_is_reused_and_failures_fall_back(embedder, copy, cache, m
     monkeypatch.setattr(packed, "_export", broken)
     other = cache / "other"
     assert packed.load(embedder._model, "all-MiniLM-L6-v2", other) is None  # a bad copy: padded runs, no error
+
+
+def test_many_texts_embedded_packed_match_each_alone(embedder, copy, monkeypatch):
+    monkeypatch.setitem(local_mod._packed, f"{embedder._source}@cpu", copy)
+    runs: list[int] = []
+    real = copy.token_vectors
+    monkeypatch.setattr(copy, "token_vectors", lambda ids, *a, **k: runs.append(len(ids)) or real(ids, *a, **k))
+    texts = [t or "…" for t in TURNS]
+    many = embedder.embed(texts)
+    assert runs == [len(texts)]
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    assert np.abs(many - alone).max() < 1e-5
+
+
+def test_int8_packed_copy_is_checked_by_cosine(embedder, copy, cache):
+    q = packed.load(embedder._model, "all-MiniLM-L6-v2", cache, int8=True)
+    assert q is not None and q.path.name.endswith("-int8pc.onnx") and q.path != copy.path
+    feats = [embedder._model.preprocess([t]) for t in TURNS[:6]]
+    got = q.token_vectors([f["input_ids"][0].tolist() for f in feats])
+    for f, vectors in zip(feats, got, strict=True):
+        want = embedder._model(dict(f))["sentence_embedding"][0].detach().numpy()
+        mean = vectors.mean(axis=0)
+        assert float(want @ mean / (np.linalg.norm(want) * np.linalg.norm(mean))) > 0.97

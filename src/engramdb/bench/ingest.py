@@ -3,13 +3,15 @@
 Rows, all over the same LoCoMo turns (whole sessions, in file order, until `turns` are reached):
 
 * raw: sentence-transformers `encode` of the turns ('Speaker: text') once, batch 64: what the model can do;
-* embed: EngramDB's `embed` of the same texts;
+* embed: EngramDB's `embed` of the same texts (packed rows in ONNX Runtime, embed/packed.py);
 * add: `Memory.add` of each whole session into a fresh SQLite store (keys, context vectors, token vectors,
   keyword index, rule extraction, the write): the figure the ratio add/raw is about. A short turn's context
-  pair is embedded as a text of its own, a longer turn's composed from the turns' own run (embed/local.py);
+  pair is embedded as a text of its own, a longer turn's composed from the turns' own run (embed/local.py),
+  all of a session's texts in packed rows;
 * add, every pair embedded / every pair composed: the same with the other two context modes (`:exact`, the
   model sees about three times the raw tokens; `:composed`, each turn encoded once);
-* ONNX batches / int8: the transformer in ONNX Runtime for batches, in float and dynamically quantized to int8;
+* ONNX batches / int8: the transformer in ONNX Runtime for padded batches of 64 sorted by length, in float and
+  dynamically quantized to int8 (int8's add runs packed, through its own quantized packed copy);
 * hashing: `add` with the hashing embedder, which measures the engine without a model.
 
 Each timed step runs `repeat` times, interleaved, and the best run counts: on a shared machine the best is

@@ -125,15 +125,22 @@ class SentenceTransformerEmbedder(Embedder):
         return len(texts) <= SMALL_BATCH and getattr(self._model, "default_prompt_name", None) is None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Many texts go to `encode` in one call: it sorts the whole list by length before batching, so batches
-        pad far less than when each slice of `batch_size` is sorted alone (about 2x on LoCoMo sessions)."""
+        """Many texts run packed (embed/packed.py) where the model allows, else go to `encode` in one call: it
+        sorts the whole list by length before batching, so batches pad far less than when each slice of
+        `batch_size` is sorted alone (about 2x on LoCoMo sessions)."""
         if len(texts) <= SMALL_BATCH or not self._fast_batches():
             return super().embed(texts)
         self.calls += -(-len(texts) // self.batch_size)
-        if self.onnx_batches:
+        if self.onnx_batches:  # padded batches in ONNX Runtime (`engramdb bench ingest` times them)
             outs = self._onnx_batches(texts)
             if outs is not None:
                 return normalise(np.stack([o["sentence_embedding"] for o in outs]).astype(np.float32))
+        pk = self._packed_copy() if self._mean_pooled() else None
+        d = self._direct() if pk is not None else None
+        if pk is not None and d is not None:
+            encs = d.encode(texts)
+            tokens = pk.token_vectors([e.ids for e in encs], [e.type_ids for e in encs])
+            return normalise(np.stack([t.mean(axis=0) for t in tokens]).astype(np.float32))
         return normalise(np.asarray(self._run(self._encode, texts), dtype=np.float32))
 
     def embed_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray | None]]:
@@ -352,17 +359,17 @@ class SentenceTransformerEmbedder(Embedder):
         return _onnx[key]
 
     def _packed_copy(self) -> packed.PackedTransformer | None:
-        """The model's packed ONNX Runtime copy for ingest (embed/packed.py), built or read on first use; None:
-        padded runs. int8 keeps its own (quantized) copy."""
-        if not self.use_onnx or self.int8 or self._device != "cpu":
+        """The model's packed ONNX Runtime copy for ingest (embed/packed.py; int8 where asked), built or read on
+        first use; None: padded runs."""
+        if not (self.use_onnx or self.int8) or self._device != "cpu":
             return None
-        key = f"{self._source}@{self._device}"
+        key = f"{self._source}@{self._device}" + ("/int8" if self.int8 else "")
         if key not in _packed:
             with _cache_lock:
                 if key not in _packed:
                     pack = self._pack if self._offline else None
                     _packed[key] = packed.load(self._model, pack.name if pack else self.name, packs.model_cache(),
-                                               weights_sha256=pack.sha256 if pack else None)
+                                               weights_sha256=pack.sha256 if pack else None, int8=self.int8)
         return _packed[key]
 
     def _run(self, fn, texts: Sequence[str]):  # fn: one of the _encode methods

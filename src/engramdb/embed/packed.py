@@ -103,9 +103,11 @@ def feed(rows: Sequence[Sequence[int]], ids: Sequence[Sequence[int]],
     return {"input_ids": tokens, "token_type_ids": types, "position_ids": positions, "attention_mask": mask}
 
 
-def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None) -> PackedTransformer | None:
+def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None, int8: bool = False
+         ) -> PackedTransformer | None:
     """A packed copy of `model`'s transformer that reproduces it (exported to `cache` on first use), or None
-    (the caller keeps padded runs)."""
+    (the caller keeps padded runs). `int8`: its weights quantized as the int8 query copy's (embed/onnx.py),
+    checked by sentence-vector cosine instead."""
     if not onnx.enabled():
         return None
     try:
@@ -126,8 +128,13 @@ def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None
                     path.parent.mkdir(parents=True, exist_ok=True)
                     _export(hf, path)
                 try:
-                    copy = PackedTransformer(onnx._session(path, threads=0), path)
-                    _verify(model, copy)
+                    if int8:
+                        qpath = onnx._quantized(path)
+                        copy = PackedTransformer(onnx._session(qpath, threads=0), qpath)
+                        _verify(model, copy, min_cosine=onnx.INT8_MIN_COSINE)
+                    else:
+                        copy = PackedTransformer(onnx._session(path, threads=0), path)
+                        _verify(model, copy)
                     return copy
                 except Exception:
                     if attempt:
@@ -178,8 +185,9 @@ def _export(hf: Any, path: Path) -> None:
             os.unlink(tmp)
 
 
-def _verify(model: Any, copy: PackedTransformer) -> None:
-    """Each probe's token vectors, packed, against the model run on that text alone."""
+def _verify(model: Any, copy: PackedTransformer, min_cosine: float | None = None) -> None:
+    """Each probe's token vectors, packed, against the model run on that text alone (with `min_cosine`: its
+    sentence vector, the mean of them, by cosine)."""
     import torch
 
     prepare = getattr(model, "preprocess", None) or model.tokenize
@@ -189,7 +197,14 @@ def _verify(model: Any, copy: PackedTransformer) -> None:
     got = copy.token_vectors(ids, types, width=24)  # narrow rows: several texts a row, several rows a run
     with torch.inference_mode():
         for f, vectors in zip(feats, got, strict=True):
-            want = model(dict(f))["token_embeddings"][0].numpy()
+            out = model(dict(f))
+            if min_cosine is not None:
+                want, mean = out["sentence_embedding"][0].numpy(), vectors.mean(axis=0)
+                cos = float(want @ mean / (np.linalg.norm(want) * np.linalg.norm(mean)))
+                if not cos >= min_cosine:
+                    raise ValueError(f"the packed int8 copy is too far from the model (cosine {cos:.3f})")
+                continue
+            want = out["token_embeddings"][0].numpy()
             diff = float(np.abs(want - vectors).max()) if want.shape == vectors.shape else float("inf")
             if not diff <= onnx.TOLERANCE:
                 raise ValueError(f"the packed copy differs from the model ({diff:.2g})")
