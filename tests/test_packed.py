@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engramdb.embed import local as local_mod
-from engramdb.embed import packed
+from engramdb.embed import onnx, packed
 
 TURNS = ["I adopted a dog last week.", "What breed is it?", "A beagle, from the shelter on Elm Street.", "Lovely!",
          "We walk by the river every morning before work, rain or shine, and then we both have a long nap on the "
@@ -82,6 +82,7 @@ def test_cached_export_is_reused_and_failures_fall_back(embedder, copy, cache, m
     monkeypatch.setattr(packed, "_export", lambda *a: pytest.fail("the cached file should have been used"))
     again = packed.load(embedder._model, "all-MiniLM-L6-v2", cache)
     assert again is not None and again.path == copy.path
+    assert copy.path not in onnx.cached("all-MiniLM-L6-v2", cache)  # `models list` names the query copy only
     monkeypatch.setenv("ENGRAMDB_ONNX", "0")
     assert packed.load(embedder._model, "all-MiniLM-L6-v2", cache) is None
     monkeypatch.delenv("ENGRAMDB_ONNX")

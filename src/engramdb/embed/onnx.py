@@ -2,7 +2,7 @@
 
 PyTorch's eager mode spends most of a short query's time on per-operation overhead, not arithmetic: one
 MiniLM query takes ~10 ms there and ~3.4 ms in ONNX Runtime, with the same numbers (cosine 1.0 to 1e-7).
-Batches (ingest) stay in torch, which is as fast there: it sorts texts by length, and the arithmetic dominates.
+An add's texts run through a second export that packs several texts in a row (embed/packed.py).
 
 The copy is exported once per model (`torch.onnx.export`, the TorchScript exporter) into the model cache
 (`<cache>/onnx/`), and loaded from there afterwards (from a process's second query on; see local.py).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -110,8 +111,10 @@ def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None
 
 
 def cached(key: str, cache: Path) -> list[Path]:
-    """The ONNX copies of model `key` in `cache` (one per weights, torch and transformers version)."""
-    return sorted((cache / "onnx").glob(f"{_slug(key)}-*.onnx"))
+    """The query copies of model `key` in `cache` (one per weights, torch and transformers version; not the
+    int8 and packed copies made beside them)."""
+    plain = re.compile(re.escape(_slug(key)) + r"-[0-9a-f]{16}\.onnx")
+    return sorted(p for p in (cache / "onnx").glob(f"{_slug(key)}-*.onnx") if plain.fullmatch(p.name))
 
 
 def _slug(key: str) -> str:
