@@ -14,6 +14,7 @@ per text (RoBERTa-style offsets, relative positions) fails the check and keeps t
 
 from __future__ import annotations
 
+import bisect
 import copy as copy_module
 import logging
 import os
@@ -62,21 +63,22 @@ class PackedTransformer:
 
 
 def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
-    """Text indices grouped into rows of at most `width` tokens (or one text's length, if longer): first fit,
-    longest first, which leaves little unused (LoCoMo sessions: ~1.1x the real tokens, against ~1.3x for
-    runs of 8 texts padded to their longest)."""
+    """Text indices grouped into rows of at most `width` tokens (or one text's length, if longer): longest
+    first, each into the row it fills best (the least room that still holds it), which leaves little unused
+    (LoCoMo sessions: ~1.1x the real tokens, against ~1.3x for runs of 8 texts padded to their longest)."""
     rows: list[list[int]] = []
-    room: list[int] = []
+    rooms: list[tuple[int, int]] = []  # (room left, row), sorted: the best fit is the first that holds a text
     for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
         n = lengths[i]
-        for r, left in enumerate(room):
-            if n <= left:
-                rows[r].append(i)
-                room[r] -= n
-                break
+        at = bisect.bisect_left(rooms, (n, -1))
+        if at < len(rooms):
+            room, r = rooms.pop(at)
         else:
-            rows.append([i])
-            room.append(max(width, n) - n)
+            room, r = max(width, n), len(rows)
+            rows.append([])
+        rows[r].append(i)
+        if room - n:
+            bisect.insort(rooms, (room - n, r))
     return rows
 
 
