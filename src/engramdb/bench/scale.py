@@ -512,30 +512,23 @@ def measure_append(path: str, n: int, turns: int, *, seed: int) -> dict[str, Any
 
 
 def _append_in_child(path: str, n: int, turns: int, seed: int) -> dict[str, Any]:
-    import subprocess
-    import sys
-
-    code = (
-        "import json; from engramdb.bench.scale import measure_append; "
-        f"print(json.dumps(measure_append({path!r}, {n}, {turns}, seed={seed})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"appending to {n:,} failed:\n{out.stderr[-2000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return _in_child(f"measure_append({path!r}, {n}, {turns}, seed={seed})", f"appending to {n:,}")
 
 
 def _measure_in_child(backend: str, target: str, n: int, n_queries: int, seed: int) -> dict[str, Any]:
+    return _in_child(f"measure({backend!r}, {target!r}, {n}, n_queries={n_queries}, seed={seed})",
+                     f"measuring {backend} {n:,}")
+
+
+def _in_child(call: str, what: str) -> dict[str, Any]:
+    """The JSON result of `call` (a function of this module) run in a fresh Python process."""
     import subprocess
     import sys
 
-    code = (
-        "import json, sys; from engramdb.bench.scale import measure; "
-        f"print(json.dumps(measure({backend!r}, {target!r}, {n}, n_queries={n_queries}, seed={seed})))"
-    )
+    code = f"import json; from engramdb.bench import scale; print(json.dumps(scale.{call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise RuntimeError(f"measuring {backend} {n:,} failed:\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-2000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

@@ -20,8 +20,9 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +33,7 @@ PROBES = ["What did Caroline research about adoption groups last May?", "Hi!"]  
 TOLERANCE = 1e-4  # max abs difference of token vectors (observed: ~1e-6)
 INT8_MIN_COSINE = 0.97  # the int8 copy's sentence vectors against the model's (observed on LoCoMo: 0.984 to 1)
 _lock = threading.Lock()
+_T = TypeVar("_T")
 
 
 def enabled() -> bool:
@@ -86,28 +88,38 @@ def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None
         inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in probe]
         path = cache / "onnx" / f"{_slug(key)}-{_fingerprint(hf, key, weights_sha256)}.onnx"
         output = getattr(first, "module_output_name", "token_embeddings")
+
+        def open_checked(path: Path) -> OnnxTransformer:
+            if int8:
+                qpath = _quantized(path)
+                copy = OnnxTransformer(_session(qpath, threads), inputs, output, qpath)
+                _verify_close(model, copy, prepare(PROBES))
+            else:
+                copy = OnnxTransformer(_session(path, threads), inputs, output, path)
+                _verify(model, copy, prepare(PROBES))
+            return copy
+
         with _lock:
-            for attempt in (0, 1):
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    _export(hf, probe, inputs, path)
-                try:
-                    if int8:
-                        qpath = _quantized(path)
-                        copy = OnnxTransformer(_session(qpath, threads), inputs, output, qpath)
-                        _verify_close(model, copy, prepare(PROBES))
-                    else:
-                        copy = OnnxTransformer(_session(path, threads), inputs, output, path)
-                        _verify(model, copy, prepare(PROBES))
-                    return copy
-                except Exception:
-                    if attempt:
-                        raise
-                    path.unlink(missing_ok=True)  # a damaged or stale cache file: export once more
-        return None
+            return cached_copy(path, lambda p: _export(hf, probe, inputs, p), open_checked)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the (correct, slower) torch path
         log.warning("ONNX Runtime query embedding is off (%s); queries are embedded with torch", exc)
         return None
+
+
+def cached_copy(path: Path, export: Callable[[Path], None], open_checked: Callable[[Path], _T]) -> _T:
+    """`open_checked(path)`, the file exported first where it is missing; a file that fails (damaged, or stale)
+    is exported once more. Call with `_lock` held."""
+    for attempt in (0, 1):
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export(path)
+        try:
+            return open_checked(path)
+        except Exception:
+            if attempt:
+                raise
+            path.unlink(missing_ok=True)
+    raise AssertionError("unreachable")
 
 
 def cached(key: str, cache: Path) -> list[Path]:

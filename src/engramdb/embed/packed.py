@@ -124,25 +124,19 @@ def load(model: Any, key: str, cache: Path, *, weights_sha256: str | None = None
             return None  # the graph takes token types (BERT-style models)
         name = f"{onnx._slug(key)}-{onnx._fingerprint(hf, key, weights_sha256)}-packed{EXPORT_VERSION}.onnx"
         path = cache / "onnx" / name
+
+        def open_checked(path: Path) -> PackedTransformer:
+            if int8:
+                qpath = onnx._quantized(path)
+                copy = PackedTransformer(onnx._session(qpath, threads=0), qpath)
+                _verify(model, copy, min_cosine=onnx.INT8_MIN_COSINE)
+            else:
+                copy = PackedTransformer(onnx._session(path, threads=0), path)
+                _verify(model, copy)
+            return copy
+
         with onnx._lock:
-            for attempt in (0, 1):
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    _export(hf, path)
-                try:
-                    if int8:
-                        qpath = onnx._quantized(path)
-                        copy = PackedTransformer(onnx._session(qpath, threads=0), qpath)
-                        _verify(model, copy, min_cosine=onnx.INT8_MIN_COSINE)
-                    else:
-                        copy = PackedTransformer(onnx._session(path, threads=0), path)
-                        _verify(model, copy)
-                    return copy
-                except Exception:
-                    if attempt:
-                        raise
-                    path.unlink(missing_ok=True)  # a damaged or stale cache file: export once more
-        return None
+            return onnx.cached_copy(path, lambda p: _export(hf, p), open_checked)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the padded runs, which are correct
         log.info("packed ingest runs are off (%s)", exc)
         return None
