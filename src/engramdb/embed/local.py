@@ -135,9 +135,8 @@ class SentenceTransformerEmbedder(Embedder):
             outs = self._onnx_batches(texts)
             if outs is not None:
                 return normalise(np.stack([o["sentence_embedding"] for o in outs]).astype(np.float32))
-        pk = self._packed_copy() if self._mean_pooled() else None
-        d = self._direct() if pk is not None else None
-        if pk is not None and d is not None:
+        if (packing := self._packing()) is not None:
+            pk, d = packing
             encs = d.encode(texts)
             tokens = pk.token_vectors([e.ids for e in encs], [e.type_ids for e in encs])
             return normalise(np.stack([t.mean(axis=0) for t in tokens]).astype(np.float32))
@@ -203,9 +202,8 @@ class SentenceTransformerEmbedder(Embedder):
                 outs.extend(self._run(self._forward if self._fast(batch) else self._encode_all, batch))
         else:
             self.calls += -(-len(texts) // self.batch_size)
-            pk = self._packed_copy() if self._mean_pooled() else None
-            d = self._direct() if pk is not None else None
-            if pk is not None and d is not None:
+            if (packing := self._packing()) is not None:
+                pk, d = packing
                 return self._packed_run(pk, encs if encs is not None else d.encode(texts))
             # Runs of 8 of similar length in ONNX Runtime match a raw encode of the same texts in batches of 64
             # sorted over all of them (measured 8.2 vs 8.0 texts/s, loaded machine); torch pays ~2 ms per run, so
@@ -357,6 +355,12 @@ class SentenceTransformerEmbedder(Embedder):
                         raise ConfigError("int8 embeddings need onnxruntime and onnx (the 'local' extra), "
                                           "and ENGRAMDB_ONNX not set to 0")
         return _onnx[key]
+
+    def _packing(self) -> tuple[packed.PackedTransformer, direct.DirectTokenizer] | None:
+        """The packed copy and the tokenizer that feeds it, where the model can run packed (mean pooling)."""
+        pk = self._packed_copy() if self._mean_pooled() else None
+        d = self._direct() if pk is not None else None
+        return (pk, d) if pk is not None and d is not None else None
 
     def _packed_copy(self) -> packed.PackedTransformer | None:
         """The model's packed ONNX Runtime copy for ingest (embed/packed.py; int8 where asked), built or read on
