@@ -30,8 +30,8 @@ def test_onnx_copy_reproduces_torch(embedder, copy, monkeypatch):
     monkeypatch.setitem(local_mod._onnx, f"{embedder._source}@cpu", copy)
     monkeypatch.setattr(embedder, "_small_runs", 1)  # past the first query: the copy is in use
     calls = []
-    real = copy.forward
-    monkeypatch.setattr(copy, "forward", lambda *a: calls.append(1) or real(*a))
+    real = copy.hidden
+    monkeypatch.setattr(copy, "hidden", lambda *a: calls.append(1) or real(*a))
     fast = [embedder.embed_tokens([t]) for t in TEXTS]
     batch = embedder.embed_tokens(TEXTS)
     assert len(calls) == len(TEXTS) + 1
@@ -46,17 +46,22 @@ def test_onnx_copy_reproduces_torch(embedder, copy, monkeypatch):
 
 
 def test_embedder_uses_the_copy_for_queries(embedder, copy, monkeypatch):
-    calls = []
-    real = copy.forward
-    monkeypatch.setattr(copy, "forward", lambda *a: calls.append(1) or real(*a))
+    calls, modules = [], []
+    real, real_forward = copy.hidden, copy.forward
+    monkeypatch.setattr(copy, "hidden", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(copy, "forward", lambda *a: modules.append(1) or real_forward(*a))
     monkeypatch.setitem(local_mod._onnx, f"{embedder._source}@cpu", copy)
     monkeypatch.setattr(embedder, "_small_runs", 0)  # a fresh embedder
-    embedder.embed_one("Where did Caroline move from?")
+    first = embedder.embed_one("Where did Caroline move from?")
     assert calls == []  # one query alone stays in torch: loading the copy would cost more than it saves
-    embedder.embed_one("Where did Caroline move from?")
-    assert calls == [1]
-    embedder.embed(["a turn"] * (local_mod.SMALL_BATCH + 1))  # a batch: torch's encode, not the copy
-    assert calls == [1]
+    again = embedder.embed_one("Where did Caroline move from?")
+    assert calls == [1] and modules == []  # numpy either side of the run: no torch tensors or pooling modules
+    assert np.abs(first - again).max() < 1e-6
+    vec, toks = embedder.embed_tokens(["Where did Caroline move from?"])
+    assert calls == [1, 1] and modules == []
+    assert np.abs(vec[0] - again).max() < 1e-6 and toks[0].shape[1] == embedder.dim
+    embedder.embed(["a turn"] * (local_mod.SMALL_BATCH + 1))  # a batch: the packed copy, not this one
+    assert calls == [1, 1]
 
 
 def test_cached_export_is_reused(embedder, copy, cache, monkeypatch):

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger("engramdb")
 
 PROBES = ("What did Caroline research about adoption groups last May?", "Hi!", "  naïve café 東京 😀\t", "")
@@ -38,6 +40,11 @@ class DirectTokenizer:
         out: dict[str, Any] = {n: torch.tensor([getattr(enc, _INPUTS[n])], dtype=torch.int64) for n in self.names}
         out.update(self.extras)
         return out
+
+    def arrays(self, text: str) -> tuple[Any, dict[str, np.ndarray]]:
+        """`text`'s encoding, and `features(text)` as numpy arrays: for a model run with no torch either side."""
+        enc = self.backend.encode(text)
+        return enc, {n: np.array([getattr(enc, _INPUTS[n])], dtype=np.int64) for n in self.names}
 
     def encode(self, texts: Sequence[str]) -> list[Any]:
         """The backend's encodings of `texts`, unpadded, in one call."""

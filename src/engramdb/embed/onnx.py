@@ -49,12 +49,15 @@ class OnnxTransformer:
         self.output_name = output_name  # where the Transformer module puts its output ("token_embeddings")
         self.path = path
 
+    def hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The transformer's token vectors (texts x tokens x width) for the tokenizer's arrays."""
+        return self.session.run(None, {k: np.asarray(feed[k], dtype=np.int64) for k in self.inputs})[0]
+
     def forward(self, model: Any, features: dict[str, Any]) -> dict[str, Any]:
         """The model's outputs for tokenized `features`: the transformer here, the rest in torch."""
         import torch
 
-        feed = {k: features[k].cpu().numpy().astype(np.int64) for k in self.inputs}
-        hidden = self.session.run(None, feed)[0]
+        hidden = self.hidden({k: features[k].cpu().numpy() for k in self.inputs})
         out = dict(features)
         out[self.output_name] = torch.from_numpy(hidden)
         with torch.inference_mode():
