@@ -149,13 +149,22 @@ def test_bench_scale_and_ann_run_tiny(cli):
     """The benchmark commands run end to end on tiny sizes and print measured figures."""
     run, tmp = cli
     out = tmp / "bench"
-    r = run("bench", "scale", "--sizes", "1000", "--minilm-turns", "0", "--queries", "10", "--out", str(out),
-            "--cache", str(tmp / "scale-cache"))  # not the user's cache: another checkout may have written it
+    cache = str(tmp / "scale-cache")  # not the user's cache: another checkout may have written it
+    r = run("bench", "scale", "--sizes", "1000", "--backends", "postgres", "--queries", "10", "--rounds", "1",
+            "--out", str(out / "pg"), "--cache", cache)
+    assert "| postgres | 1,000 | hashing-384 |" in r.stdout
+    r = run("bench", "scale", "--sizes", "500,1000", "--backends", "sqlite", "--minilm-turns", "0", "--queries", "10",
+            "--rounds", "2", "--out", str(out), "--cache", cache)
     assert "| sqlite | 1,000 | hashing-384 |" in r.stdout
     rep = json.loads(next(out.glob("scale*.json")).read_text())
-    row = rep["rows"][0]
+    small, row = rep["rows"]
     assert row["memories"] == 1000 and row["bytes_per_memory"] > 0 and "1000" in rep["builds"]
     assert row["unscoped"]["p50_ms"] > 0 and row["scoped"]["p95_ms"] >= row["scoped"]["p50_ms"] > 0
+    # each size measured twice, in turn; the ratio is the median of the rounds' own ratios
+    assert len(row["rounds"]) == len(small["rounds"]) == 2
+    per = [z["scoped_p50_ms"] / a["scoped_p50_ms"] for a, z in zip(small["rounds"], row["rounds"], strict=True)]
+    assert f"is {sum(per) / 2:.2f}x the 500 figure of the same run (the median of 2 rounds" in r.stdout
+    assert run("bench", "scale", "--rounds", "0", ok=False).exit_code == 2
     r = run("bench", "ann", "--n", "1000", "--queries", "10", "--libraries", "numpy,usearch-i8", "--out", str(out))
     assert "usearch-i8" in r.stdout and "| 1,000 |" in r.stdout
     ann = json.loads((out / "ann_lowrank_1000.json").read_text())

@@ -172,6 +172,28 @@ def test_paged_index_holds_no_matrix_and_agrees_with_exact(paged) -> None:
         assert len(set(k for k, _ in ann) & set(k for k, _ in exact)) >= 8
 
 
+def test_paged_search_serves_its_scope_rows_to_its_own_later_reads(paged, monkeypatch) -> None:
+    store, index, recs, vecs = paged
+    q = make_queries(1, DIM, seed=5, data="lowrank")[0]
+    index.search(q, Filters(user_id="u2"), 5)
+    assert index.last_path == "exact"
+    mine = store.candidate_keys(Filters(user_id="u2")).tolist()
+    other = store.candidate_keys(Filters(user_id="u3")).tolist()
+    reads: list[list[int]] = []
+    real = store.vectors_for
+    monkeypatch.setattr(store, "vectors_for", lambda keys: reads.append(list(keys)) or real(keys))
+    for keys in (mine[5:9], [*other[:3], mine[0], *other[3:5]], other[:2]):
+        got_keys, got = index.vectors_for(keys, refreshed=True)
+        want_keys, want = real(sorted(keys))
+        assert got_keys.tolist() == want_keys.tolist() and np.array_equal(got, want)
+    assert reads == [sorted([*other[:3], *other[3:5]]), sorted(other[:2])]  # the scope's rows were not read again
+    index.vectors_for(mine[:2])  # not right after a search of this thread's: read as usual
+    assert reads[-1] == mine[:2]
+    index.search(q, Filters(), 5)  # another search (the ANN here): the scope's rows are dropped
+    index.vectors_for(mine[:2], refreshed=True)
+    assert reads[-1] == mine[:2]
+
+
 def test_another_process_change_reaches_the_paged_index_row_by_row(paged, monkeypatch) -> None:
     store, index, recs, vecs = paged
     index.build_ann()

@@ -33,6 +33,7 @@ import math
 import os
 import random
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Iterable
@@ -403,9 +404,10 @@ def _disk(backend: str, target: str) -> dict[str, int]:
     return parts
 
 
-def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int) -> dict[str, Any]:
+def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int, round_no: int = 0) -> dict[str, Any]:
     """One store, in a fresh process (so RSS is this size's alone): open, load, warm, then time scoped and
-    unscoped `Memory.search` (limit 10) and read RSS after them."""
+    unscoped `Memory.search` (limit 10) and read RSS after them. `round_no`: each round draws its own queries
+    and users (so a large store pays its first reads of a user's pages every round)."""
     from ..api.memory import Memory
     from ..embed import HashingEmbedder
 
@@ -414,8 +416,8 @@ def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int) -> 
     plan = sessions(n, seed) if n <= REPLICATE_BASE else sessions(REPLICATE_BASE, seed)
     users = sorted({s["user_id"] for s in plan})
     copies = max(1, n // REPLICATE_BASE) if "replicated" in target else 1
-    rng = random.Random(seed + 7)
-    qtexts = synthetic_texts(n_queries, seed + 99)
+    rng = random.Random(seed + 7 + 1000 * round_no)
+    qtexts = synthetic_texts(n_queries, seed + 99 + 1000 * round_no)
     scoped_users = []
     for _ in range(n_queries):
         copy = rng.randrange(copies)
@@ -515,9 +517,32 @@ def _append_in_child(path: str, n: int, turns: int, seed: int) -> dict[str, Any]
     return _in_child(f"measure_append({path!r}, {n}, {turns}, seed={seed})", f"appending to {n:,}")
 
 
-def _measure_in_child(backend: str, target: str, n: int, n_queries: int, seed: int) -> dict[str, Any]:
-    return _in_child(f"measure({backend!r}, {target!r}, {n}, n_queries={n_queries}, seed={seed})",
-                     f"measuring {backend} {n:,}")
+def _measure_in_child(backend: str, target: str, n: int, n_queries: int, seed: int, round_no: int
+                      ) -> dict[str, Any]:
+    return _in_child(f"measure({backend!r}, {target!r}, {n}, n_queries={n_queries}, seed={seed}, "
+                     f"round_no={round_no})", f"measuring {backend} {n:,}")
+
+
+def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One size's row from its rounds: each latency figure the median of the rounds' (and each round's p50s
+    kept), the rest (RSS, disk) from the last round."""
+    row = dict(rounds[-1])
+    for scope in ("scoped", "unscoped"):
+        row[scope] = {k: statistics.median(r[scope][k] for r in rounds) for k in rounds[0][scope]}
+    row["rounds"] = [{"scoped_p50_ms": r["scoped"]["p50_ms"], "unscoped_p50_ms": r["unscoped"]["p50_ms"]}
+                     for r in rounds]
+    return row
+
+
+def scoped_ratio(report: dict[str, Any], backend: str) -> dict[str, Any] | None:
+    """The largest size's scoped p50 over the smallest's, per round (the two measured one after the other, so
+    a busy spell weighs on both) and the median of those; None with fewer than two sizes."""
+    by = {r["n"]: r for r in report["rows"] if r["backend"] == backend}
+    if len(by) < 2:
+        return None
+    a, z = by[min(by)], by[max(by)]
+    per = [rz["scoped_p50_ms"] / ra["scoped_p50_ms"] for ra, rz in zip(a["rounds"], z["rounds"], strict=True)]
+    return {"small": min(by), "large": max(by), "per_round": per, "median": statistics.median(per)}
 
 
 def _in_child(call: str, what: str) -> dict[str, Any]:
@@ -562,12 +587,16 @@ def run(
     pg_url: str | None = None,
     build: str = "add",
     append: int = 0,
+    rounds: int = 3,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Build (or reuse) each size's synthetic store in `cache_dir`, then measure every backend and size, each
     in its own process. `build`: 'add' (every size through Memory.add) or 'replicate' (sizes above
     REPLICATE_BASE are copies of it under new ids). `append`: turns added to a copy of each SQLite store, for
-    engine-only ingest speed by store size (0: skip)."""
+    engine-only ingest speed by store size (0: skip). `rounds`: each size measured this many times, the sizes
+    taking turns, each round with its own queries and users (see `scoped_ratio`)."""
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "engramdb", "scale")
     os.makedirs(cache_dir, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -580,21 +609,29 @@ def run(
             else:
                 builds[n] = build_cached(n, cache_dir=cache_dir, seed=seed, progress=progress)
         for backend in backends:
+            targets: dict[int, str] = {}
             for n in sizes:
                 path = builds[n]["path"]
                 if backend == "sqlite":
-                    target = path
+                    targets[n] = path
                 else:
                     if pg_url is None:
                         server, pg_url = _embedded_pg(cache_dir)
                     sep = "&" if "?" in pg_url else "?"
-                    target = f"{pg_url}{sep}schema=scale_{n}_seed{seed}" + ("_rep" if "replicated" in path else "")
-                    builds[n]["postgres_copy_s"] = _pg_fill(n, path, target, progress)
-                if progress:
-                    progress(f"measure {backend} {n:,}", 0, 1)
-                rows.append(_measure_in_child(backend, target, n, n_queries, seed))
-                if progress:
-                    progress(f"measure {backend} {n:,}", 1, 1)
+                    targets[n] = f"{pg_url}{sep}schema=scale_{n}_seed{seed}" + ("_rep" if "replicated" in path else "")
+                    builds[n]["postgres_copy_s"] = _pg_fill(n, path, targets[n], progress)
+            # the sizes take turns, round by round: a ratio between sizes compares runs minutes apart, not a
+            # whole round apart
+            measured: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+            for r in range(rounds):
+                for n in sizes:
+                    stage = f"measure {backend} {n:,}" + (f", round {r + 1} of {rounds}" if rounds > 1 else "")
+                    if progress:
+                        progress(stage, 0, 1)
+                    measured[n].append(_measure_in_child(backend, targets[n], n, n_queries, seed, r))
+                    if progress:
+                        progress(stage, 1, 1)
+            rows += [_combine(measured[n]) for n in sizes]
         appends = []
         for n in sizes if append and "sqlite" in backends else []:
             if progress:
@@ -613,6 +650,7 @@ def run(
             "backends": list(backends),
             "build": build,
             "queries": n_queries,
+            "rounds": rounds,
             "seed": seed,
             "session_turns": SESSION_TURNS,
             "memories_per_user": MEMORIES_PER_USER,
@@ -684,7 +722,8 @@ def _nice_step(raw: float) -> float:
 def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
     c = report["config"]
     lines = [
-        f"Scale: {c['queries']} queries per size and backend, `Memory.search(limit=10)` end to end; "
+        f"Scale: {c['queries']} queries per size and backend in each of {c.get('rounds', 1)} rounds (latencies: the "
+        "rounds' medians), `Memory.search(limit=10)` end to end; "
         f"~{c['memories_per_user']} memories per user; {c['cpus']} CPUs, load average {c.get('loadavg_1m', 0):.1f} "
         f"at the end; build: {c.get('build', 'add')}.",
         "",
@@ -701,14 +740,14 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
             f"| {r['dense_path']}{' (paged)' if r.get('paged_vectors') else ''} | {r['rss_mb']:.0f} "
             f"| {r['bytes_per_memory']:,.0f} | {r['open_s']:.1f} |"
         )
-    by = {(r["backend"], r["n"]): r for r in report["rows"]}
     for backend in c.get("backends", []):
-        ns = sorted(n for b, n in by if b == backend)
-        if len(ns) >= 2:
-            a, z = by[(backend, ns[0])], by[(backend, ns[-1])]
+        ratio = scoped_ratio(report, backend)
+        if ratio is not None:
+            each = ", ".join(f"{x:.2f}x" for x in ratio["per_round"])
             lines.append(
-                f"\n{backend}: scoped p50 at {ns[-1]:,} is {z['scoped']['p50_ms'] / a['scoped']['p50_ms']:.2f}x "
-                f"the {ns[0]:,} figure of the same run."
+                f"\n{backend}: scoped p50 at {ratio['large']:,} is {ratio['median']:.2f}x the {ratio['small']:,} "
+                f"figure of the same run (the median of {len(ratio['per_round'])} rounds, the sizes measured in "
+                f"turn: {each})."
             )
     lines.append("")
     for r in report["rows"]:

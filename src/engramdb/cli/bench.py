@@ -281,6 +281,8 @@ def bench_scale(
     minilm_turns: int = typer.Option(0, help="Turns for a separate MiniLM ingest/query-embedding run (0: skip)."),
     append: int = typer.Option(0, help="Turns added to a copy of each SQLite store: engine-only ingest speed by "
                                        "store size (0: skip)."),
+    rounds: int = typer.Option(3, help="Times each size is measured, the sizes taking turns, each round with its "
+                                       "own queries and users; latencies are the rounds' medians."),
     seed: int = typer.Option(11),
     out: str = typer.Option("bench-results", help="Directory for the JSON, markdown and SVG report."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report."),
@@ -297,9 +299,10 @@ def bench_scale(
     except ValueError as exc:
         raise ValidationError(f"--sizes: expected comma-separated integers, got {sizes!r}") from exc
     backend_list = tuple(b.strip() for b in backends.split(",") if b.strip())
-    if not size_list or any(n < 100 for n in size_list) or queries < 1 or minilm_turns < 0 or append < 0:
-        raise ValidationError("--sizes: each size must be at least 100; --queries at least 1; --minilm-turns and "
-                              "--append >= 0")
+    if not size_list or any(n < 100 for n in size_list) or queries < 1 or rounds < 1 or minilm_turns < 0 \
+            or append < 0:
+        raise ValidationError("--sizes: each size must be at least 100; --queries and --rounds at least 1; "
+                              "--minilm-turns and --append >= 0")
     if not backend_list or set(backend_list) - {"sqlite", "postgres"} or build not in ("add", "replicate"):
         raise ValidationError("--backends: sqlite and/or postgres; --build: add or replicate")
     if build == "replicate" and any(n > scale.REPLICATE_BASE and n % scale.REPLICATE_BASE for n in size_list):
@@ -315,7 +318,7 @@ def bench_scale(
 
         report = scale.run(
             size_list, backends=backend_list, minilm_turns=minilm_turns, n_queries=queries, seed=seed,
-            cache_dir=cache, pg_url=pg_url, build=build, append=append, progress=progress,
+            cache_dir=cache, pg_url=pg_url, build=build, append=append, rounds=rounds, progress=progress,
         )
     publish(scale, report, out, as_json)
 

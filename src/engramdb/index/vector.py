@@ -80,6 +80,9 @@ class VectorIndex:
         self._tokens: OrderedDict[int, bytes] = OrderedDict()  # key -> packed token vectors, least recent first
         self._token_bytes = 0
         self._native = False  # the backend searches itself (PostgreSQL): no in-process copies at all
+        # per thread, the rows a paged exact search just read: the same search's later reads of those keys (the
+        # keyword hits' and neighbours' cosines, all in the scope) take them from here (see vectors_for)
+        self._scope_rows = threading.local()
 
     # -- freshness ---------------------------------------------------------------
     def _vector_epoch(self) -> str:
@@ -196,6 +199,7 @@ class VectorIndex:
         if force not in (None, "exact", "ann"):
             raise ValueError("force must be None, 'exact' or 'ann'")
         query = np.asarray(query, dtype=np.float32)
+        self._scope_rows.rows = None  # a new search: no earlier search's rows are served
         native = self.store.vector_search(query, filters, k) if force is None else None
         if native is not None:  # the backend searches in the database (PostgreSQL + pgvector)
             self._native = True
@@ -237,8 +241,10 @@ class VectorIndex:
     def vectors_for(self, keys: Sequence[int], *, refreshed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(keys, vectors) of those `keys` that have a vector, in key order: from the copy held in memory where
         there is one (no database read), else from the store. `refreshed`: as for `token_vectors`."""
-        if self._native or self._paged:
+        if self._native:
             return self.store.vectors_for(keys)
+        if self._paged:
+            return self._paged_rows(keys) if refreshed else self.store.vectors_for(keys)
         with self._lock:
             if not refreshed:
                 self.refresh()
@@ -248,6 +254,27 @@ class VectorIndex:
             if not len(pos):
                 return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
             return self._keys[pos], self._mat[pos]
+
+    def _paged_rows(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """`vectors_for` in paged mode, right after this thread's own search: the rows its exact search read
+        (a scope's few hundred) are not read again; the others are."""
+        rows = getattr(self._scope_rows, "rows", None)
+        want = np.unique(np.asarray(keys, dtype=np.int64))
+        if rows is None or not len(rows[0]) or not len(want):
+            return self.store.vectors_for(want.tolist())
+        have_keys, have_mat = rows
+        at = np.minimum(np.searchsorted(have_keys, want), len(have_keys) - 1)
+        held = have_keys[at] == want
+        if held.all():
+            return want, have_mat[at]
+        more_keys, more_mat = self.store.vectors_for(want[~held].tolist())
+        if not held.any():
+            return more_keys, more_mat
+        if not len(more_keys):
+            return want[held], have_mat[at[held]]
+        keys_all = np.concatenate([want[held], more_keys])
+        order = np.argsort(keys_all, kind="stable")
+        return keys_all[order], np.vstack([have_mat[at[held]], more_mat])[order]
 
     def token_vectors(self, keys: Sequence[int], *, refreshed: bool = False) -> dict[int, bytes]:
         """The store's packed token vectors (index/late.py) of those `keys` that have them. A search reads ~150
@@ -280,6 +307,8 @@ class VectorIndex:
     def _search_exact(self, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self._paged:  # the candidates' own rows, from the database pages
             keys, mat = self.store.vectors_for(candidates.tolist())
+            order = np.argsort(keys, kind="stable")  # (in key order already, from SQLite: cheap to be sure)
+            self._scope_rows.rows = (keys[order], mat[order])
             if not len(keys):
                 return []
             scores = dot_rows(mat, query)
