@@ -242,7 +242,7 @@ class Retriever:
                                   "train one without: `engramdb bench train-ranker --no-late`")
             raw = model.predict(candidate_features(pool, query, grace_days=cfg.time_grace_days, late=model.late))
             # the score is the model's output squashed to 0..1 (same order); the raw output is a signal
-            scores = {i: float(1 / (1 + np.exp(-v))) for i, v in zip(ids, raw, strict=True)}
+            scores = dict(zip(ids, (1 / (1 + np.exp(-raw))).tolist(), strict=True))
             for i, v in zip(ids, raw, strict=True):
                 signals[i]["fused"] = pool.fused[i]
                 signals[i]["learned"] = float(v)
