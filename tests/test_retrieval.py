@@ -190,3 +190,46 @@ def test_two_away_lift_and_session_best_turn(fake_mem):
     # turn 3 is two away from the pottery question: neighbor2_weight adds that question's score to its lift
     assert w[kitten].signals["context"] > b[kitten].signals.get("context", 0.0)
     assert w[kitten].signals["session"] > b[kitten].signals["session"]  # + the session's best turn
+
+
+def test_a_slow_embedders_search_reads_the_keyword_hits_records_beside_the_model(fake_mem, monkeypatch):
+    """Where a query's embedding takes long (a model run), the keyword hits' rank fields and records are read
+    on the worker beside it; the search itself then reads fewer records, and its results are the same."""
+    for i in range(6):
+        _session(fake_mem, session=f"s{i}", ts=f"2023-05-{10 + i:02d}T10:00:00+00:00")
+    queries = ["pottery class", "kitten called Oscar", "what do the kids want?", "calming week"]
+    emb, store = fake_mem.embedder, fake_mem.store
+    assert emb.slow_queries is False  # hashing: microseconds, nothing to read beside it
+    reads: list[tuple[bool, int]] = []
+    get = store.get
+
+    def counted(ids, **kw):
+        reads.append((bool(getattr(store._on_worker, "reading", False)), len(ids)))
+        return get(ids, **kw)
+
+    near: list[tuple[bool, int]] = []
+    near_of = store.rank_meta_for_keys
+
+    def counted_near(keys, filters):
+        near.append((bool(getattr(store._on_worker, "reading", False)), len(keys)))
+        return near_of(keys, filters)
+
+    monkeypatch.setattr(store, "get", counted)
+    monkeypatch.setattr(store, "rank_meta_for_keys", counted_near)
+
+    def run() -> tuple[list[list[tuple[str, float]]], tuple[int, int], tuple[int, int]]:
+        reads.clear()
+        near.clear()
+        got = [[(r.memory.id, r.score) for r in fake_mem.search(q, user_id="u", limit=5)] for q in queries]
+        return (got, (sum(n for w, n in reads if not w), sum(n for w, n in reads if w)),
+                (sum(n for w, n in near if not w), sum(n for w, n in near if w)))
+
+    plain, (plain_main, plain_worker), (plain_near_main, plain_near_worker) = run()
+    monkeypatch.setattr(emb, "slow_queries", True, raising=False)
+    slow, (slow_main, slow_worker), (slow_near_main, slow_near_worker) = run()
+    assert slow == plain
+    # records: the keyword hits' read on the worker, so fewer after the embedding
+    assert plain_worker == 0 and slow_worker > 0 and slow_main < plain_main
+    # the expansion's neighbours: those around the best keyword hits looked up on the worker
+    assert plain_near_main > 0 and plain_near_worker == 0
+    assert slow_near_worker > 0 and slow_near_main < plain_near_main

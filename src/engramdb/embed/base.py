@@ -26,6 +26,9 @@ class Embedder(ABC):
     batch_size: int = 64
     calls: int = 0  # model invocations, so tests can check that adds are batched
     has_tokens: bool = False  # can `embed_tokens` give token vectors (late interaction, index/late.py)?
+    # Does a query's embedding take long, off the GIL (a model run, an API call)? A search then reads what it
+    # can beside it (retrieve/search.py); an instant embedder gains nothing from the extra reads.
+    slow_queries: bool = True
 
     @abstractmethod
     def _embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..model import MemoryRecord
 from ..store.base import RankMeta
 from .query import analyze
 
@@ -72,6 +73,7 @@ class Candidates:
     expanded: set[str] = field(default_factory=set)  # joined as neighbours of strong candidates, not by a search
     # MaxSim with the query for candidates with token vectors; None when none has them (or the model has none)
     late: dict[str, float] | None = None
+    records: dict[str, MemoryRecord] = field(default_factory=dict)  # whole records read already (the keyword hits')
 
 
 def query_features(query: str) -> list[float]:

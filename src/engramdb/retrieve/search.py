@@ -39,7 +39,7 @@ from ..embed.base import Embedder
 from ..errors import ConfigError
 from ..index import late
 from ..index.vector import VectorIndex
-from ..model import SearchResult
+from ..model import MemoryRecord, SearchResult
 from ..store.base import Filters, RankMeta, Store
 from .features import Candidates, candidate_features, thread_of
 from .fuse import rrf, score_fusion
@@ -99,6 +99,18 @@ def _normal_text(text: str) -> str:
     return _normal_cached(text) if len(text) <= 2000 else _normal(text)
 
 
+@dataclass
+class _KeywordSide:
+    """What a search reads beside its query's embedding: the keyword hits, and (`Retriever._keyword_side`)
+    their rank fields and records."""
+
+    hits: list[tuple[str, float]]
+    meta: dict[str, RankMeta] = field(default_factory=dict)
+    records: dict[str, MemoryRecord] = field(default_factory=dict)
+    near_keys: set[int] = field(default_factory=set)  # keys looked up around the best hits (found or not)
+    near: dict[int, tuple[str, RankMeta]] = field(default_factory=dict)  # rank_meta_for_keys of them
+
+
 class Retriever:
     def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, config: RetrievalConfig) -> None:
         self.store = store
@@ -133,29 +145,35 @@ class Retriever:
         cfg = self.config
         n = max(cfg.candidates, limit)
         # what needs no query vector SQLite reads while the model runs: the filter's keys, the keyword hits (the
-        # latter still running while the vectors are searched, where the model is quick)
+        # latter still running while the vectors are searched, where the model is quick), and with a slow
+        # embedder what the search will want of those hits (_keyword_side)
         scope_soon = self.store.read_soon(lambda: self.vectors.scope_keys(filters))
-        bm_soon = self.store.read_soon(lambda: self.store.keyword_search(query, filters, n))
+        slow = self.embedder.slow_queries
+        bm_soon = self.store.read_soon(lambda: self._keyword_side(query, filters, n, prefetch=slow, expand=expand))
         try:
             qvec, qtok = self._embed_query(query, late=late)
             scope = scope_soon()
             hits = self.vectors.search(qvec, filters, n, scope=scope)
         finally:
-            bm = bm_soon()  # waited for even when embedding fails: the store is not left busy
+            side = bm_soon()  # waited for even when embedding fails: the store is not left busy
+        bm = side.hits
         id_of = self.store.ids_for([k for k, _ in hits])
         dense_list = [id_of[k] for k, _ in hits if k in id_of]
         dense = {id_of[k]: float(s) for k, s in hits if k in id_of}
-        # one light query for what ranking reads; whole records only for the results returned
-        meta = self.store.rank_meta(list(dict.fromkeys([*dense, *(i for i, _ in bm)])))
+        # one light query for what ranking reads (less what the keyword side read already); whole records only
+        # for the results returned. In id order, whichever read found them, so ties rank alike on every backend.
+        wanted = [i for i in dict.fromkeys([*dense, *(i for i, _ in bm)]) if i not in side.meta]
+        meta = {**side.meta, **self.store.rank_meta(wanted)} if wanted else dict(side.meta)
         if not meta:
             return None
+        meta = dict(sorted(meta.items()))
         # BM25-only candidates still get a cosine, so fusion sees both signals for all
         self._add_cosines([i for i, _ in bm if i not in dense and i in meta], meta, dense, qvec)
         ids = list(meta)
         base, signals = score_fusion(ids, dict(bm), dense, dense_weight=cfg.dense_weight)
         expanded: set[str] = set()
         if expand and cfg.expand_top > 0 and cfg.expand_window > 0:
-            extra = self._neighbours(ids, meta, base, filters)
+            extra = self._neighbours(ids, meta, base, filters, side)
             if extra:
                 meta.update(extra)
                 expanded = set(extra)
@@ -166,8 +184,29 @@ class Retriever:
             ids=ids, meta=meta, bm25=dict(bm), dense=dense,
             bm25_rank={i: r for r, (i, _) in enumerate(bm)}, dense_rank={i: r for r, i in enumerate(dense_list)},
             pool=n, fused=base, signals=signals, expanded=expanded,
-            late=self._maxsim(ids, meta, qtok, signals) if qtok is not None else None,
+            late=self._maxsim(ids, meta, qtok, signals) if qtok is not None else None, records=side.records,
         )
+
+    def _keyword_side(self, query: str, filters: Filters, n: int, *, prefetch: bool, expand: bool
+                      ) -> _KeywordSide:
+        """The keyword hits, read beside the query's embedding. With `prefetch`, also what the search would
+        otherwise read after the embedding, while a model's run leaves the other core free: the hits' rank
+        fields and records, and with `expand` the rank fields of the turns around the best of them."""
+        hits = self.store.keyword_search(query, filters, n)
+        if not prefetch or not hits:
+            return _KeywordSide(hits)
+        ids = [i for i, _ in hits]
+        meta = self.store.rank_meta(ids)
+        side = _KeywordSide(hits, meta, {r.id: r for r in self.store.get(ids)})
+        cfg = self.config
+        if expand and cfg.expand_top > 0 and cfg.expand_window > 0:
+            # the turns around the best keyword hits, which the pool's expansion most often asks for
+            have = {m.key for m in meta.values()}
+            near = {m.key + d for i in ids[: cfg.expand_top] if (m := meta.get(i)) is not None and m.session_id
+                    for d in range(-cfg.expand_window, cfg.expand_window + 1)}
+            side.near_keys = {k for k in near if k > 0 and k not in have}
+            side.near = self.store.rank_meta_for_keys(sorted(side.near_keys), filters) if side.near_keys else {}
+        return side
 
     def _embed_query(self, query: str, *, late: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The query's vector, and its token vectors when late interaction is wanted and the model has them."""
@@ -204,8 +243,8 @@ class Retriever:
             for k, s in zip(keys.tolist(), (mat @ qvec).tolist(), strict=True):
                 dense[id_by_key[k]] = float(s)
 
-    def _neighbours(self, ids: list[str], meta: dict[str, RankMeta], fused: dict[str, float], filters: Filters
-                    ) -> dict[str, RankMeta]:
+    def _neighbours(self, ids: list[str], meta: dict[str, RankMeta], fused: dict[str, float], filters: Filters,
+                    side: _KeywordSide) -> dict[str, RankMeta]:
         """Memories within `expand_window` places (write order) of the `expand_top` best candidates, in the same
         conversation thread, that pass the search's filters and are not candidates yet."""
         cfg = self.config
@@ -219,7 +258,10 @@ class Retriever:
                     threads.setdefault(m.key + d, set()).add(thread_of(m))
         if not threads:
             return {}
-        found = self.store.rank_meta_for_keys(sorted(threads), filters)  # one query: filter, ids and meta
+        wanted = sorted(threads)
+        # one query: filter, ids and meta (less what was read beside the query's embedding), in key order
+        read = self.store.rank_meta_for_keys([k for k in wanted if k not in side.near_keys], filters)
+        found = {k: got for k in wanted if (got := side.near.get(k) or read.get(k)) is not None}
         return {j: m for k, (j, m) in found.items() if thread_of(m) in threads[k]}
 
     def _search_default(self, query: str, filters: Filters, limit: int) -> list[SearchResult]:
@@ -257,7 +299,8 @@ class Retriever:
                 scores[i] = top
                 signals[i]["exact"] = 1.0
         order = sorted(ids, key=lambda i: -scores[i])[:limit]
-        records = {r.id: r for r in self.store.get(order)}
+        records = {i: pool.records[i] for i in order if i in pool.records}
+        records.update((r.id, r) for r in self.store.get([i for i in order if i not in records]))
         return [SearchResult(memory=records[i], score=scores[i], signals=signals[i]) for i in order if i in records]
 
     def _lift(
