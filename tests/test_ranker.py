@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engramdb import Memory
 from engramdb.config import MemoryConfig
 from engramdb.errors import ConfigError, ValidationError
 from engramdb.resources import make_filters
-from engramdb.retrieve.features import FEATURES, LATE_FEATURES, Candidates, candidate_features
+from engramdb.retrieve.features import FEATURES, LATE_FEATURES, Candidates, _text_form_of, candidate_features
 from engramdb.retrieve.ranker import DEFAULT_MODEL, FORMAT, TreeEnsemble, load_ranker
 from engramdb.store.base import RankMeta
 
@@ -225,6 +228,24 @@ def test_window_offset_and_text_form_features():
     assert col["distance_top3"].tolist() == [2.0, 1.0, 0.0, 0.0, 0.0]  # nearest of x, m3, m2 in the same session
     assert col["names"].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]  # 'Rex'; 'He' starts a sentence, 'I' is no name
     assert col["ends_question"].tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
+
+
+_PLAIN_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")  # the form's reading, written the plain way
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZBo .!?\n\t\u00a0\"\u201c\u201d19\u0663\u00e9_-'")) | st.characters(),
+               max_size=40))
+def test_text_form_reads_as_its_plain_regexes(text):
+    """The text form's fast scans (the capital first, a digit or a quote mark before the full patterns) count
+    exactly what the plain patterns count."""
+    words = re.findall(r"\w+", text.lower())
+    number = bool(re.search(r"\b\d+\b", text)) or bool(set(words) & set(
+        "one two three four five six seven eight nine ten twice once first second third".split()))
+    quote = bool(re.search(r"[\"\u201c][^\"\u201d]{2,}[\"\u201d]", text))
+    got = _text_form_of(text)
+    assert got[0] == float(len(_PLAIN_NAME.findall(text)))
+    assert got[1] == float(number) and got[3] == float(quote)
 
 
 def test_pool_gains_the_neighbours_of_strong_candidates_within_filters(fake_mem):

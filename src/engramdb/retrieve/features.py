@@ -46,7 +46,9 @@ FEATURES: tuple[str, ...] = (
 LATE_FEATURES: tuple[str, ...] = ("late_maxsim", "late_neighbour", "late_best", "late_z")
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 # what a turn holds, for answer-type cues (a "what city" answer names something, a "when" answer dates it)
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")  # a capitalised word that does not start a sentence
+# a capitalised word that does not start a sentence (the look-behinds after the capital: tried only there)
+_NAME = re.compile(r"\b[A-Z](?<!^[A-Z])(?<![.!?]\s[A-Z])[a-z]+")
+_DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"\w+")
 _DIGITS = re.compile(r"\b\d+\b")
 _NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten twice once first second third".split())
@@ -240,9 +242,12 @@ def _text_form_of(text: str) -> tuple[float, ...]:
     """Names, a number, time words, a quoted title, ends with '?' (one lower-case word pass; case-blind regexes
     cost ten times more)."""
     words = _WORD.findall(text.lower())
-    number = bool(_DIGITS.search(text)) or not _NUMBER_WORDS.isdisjoint(words)
+    # the cheap scans first: most turns hold no digit and no quote mark
+    number = (_DIGIT.search(text) is not None and _DIGITS.search(text) is not None) \
+        or not _NUMBER_WORDS.isdisjoint(words)
+    quote = ('"' in text or "\u201c" in text) and _QUOTE.search(text) is not None
     return (float(len(_NAME.findall(text))), float(number), float(sum(map(_TIME_WORDS.__contains__, words))),
-            float(bool(_QUOTE.search(text))), float(text.rstrip().endswith("?")))
+            float(quote), float(text.rstrip().endswith("?")))
 
 
 _text_form_cached = lru_cache(maxsize=32768)(_text_form_of)

@@ -1011,10 +1011,12 @@ class SQLiteStore(Store):
         from the user's range only; document frequencies come from a cache (_idf) and the totals from FTS5's
         own records: the same scores, at a cost that follows the user's rows, not the store's. None when the
         range holds more than SCOPED_EXACT_MAX matching rows (bm25() in the index then ranks them)."""
-        # One statement: the candidates, each with its text's matched tokens marked (\ue000 ... \ue001).
+        # One statement: the candidates, each with its text's matched tokens marked (\ue000 ... \ue001) and its
+        # length (FTS5's docsize record, as _doc_lens reads it)
         rows = self._q(
-            "SELECT m.fts_key, m.id, highlight(memories_fts, 0, char(57344), char(57345)) FROM memories_fts"
+            "SELECT m.fts_key, m.id, highlight(memories_fts, 0, char(57344), char(57345)), d.sz FROM memories_fts"
             " CROSS JOIN memories m ON m.fts_key = memories_fts.rowid"
+            " CROSS JOIN memories_fts_docsize d ON d.id = memories_fts.rowid"
             f" WHERE memories_fts MATCH ? AND memories_fts.rowid BETWEEN ? AND ?{where} LIMIT ?",
             [" OR ".join(phrases), *span, *params, SCOPED_EXACT_MAX + 1],
         )
@@ -1027,7 +1029,7 @@ class SQLiteStore(Store):
         n_rows, avgdl = totals
         version = self.data_version()
         scores = dict.fromkeys(ids, 0.0)
-        lens = self._doc_lens(list(ids))
+        lens = {int(r[0]): _varints(bytes(r[3]), 1)[0] for r in rows}
         for phrase, per_row in zip(phrases, counts, strict=True):
             if not per_row:
                 continue
