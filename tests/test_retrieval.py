@@ -225,6 +225,7 @@ def test_a_slow_embedders_search_reads_the_keyword_hits_records_beside_the_model
                 (sum(n for w, n in near if not w), sum(n for w, n in near if w)))
 
     plain, (plain_main, plain_worker), (plain_near_main, plain_near_worker) = run()
+    assert store._reader is None  # an instant embedder: every read in line, the worker's connection never opened
     monkeypatch.setattr(emb, "slow_queries", True, raising=False)
     slow, (slow_main, slow_worker), (slow_near_main, slow_near_worker) = run()
     assert slow == plain

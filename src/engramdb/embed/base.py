@@ -27,7 +27,7 @@ class Embedder(ABC):
     calls: int = 0  # model invocations, so tests can check that adds are batched
     has_tokens: bool = False  # can `embed_tokens` give token vectors (late interaction, index/late.py)?
     # Does a query's embedding take long, off the GIL (a model run, an API call)? A search then reads what it
-    # can beside it (retrieve/search.py); an instant embedder gains nothing from the extra reads.
+    # can beside it on a worker thread (retrieve/search.py); beside an instant one, it reads in line.
     slow_queries: bool = True
 
     @abstractmethod
