@@ -164,6 +164,11 @@ def test_bench_scale_and_ann_run_tiny(cli):
     assert len(row["rounds"]) == len(small["rounds"]) == 2
     per = [z["scoped_p50_ms"] / a["scoped_p50_ms"] for a, z in zip(small["rounds"], row["rounds"], strict=True)]
     assert f"is {sum(per) / 2:.2f}x the 500 figure of the same run (the median of 2 rounds" in r.stdout
+    # and the two stores open in one process, their searches taking turns: each round's own p50s and ratio
+    (it,) = rep["interleaved"]
+    assert (it["backend"], it["small"], it["large"], len(it["rounds"])) == ("sqlite", 500, 1000, 2)
+    assert all(x["ratio"] == x["large_p50_ms"] / x["small_p50_ms"] and x["small_p50_ms"] > 0 for x in it["rounds"])
+    assert f"taking turns query by query: {sum(x['ratio'] for x in it['rounds']) / 2:.2f}x" in r.stdout
     assert run("bench", "scale", "--rounds", "0", ok=False).exit_code == 2
     r = run("bench", "ann", "--n", "1000", "--queries", "10", "--libraries", "numpy,usearch-i8", "--out", str(out))
     assert "usearch-i8" in r.stdout and "| 1,000 |" in r.stdout

@@ -36,7 +36,8 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -408,29 +409,16 @@ def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int, rou
     """One store, in a fresh process (so RSS is this size's alone): open, load, warm, then time scoped and
     unscoped `Memory.search` (limit 10) and read RSS after them. `round_no`: each round draws its own queries
     and users (so a large store pays its first reads of a user's pages every round)."""
-    from ..api.memory import Memory
     from ..embed import HashingEmbedder
 
     rss0 = _rss_mb()
     embedder = HashingEmbedder(384)
-    plan = sessions(n, seed) if n <= REPLICATE_BASE else sessions(REPLICATE_BASE, seed)
-    users = sorted({s["user_id"] for s in plan})
+    qtexts, scoped_users = _queries(n, target, n_queries, seed, round_no)
     copies = max(1, n // REPLICATE_BASE) if "replicated" in target else 1
-    rng = random.Random(seed + 7 + 1000 * round_no)
-    qtexts = synthetic_texts(n_queries, seed + 99 + 1000 * round_no)
-    scoped_users = []
-    for _ in range(n_queries):
-        copy = rng.randrange(copies)
-        scoped_users.append(rng.choice(users) + (f"~{copy}" if copy else ""))
     row: dict[str, Any] = {"backend": backend, "n": n, "embedder": embedder.name, "replicated": copies > 1}
     t0 = time.perf_counter()
-    kw: dict[str, Any] = {"url": target} if backend == "postgres" else {}
-    with Memory(None if kw else target, embedder=embedder, **kw) as mem:
+    with _opened(backend, target, embedder) as mem:
         vec = mem.vectors
-        if backend == "sqlite":  # PostgreSQL searches vectors in the database (pgvector): no index to load
-            vec.refresh()
-            if len(vec) > vec.exact_max:
-                vec.build_ann()  # loads the persisted graph, or builds and saves it once
         row["open_s"] = time.perf_counter() - t0
         row["paged_vectors"] = bool(getattr(vec, "paged", False))
         mem.search(qtexts[0], user_id=scoped_users[0], limit=10)  # warm caches outside the timings
@@ -455,6 +443,64 @@ def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int, rou
         row["bytes_on_disk"] - parts.get("token vectors", 0)
     ) / max(1, row["memories"])
     return row
+
+
+def _queries(n: int, target: str, n_queries: int, seed: int, round_no: int) -> tuple[list[str], list[str]]:
+    """A round's query texts and, for each, the user its scoped search is for (a random user of the store)."""
+    plan = sessions(n, seed) if n <= REPLICATE_BASE else sessions(REPLICATE_BASE, seed)
+    users = sorted({s["user_id"] for s in plan})
+    copies = max(1, n // REPLICATE_BASE) if "replicated" in target else 1
+    rng = random.Random(seed + 7 + 1000 * round_no)
+    qtexts = synthetic_texts(n_queries, seed + 99 + 1000 * round_no)
+    scoped_users = []
+    for _ in range(n_queries):
+        copy = rng.randrange(copies)
+        scoped_users.append(rng.choice(users) + (f"~{copy}" if copy else ""))
+    return qtexts, scoped_users
+
+
+@contextmanager
+def _opened(backend: str, target: str, embedder: Any) -> Iterator[Any]:
+    """The store as a `Memory`, its vector index loaded (and a large one's ANN graph built or read)."""
+    from ..api.memory import Memory
+
+    kw: dict[str, Any] = {"url": target} if backend == "postgres" else {}
+    with Memory(None if kw else target, embedder=embedder, **kw) as mem:
+        vec = mem.vectors
+        if backend == "sqlite":  # PostgreSQL searches vectors in the database (pgvector): no index to load
+            vec.refresh()
+            if len(vec) > vec.exact_max:
+                vec.build_ann()  # loads the persisted graph, or builds and saves it once
+        yield mem
+
+
+def measure_interleaved(backend: str, small: tuple[str, int], large: tuple[str, int], *, n_queries: int, seed: int,
+                        rounds: int) -> dict[str, Any]:
+    """The smallest and the largest store open in one process, their scoped searches taking turns query by
+    query (each round with its own queries and users, as `measure` draws them): both sizes meet the same
+    moment of a shared machine, so their ratio moves far less than that of two processes a minute apart."""
+    from ..embed import HashingEmbedder
+
+    embedder = HashingEmbedder(384)
+    (ts, ns), (tl, nl) = small, large
+    with _opened(backend, ts, embedder) as a, _opened(backend, tl, embedder) as b:
+        for mem, target, n in ((a, ts, ns), (b, tl, nl)):  # warm each outside the timings, as `measure` does
+            q, u = _queries(n, target, 1, seed, 0)
+            mem.search(q[0], user_id=u[0], limit=10)
+        per_round = []
+        for r in range(rounds):
+            plans = [(a, *_queries(ns, ts, n_queries, seed, r)), (b, *_queries(nl, tl, n_queries, seed, r))]
+            times: list[list[float]] = [[], []]
+            for i in range(n_queries):
+                for k in (0, 1) if i % 2 == 0 else (1, 0):  # each size goes first half the time
+                    mem, qtexts, users = plans[k]
+                    t0 = time.perf_counter()
+                    mem.search(qtexts[i], user_id=users[i], limit=10)
+                    times[k].append((time.perf_counter() - t0) * 1000)
+            p_small, p_large = statistics.median(times[0]), statistics.median(times[1])
+            per_round.append({"small_p50_ms": p_small, "large_p50_ms": p_large, "ratio": p_large / p_small})
+    return {"backend": backend, "small": ns, "large": nl, "rounds": per_round,
+            "median": statistics.median(r["ratio"] for r in per_round)}
 
 
 def _cross_process_patch(mem: Any, target: str) -> float:
@@ -521,6 +567,12 @@ def _measure_in_child(backend: str, target: str, n: int, n_queries: int, seed: i
                       ) -> dict[str, Any]:
     return _in_child(f"measure({backend!r}, {target!r}, {n}, n_queries={n_queries}, seed={seed}, "
                      f"round_no={round_no})", f"measuring {backend} {n:,}")
+
+
+def _interleaved_in_child(backend: str, small: tuple[str, int], large: tuple[str, int], n_queries: int, seed: int,
+                          rounds: int) -> dict[str, Any]:
+    return _in_child(f"measure_interleaved({backend!r}, {small!r}, {large!r}, n_queries={n_queries}, seed={seed}, "
+                     f"rounds={rounds})", f"measuring {backend} {small[1]:,} and {large[1]:,} in turn")
 
 
 def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -600,6 +652,7 @@ def run(
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "engramdb", "scale")
     os.makedirs(cache_dir, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    interleaved: list[dict[str, Any]] = []
     builds: dict[int, dict[str, Any]] = {}
     server = None
     try:
@@ -632,6 +685,15 @@ def run(
                     if progress:
                         progress(stage, 1, 1)
             rows += [_combine(measured[n]) for n in sizes]
+            if len(sizes) > 1:
+                lo, hi = min(sizes), max(sizes)
+                stage = f"measure {backend} {lo:,} and {hi:,} in turn"
+                if progress:
+                    progress(stage, 0, 1)
+                interleaved.append(_interleaved_in_child(backend, (targets[lo], lo), (targets[hi], hi), n_queries,
+                                                         seed, rounds))
+                if progress:
+                    progress(stage, 1, 1)
         appends = []
         for n in sizes if append and "sqlite" in backends else []:
             if progress:
@@ -659,6 +721,7 @@ def run(
         },
         "builds": {str(k): v for k, v in builds.items()},
         "rows": rows,
+        "interleaved": interleaved,
         "append": appends,
         "minilm": minilm,
     }
@@ -749,6 +812,14 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
                 f"figure of the same run (the median of {len(ratio['per_round'])} rounds, the sizes measured in "
                 f"turn: {each})."
             )
+    for it in report.get("interleaved", []):
+        each = ", ".join(f"{r['ratio']:.2f}x ({r['small_p50_ms']:.1f} / {r['large_p50_ms']:.1f} ms)"
+                         for r in it["rounds"])
+        lines.append(
+            f"\n{it['backend']}: the {it['small']:,} and {it['large']:,} stores open in one process, their scoped "
+            f"searches taking turns query by query: {it['median']:.2f}x (the median of {len(it['rounds'])} rounds: "
+            f"{each})."
+        )
     lines.append("")
     for r in report["rows"]:
         parts = ", ".join(f"{k} {v / max(1, r['memories']):,.0f}" for k, v in sorted(r["disk_parts"].items(),
