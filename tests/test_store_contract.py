@@ -149,6 +149,12 @@ def test_filters_select_the_same_rows(store, filters, expected):
     keys = store.keys_for([r.id for r in recs])
     assert sorted(store.candidate_keys(filters).tolist()) == sorted(keys[i] for i in want)
     assert sorted(store.filter_keys(list(keys.values()), filters).tolist()) == sorted(keys[i] for i in want)
+    # the scope's vectors with its keys: in key order, as vectors_for reads them, `limit` at most
+    got, mat = store.scope_vectors(filters, limit=10)
+    assert got.tolist() == sorted(keys[i] for i in want)
+    if want:
+        assert np.array_equal(mat, store.vectors_for(got.tolist())[1])
+    assert len(store.scope_vectors(filters, limit=1)[0]) == min(1, len(want))
     assert {r.id for r in store.list(Filters(ids=[recs[3].id, recs[0].id]))} == {recs[0].id, recs[3].id}
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engramdb.bench.ann import make_queries, make_vectors
+from engramdb.index import vector as vector_mod
 from engramdb.index.vector import VectorIndex, dot_rows
 from engramdb.model import MemoryRecord
 from engramdb.store.base import Filters
@@ -90,16 +91,31 @@ def test_paths_agree_with_filters(small):
     assert [k for k, _ in post] == [store.keys_for([recs[17].id])[recs[17].id]]
 
 
-def test_scope_read_ahead_gives_the_same_hits(small):
-    """`scope_keys`, read while a query is embedded (on the store's worker), then `search(scope=)`: the same hits
-    as a search that lists the keys itself; a filter that does not narrow lists none."""
+@pytest.mark.parametrize("paged", [False, True], ids=["resident", "paged"])
+def test_scope_read_ahead_gives_the_same_hits(small, monkeypatch, paged):
+    """`scope`, read while a query is embedded (on the store's worker), then `search(scope=)`: the same hits as a
+    search that lists the keys itself; a filter that does not narrow lists none. Paged, a small scope's vectors
+    are read with its keys, in key order, and a scope past SCOPE_VECTORS_MAX lists its keys alone."""
     store, index, _, _ = small
+    if paged:
+        index.resident_max = 100
+        index._reload()
+    assert index.paged is paged
     q = make_queries(1, DIM, seed=4, data="lowrank")[0]
     f = Filters(user_id="u5")
-    scope = store.read_soon(lambda: index.scope_keys(f))()
-    assert scope is not None and set(scope.tolist()) == {int(k) for k in store.candidate_keys(f)}
+    scope = store.read_soon(lambda: index.scope(f))()
+    assert scope is not None and scope.keys.tolist() == sorted(int(k) for k in store.candidate_keys(f))
+    if paged:
+        keys, mat = store.vectors_for(scope.keys.tolist())
+        assert scope.vectors is not None and np.array_equal(keys, scope.keys) and np.array_equal(mat, scope.vectors)
+    else:
+        assert scope.vectors is None
     assert index.search(q, f, 10, scope=scope) == index.search(q, f, 10)
-    assert index.scope_keys(Filters()) is None
+    monkeypatch.setattr(vector_mod, "SCOPE_VECTORS_MAX", 50)  # u5 holds 200: too many to read with the keys
+    broad = index.scope(f)
+    assert broad is not None and broad.vectors is None and len(broad.keys) == 200
+    assert index.search(q, f, 10, scope=broad) == index.search(q, f, 10, scope=scope)
+    assert index.scope(Filters()) is None
 
 
 def test_ann_never_returns_deleted_or_expired(small):

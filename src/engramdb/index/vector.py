@@ -36,6 +36,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,9 +45,20 @@ from .ann import UsearchANN, remove_files
 
 EXACT_MAX = 20_000  # exact search up to this many candidates (measured crossover, docs/ann.md)
 RESIDENT_MAX = 20_000  # above this many vectors, read them from the store instead of holding a copy
+# paged: a scope of up to this many rows has its vectors read with its keys, in one statement (a broader one
+# reads its keys alone, so a filter the exact path cannot take never reads a vector)
+SCOPE_VECTORS_MAX = 2_000
 ANN_SAVE_EVERY = 5_000  # persist the graph after this many unsaved changes
 TOKEN_CACHE_BYTES = 32 << 20  # packed token vectors kept for late interaction (~4,000 turns of MiniLM)
 _BLOCK = 1024
+
+
+class Scope(NamedTuple):
+    """The keys a narrowing filter selects, read before the query vector is known (`VectorIndex.scope`); in
+    paged mode, for a small scope, their vectors too (in key order), read in the same statement."""
+
+    keys: np.ndarray
+    vectors: np.ndarray | None = None
 
 
 class VectorIndex:
@@ -192,10 +204,10 @@ class VectorIndex:
         k: int,
         *,
         force: str | None = None,
-        scope: np.ndarray | None = None,
+        scope: Scope | None = None,
     ) -> list[tuple[int, float]]:
         """Top-k (key, cosine) among memories that match `filters`. `force`: 'exact' or 'ann'. `scope`: what
-        `scope_keys` gave for these filters, read while the query was embedded (None: read here)."""
+        `scope` gave for these filters, read while the query was embedded (None: read here)."""
         if force not in (None, "exact", "ann"):
             raise ValueError("force must be None, 'exact' or 'ann'")
         query = np.asarray(query, dtype=np.float32)
@@ -214,29 +226,34 @@ class VectorIndex:
             if force == "exact" or _narrows(filters):
                 # The store narrows through its indexes; one key more than the exact path takes says a filter is
                 # too broad for it, so a broad filter never lists a million keys.
+                vectors = None
                 if force == "exact":
                     candidates = self.store.candidate_keys(filters)
                 elif scope is not None:
-                    candidates = scope
+                    candidates, vectors = scope
                 else:
                     candidates = self.store.candidate_keys(filters, limit=self.exact_max + 1)
                 if len(candidates) <= self.exact_max or force == "exact":
                     self.last_path = "exact"
-                    return self._search_exact(query, candidates, k)
+                    return self._search_exact(query, candidates, k, vectors)
                 return self._search_ann(query, filters, k)
             if n <= self.exact_max:
                 return self._search_exact_post(query, filters, k)
             return self._search_ann(query, filters, k)
 
-    def scope_keys(self, filters: Filters) -> np.ndarray | None:
+    def scope(self, filters: Filters) -> Scope | None:
         """The keys a narrowing filter selects, as `search` reads them (one more than the exact path takes says
-        the filter is too broad for it, so a broad filter never lists a million keys); None where `search` reads
-        none (a filter that does not narrow, a backend that searches itself). It needs no query: a search reads
-        it while its query is embedded (`Store.read_soon`); a memory written meanwhile is then missed, as by the
-        keyword search that runs beside it."""
+        the filter is too broad for it, so a broad filter never lists a million keys), and in paged mode a small
+        scope's vectors with them; None where `search` reads none (a filter that does not narrow, a backend that
+        searches itself). It needs no query: a search reads it while its query is embedded (`Store.read_soon`);
+        a memory written meanwhile is then missed, as by the keyword search that runs beside it."""
         if self._native or self.store.native_vector_search or not _narrows(filters):
             return None
-        return self.store.candidate_keys(filters, limit=self.exact_max + 1)
+        if self._paged:
+            keys, mat = self.store.scope_vectors(filters, limit=SCOPE_VECTORS_MAX + 1)
+            if len(keys) <= SCOPE_VECTORS_MAX:
+                return Scope(keys, mat)
+        return Scope(self.store.candidate_keys(filters, limit=self.exact_max + 1))
 
     def vectors_for(self, keys: Sequence[int], *, refreshed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(keys, vectors) of those `keys` that have a vector, in key order: from the copy held in memory where
@@ -304,11 +321,13 @@ class VectorIndex:
                 self._token_bytes -= len(self._tokens.popitem(last=False)[1])
             return {k: out[k] for k in keys if k in out}
 
-    def _search_exact(self, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if self._paged:  # the candidates' own rows, from the database pages
-            keys, mat = self.store.vectors_for(candidates.tolist())
-            order = np.argsort(keys, kind="stable")  # (in key order already, from SQLite: cheap to be sure)
-            self._scope_rows.rows = (keys[order], mat[order])
+    def _search_exact(self, query: np.ndarray, candidates: np.ndarray, k: int, vectors: np.ndarray | None = None
+                      ) -> list[tuple[int, float]]:
+        if self._paged:  # the candidates' own rows, from the database pages (or read with the scope's keys)
+            keys, mat = (candidates, vectors) if vectors is not None else self.store.vectors_for(candidates.tolist())
+            order = np.argsort(keys, kind="stable")  # (in key order already: cheap to be sure)
+            keys, mat = keys[order], mat[order]
+            self._scope_rows.rows = (keys, mat)
             if not len(keys):
                 return []
             scores = dot_rows(mat, query)

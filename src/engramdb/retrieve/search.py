@@ -151,7 +151,7 @@ class Retriever:
         # latter still running while the vectors are searched, where the model is quick), and what the search
         # will want of those hits (_keyword_side)
         slow = self.embedder.slow_queries
-        scope_soon = self._soon(lambda: self.vectors.scope_keys(filters))
+        scope_soon = self._soon(lambda: self.vectors.scope(filters))
         bm_soon = self._soon(lambda: self._keyword_side(query, filters, n, prefetch=slow, expand=expand))
         try:
             qvec, qtok = self._embed_query(query, late=late)

@@ -304,6 +304,12 @@ class Store(ABC):
         """Keys (int64) of every memory that matches the filters and has a vector; with `limit`, at most that
         many (which ones is unspecified: a caller asking for one more than it can use learns there are more)."""
 
+    def scope_vectors(self, filters: Filters, *, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, vectors), in key order, of at most `limit` memories that match the filters and have a vector
+        (as `candidate_keys` with `limit`, then `vectors_for`); backends read both in one statement."""
+        keys = self.candidate_keys(filters, limit=limit)
+        return self.vectors_for(keys.tolist())
+
     @abstractmethod
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
         """The subset of `keys` whose memories match the filters."""

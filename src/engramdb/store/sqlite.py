@@ -1055,13 +1055,21 @@ class SQLiteStore(Store):
         for i, w in enumerate(wanted):
             if w:
                 by_first.setdefault(w[0], []).append((i, w))
+        # which phrases each distinct mark holds (an instance each), worked out once: the same few words are
+        # marked row after row
+        found_in: dict[str, list[int]] = {}
         for fkey, text in marked:
             for span_text in _MARKED.findall(text):
-                toks = self._tokens(span_text)
-                for at, tok in enumerate(toks):
-                    for i, w in by_first.get(tok, ()):
-                        if len(w) == 1 or toks[at : at + len(w)] == w:
-                            out[i][fkey] = out[i].get(fkey, 0) + 1
+                found = found_in.get(span_text)
+                if found is None:
+                    toks = self._tokens(span_text)
+                    found = found_in[span_text] = [
+                        i for at, tok in enumerate(toks) for i, w in by_first.get(tok, ())
+                        if len(w) == 1 or toks[at : at + len(w)] == w
+                    ]
+                for i in found:
+                    counts = out[i]
+                    counts[fkey] = counts.get(fkey, 0) + 1
         for i, w in enumerate(wanted):
             if not w:
                 rows = self._q(
@@ -1202,6 +1210,22 @@ class SQLiteStore(Store):
         cap = "" if limit is None else f" LIMIT {int(limit)}"
         rows = self._q(f"SELECT m.key FROM memories m{where}{cap}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def scope_vectors(self, filters: Filters, *, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        # one statement: the scope's rows through its index, each joined to its vector (at 1M memories ~0.25 ms
+        # less than the keys and then an IN-list of them)
+        where, params = where_clause(filters)
+        rows = self._q(f"SELECT m.key, v.vector FROM memories m JOIN vectors v ON v.key = m.key{where}"
+                       f" LIMIT {int(limit)}", params)
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if len({len(r[1]) for r in rows}) != 1:  # vectors of two widths (a reindex under way): as numpy says
+            mat = np.vstack([blob_to_vector(r[1]) for r in rows])
+        else:
+            mat = np.frombuffer(bytearray().join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        order = np.argsort(keys, kind="stable")
+        return keys[order], mat[order]
 
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
         where, params = where_clause(filters)
