@@ -482,3 +482,17 @@ def test_agent_and_session_scopes_score_as_fts5(tmp_path: Path, monkeypatch, in_
             assert [g[0] for g in got] == [w[0] for w in want], (query, filt)
             assert np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-9)
     store.close()
+
+
+def test_a_replicated_stores_queries_reach_every_copy_on_both_backends() -> None:
+    """`--build replicate`: the SQLite file and its PostgreSQL copy hold ten copies of the 100k store, each under
+    its own users; a round's scoped searches are spread over all of them on both backends."""
+    from engramdb.bench.scale import _copies, _queries
+
+    sqlite_path = "/cache/scale_1000000_seed11_replicated.db"
+    pg_url = "postgresql://localhost/db?schema=scale_1000000_seed11_rep"
+    assert _copies(1_000_000, sqlite_path) == _copies(1_000_000, pg_url) == 10
+    assert _copies(10_000, "postgresql://localhost/db?schema=scale_10000_seed11") == 1
+    _, sqlite_users = _queries(1_000_000, sqlite_path, 50, 11, 0)
+    _, pg_users = _queries(1_000_000, pg_url, 50, 11, 0)
+    assert sqlite_users == pg_users and sum("~" in u for u in pg_users) > 30  # copies 1-9 carry a ~n suffix

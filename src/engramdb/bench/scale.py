@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import statistics
 import tempfile
@@ -414,7 +415,7 @@ def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int, rou
     rss0 = _rss_mb()
     embedder = HashingEmbedder(384)
     qtexts, scoped_users = _queries(n, target, n_queries, seed, round_no)
-    copies = max(1, n // REPLICATE_BASE) if "replicated" in target else 1
+    copies = _copies(n, target)
     row: dict[str, Any] = {"backend": backend, "n": n, "embedder": embedder.name, "replicated": copies > 1}
     t0 = time.perf_counter()
     with _opened(backend, target, embedder) as mem:
@@ -449,7 +450,7 @@ def _queries(n: int, target: str, n_queries: int, seed: int, round_no: int) -> t
     """A round's query texts and, for each, the user its scoped search is for (a random user of the store)."""
     plan = sessions(n, seed) if n <= REPLICATE_BASE else sessions(REPLICATE_BASE, seed)
     users = sorted({s["user_id"] for s in plan})
-    copies = max(1, n // REPLICATE_BASE) if "replicated" in target else 1
+    copies = _copies(n, target)
     rng = random.Random(seed + 7 + 1000 * round_no)
     qtexts = synthetic_texts(n_queries, seed + 99 + 1000 * round_no)
     scoped_users = []
@@ -457,6 +458,13 @@ def _queries(n: int, target: str, n_queries: int, seed: int, round_no: int) -> t
         copy = rng.randrange(copies)
         scoped_users.append(rng.choice(users) + (f"~{copy}" if copy else ""))
     return qtexts, scoped_users
+
+
+def _copies(n: int, target: str) -> int:
+    """How many copies of the REPLICATE_BASE store `target` holds (`--build replicate`: a SQLite file named
+    `..._replicated.db`, or its PostgreSQL copy in a schema named `..._rep`), each under its own users."""
+    replicated = "replicated" in target or re.search(r"schema=\w+_rep\b", target) is not None
+    return max(1, n // REPLICATE_BASE) if replicated else 1
 
 
 @contextmanager
