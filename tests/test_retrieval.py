@@ -234,3 +234,7 @@ def test_a_slow_embedders_search_reads_the_keyword_hits_records_beside_the_model
     # the expansion's neighbours: those around the best keyword hits looked up on the worker
     assert plain_near_main > 0 and plain_near_worker == 0
     assert slow_near_worker > 0 and slow_near_main < plain_near_main
+    # a store whose reads run in line (PostgreSQL's): nothing is read ahead, it would only add statements
+    monkeypatch.setattr(type(store), "reads_beside", property(lambda self: False))
+    inline, (inline_main, inline_worker), (inline_near_main, _) = run()
+    assert inline == plain and (inline_main, inline_worker, inline_near_main) == (plain_main, 0, plain_near_main)

@@ -150,9 +150,10 @@ class Retriever:
         # what needs no query vector SQLite reads while the model runs: the filter's keys, the keyword hits (the
         # latter still running while the vectors are searched, where the model is quick), and what the search
         # will want of those hits (_keyword_side)
-        slow = self.embedder.slow_queries
+        # (prefetching only where the store's reads do run beside the model: read in line, they would only add)
+        prefetch = self.embedder.slow_queries and self.store.reads_beside
         scope_soon = self._soon(lambda: self.vectors.scope(filters))
-        bm_soon = self._soon(lambda: self._keyword_side(query, filters, n, prefetch=slow, expand=expand))
+        bm_soon = self._soon(lambda: self._keyword_side(query, filters, n, prefetch=prefetch, expand=expand))
         try:
             qvec, qtok = self._embed_query(query, late=late)
             scope = scope_soon()

@@ -459,6 +459,8 @@ class Store(ABC):
 
     # -- optional native search --------------------------------------------------
     native_vector_search = False  # True where `vector_search` answers (the in-process index then holds nothing)
+    # True where `read_soon` reads on another thread, so that what it is given runs beside the caller's work
+    reads_beside = False
 
     def vector_search(self, query: np.ndarray, filters: Filters, k: int) -> builtins.list[tuple[int, float]] | None:
         """Top-k (key, cosine) computed by the backend itself, best first; None = not supported,

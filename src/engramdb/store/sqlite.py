@@ -871,6 +871,10 @@ class SQLiteStore(Store):
         )
         return [(r[0], float(r[1])) for r in self._q(sql, [match, *span_params, *params, limit])]
 
+    @property
+    def reads_beside(self) -> bool:  # type: ignore[override]  # a property over the base's class attribute
+        return self.path != ":memory:"  # (an in-memory database has no second connection)
+
     def read_soon(self, read: Callable[[], _T]) -> Callable[[], _T]:
         """`read()` on a worker thread while the caller embeds its query (the keyword search, the keys a filter
         selects): SQLite and the model run both release the GIL, so on two free cores these reads cost a search
