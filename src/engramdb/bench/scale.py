@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -446,10 +447,15 @@ def measure(backend: str, target: str, n: int, *, n_queries: int, seed: int, rou
     return row
 
 
+@lru_cache(maxsize=4)
+def _users(n: int, seed: int) -> tuple[str, ...]:
+    """The users of the `n`-memory build (of the REPLICATE_BASE one above it), made once per process."""
+    return tuple(sorted({s["user_id"] for s in sessions(min(n, REPLICATE_BASE), seed)}))
+
+
 def _queries(n: int, target: str, n_queries: int, seed: int, round_no: int) -> tuple[list[str], list[str]]:
     """A round's query texts and, for each, the user its scoped search is for (a random user of the store)."""
-    plan = sessions(n, seed) if n <= REPLICATE_BASE else sessions(REPLICATE_BASE, seed)
-    users = sorted({s["user_id"] for s in plan})
+    users = _users(n, seed)
     copies = _copies(n, target)
     rng = random.Random(seed + 7 + 1000 * round_no)
     qtexts = synthetic_texts(n_queries, seed + 99 + 1000 * round_no)

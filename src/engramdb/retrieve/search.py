@@ -49,8 +49,8 @@ from .query import analyze
 from .ranker import load_ranker
 
 MODES = ("default", "bm25", "dense", "rrf")
-_T = TypeVar("_T")
 RANKERS = ("learned", "linear")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -149,8 +149,7 @@ class Retriever:
         n = max(cfg.candidates, limit)
         # what needs no query vector SQLite reads while the model runs: the filter's keys, the keyword hits (the
         # latter still running while the vectors are searched, where the model is quick), and what the search
-        # will want of those hits (_keyword_side)
-        # (prefetching only where the store's reads do run beside the model: read in line, they would only add)
+        # will want of those hits (_keyword_side), the last only where the store's reads do run beside the model
         prefetch = self.embedder.slow_queries and self.store.reads_beside
         scope_soon = self._soon(lambda: self.vectors.scope(filters))
         bm_soon = self._soon(lambda: self._keyword_side(query, filters, n, prefetch=prefetch, expand=expand))
