@@ -156,10 +156,14 @@ def test_ann_file_persisted_reused_rebuilt(small, tmp_path):
     assert len(loaded) == 2000 and again._ann_unsaved == 0
     assert again.search(q, Filters(), 10, force="ann") == before
 
-    # Missing: rebuilt and written again.
+    # Missing: rebuilt and written again. (A rebuilt graph is another graph: usearch inserts on several threads,
+    # so the order, and with it a borderline neighbour, can differ; the hits are the same search's otherwise.)
+    def rebuilt_like_before(hits: list[tuple[int, float]]) -> bool:
+        return hits[0] == before[0] and len({k for k, _ in hits} & {k for k, _ in before}) >= 8
+
     os.remove(path)
     fresh = VectorIndex(store, DIM, ann_path=path, model_name="m")
-    assert fresh.search(q, Filters(), 10, force="ann") == before
+    assert rebuilt_like_before(fresh.search(q, Filters(), 10, force="ann"))
     fresh.save()
     assert os.path.exists(path)
 
@@ -167,7 +171,8 @@ def test_ann_file_persisted_reused_rebuilt(small, tmp_path):
     with open(path, "wb") as fh:
         fh.write(b"garbage")
     broken = VectorIndex(store, DIM, ann_path=path, model_name="m")
-    assert broken.search(q, Filters(), 10, force="ann") == before
+    assert rebuilt_like_before(broken.search(q, Filters(), 10, force="ann"))
+    assert broken._ann is not None and len(broken._ann) == 2000  # the garbage was not loaded: a whole new graph
 
     # Another model's file: not used.
     index.build_ann()
