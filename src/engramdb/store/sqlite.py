@@ -1221,14 +1221,8 @@ class SQLiteStore(Store):
         where, params = where_clause(filters)
         rows = self._q(f"SELECT m.key, v.vector FROM memories m JOIN vectors v ON v.key = m.key{where}"
                        f" LIMIT {int(limit)}", params)
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if len({len(r[1]) for r in rows}) != 1:  # vectors of two widths (a reindex under way): as numpy says
-            mat = np.vstack([blob_to_vector(r[1]) for r in rows])
-        else:
-            mat = np.frombuffer(bytearray().join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        order = np.argsort(keys, kind="stable")
+        keys, mat = _vector_rows([r[0] for r in rows], [r[1] for r in rows])
+        order = np.argsort(keys, kind="stable")  # the scope's index order: key order, as vectors_for gives
         return keys[order], mat[order]
 
     def filter_keys(self, keys: Sequence[int], filters: Filters) -> np.ndarray:
@@ -1259,13 +1253,7 @@ class SQLiteStore(Store):
             for r in rows:
                 got_keys.append(r[0])
                 blobs.append(r[1])
-        if not blobs:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        if len({len(b) for b in blobs}) != 1:  # vectors of two widths (a reindex under way): as numpy says
-            return np.asarray(got_keys, dtype=np.int64), np.vstack([blob_to_vector(b) for b in blobs])
-        # one writable buffer, one array: a scoped search reads a few hundred rows here
-        mat = np.frombuffer(bytearray().join(blobs), dtype=np.float32).reshape(len(blobs), -1)
-        return np.asarray(got_keys, dtype=np.int64), mat
+        return _vector_rows(got_keys, blobs)
 
     def vector_keys(self, *, after_key: int = 0) -> np.ndarray:
         rows = self._q("SELECT key FROM vectors WHERE key > ? ORDER BY key", (after_key,))
@@ -1465,6 +1453,16 @@ class SQLiteStore(Store):
             self.merge_keyword_index()
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _vector_rows(keys: Sequence[int], blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Stored vectors as (keys, matrix): one writable buffer, one array (a scoped search reads a few hundred)."""
+    if not blobs:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    if len({len(b) for b in blobs}) != 1:  # vectors of two widths (a reindex under way): as numpy says
+        return np.asarray(keys, dtype=np.int64), np.vstack([blob_to_vector(b) for b in blobs])
+    mat = np.frombuffer(bytearray().join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+    return np.asarray(keys, dtype=np.int64), mat
 
 
 def user_bucket(user_id: str | None) -> int:
