@@ -256,6 +256,12 @@ def test_hnsw_index_is_built_and_used_with_filters(pg_url, monkeypatch):
         q = vecs[7]
         exact = [keys[recs[i].id] for i in u1[np.argsort(-(vecs[u1] @ q))[:10]]]
         assert [k for k, _ in store.vector_search(q, Filters(user_id="u1"), 10)] == exact  # exact path
+        # a table above the threshold, a filter below it: the filter's rows are counted, and searched exactly
+        monkeypatch.setattr(pgmod, "EXACT_MAX", len(u1))
+        with store._conn() as conn:
+            assert store._small(conn, " AND m.user_id = %s", ["u1"])
+            assert not store._small(conn, "", [])
+        assert [k for k, _ in store.vector_search(q, Filters(user_id="u1"), 10)] == exact
         monkeypatch.setattr(pgmod, "EXACT_MAX", 0)  # force the HNSW path
         with store._conn() as conn:
             conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the index it would use

@@ -15,7 +15,7 @@ from engramdb import Memory
 from engramdb.embed import HashingEmbedder
 from engramdb.errors import NotFoundError, StoreError
 from engramdb.model import HistoryEntry, MemoryRecord
-from engramdb.store.base import AuditEntry, Filters, Link
+from engramdb.store.base import AuditEntry, Filters, Link, Store
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -155,6 +155,12 @@ def test_filters_select_the_same_rows(store, filters, expected):
     if want:
         assert np.array_equal(mat, store.vectors_for(got.tolist())[1])
     assert len(store.scope_vectors(filters, limit=1)[0]) == min(1, len(want))
+    # what ranking reads: a backend's one light query gives what the default builds from whole records
+    ids = [r.id for r in recs]
+    assert store.rank_meta(ids) == Store.rank_meta(store, ids)
+    near = store.rank_meta_for_keys(list(keys.values()), filters)
+    assert list(near.items()) == list(Store.rank_meta_for_keys(store, list(keys.values()), filters).items())
+    assert [near[k][0] for k in near] == [i for i in sorted(want, key=keys.__getitem__)]
     assert {r.id for r in store.list(Filters(ids=[recs[3].id, recs[0].id]))} == {recs[0].id, recs[3].id}
 
 
@@ -343,6 +349,10 @@ def test_replace_keys_and_meta_versions(store):
     store.set_meta("k", "1")
     store.set_meta("k", "2")
     assert store.get_meta("k") == "2" and store.get_meta("absent") is None
+    for keys in (["k", "absent"], ["k", "data_version"]):
+        assert store.meta_values(keys) == Store.meta_values(store, keys)
+    with store.transaction():
+        assert store.meta_values(["k"]) == {"k": "2"}
 
 
 def test_transaction_is_atomic_and_reentrant(store):

@@ -44,6 +44,7 @@ from .base import (
     AuditEntry,
     Filters,
     Link,
+    RankMeta,
     Store,
     audit_where,
     with_pending_access,
@@ -194,6 +195,14 @@ def _tsquery_lexeme(lexeme: str) -> str:
 
 def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
+
+
+# what ranking reads of a row (Store.rank_meta), in RankMeta's order
+_RANK_COLS = "m.key, m.user_id, m.agent_id, m.session_id, m.speaker, m.occurred_at, m.text"
+
+
+def _rank_meta(row: Sequence[Any]) -> RankMeta:
+    return RankMeta(int(row[0]), row[1], row[2], row[3], row[4], _utc(row[5]), row[6])
 
 
 def _row_to_record(row: dict[str, Any]) -> MemoryRecord:
@@ -503,6 +512,14 @@ class PostgresStore(Store):
         else:
             rows = self._q("SELECT value FROM meta WHERE key = %s", (key,))
         return rows[0][0] if rows else None
+
+    def meta_values(self, keys: Sequence[str]) -> dict[str, str]:
+        """One query for plain keys (a search reads two); the sequences, and the model inside a write, as
+        `get_meta` reads them."""
+        special = {"data_version", "vector_epoch"}
+        if special.intersection(keys) or getattr(self._local, "conn", None) is not None:
+            return super().meta_values(keys)
+        return {r[0]: r[1] for r in self._q("SELECT key, value FROM meta WHERE key = ANY(%s)", (list(keys),))}
 
     def _seq(self, name: str) -> int:
         return int(self._q(f"SELECT last_value - (NOT is_called)::int FROM {name}")[0][0])
@@ -953,10 +970,28 @@ class PostgresStore(Store):
         rows = self._q("SELECT key, id FROM memories WHERE key = ANY(%s)", ([int(k) for k in keys],))
         return {int(r[0]): r[1] for r in rows}
 
+    def rank_meta(self, ids: Sequence[str]) -> dict[str, RankMeta]:
+        if not ids:
+            return {}
+        rows = self._q(f"SELECT m.id, {_RANK_COLS} FROM memories m WHERE m.id = ANY(%s) AND m.deleted_at IS NULL",
+                       (list(ids),))
+        return {r[0]: _rank_meta(r[1:]) for r in rows}
+
+    def rank_meta_for_keys(self, keys: Sequence[int], filters: Filters) -> dict[int, tuple[str, RankMeta]]:
+        if not len(keys):
+            return {}
+        where, params = where_clause(filters)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        rows = self._q(
+            f"SELECT m.id, {_RANK_COLS} FROM memories m WHERE m.key = ANY(%s) AND m.deleted_at IS NULL{where}"
+            " ORDER BY m.key",
+            [sorted({int(k) for k in keys}), *params],
+        )
+        return {int(r[1]): (r[0], _rank_meta(r[1:])) for r in rows}
+
     # -- index support -----------------------------------------------------------
-    def _corpus_stats(self) -> tuple[int, float]:
-        """(N, average doc_len) over every row, as FTS5 counts them; cached per data version."""
-        version = self.data_version()
+    def _corpus_stats(self, version: int) -> tuple[int, float]:
+        """(N, average doc_len) over every row, as FTS5 counts them; cached per data `version`."""
         cached = self._stats_cache
         if cached is not None and (
             cached[0] == version or (cached[2] > STATS_EXACT_ROWS and time.monotonic() - cached[1] < STATS_TTL_S)
@@ -982,7 +1017,8 @@ class PostgresStore(Store):
         terms = keyword_terms(query)
         if not terms:
             return []
-        n, avgdl = self._corpus_stats()
+        version = self.data_version()  # one read for both caches below
+        n, avgdl = self._corpus_stats(version)
         if n == 0:
             return []
         rows = self._q("SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', %s)))", (" ".join(terms),))
@@ -990,7 +1026,7 @@ class PostgresStore(Store):
         if not lexemes:
             return []  # only stopwords
         consts = [_tsquery_lexeme(lx) for lx in lexemes]
-        dfs = self._dfs(lexemes, consts, n)
+        dfs = self._dfs(lexemes, consts, n, version)
         where, params = where_clause(filters)
         where = where.replace(" WHERE ", " AND ", 1) if where else ""
         # Document frequencies come from a cache (_dfs), so a query reads only the rows that match in scope: the
@@ -1029,11 +1065,10 @@ class PostgresStore(Store):
         rows = self._q(sql, [*idf_params, candidates, *params, *pool_params, max(avgdl, 1e-9), limit])
         return [(r[0], float(r[1])) for r in rows]
 
-    def _dfs(self, lexemes: Sequence[str], consts: Sequence[str], n: int) -> dict[str, int]:
+    def _dfs(self, lexemes: Sequence[str], consts: Sequence[str], n: int, version: int) -> dict[str, int]:
         """Rows holding each lexeme (BM25's document frequency), cached like the corpus stats: recounted after
         any write below STATS_EXACT_ROWS, else at most STATS_TTL_S old. Counting a common word at 1M rows
         reads most of the GIN index; a scoped query must not pay that every time."""
-        version = self.data_version()
         stamp = time.monotonic()
         if self._df_version != version and (n <= STATS_EXACT_ROWS or stamp - self._df_time > STATS_TTL_S):
             self._df.clear()
@@ -1112,13 +1147,15 @@ class PostgresStore(Store):
 
     def _small(self, conn: psycopg.Connection, where: str, params: builtins.list[Any]) -> bool:
         """True when at most EXACT_MAX memories can match: then an exact scan is cheap and exact."""
-        est = _scalar(self._ex(conn, "SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass"))
-        if est is not None and est <= EXACT_MAX:
-            return True
-        n = _scalar(self._ex(
-            conn, f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE TRUE{where} LIMIT {EXACT_MAX + 1}) s", params
-        ))
-        return int(n) <= EXACT_MAX
+        # one round trip: the table's row estimate, and only above EXACT_MAX the filter's rows (the count's
+        # subquery is evaluated only when CASE reaches it)
+        return bool(_scalar(self._ex(
+            conn,
+            f"SELECT CASE WHEN (SELECT reltuples FROM pg_class WHERE oid = 'vectors'::regclass) <= {EXACT_MAX}"
+            f" THEN TRUE ELSE (SELECT count(*) FROM (SELECT 1 FROM memories m WHERE TRUE{where}"
+            f" LIMIT {EXACT_MAX + 1}) s) <= {EXACT_MAX} END",
+            params,
+        )))
 
     def candidate_keys(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
         where, params = where_clause(filters)
