@@ -128,7 +128,12 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7, late: 
     for t, v in zip(thread.tolist(), fused.tolist(), strict=True):
         if t >= 0:
             groups.setdefault(t, []).append(v)
-    stats = {g: (float(np.mean(sorted(v, reverse=True)[:3])), max(v), len(v)) for g, v in groups.items()}
+    stats: dict[int, tuple[float, float, int]] = {}
+    for g, v in groups.items():
+        v.sort(reverse=True)
+        # the mean of the best three, added left to right as numpy adds them (the trained model saw those sums)
+        top = v[0] if len(v) == 1 else v[0] + v[1] if len(v) == 2 else v[0] + v[1] + v[2]
+        stats[g] = (top / min(len(v), 3), v[0], len(v))
     rank = {g: r for r, g in enumerate(sorted(stats, key=lambda g: -stats[g][0]))}
     table = np.zeros((int(thread.max(initial=-1)) + 2, 4))  # row t: thread t's stats; the last row: none
     table[-1, 3] = len(rank)
@@ -150,15 +155,15 @@ def candidate_features(c: Candidates, query: str, *, grace_days: int = 7, late: 
             gap = (lo - when) if when < lo else (when - hi) if when >= hi else timedelta(0)
             dist[k] = math.log1p(gap.total_seconds() / 86400)
     cols += [inside, dist, np.full(n, float(info.time is not None))]
-    cols.append(np.array([_words(meta[i].text) for i in ids]))
-    cols.append(np.array([float("?" in meta[i].text) for i in ids]))
+    text = np.array([_text_columns(meta[i].text) for i in ids], dtype=np.float64).reshape(n, 7)
+    cols += [text[:, 0], text[:, 1]]
     tail = [np.array([float(i in c.expanded) for i in ids])]
     for w in WINDOWS:  # the best of the pool's turns within w places, same thread ("none nearby" as for neighbours)
         idx = np.stack([near[d] for d in range(-w, w + 1) if d])
         has = idx >= 0
         tail += [np.where(has, arr[idx], floor).max(axis=0) for arr, floor in ((fused, 0.0), (z, -3.0), (bm, 0.0))]
     tail += _offsets(thread, keys, fused)
-    tail += [np.array(col, dtype=np.float64) for col in zip(*(_text_form(meta[i].text) for i in ids), strict=True)]
+    tail += list(text[:, 2:].T)
     X = np.hstack([np.column_stack(cols), np.tile(query_features(query), (n, 1)), np.column_stack(tail)])
     assert X.shape[1] == len(FEATURES)
     if late:
@@ -199,16 +204,14 @@ def _near(thread: np.ndarray, keys: np.ndarray, w: int) -> dict[int, np.ndarray]
     at = np.flatnonzero(has)
     order = at[np.argsort(tag[at], kind="stable")]
     sorted_tags = tag[order]
-    out = {}
-    for d in (d for d in range(-w, w + 1) if d):
-        pos = np.full(n, -1, dtype=np.int64)
-        if len(order):
-            want = tag + d
-            j = np.minimum(np.searchsorted(sorted_tags, want), len(order) - 1)
-            found = has & (sorted_tags[j] == want)
-            pos[found] = order[j[found]]
-        out[d] = pos
-    return out
+    offsets = [d for d in range(-w, w + 1) if d]
+    pos = np.full((len(offsets), n), -1, dtype=np.int64)  # row k: offset offsets[k]; one search for all of them
+    if len(order):
+        want = tag[None, :] + np.array(offsets, dtype=np.int64)[:, None]
+        j = np.minimum(np.searchsorted(sorted_tags, want), len(order) - 1)
+        found = has[None, :] & (sorted_tags[j] == want)
+        pos[found] = order[j[found]]
+    return dict(zip(offsets, pos, strict=True))
 
 
 def _offsets(thread: np.ndarray, keys: np.ndarray, fused: np.ndarray) -> list[np.ndarray]:
@@ -228,14 +231,15 @@ def _offsets(thread: np.ndarray, keys: np.ndarray, fused: np.ndarray) -> list[np
     return [off, np.where(np.isinf(dist), 20.0, dist)]
 
 
-def _words(text: str) -> float:
-    return _words_cached(text) if len(text) <= 2000 else float(len(text.split()))
-
-
-def _text_form(text: str) -> tuple[float, ...]:
+def _text_columns(text: str) -> tuple[float, ...]:
+    """The columns read from a candidate's text alone: words, holds '?', then `_text_form_of`'s."""
     # a pure function of the text, and the same memories come back search after search: cache the usual short
     # turns (bounded memory), compute long documents each time
-    return _text_form_cached(text) if len(text) <= 2000 else _text_form_of(text)
+    return _text_columns_cached(text) if len(text) <= 2000 else _text_columns_of(text)
+
+
+def _text_columns_of(text: str) -> tuple[float, ...]:
+    return (float(len(text.split())), float("?" in text), *_text_form_of(text))
 
 
 def _text_form_of(text: str) -> tuple[float, ...]:
@@ -250,5 +254,4 @@ def _text_form_of(text: str) -> tuple[float, ...]:
             float(quote), float(text.rstrip().endswith("?")))
 
 
-_text_form_cached = lru_cache(maxsize=32768)(_text_form_of)
-_words_cached = lru_cache(maxsize=32768)(lambda text: float(len(text.split())))
+_text_columns_cached = lru_cache(maxsize=32768)(_text_columns_of)
